@@ -1,0 +1,18 @@
+//! riskdesk's domain core.
+//!
+//! Architecture invariant: this crate does no I/O, holds no sqlx/axum types and never reads the
+//! clock. Callers pass time in (`as_of`) so every decision can be replayed.
+
+pub mod audit;
+pub mod cloud;
+pub mod customer;
+pub mod ids;
+pub mod lifecycle;
+pub mod role;
+pub mod values;
+
+pub use cloud::CloudInstance;
+pub use ids::{CustomerId, SubscriptionId, TenantId, TokenId};
+pub use lifecycle::{LifecycleAction, Reason, SubscriptionStatus};
+pub use role::{Permission, Role};
+pub use values::{CountryCode, DomainName, Email, Locale, Phone, TenantSlug, ValueError};

@@ -1,0 +1,79 @@
+//! Staff roles and what each may do. Handlers ask for a [`Permission`], never for a role, so
+//! adding a role never means auditing every handler.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything inside its tenant.
+    Admin,
+    /// Customers, subscriptions and lifecycle actions.
+    Analyst,
+    /// The billing side (invoices, payments, dunning); read access to customers.
+    Collections,
+    /// Read-only, including the audit log.
+    Auditor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    ReadCustomers,
+    WriteCustomers,
+    ActOnSubscriptions,
+    ReadAudit,
+    WriteBilling,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Analyst, Role::Collections, Role::Auditor];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+            Role::Collections => "collections",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn allows(self, p: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::Analyst => matches!(p, ReadCustomers | WriteCustomers | ActOnSubscriptions),
+            Role::Collections => matches!(p, ReadCustomers | WriteBilling),
+            Role::Auditor => matches!(p, ReadCustomers | ReadAudit),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn permissions_by_role() {
+        use Permission::*;
+        assert!(Role::Admin.allows(ReadAudit));
+        assert!(Role::Analyst.allows(ActOnSubscriptions));
+        assert!(!Role::Analyst.allows(ReadAudit));
+        assert!(!Role::Auditor.allows(WriteCustomers));
+        assert!(!Role::Auditor.allows(ActOnSubscriptions));
+        assert!(Role::Auditor.allows(ReadAudit));
+        assert!(!Role::Collections.allows(ActOnSubscriptions));
+        assert!(Role::Collections.allows(ReadCustomers));
+    }
+}
