@@ -16,3 +16,9 @@ pub use ids::{CustomerId, SubscriptionId, TenantId, TokenId};
 pub use lifecycle::{LifecycleAction, Reason, SubscriptionStatus};
 pub use role::{Permission, Role};
 pub use values::{CountryCode, DomainName, Email, Locale, Phone, TenantSlug, ValueError};
+
+/// Where "now" comes from. The domain never reads the system clock; the server passes a
+/// system clock, tests a fixed one.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> jiff::Timestamp;
+}

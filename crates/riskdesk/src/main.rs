@@ -1,1 +1,280 @@
-fn main() {}
+//! `riskdesk`: the server and the administration CLI in one binary.
+
+mod config;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use riskdesk_domain::audit::Actor;
+use riskdesk_domain::{Clock, Role, TenantSlug, TokenId};
+use riskdesk_server::{service, Application, SystemClock};
+use riskdesk_storage::Db;
+
+use crate::config::Settings;
+
+#[derive(Parser)]
+#[command(name = "riskdesk", version, about = "Risk control for cloud resellers")]
+struct Cli {
+    /// Configuration file (TOML). Settings: bind, database_url, sqlite_synchronous, log.
+    #[arg(long, global = true, default_value = "riskdesk.toml")]
+    config: std::path::PathBuf,
+    /// Address to listen on [env: RISKDESK_BIND] [default: 127.0.0.1:8080]
+    #[arg(long, global = true)]
+    bind: Option<String>,
+    /// Database: a SQLite file path or sqlite: URL, or postgres://… [env: RISKDESK_DATABASE_URL] [default: riskdesk.db]
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API (migrates the database and creates the default tenant on first start).
+    Serve {
+        /// Also load the demo book into the default tenant (only if it has no customers yet).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage tenants (one per reseller in an indirect provider's installation).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage staff API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        slug: String,
+        /// Display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (its only line on stdout). It is shown once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// admin, analyst, collections or auditor.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List a tenant's tokens (never their secrets).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify every tenant's hash chain. Exit 0 with the count when intact; non-zero naming the
+    /// first broken entry otherwise.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.config, cli.bind.clone(), cli.database_url.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("riskdesk: configuration error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings.log);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("riskdesk: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command, settings)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("riskdesk: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn open_db(s: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&s.database_url, &s.db_options())
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&s.database_url)))?;
+    db.migrate().await.context("cannot apply migrations")?;
+    Ok(db)
+}
+
+/// Hides a password in a database URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
+        Command::Serve { demo } => {
+            let db = open_db(&settings).await?;
+            if let Some((_, secret)) = service::ensure_default_tenant(&db, clock.now()).await? {
+                println!("Created tenant 'default'. Its admin token (shown once, keep it):");
+                println!("{secret}");
+            }
+            if demo {
+                let tenant = service::tenant_by_slug(&db, service::DEFAULT_TENANT).await?;
+                let n = riskdesk_server::demo::load(&db, tenant.tenant_id(), clock.now()).await?;
+                if n > 0 {
+                    println!("Loaded the demo book: {n} customers in tenant 'default'.");
+                } else {
+                    println!("Demo book not loaded: tenant 'default' already has customers.");
+                }
+            }
+            let app = Application::build(&settings.bind, db.clone(), clock).await?;
+            println!("riskdesk listening on http://{} (database: {})", app.local_addr(), redact(&settings.database_url));
+            app.run_until(shutdown_signal()).await?;
+            db.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let db = open_db(&settings).await?;
+            println!("migrations applied ({:?})", db.backend());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenant { command } => {
+            let db = open_db(&settings).await?;
+            service::ensure_default_tenant(&db, clock.now()).await?;
+            match command {
+                TenantCommand::Create { slug, name } => {
+                    let slug = TenantSlug::parse(&slug).map_err(|e| anyhow::anyhow!(e.0))?;
+                    let name = name.unwrap_or_else(|| slug.to_string());
+                    let mut tx = db.begin().await?;
+                    let t = service::create_tenant(&mut tx, &Actor::cli(), &slug, &name, clock.now()).await?;
+                    tx.commit().await?;
+                    println!("{}", t.slug);
+                    eprintln!("created tenant '{}' ({}); give it a token with: riskdesk token create --tenant {} --role admin", t.slug, t.id, t.slug);
+                }
+                TenantCommand::List => {
+                    for t in riskdesk_storage::tenants::list(&db).await? {
+                        println!("{}\t{}\t{}", t.slug, t.id, t.name);
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { command } => {
+            let db = open_db(&settings).await?;
+            service::ensure_default_tenant(&db, clock.now()).await?;
+            match command {
+                TokenCommand::Create { tenant, role, name } => {
+                    let role = Role::parse(&role)
+                        .ok_or_else(|| anyhow::anyhow!("role '{role}' is not one of admin, analyst, collections, auditor"))?;
+                    let tenant = service::tenant_by_slug(&db, &tenant).await?;
+                    let name = name.unwrap_or_else(|| format!("{}-token", role.as_str()));
+                    let mut tx = db.begin().await?;
+                    let (row, secret) = service::create_token(&mut tx, tenant.tenant_id(), &Actor::cli(), &name, role, clock.now()).await?;
+                    tx.commit().await?;
+                    eprintln!("created token {} '{}' ({}) in tenant '{}'", row.id, row.name, row.role, tenant.slug);
+                    println!("{secret}");
+                }
+                TokenCommand::List { tenant } => {
+                    let tenant = service::tenant_by_slug(&db, &tenant).await?;
+                    for t in riskdesk_storage::tokens::list(&db, tenant.tenant_id()).await? {
+                        let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                        println!("{}\t{}\t{}\t{}", t.id, t.name, t.role, state);
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    let id: TokenId = id.parse().map_err(|_| anyhow::anyhow!("'{id}' is not a token id (see riskdesk token list)"))?;
+                    let mut tx = db.begin().await?;
+                    service::revoke_token(&mut tx, &Actor::cli(), id, clock.now()).await?;
+                    tx.commit().await?;
+                    eprintln!("revoked token {id}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Verify } => {
+            let db = open_db(&settings).await?;
+            let mut total = 0;
+            let mut broken = false;
+            for v in riskdesk_storage::audit::verify_all(&db).await? {
+                match v.result {
+                    Ok(n) => {
+                        total += n;
+                        println!("tenant {}: {n} entries, chain intact", v.slug);
+                    }
+                    Err(e) => {
+                        broken = true;
+                        println!("tenant {}: BROKEN at entry {}: {}", v.slug, e.seq, e.why);
+                    }
+                }
+            }
+            if broken {
+                eprintln!("audit verification FAILED");
+                Ok(ExitCode::from(1))
+            } else {
+                println!("{total} audit entries verified");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,1 +1,134 @@
+//! riskdesk's HTTP API (axum). Only this crate knows HTTP and JSON: requests are parsed into
+//! domain values at the edge (`extract`, `dto`), errors leave as problem+json (`error`), and
+//! the work is done by `service` inside a storage unit of work.
 
+pub mod demo;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod idem;
+pub mod metrics;
+pub mod routes;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use riskdesk_domain::Clock;
+use riskdesk_storage::Db;
+use tokio::net::TcpListener;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The real clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub openapi_json: Arc<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "riskdesk", description = "Risk control for cloud resellers: customers, subscriptions, lifecycle actions, audit."),
+    modifiers(&BearerAuth),
+    components(schemas(error::Problem, error::FieldError)),
+    tags(
+        (name = "customers", description = "The partner's customers"),
+        (name = "subscriptions", description = "Subscriptions and their lifecycle: suspend, disable access, reactivate, cancel"),
+        (name = "audit", description = "The tamper-evident audit log"),
+        (name = "operations", description = "Health, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A staff token from `riskdesk token create`")).build()),
+        );
+    }
+}
+
+/// The API's routes and their OpenAPI description, from one list so they cannot drift apart.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::health::metrics))
+        .routes(routes!(routes::health::openapi))
+        .routes(routes!(routes::health::me))
+        .routes(routes!(routes::customers::create_customer, routes::customers::list_customers))
+        .routes(routes!(routes::customers::get_customer, routes::customers::patch_customer))
+        .routes(routes!(routes::subscriptions::create_subscription, routes::subscriptions::list_subscriptions))
+        .routes(routes!(routes::subscriptions::get_subscription))
+        .routes(routes!(routes::subscriptions::act))
+        .routes(routes!(routes::audit::list_audit))
+        .split_for_parts()
+}
+
+/// The OpenAPI document as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+pub fn router(db: Db, clock: Arc<dyn Clock>) -> Router {
+    metrics::init();
+    let (router, doc) = api();
+    let openapi_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
+    let state = AppState { db, clock, openapi_json };
+    router
+        .fallback(|uri: axum::http::Uri| async move { ApiError::RouteNotFound(format!("no route for {}", uri.path())) })
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+        })
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// A bound, ready-to-run server. Binding happens in [`Application::build`], so port 0 works
+/// and tests learn the port before serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(bind: &str, db: Db, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+        Ok(Self { listener, router: router(db, clock) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! The operations behind the API and the CLI, independent of HTTP. Each runs inside a caller's
+//! unit of work ([`Tx`]) and records its audit entry there, so a change and its audit entry
+//! commit together or not at all.
+
+use jiff::Timestamp;
+use riskdesk_domain::audit::Actor;
+use riskdesk_domain::customer::{CustomerPatch, NewCustomer};
+use riskdesk_domain::lifecycle::transition;
+use riskdesk_domain::{CloudInstance, CustomerId, LifecycleAction, Reason, Role, SubscriptionId, SubscriptionStatus, TenantId, TenantSlug, TokenId};
+use riskdesk_storage::audit::{self, snapshot, AuditDraft};
+use riskdesk_storage::customers::{self, CustomerRow};
+use riskdesk_storage::subscriptions::{self, NewSubscription, SubscriptionRow};
+use riskdesk_storage::tenants::{self, TenantRow};
+use riskdesk_storage::tokens::{self, TokenRow};
+use riskdesk_storage::{Db, StorageError, Tx};
+
+use crate::error::ApiError;
+
+pub const DEFAULT_TENANT: &str = "default";
+
+pub async fn create_customer(tx: &mut Tx, tenant: TenantId, actor: &Actor, c: &NewCustomer, now: Timestamp) -> Result<CustomerRow, ApiError> {
+    let row = customers::insert(tx, tenant, c, now).await?;
+    audit::append(
+        tx,
+        tenant,
+        now,
+        AuditDraft {
+            actor,
+            action: "customer.create",
+            entity_type: "customer",
+            entity_id: row.id.to_string(),
+            before: None,
+            after: snapshot(&row),
+            reason: None,
+            note: None,
+        },
+    )
+    .await?;
+    Ok(row)
+}
+
+pub async fn update_customer(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    id: CustomerId,
+    patch: &CustomerPatch,
+    now: Timestamp,
+) -> Result<CustomerRow, ApiError> {
+    let (before, after) = customers::update(tx, tenant, id, patch, now).await?;
+    if before != after {
+        audit::append(
+            tx,
+            tenant,
+            now,
+            AuditDraft {
+                actor,
+                action: "customer.update",
+                entity_type: "customer",
+                entity_id: after.id.to_string(),
+                before: snapshot(&before),
+                after: snapshot(&after),
+                reason: None,
+                note: None,
+            },
+        )
+        .await?;
+    }
+    Ok(after)
+}
+
+pub struct SubscriptionInput {
+    pub offer: String,
+    pub external_id: Option<String>,
+    pub quantity: i64,
+}
+
+pub async fn create_subscription(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    customer: CustomerId,
+    s: SubscriptionInput,
+    now: Timestamp,
+) -> Result<SubscriptionRow, ApiError> {
+    // Confirms the customer exists in this tenant (another tenant's is "not found").
+    customers::get_tx(tx, tenant, customer).await?;
+    let new = NewSubscription { offer: s.offer, external_id: s.external_id, quantity: s.quantity, status: SubscriptionStatus::Active };
+    let row = subscriptions::insert(tx, tenant, customer, &new, now).await?;
+    audit::append(
+        tx,
+        tenant,
+        now,
+        AuditDraft {
+            actor,
+            action: "subscription.create",
+            entity_type: "subscription",
+            entity_id: row.id.to_string(),
+            before: None,
+            after: snapshot(&row),
+            reason: None,
+            note: None,
+        },
+    )
+    .await?;
+    Ok(row)
+}
+
+/// Applies a lifecycle action as the domain's transition table decides. A refused action
+/// returns an error before anything is written.
+pub async fn act_on_subscription(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    id: SubscriptionId,
+    action: LifecycleAction,
+    reason: Reason,
+    note: Option<&str>,
+    now: Timestamp,
+) -> Result<SubscriptionRow, ApiError> {
+    let current = subscriptions::get_with_instance_tx(tx, tenant, id).await?;
+    let instance = CloudInstance::parse(&current.cloud_instance)
+        .ok_or_else(|| ApiError::Internal(format!("customer of subscription {id} has cloud instance '{}'", current.cloud_instance)))?;
+    let target = transition(instance, current.sub.status()?, action, reason)?;
+    let after = subscriptions::set_status(tx, &current.sub, target, now).await?;
+    audit::append(
+        tx,
+        tenant,
+        now,
+        AuditDraft {
+            actor,
+            action: match action {
+                LifecycleAction::Suspend => "subscription.suspend",
+                LifecycleAction::DisableAccess => "subscription.disable_access",
+                LifecycleAction::Reactivate => "subscription.reactivate",
+                LifecycleAction::Cancel => "subscription.cancel",
+            },
+            entity_type: "subscription",
+            entity_id: id.to_string(),
+            before: snapshot(&current.sub),
+            after: snapshot(&after),
+            reason: Some(reason.as_str()),
+            note,
+        },
+    )
+    .await?;
+    Ok(after)
+}
+
+pub async fn create_tenant(tx: &mut Tx, actor: &Actor, slug: &TenantSlug, name: &str, now: Timestamp) -> Result<TenantRow, ApiError> {
+    let row = tenants::insert(tx, slug, name, now).await?;
+    audit::append(
+        tx,
+        row.tenant_id(),
+        now,
+        AuditDraft {
+            actor,
+            action: "tenant.create",
+            entity_type: "tenant",
+            entity_id: row.id.to_string(),
+            before: None,
+            after: snapshot(&row),
+            reason: None,
+            note: None,
+        },
+    )
+    .await?;
+    Ok(row)
+}
+
+pub async fn create_token(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    name: &str,
+    role: Role,
+    now: Timestamp,
+) -> Result<(TokenRow, String), ApiError> {
+    let (row, secret) = tokens::create(tx, tenant, name, role, now).await?;
+    audit::append(
+        tx,
+        tenant,
+        now,
+        AuditDraft {
+            actor,
+            action: "token.create",
+            entity_type: "token",
+            entity_id: row.id.to_string(),
+            before: None,
+            after: snapshot(&row),
+            reason: None,
+            note: None,
+        },
+    )
+    .await?;
+    Ok((row, secret))
+}
+
+pub async fn revoke_token(tx: &mut Tx, actor: &Actor, id: TokenId, now: Timestamp) -> Result<TokenRow, ApiError> {
+    let before = tokens::revoke(tx, id, now).await?;
+    if before.revoked_at.is_some() {
+        return Err(ApiError::Conflict(format!("token {id} is already revoked")));
+    }
+    let after = TokenRow { revoked_at: Some(riskdesk_storage::time::to_micros(now)), ..before.clone() };
+    audit::append(
+        tx,
+        TenantId(before.tenant_id),
+        now,
+        AuditDraft {
+            actor,
+            action: "token.revoke",
+            entity_type: "token",
+            entity_id: id.to_string(),
+            before: snapshot(&before),
+            after: snapshot(&after),
+            reason: None,
+            note: None,
+        },
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Creates the `default` tenant and its first admin token if the installation has none yet.
+/// Returns the secret only when it was just created (it is shown once).
+pub async fn ensure_default_tenant(db: &Db, now: Timestamp) -> Result<Option<(TenantRow, String)>, ApiError> {
+    let mut tx = db.begin().await?;
+    if tenants::by_slug_tx(&mut tx, DEFAULT_TENANT).await?.is_some() {
+        return Ok(None);
+    }
+    let slug = TenantSlug::parse(DEFAULT_TENANT).map_err(|e| ApiError::Internal(e.0))?;
+    let actor = Actor::system("first-start");
+    let tenant = create_tenant(&mut tx, &actor, &slug, "Default tenant", now).await?;
+    let (_, secret) = create_token(&mut tx, tenant.tenant_id(), &actor, "initial-admin", Role::Admin, now).await?;
+    tx.commit().await?;
+    Ok(Some((tenant, secret)))
+}
+
+/// Resolves a tenant slug for the CLI, with a message that lists what exists.
+pub async fn tenant_by_slug(db: &Db, slug: &str) -> Result<TenantRow, ApiError> {
+    match tenants::by_slug(db, slug).await {
+        Ok(t) => Ok(t),
+        Err(StorageError::NotFound(_)) => {
+            let known: Vec<String> = tenants::list(db).await?.into_iter().map(|t| t.slug).collect();
+            Err(ApiError::NotFound(format!("no tenant '{slug}'; tenants: {}", known.join(", "))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

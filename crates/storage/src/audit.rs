@@ -1,0 +1,217 @@
+//! The audit log: append inside the unit of work that made the change, read, and verify.
+
+use jiff::Timestamp;
+use riskdesk_domain::audit::{entry_hash, Actor, AuditContent, ChainBreak, ChainVerifier, StoredEntry};
+use riskdesk_domain::TenantId;
+use uuid::Uuid;
+
+use crate::time::to_micros;
+use crate::{Db, Result, StorageError, Tx};
+
+/// What a caller records; the chain position and hashes are filled in by [`append`].
+pub struct AuditDraft<'a> {
+    pub actor: &'a Actor,
+    pub action: &'a str,
+    pub entity_type: &'a str,
+    pub entity_id: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub reason: Option<&'a str>,
+    pub note: Option<&'a str>,
+}
+
+/// Serialises a snapshot for `before`/`after`.
+pub fn snapshot<T: serde::Serialize>(v: &T) -> Option<String> {
+    serde_json::to_string(v).ok()
+}
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct AuditRow {
+    pub tenant_id: Uuid,
+    pub seq: i64,
+    pub at: i64,
+    pub actor_kind: String,
+    pub actor_name: String,
+    pub actor_role: String,
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: String,
+    pub before_json: Option<String>,
+    pub after_json: Option<String>,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditRow {
+    fn into_stored(self) -> StoredEntry {
+        StoredEntry {
+            content: AuditContent {
+                tenant_id: self.tenant_id,
+                seq: self.seq,
+                at_micros: self.at,
+                actor: Actor { kind: self.actor_kind, name: self.actor_name, role: self.actor_role },
+                action: self.action,
+                entity_type: self.entity_type,
+                entity_id: self.entity_id,
+                before: self.before_json,
+                after: self.after_json,
+                reason: self.reason,
+                note: self.note,
+            },
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Head {
+    seq: i64,
+    hash: String,
+}
+
+/// Appends an entry to the tenant's chain. Bumping the head row first takes its row lock on
+/// PostgreSQL (SQLite's writer lock already serialises), so concurrent appenders queue instead
+/// of forking the chain. Returns the entry's seq.
+pub async fn append(tx: &mut Tx, tenant: TenantId, at: Timestamp, d: AuditDraft<'_>) -> Result<i64> {
+    let head = on_tx!(tx, |c| sqlx::query_as::<_, Head>(
+        "UPDATE audit_heads SET seq = seq + 1 WHERE tenant_id = $1 RETURNING seq, hash"
+    )
+    .bind(tenant.0)
+    .fetch_optional(&mut **c)
+    .await)?
+    .ok_or(StorageError::NotFound("tenant audit head"))?;
+    let content = AuditContent {
+        tenant_id: tenant.0,
+        seq: head.seq,
+        at_micros: to_micros(at),
+        actor: d.actor.clone(),
+        action: d.action.to_owned(),
+        entity_type: d.entity_type.to_owned(),
+        entity_id: d.entity_id,
+        before: d.before,
+        after: d.after,
+        reason: d.reason.map(str::to_owned),
+        note: d.note.map(str::to_owned),
+    };
+    let hash = entry_hash(&content, &head.hash);
+    on_tx!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO audit_log (tenant_id, seq, at, actor_kind, actor_name, actor_role, action, entity_type, entity_id, \
+             before_json, after_json, reason, note, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(tenant.0)
+        .bind(content.seq)
+        .bind(content.at_micros)
+        .bind(&content.actor.kind)
+        .bind(&content.actor.name)
+        .bind(&content.actor.role)
+        .bind(&content.action)
+        .bind(&content.entity_type)
+        .bind(&content.entity_id)
+        .bind(&content.before)
+        .bind(&content.after)
+        .bind(&content.reason)
+        .bind(&content.note)
+        .bind(&head.hash)
+        .bind(&hash)
+        .execute(&mut **c)
+        .await?;
+        sqlx::query("UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .bind(&hash)
+            .execute(&mut **c)
+            .await?;
+    });
+    Ok(content.seq)
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub entity_id: Option<String>,
+    pub entity_type: Option<String>,
+    pub action: Option<String>,
+}
+
+const SELECT: &str = "SELECT tenant_id, seq, at, actor_kind, actor_name, actor_role, action, entity_type, entity_id, \
+                      before_json, after_json, reason, note, prev_hash, hash FROM audit_log";
+
+/// One page of a tenant's entries in chain order, after `after_seq`.
+pub async fn list(db: &Db, tenant: TenantId, f: &AuditFilter, after_seq: Option<i64>, limit: u32) -> Result<Vec<AuditRow>> {
+    let sql = format!(
+        "{SELECT} WHERE tenant_id = $1 AND ($2 IS NULL OR entity_id = $2) AND ($3 IS NULL OR entity_type = $3) \
+         AND ($4 IS NULL OR action = $4) AND seq > $5 ORDER BY seq LIMIT $6"
+    );
+    Ok(on_pool!(db, |p| sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.0)
+        .bind(&f.entity_id)
+        .bind(&f.entity_type)
+        .bind(&f.action)
+        .bind(after_seq.unwrap_or(0))
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await)?)
+}
+
+/// Every entry about one entity inside a unit of work (used to return a history with a change).
+pub async fn for_entity_tx(tx: &mut Tx, tenant: TenantId, entity_id: &str) -> Result<Vec<AuditRow>> {
+    let sql = format!("{SELECT} WHERE tenant_id = $1 AND entity_id = $2 ORDER BY seq");
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.0)
+        .bind(entity_id)
+        .fetch_all(&mut **c)
+        .await)?)
+}
+
+/// The outcome of verifying one tenant's chain.
+#[derive(Debug)]
+pub struct TenantVerification {
+    pub tenant_id: Uuid,
+    pub slug: String,
+    pub result: std::result::Result<i64, ChainBreak>,
+}
+
+/// Verifies every tenant's chain, streaming entries in pages so memory stays bounded.
+pub async fn verify_all(db: &Db) -> Result<Vec<TenantVerification>> {
+    const PAGE: i64 = 10_000;
+    let tenants = crate::tenants::list(db).await?;
+    let mut out = Vec::with_capacity(tenants.len());
+    for t in tenants {
+        let head = on_pool!(db, |p| sqlx::query_as::<_, Head>("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1")
+            .bind(t.id)
+            .fetch_optional(p)
+            .await)?;
+        let mut verifier = ChainVerifier::new(t.id);
+        let mut after = 0i64;
+        let mut result = Ok(());
+        'pages: loop {
+            let sql = format!("{SELECT} WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+            let rows = on_pool!(db, |p| sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(sql))
+                .bind(t.id)
+                .bind(after)
+                .bind(PAGE)
+                .fetch_all(p)
+                .await)?;
+            let n = rows.len() as i64;
+            for r in rows {
+                after = r.seq;
+                if let Err(e) = verifier.feed(&r.into_stored()) {
+                    result = Err(e);
+                    break 'pages;
+                }
+            }
+            if n < PAGE {
+                break;
+            }
+        }
+        let result = match (result, head) {
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(ChainBreak { tenant_id: t.id, seq: 0, why: "the tenant's audit head is missing".into() }),
+            (Ok(()), Some(h)) => verifier.finish(h.seq, &h.hash),
+        };
+        out.push(TenantVerification { tenant_id: t.id, slug: t.slug, result });
+    }
+    Ok(out)
+}

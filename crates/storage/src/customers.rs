@@ -1,0 +1,196 @@
+use jiff::Timestamp;
+use riskdesk_domain::customer::{CustomerPatch, NewCustomer};
+use riskdesk_domain::{CustomerId, TenantId};
+use uuid::Uuid;
+
+use crate::time::to_micros;
+use crate::{conflict_on_unique, Db, Result, StorageError, Tx};
+
+/// A stored customer. Serialises as the audit snapshot of the customer.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct CustomerRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub domain: String,
+    pub country: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub locale: String,
+    pub cloud_instance: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const SELECT: &str = "SELECT id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, created_at, updated_at FROM customers";
+
+fn external_id_taken(ext: &Option<String>) -> impl FnOnce() -> String + '_ {
+    move || format!("external_id '{}' is already used by another customer of this tenant", ext.as_deref().unwrap_or(""))
+}
+
+pub async fn insert(tx: &mut Tx, tenant: TenantId, c: &NewCustomer, now: Timestamp) -> Result<CustomerRow> {
+    let now = to_micros(now);
+    let row = CustomerRow {
+        id: CustomerId::new().0,
+        tenant_id: tenant.0,
+        external_id: c.external_id.clone(),
+        name: c.name.clone(),
+        domain: c.domain.to_string(),
+        country: c.country.to_string(),
+        email: c.email.to_string(),
+        phone: c.phone.as_ref().map(|p| p.to_string()),
+        locale: c.locale.as_str().to_owned(),
+        cloud_instance: c.cloud_instance.as_str().to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    on_tx!(tx, |conn| sqlx::query(
+        "INSERT INTO customers (id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    )
+    .bind(row.id)
+    .bind(row.tenant_id)
+    .bind(&row.external_id)
+    .bind(&row.name)
+    .bind(&row.domain)
+    .bind(&row.country)
+    .bind(&row.email)
+    .bind(&row.phone)
+    .bind(&row.locale)
+    .bind(&row.cloud_instance)
+    .bind(row.created_at)
+    .bind(row.updated_at)
+    .execute(&mut **conn)
+    .await
+    .map(|r| r.rows_affected())
+    .map_err(|e| conflict_on_unique(e, external_id_taken(&row.external_id))))?;
+    Ok(row)
+}
+
+/// Reads a customer of `tenant`; another tenant's customer is simply not found.
+pub async fn get(db: &Db, tenant: TenantId, id: CustomerId) -> Result<CustomerRow> {
+    on_pool!(db, |p| sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2")))
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(p)
+        .await)?
+    .ok_or(StorageError::NotFound("customer"))
+}
+
+pub async fn get_tx(tx: &mut Tx, tenant: TenantId, id: CustomerId) -> Result<CustomerRow> {
+    on_tx!(tx, |c| sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2")))
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(&mut **c)
+        .await)?
+    .ok_or(StorageError::NotFound("customer"))
+}
+
+/// Filters for listing; `None` means "any".
+#[derive(Clone, Debug, Default)]
+pub struct CustomerFilter {
+    pub country: Option<String>,
+    pub cloud_instance: Option<String>,
+    pub external_id: Option<String>,
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<String>,
+}
+
+/// One page in id (creation) order, starting after `after`. Returns up to `limit` rows.
+pub async fn list(
+    db: &Db,
+    tenant: TenantId,
+    f: &CustomerFilter,
+    after: Option<CustomerId>,
+    limit: u32,
+) -> Result<Vec<CustomerRow>> {
+    // One static text for both backends: an absent filter binds NULL and matches everything.
+    let pattern = f.name_contains.as_ref().map(|s| {
+        let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let sql = format!(
+        "{SELECT} WHERE tenant_id = $1 \
+         AND ($2 IS NULL OR country = $2) \
+         AND ($3 IS NULL OR cloud_instance = $3) \
+         AND ($4 IS NULL OR external_id = $4) \
+         AND ($5 IS NULL OR LOWER(name) LIKE $5 ESCAPE '\\') \
+         AND ($6 IS NULL OR id > $6) \
+         ORDER BY id LIMIT $7"
+    );
+    Ok(on_pool!(db, |p| sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.0)
+        .bind(&f.country)
+        .bind(&f.cloud_instance)
+        .bind(&f.external_id)
+        .bind(&pattern)
+        .bind(after.map(|a| a.0))
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await)?)
+}
+
+/// Applies a patch; returns (before, after). A patch that changes nothing returns equal rows
+/// and writes nothing.
+pub async fn update(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: CustomerId,
+    patch: &CustomerPatch,
+    now: Timestamp,
+) -> Result<(CustomerRow, CustomerRow)> {
+    let before = get_tx(tx, tenant, id).await?;
+    let mut after = before.clone();
+    if let Some(v) = &patch.name {
+        after.name = v.clone();
+    }
+    if let Some(v) = &patch.domain {
+        after.domain = v.to_string();
+    }
+    if let Some(v) = &patch.country {
+        after.country = v.to_string();
+    }
+    if let Some(v) = &patch.email {
+        after.email = v.to_string();
+    }
+    if let Some(v) = &patch.phone {
+        after.phone = v.as_ref().map(|p| p.to_string());
+    }
+    if let Some(v) = &patch.locale {
+        after.locale = v.as_str().to_owned();
+    }
+    if let Some(v) = &patch.external_id {
+        after.external_id = v.clone();
+    }
+    if after == before {
+        return Ok((before, after));
+    }
+    after.updated_at = to_micros(now);
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE customers SET external_id = $3, name = $4, domain = $5, country = $6, email = $7, phone = $8, locale = $9, updated_at = $10 \
+         WHERE tenant_id = $1 AND id = $2"
+    )
+    .bind(tenant.0)
+    .bind(id.0)
+    .bind(&after.external_id)
+    .bind(&after.name)
+    .bind(&after.domain)
+    .bind(&after.country)
+    .bind(&after.email)
+    .bind(&after.phone)
+    .bind(&after.locale)
+    .bind(after.updated_at)
+    .execute(&mut **c)
+    .await
+    .map(|r| r.rows_affected())
+    .map_err(|e| conflict_on_unique(e, external_id_taken(&after.external_id))))?;
+    Ok((before, after))
+}
+
+pub async fn count(db: &Db, tenant: TenantId) -> Result<i64> {
+    Ok(on_pool!(db, |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM customers WHERE tenant_id = $1")
+        .bind(tenant.0)
+        .fetch_one(p)
+        .await)?)
+}

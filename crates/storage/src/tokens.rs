@@ -1,0 +1,123 @@
+//! Staff API tokens: 32 random bytes shown once, stored only as their SHA-256 (a fast hash is
+//! right for high-entropy secrets; a slow password hash would only cost latency).
+
+use base64::Engine as _;
+use jiff::Timestamp;
+use rand::RngCore as _;
+use riskdesk_domain::{Role, TenantId, TokenId};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::time::to_micros;
+use crate::{Db, Result, StorageError, Tx};
+
+/// Tokens start with this so they are recognisable in logs and by secret scanners.
+pub const TOKEN_PREFIX: &str = "rdk_";
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct TokenRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// An authenticated caller: what a valid bearer token stands for.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub token_id: TokenId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub role: Role,
+}
+
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Creates a token; returns its row and the secret, which is never stored or shown again.
+pub async fn create(tx: &mut Tx, tenant: TenantId, name: &str, role: Role, now: Timestamp) -> Result<(TokenRow, String)> {
+    let secret = new_secret();
+    let row = TokenRow {
+        id: TokenId::new().0,
+        tenant_id: tenant.0,
+        name: name.to_owned(),
+        role: role.as_str().to_owned(),
+        created_at: to_micros(now),
+        revoked_at: None,
+    };
+    on_tx!(tx, |c| sqlx::query(
+        "INSERT INTO api_tokens (id, tenant_id, name, role, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
+    )
+    .bind(row.id)
+    .bind(row.tenant_id)
+    .bind(&row.name)
+    .bind(&row.role)
+    .bind(hash_secret(&secret))
+    .bind(row.created_at)
+    .execute(&mut **c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok((row, secret))
+}
+
+/// Revokes a token; returns the row as it was before (for the audit entry).
+pub async fn revoke(tx: &mut Tx, id: TokenId, now: Timestamp) -> Result<TokenRow> {
+    let before = on_tx!(tx, |c| sqlx::query_as::<_, TokenRow>(
+        "SELECT id, tenant_id, name, role, created_at, revoked_at FROM api_tokens WHERE id = $1"
+    )
+    .bind(id.0)
+    .fetch_optional(&mut **c)
+    .await)?
+    .ok_or(StorageError::NotFound("token"))?;
+    on_tx!(tx, |c| sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id.0)
+        .bind(to_micros(now))
+        .execute(&mut **c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(before)
+}
+
+pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<TokenRow>> {
+    Ok(on_pool!(db, |p| sqlx::query_as::<_, TokenRow>(
+        "SELECT id, tenant_id, name, role, created_at, revoked_at FROM api_tokens WHERE tenant_id = $1 ORDER BY id"
+    )
+    .bind(tenant.0)
+    .fetch_all(p)
+    .await)?)
+}
+
+#[derive(sqlx::FromRow)]
+struct PrincipalRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    name: String,
+    role: String,
+}
+
+/// Finds the live token a bearer secret belongs to.
+pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
+    if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 128 {
+        return Ok(None);
+    }
+    let row = on_pool!(db, |p| sqlx::query_as::<_, PrincipalRow>(
+        "SELECT id, tenant_id, name, role FROM api_tokens WHERE secret_hash = $1 AND revoked_at IS NULL"
+    )
+    .bind(hash_secret(secret))
+    .fetch_optional(p)
+    .await)?;
+    row.map(|r| {
+        let role = Role::parse(&r.role).ok_or_else(|| StorageError::Corrupt(format!("token {} has role '{}'", r.id, r.role)))?;
+        Ok(Principal { token_id: TokenId(r.id), tenant_id: TenantId(r.tenant_id), name: r.name, role })
+    })
+    .transpose()
+}
