@@ -1,0 +1,109 @@
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn token_create_prints_only_the_token_and_it_works() {
+    let app = spawn_app().await;
+    let out = app.cli(&["tenant", "create", "reseller-x", "--name", "Reseller X"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = app.cli(&["token", "create", "--tenant", "reseller-x", "--role", "analyst", "--name", "alice"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let token = lines[0];
+    assert!(token.starts_with("rdk_"));
+    let me = app.get(token, "/v1/me").await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["name"], "alice");
+    assert_eq!(me.body["role"], "analyst");
+
+    let list = app.cli(&["token", "list", "--tenant", "reseller-x"]);
+    let listed = String::from_utf8(list.stdout).unwrap();
+    assert!(listed.contains("alice\tanalyst\tactive"), "{listed}");
+    assert!(!listed.contains(token), "secrets are never listed");
+
+    let bad = app.cli(&["token", "create", "--tenant", "reseller-x", "--role", "root"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not one of admin, analyst, collections, auditor"));
+    let bad = app.cli(&["token", "create", "--tenant", "nobody", "--role", "admin"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no tenant 'nobody'"));
+    let bad = app.cli(&["tenant", "create", "reseller-x"]);
+    assert!(!bad.status.success(), "a tenant slug is unique");
+}
+
+/// `riskdesk serve` on a fresh database: prints a one-time admin token, loads the demo book,
+/// and answers; a second start prints no token.
+#[tokio::test]
+async fn serve_first_start_and_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.db");
+    let start = |demo: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_riskdesk"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--database-url"]).arg(&db).arg("--config").arg(dir.path().join("none.toml"));
+        if demo {
+            cmd.arg("--demo");
+        }
+        cmd.env("RISKDESK_SQLITE_SYNCHRONOUS", "normal").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
+    };
+    let read_until_listening = |child: &mut std::process::Child| {
+        let mut lines = Vec::new();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        loop {
+            let mut l = String::new();
+            if reader.read_line(&mut l).unwrap() == 0 {
+                panic!("server exited early: {lines:?}");
+            }
+            let done = l.starts_with("riskdesk listening on ");
+            lines.push(l.trim_end().to_owned());
+            if done {
+                return lines;
+            }
+        }
+    };
+
+    let mut child = start(true);
+    let lines = read_until_listening(&mut child);
+    let token = lines.iter().find(|l| l.starts_with("rdk_")).expect("a one-time admin token").clone();
+    assert!(lines.iter().any(|l| l.contains("Loaded the demo book: 32 customers")), "{lines:?}");
+    let base = lines.last().unwrap().split_whitespace().nth(3).unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let page: serde_json::Value =
+        client.get(format!("{base}/v1/customers?limit=500")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let customers = page["items"].as_array().unwrap();
+    assert_eq!(customers.len(), 32);
+    for inst in ["global", "us_government", "germany", "china_21vianet"] {
+        assert!(customers.iter().filter(|c| c["cloud_instance"] == inst).count() >= 6, "{inst}");
+    }
+    let mut statuses = std::collections::BTreeSet::new();
+    for c in customers {
+        let subs: serde_json::Value = client
+            .get(format!("{base}/v1/customers/{}/subscriptions", c["id"].as_str().unwrap()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for s in subs["items"].as_array().unwrap() {
+            statuses.insert(s["status"].as_str().unwrap().to_owned());
+            if c["cloud_instance"] == "china_21vianet" {
+                assert_ne!(s["status"], "cancelled", "21Vianet subscriptions are never cancelled");
+            }
+        }
+    }
+    assert_eq!(statuses.into_iter().collect::<Vec<_>>(), ["active", "cancelled", "disabled", "suspended"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mut child = start(true);
+    let lines = read_until_listening(&mut child);
+    assert!(!lines.iter().any(|l| l.starts_with("rdk_")), "no second token: {lines:?}");
+    assert!(lines.iter().any(|l| l.contains("Demo book not loaded")), "{lines:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

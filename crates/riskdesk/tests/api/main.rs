@@ -1,0 +1,10 @@
+//! The API tested as a user sees it: over HTTP against a real server and database. Runs on
+//! SQLite by default and on PostgreSQL with RISKDESK_TEST_BACKEND=postgres.
+
+mod audit;
+mod auth;
+mod cli;
+mod customers;
+mod edges;
+mod helpers;
+mod subscriptions;
