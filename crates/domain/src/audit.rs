@@ -18,13 +18,25 @@ pub struct Actor {
 
 impl Actor {
     pub fn token(name: &str, role: crate::Role) -> Self {
-        Self { kind: "token".into(), name: name.into(), role: role.as_str().into() }
+        Self {
+            kind: "token".into(),
+            name: name.into(),
+            role: role.as_str().into(),
+        }
     }
     pub fn cli() -> Self {
-        Self { kind: "cli".into(), name: "riskdesk-cli".into(), role: "admin".into() }
+        Self {
+            kind: "cli".into(),
+            name: "riskdesk-cli".into(),
+            role: "admin".into(),
+        }
     }
     pub fn system(name: &str) -> Self {
-        Self { kind: "system".into(), name: name.into(), role: "system".into() }
+        Self {
+            kind: "system".into(),
+            name: name.into(),
+            role: "system".into(),
+        }
     }
 }
 
@@ -104,23 +116,40 @@ pub struct ChainVerifier {
 
 impl ChainVerifier {
     pub fn new(tenant_id: uuid::Uuid) -> Self {
-        Self { tenant_id, expected_seq: 1, prev_hash: GENESIS_HASH.to_owned() }
+        Self {
+            tenant_id,
+            expected_seq: 1,
+            prev_hash: GENESIS_HASH.to_owned(),
+        }
     }
 
     pub fn feed(&mut self, e: &StoredEntry) -> Result<(), ChainBreak> {
-        let brk = |seq: i64, why: String| ChainBreak { tenant_id: self.tenant_id, seq, why };
+        let brk = |seq: i64, why: String| ChainBreak {
+            tenant_id: self.tenant_id,
+            seq,
+            why,
+        };
         if e.content.seq != self.expected_seq {
             return Err(brk(
                 self.expected_seq,
-                format!("entry {} is missing (next stored entry is {})", self.expected_seq, e.content.seq),
+                format!(
+                    "entry {} is missing (next stored entry is {})",
+                    self.expected_seq, e.content.seq
+                ),
             ));
         }
         if e.prev_hash != self.prev_hash {
-            return Err(brk(e.content.seq, "prev_hash does not match the previous entry's hash".into()));
+            return Err(brk(
+                e.content.seq,
+                "prev_hash does not match the previous entry's hash".into(),
+            ));
         }
         let recomputed = entry_hash(&e.content, &e.prev_hash);
         if recomputed != e.hash {
-            return Err(brk(e.content.seq, "content does not match its hash (the row was altered)".into()));
+            return Err(brk(
+                e.content.seq,
+                "content does not match its hash (the row was altered)".into(),
+            ));
         }
         self.expected_seq += 1;
         self.prev_hash = e.hash.clone();
@@ -135,7 +164,9 @@ impl ChainVerifier {
             return Err(ChainBreak {
                 tenant_id: self.tenant_id,
                 seq: count + 1,
-                why: format!("chain ends at entry {count} but the tenant's head records entry {head_seq}: entries were removed"),
+                why: format!(
+                    "chain ends at entry {count} but the tenant's head records entry {head_seq}: entries were removed"
+                ),
             });
         }
         Ok(count)
@@ -165,7 +196,11 @@ mod tests {
                     note: None,
                 };
                 let hash = entry_hash(&content, &prev);
-                let e = StoredEntry { content, prev_hash: prev.clone(), hash: hash.clone() };
+                let e = StoredEntry {
+                    content,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                };
                 prev = hash;
                 e
             })
@@ -221,7 +256,11 @@ mod tests {
         let c = &chain(1)[0];
         let mut moved = c.content.clone();
         moved.before = None;
-        moved.after = Some(format!("{}{}", c.content.before.clone().unwrap(), c.content.after.clone().unwrap()));
+        moved.after = Some(format!(
+            "{}{}",
+            c.content.before.clone().unwrap(),
+            c.content.after.clone().unwrap()
+        ));
         assert_ne!(entry_hash(&moved, GENESIS_HASH), c.hash);
     }
 }

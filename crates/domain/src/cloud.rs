@@ -114,7 +114,9 @@ impl CloudInstance {
     pub fn allows(self, action: LifecycleAction) -> bool {
         match action {
             LifecycleAction::Cancel => self.profile().allows_cancel,
-            LifecycleAction::Suspend | LifecycleAction::DisableAccess | LifecycleAction::Reactivate => true,
+            LifecycleAction::Suspend
+            | LifecycleAction::DisableAccess
+            | LifecycleAction::Reactivate => true,
         }
     }
 }
@@ -126,12 +128,21 @@ mod tests {
     #[test]
     fn only_21vianet_forbids_cancel() {
         for c in CloudInstance::ALL {
-            assert_eq!(c.allows(LifecycleAction::Cancel), c != CloudInstance::China21vianet, "{c:?}");
+            assert_eq!(
+                c.allows(LifecycleAction::Cancel),
+                c != CloudInstance::China21vianet,
+                "{c:?}"
+            );
             assert!(c.allows(LifecycleAction::Suspend));
             assert!(c.allows(LifecycleAction::DisableAccess));
             assert!(c.allows(LifecycleAction::Reactivate));
             assert_eq!(CloudInstance::parse(c.as_str()), Some(c));
         }
-        assert!(CloudInstance::China21vianet.profile().rest_base.ends_with(".cn"));
+        assert!(
+            CloudInstance::China21vianet
+                .profile()
+                .rest_base
+                .ends_with(".cn")
+        );
     }
 }

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::values::{bounded_text, CountryCode, DomainName, Email, Locale, Phone, ValueError};
 use crate::CloudInstance;
+use crate::values::{CountryCode, DomainName, Email, Locale, Phone, ValueError, bounded_text};
 
 pub const NAME_MAX: usize = 200;
 pub const EXTERNAL_ID_MAX: usize = 128;
@@ -60,7 +60,9 @@ pub fn parse_note(s: &str) -> Result<String, ValueError> {
 
 pub fn parse_quantity(q: i64) -> Result<i64, ValueError> {
     if !(1..=QUANTITY_MAX).contains(&q) {
-        return Err(ValueError(format!("quantity must be between 1 and {QUANTITY_MAX}")));
+        return Err(ValueError(format!(
+            "quantity must be between 1 and {QUANTITY_MAX}"
+        )));
     }
     Ok(q)
 }

@@ -59,9 +59,15 @@ str_enum!(Reason { Investigation => "investigation", Fraud => "fraud", NonPaymen
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     #[error("reason '{}' does not fit action '{}'; allowed reasons: {}", reason.as_str(), action.as_str(), allowed_list(*action))]
-    ReasonNotValid { action: LifecycleAction, reason: Reason },
+    ReasonNotValid {
+        action: LifecycleAction,
+        reason: Reason,
+    },
     #[error("the {} does not allow '{}' (subscriptions there can be suspended or have access blocked, not cancelled)", instance.profile().display_name, action.as_str())]
-    NotAllowedOnInstance { instance: CloudInstance, action: LifecycleAction },
+    NotAllowedOnInstance {
+        instance: CloudInstance,
+        action: LifecycleAction,
+    },
     #[error("the subscription is cancelled; cancellation is final")]
     Final,
     #[error("the subscription is already {}", status.as_str())]
@@ -73,7 +79,13 @@ pub enum TransitionError {
 pub fn allowed_reasons(action: LifecycleAction) -> &'static [Reason] {
     use Reason::*;
     match action {
-        LifecycleAction::Suspend => &[Investigation, Fraud, NonPayment, AupViolation, CustomerRequest],
+        LifecycleAction::Suspend => &[
+            Investigation,
+            Fraud,
+            NonPayment,
+            AupViolation,
+            CustomerRequest,
+        ],
         LifecycleAction::DisableAccess => &[Investigation, Fraud, NonPayment, AupViolation],
         LifecycleAction::Cancel => &[Fraud, NonPayment, AupViolation, CustomerRequest],
         LifecycleAction::Reactivate => &[Resolved, CustomerRequest],
@@ -81,7 +93,11 @@ pub fn allowed_reasons(action: LifecycleAction) -> &'static [Reason] {
 }
 
 fn allowed_list(action: LifecycleAction) -> String {
-    allowed_reasons(action).iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+    allowed_reasons(action)
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The one place that decides lifecycle transitions. Checks run in this order so the answer
@@ -140,13 +156,18 @@ mod tests {
                 for &r in Reason::ALL {
                     let got = transition(CloudInstance::Global, from, a, r);
                     if !allowed_reasons(a).contains(&r) {
-                        assert!(matches!(got, Err(TransitionError::ReasonNotValid { .. })), "{from:?} {a:?} {r:?}");
+                        assert!(
+                            matches!(got, Err(TransitionError::ReasonNotValid { .. })),
+                            "{from:?} {a:?} {r:?}"
+                        );
                         continue;
                     }
                     match (expected(from, a), got) {
                         (Ok(s), Ok(g)) => assert_eq!(s, g, "{from:?} {a:?} {r:?}"),
                         (Err("final"), Err(TransitionError::Final)) => {}
-                        (Err("already"), Err(TransitionError::AlreadyInState { status })) => assert_eq!(status, from),
+                        (Err("already"), Err(TransitionError::AlreadyInState { status })) => {
+                            assert_eq!(status, from)
+                        }
                         (e, g) => panic!("{from:?} {a:?} {r:?}: expected {e:?}, got {g:?}"),
                     }
                 }
@@ -160,7 +181,10 @@ mod tests {
             for &from in S::ALL {
                 for &a in A::ALL {
                     for &r in Reason::ALL {
-                        assert_eq!(transition(inst, from, a, r), transition(CloudInstance::Global, from, a, r));
+                        assert_eq!(
+                            transition(inst, from, a, r),
+                            transition(CloudInstance::Global, from, a, r)
+                        );
                     }
                 }
             }
@@ -170,7 +194,8 @@ mod tests {
     #[test]
     fn china_21vianet_refuses_cancel_from_every_state_and_allows_the_rest() {
         for &from in S::ALL {
-            let err = transition(CloudInstance::China21vianet, from, A::Cancel, Reason::Fraud).unwrap_err();
+            let err = transition(CloudInstance::China21vianet, from, A::Cancel, Reason::Fraud)
+                .unwrap_err();
             assert!(matches!(err, TransitionError::NotAllowedOnInstance { .. }));
             assert!(err.to_string().contains("21Vianet"), "{err}");
             for a in [A::Suspend, A::DisableAccess, A::Reactivate] {
@@ -182,7 +207,12 @@ mod tests {
             }
         }
         assert_eq!(
-            transition(CloudInstance::China21vianet, S::Active, A::DisableAccess, Reason::NonPayment),
+            transition(
+                CloudInstance::China21vianet,
+                S::Active,
+                A::DisableAccess,
+                Reason::NonPayment
+            ),
             Ok(S::Disabled)
         );
     }
@@ -198,12 +228,24 @@ mod tests {
         for &r in Reason::ALL {
             assert_eq!(Reason::parse(r.as_str()), Some(r));
         }
-        assert_eq!(serde_json::to_string(&A::DisableAccess).unwrap(), "\"disable_access\"");
+        assert_eq!(
+            serde_json::to_string(&A::DisableAccess).unwrap(),
+            "\"disable_access\""
+        );
     }
 
     #[test]
     fn reason_error_lists_the_allowed_ones() {
-        let e = transition(CloudInstance::Global, S::Active, A::Reactivate, Reason::Fraud).unwrap_err();
-        assert_eq!(e.to_string(), "reason 'fraud' does not fit action 'reactivate'; allowed reasons: resolved, customer_request");
+        let e = transition(
+            CloudInstance::Global,
+            S::Active,
+            A::Reactivate,
+            Reason::Fraud,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "reason 'fraud' does not fit action 'reactivate'; allowed reasons: resolved, customer_request"
+        );
     }
 }

@@ -60,7 +60,10 @@ static COUNTRIES: LazyLock<HashMap<&'static str, CountryInfo>> = LazyLock::new(|
 
 /// Every calling code any country uses, for E.164 prefix checks.
 static DIAL_CODES: LazyLock<std::collections::HashSet<String>> = LazyLock::new(|| {
-    COUNTRIES.values().flat_map(|c| c.dial_codes.iter().cloned()).collect()
+    COUNTRIES
+        .values()
+        .flat_map(|c| c.dial_codes.iter().cloned())
+        .collect()
 });
 
 /// ISO 3166-1 alpha-2 country code, upper case, assigned in the shipped table.
@@ -72,10 +75,14 @@ impl CountryCode {
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let up = s.trim().to_ascii_uppercase();
         if up.len() != 2 || !up.bytes().all(|b| b.is_ascii_uppercase()) {
-            return err(format!("'{s}' is not an ISO 3166-1 alpha-2 country code (two letters, e.g. \"FR\")"));
+            return err(format!(
+                "'{s}' is not an ISO 3166-1 alpha-2 country code (two letters, e.g. \"FR\")"
+            ));
         }
         if !COUNTRIES.contains_key(up.as_str()) {
-            return err(format!("'{s}' is not an assigned ISO 3166-1 alpha-2 country code"));
+            return err(format!(
+                "'{s}' is not an assigned ISO 3166-1 alpha-2 country code"
+            ));
         }
         let b = up.as_bytes();
         Ok(Self([b[0], b[1]]))
@@ -147,26 +154,39 @@ impl DomainName {
             return err("domain is empty");
         }
         if !d.is_ascii() {
-            return err(format!("'{s}' has non-ASCII characters: give internationalised domains in their punycode (xn--) form"));
+            return err(format!(
+                "'{s}' has non-ASCII characters: give internationalised domains in their punycode (xn--) form"
+            ));
         }
         if d.len() > 253 {
             return err("domain is longer than 253 characters");
         }
         let labels: Vec<&str> = d.split('.').collect();
         if labels.len() < 2 {
-            return err(format!("'{s}' is not a fully qualified domain name (needs at least one dot)"));
+            return err(format!(
+                "'{s}' is not a fully qualified domain name (needs at least one dot)"
+            ));
         }
         for l in &labels {
             if l.is_empty() || l.len() > 63 {
-                return err(format!("'{s}' has an empty label or one longer than 63 characters"));
+                return err(format!(
+                    "'{s}' has an empty label or one longer than 63 characters"
+                ));
             }
-            if !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || l.starts_with('-') || l.ends_with('-') {
-                return err(format!("'{s}' has a label with characters other than letters, digits and inner hyphens"));
+            if !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                || l.starts_with('-')
+                || l.ends_with('-')
+            {
+                return err(format!(
+                    "'{s}' has a label with characters other than letters, digits and inner hyphens"
+                ));
             }
         }
         let tld = labels[labels.len() - 1];
         if !(tld.bytes().all(|b| b.is_ascii_alphabetic()) || tld.starts_with("xn--")) {
-            return err(format!("'{s}' has a top-level domain that is not alphabetic"));
+            return err(format!(
+                "'{s}' has a top-level domain that is not alphabetic"
+            ));
         }
         Ok(Self(d))
     }
@@ -191,14 +211,17 @@ impl Email {
         if local.is_empty() || local.len() > 64 {
             return err("the part of the email before '@' must be 1 to 64 characters");
         }
-        if !local.bytes().all(|b| b.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(&b))
+        if !local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(&b))
             || local.starts_with('.')
             || local.ends_with('.')
             || local.contains("..")
         {
             return err(format!("'{s}' has characters not allowed before the '@'"));
         }
-        let domain = DomainName::parse(domain).map_err(|e| ValueError(format!("email domain: {}", e.0)))?;
+        let domain =
+            DomainName::parse(domain).map_err(|e| ValueError(format!("email domain: {}", e.0)))?;
         Ok(Self(format!("{local}@{domain}")))
     }
 
@@ -217,13 +240,22 @@ impl Phone {
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let s = s.trim();
         let Some(digits) = s.strip_prefix('+') else {
-            return err(format!("'{s}' is not in E.164 form: it must start with '+' and the country calling code"));
+            return err(format!(
+                "'{s}' is not in E.164 form: it must start with '+' and the country calling code"
+            ));
         };
-        if !digits.bytes().all(|b| b.is_ascii_digit()) || !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
-            return err(format!("'{s}' is not in E.164 form: '+' then 8 to 15 digits, no spaces or punctuation"));
+        if !digits.bytes().all(|b| b.is_ascii_digit())
+            || !(8..=15).contains(&digits.len())
+            || digits.starts_with('0')
+        {
+            return err(format!(
+                "'{s}' is not in E.164 form: '+' then 8 to 15 digits, no spaces or punctuation"
+            ));
         }
         if !(1..=4).any(|n| DIAL_CODES.contains(&digits[..n])) {
-            return err(format!("'{s}' does not start with an assigned country calling code"));
+            return err(format!(
+                "'{s}' does not start with an assigned country calling code"
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -246,7 +278,13 @@ pub enum Locale {
 }
 
 impl Locale {
-    pub const ALL: [Locale; 5] = [Locale::En, Locale::ZhCn, Locale::ZhTw, Locale::FrFr, Locale::PtBr];
+    pub const ALL: [Locale; 5] = [
+        Locale::En,
+        Locale::ZhCn,
+        Locale::ZhTw,
+        Locale::FrFr,
+        Locale::PtBr,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -264,7 +302,11 @@ impl Locale {
         Locale::ALL
             .into_iter()
             .find(|l| l.as_str().eq_ignore_ascii_case(&norm))
-            .ok_or_else(|| ValueError(format!("locale '{s}' is not supported; supported: en, zh-CN, zh-TW, fr-FR, pt-BR")))
+            .ok_or_else(|| {
+                ValueError(format!(
+                    "locale '{s}' is not supported; supported: en, zh-CN, zh-TW, fr-FR, pt-BR"
+                ))
+            })
     }
 }
 
@@ -290,7 +332,8 @@ impl TenantSlug {
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let ok = !s.is_empty()
             && s.len() <= 63
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if !ok {
@@ -324,27 +367,57 @@ mod tests {
     #[test]
     fn country_codes() {
         assert_eq!(CountryCode::parse("fr").unwrap().as_str(), "FR");
-        assert_eq!(CountryCode::parse("NA").unwrap().info().unwrap().name, "Namibia");
+        assert_eq!(
+            CountryCode::parse("NA").unwrap().info().unwrap().name,
+            "Namibia"
+        );
         assert!(CountryCode::parse("XX").is_err());
         assert!(CountryCode::parse("FRA").is_err());
         assert!(CountryCode::parse("1A").is_err());
-        assert_eq!(CountryCode::parse("CN").unwrap().info().unwrap().currencies, vec!["CNY"]);
+        assert_eq!(
+            CountryCode::parse("CN").unwrap().info().unwrap().currencies,
+            vec!["CNY"]
+        );
     }
 
     #[test]
     fn domains() {
-        assert_eq!(DomainName::parse("Contoso.COM.").unwrap().as_str(), "contoso.com");
+        assert_eq!(
+            DomainName::parse("Contoso.COM.").unwrap().as_str(),
+            "contoso.com"
+        );
         assert!(DomainName::parse("xn--fiqs8s.xn--fiqs8s").is_ok());
-        for bad in ["", "localhost", "a..b", "-a.com", "a-.com", "exa mple.com", "例子.中国", "a.123"] {
+        for bad in [
+            "",
+            "localhost",
+            "a..b",
+            "-a.com",
+            "a-.com",
+            "exa mple.com",
+            "例子.中国",
+            "a.123",
+        ] {
             assert!(DomainName::parse(bad).is_err(), "{bad} accepted");
         }
     }
 
     #[test]
     fn emails() {
-        assert_eq!(Email::parse("Ops.Team+x@Contoso.com").unwrap().as_str(), "Ops.Team+x@contoso.com");
+        assert_eq!(
+            Email::parse("Ops.Team+x@Contoso.com").unwrap().as_str(),
+            "Ops.Team+x@contoso.com"
+        );
         assert_eq!(Email::parse("a@b.co").unwrap().domain(), "b.co");
-        for bad in ["", "nobody", "@x.com", "a@", "a..b@x.com", ".a@x.com", "a b@x.com", "a@localhost"] {
+        for bad in [
+            "",
+            "nobody",
+            "@x.com",
+            "a@",
+            "a..b@x.com",
+            ".a@x.com",
+            "a b@x.com",
+            "a@localhost",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
     }
@@ -354,7 +427,15 @@ mod tests {
         assert!(Phone::parse("+33142685300").is_ok());
         assert!(Phone::parse("+8613800138000").is_ok());
         assert!(Phone::parse("+12025550123").is_ok());
-        for bad in ["0142685300", "+0142685300", "+33 1 42 68 53 00", "+331", "+1234567890123456", "+", "+99912345678"] {
+        for bad in [
+            "0142685300",
+            "+0142685300",
+            "+33 1 42 68 53 00",
+            "+331",
+            "+1234567890123456",
+            "+",
+            "+99912345678",
+        ] {
             assert!(Phone::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -1,8 +1,8 @@
 //! Settings: defaults, then `riskdesk.toml`, then `RISKDESK_…` environment variables, then
 //! command-line flags (the later wins).
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use riskdesk_storage::DbOptions;
 use serde::{Deserialize, Serialize};
 
@@ -32,10 +32,19 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn load(file: &std::path::Path, bind: Option<String>, database_url: Option<String>) -> anyhow::Result<Self> {
+    pub fn load(
+        file: &std::path::Path,
+        bind: Option<String>,
+        database_url: Option<String>,
+    ) -> anyhow::Result<Self> {
         let mut fig = Figment::from(Serialized::defaults(Settings::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("RISKDESK_").only(&["bind", "database_url", "sqlite_synchronous", "log"]));
+            .merge(Env::prefixed("RISKDESK_").only(&[
+                "bind",
+                "database_url",
+                "sqlite_synchronous",
+                "log",
+            ]));
         if let Some(b) = bind {
             fig = fig.merge(("bind", b));
         }
@@ -44,12 +53,18 @@ impl Settings {
         }
         let s: Settings = fig.extract()?;
         if !matches!(s.sqlite_synchronous.as_str(), "full" | "normal") {
-            anyhow::bail!("sqlite_synchronous must be 'full' or 'normal', not '{}'", s.sqlite_synchronous);
+            anyhow::bail!(
+                "sqlite_synchronous must be 'full' or 'normal', not '{}'",
+                s.sqlite_synchronous
+            );
         }
         Ok(s)
     }
 
     pub fn db_options(&self) -> DbOptions {
-        DbOptions { sqlite_full_sync: self.sqlite_synchronous == "full", ..DbOptions::default() }
+        DbOptions {
+            sqlite_full_sync: self.sqlite_synchronous == "full",
+            ..DbOptions::default()
+        }
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use riskdesk_domain::audit::Actor;
 use riskdesk_domain::{Clock, Role, TenantSlug, TokenId};
-use riskdesk_server::{service, Application, SystemClock};
+use riskdesk_server::{Application, SystemClock, service};
 use riskdesk_storage::Db;
 
 use crate::config::Settings;
@@ -108,7 +108,10 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&settings.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("riskdesk: cannot start the runtime: {e}");
@@ -125,8 +128,12 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn open_db(s: &Settings) -> anyhow::Result<Db> {
@@ -170,7 +177,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 }
             }
             let app = Application::build(&settings.bind, db.clone(), clock).await?;
-            println!("riskdesk listening on http://{} (database: {})", app.local_addr(), redact(&settings.database_url));
+            println!(
+                "riskdesk listening on http://{} (database: {})",
+                app.local_addr(),
+                redact(&settings.database_url)
+            );
             app.run_until(shutdown_signal()).await?;
             db.close().await;
             Ok(ExitCode::SUCCESS)
@@ -188,10 +199,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                     let slug = TenantSlug::parse(&slug).map_err(|e| anyhow::anyhow!(e.0))?;
                     let name = name.unwrap_or_else(|| slug.to_string());
                     let mut tx = db.begin().await?;
-                    let t = service::create_tenant(&mut tx, &Actor::cli(), &slug, &name, clock.now()).await?;
+                    let t =
+                        service::create_tenant(&mut tx, &Actor::cli(), &slug, &name, clock.now())
+                            .await?;
                     tx.commit().await?;
                     println!("{}", t.slug);
-                    eprintln!("created tenant '{}' ({}); give it a token with: riskdesk token create --tenant {} --role admin", t.slug, t.id, t.slug);
+                    eprintln!(
+                        "created tenant '{}' ({}); give it a token with: riskdesk token create --tenant {} --role admin",
+                        t.slug, t.id, t.slug
+                    );
                 }
                 TenantCommand::List => {
                     for t in riskdesk_storage::tenants::list(&db).await? {
@@ -206,25 +222,45 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             service::ensure_default_tenant(&db, clock.now()).await?;
             match command {
                 TokenCommand::Create { tenant, role, name } => {
-                    let role = Role::parse(&role)
-                        .ok_or_else(|| anyhow::anyhow!("role '{role}' is not one of admin, analyst, collections, auditor"))?;
+                    let role = Role::parse(&role).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "role '{role}' is not one of admin, analyst, collections, auditor"
+                        )
+                    })?;
                     let tenant = service::tenant_by_slug(&db, &tenant).await?;
                     let name = name.unwrap_or_else(|| format!("{}-token", role.as_str()));
                     let mut tx = db.begin().await?;
-                    let (row, secret) = service::create_token(&mut tx, tenant.tenant_id(), &Actor::cli(), &name, role, clock.now()).await?;
+                    let (row, secret) = service::create_token(
+                        &mut tx,
+                        tenant.tenant_id(),
+                        &Actor::cli(),
+                        &name,
+                        role,
+                        clock.now(),
+                    )
+                    .await?;
                     tx.commit().await?;
-                    eprintln!("created token {} '{}' ({}) in tenant '{}'", row.id, row.name, row.role, tenant.slug);
+                    eprintln!(
+                        "created token {} '{}' ({}) in tenant '{}'",
+                        row.id, row.name, row.role, tenant.slug
+                    );
                     println!("{secret}");
                 }
                 TokenCommand::List { tenant } => {
                     let tenant = service::tenant_by_slug(&db, &tenant).await?;
                     for t in riskdesk_storage::tokens::list(&db, tenant.tenant_id()).await? {
-                        let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                        let state = if t.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
                         println!("{}\t{}\t{}\t{}", t.id, t.name, t.role, state);
                     }
                 }
                 TokenCommand::Revoke { id } => {
-                    let id: TokenId = id.parse().map_err(|_| anyhow::anyhow!("'{id}' is not a token id (see riskdesk token list)"))?;
+                    let id: TokenId = id.parse().map_err(|_| {
+                        anyhow::anyhow!("'{id}' is not a token id (see riskdesk token list)")
+                    })?;
                     let mut tx = db.begin().await?;
                     service::revoke_token(&mut tx, &Actor::cli(), id, clock.now()).await?;
                     tx.commit().await?;
@@ -233,7 +269,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { command: AuditCommand::Verify } => {
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
             let db = open_db(&settings).await?;
             let mut total = 0;
             let mut broken = false;

@@ -4,9 +4,12 @@
 
 use jiff::Timestamp;
 use riskdesk_domain::audit::Actor;
-use riskdesk_domain::lifecycle::allowed_reasons;
 use riskdesk_domain::customer::NewCustomer;
-use riskdesk_domain::{CloudInstance, CountryCode, CustomerId, DomainName, Email, LifecycleAction, Locale, Phone, Reason, SubscriptionId, TenantId};
+use riskdesk_domain::lifecycle::allowed_reasons;
+use riskdesk_domain::{
+    CloudInstance, CountryCode, CustomerId, DomainName, Email, LifecycleAction, Locale, Phone,
+    Reason, SubscriptionId, TenantId,
+};
 use riskdesk_storage::Db;
 
 use crate::error::ApiError;
@@ -21,8 +24,22 @@ struct Company {
     instance: CloudInstance,
 }
 
-const fn c(name: &'static str, domain: &'static str, country: &'static str, phone: &'static str, locale: Locale, instance: CloudInstance) -> Company {
-    Company { name, domain, country, phone, locale, instance }
+const fn c(
+    name: &'static str,
+    domain: &'static str,
+    country: &'static str,
+    phone: &'static str,
+    locale: Locale,
+    instance: CloudInstance,
+) -> Company {
+    Company {
+        name,
+        domain,
+        country,
+        phone,
+        locale,
+        instance,
+    }
 }
 
 use CloudInstance::{China21vianet as CN, Germany as DE, Global as GL, UsGovernment as US};
@@ -31,57 +48,309 @@ use Locale::{En, FrFr, PtBr, ZhCn, ZhTw};
 const BOOK: &[Company] = &[
     c("Contoso Ltd", "contoso.com", "GB", "+442071838750", En, GL),
     c("Fabrikam Inc", "fabrikam.com", "US", "+14255550100", En, GL),
-    c("Northwind Traders", "northwindtraders.com", "US", "+12065550123", En, GL),
-    c("Tailspin Toys", "tailspintoys.com", "CA", "+16135550142", En, GL),
-    c("Boulangerie Lumière", "boulangerie-lumiere.fr", "FR", "+33142685300", FrFr, GL),
-    c("Atelier Martin SARL", "ateliermartin.fr", "FR", "+33478123456", FrFr, GL),
-    c("Construtora Horizonte", "horizonte.com.br", "BR", "+551130405060", PtBr, GL),
-    c("Padaria Sol Nascente", "solnascente.com.br", "BR", "+552125550199", PtBr, GL),
-    c("Taipei Precision Co", "tpprecision.com.tw", "TW", "+886223456789", ZhTw, GL),
-    c("Alpine Ski House", "alpineskihouse.com", "CH", "+41445551234", En, GL),
-    c("Wide World Importers", "wideworldimporters.com", "AU", "+61295551234", En, GL),
-    c("Datum Corporation", "adatum.com", "SG", "+6565551234", En, GL),
-    c("City of Redmond IT", "redmond-it.us", "US", "+14255550111", En, US),
-    c("State Parks Authority", "stateparks-authority.us", "US", "+15125550144", En, US),
-    c("County Health Services", "countyhealth-services.us", "US", "+13035550188", En, US),
-    c("Federal Grants Office", "fedgrants-office.us", "US", "+12025550199", En, US),
-    c("Transit District IT", "transit-district.us", "US", "+16175550177", En, US),
-    c("Municipal Water Board", "waterboard-city.us", "US", "+17135550166", En, US),
-    c("Müller Maschinenbau GmbH", "mueller-maschinenbau.de", "DE", "+4989123456", En, DE),
-    c("Schmidt Logistik AG", "schmidt-logistik.de", "DE", "+4940987654", En, DE),
-    c("Bäckerei Hoffmann", "baeckerei-hoffmann.de", "DE", "+49301234567", En, DE),
-    c("Rheinland Energie KG", "rheinland-energie.de", "DE", "+49221555123", En, DE),
-    c("Wiener Software OG", "wiener-software.at", "AT", "+4315551234", En, DE),
-    c("Klein Architekten", "klein-architekten.de", "DE", "+49711555432", En, DE),
-    c("上海云启科技有限公司", "yunqi-tech.cn", "CN", "+862155551234", ZhCn, CN),
-    c("北京华信数据有限公司", "huaxin-data.cn", "CN", "+861055551234", ZhCn, CN),
-    c("深圳创新电子有限公司", "cx-electronics.cn", "CN", "+8675555512345", ZhCn, CN),
-    c("杭州西湖软件有限公司", "xihu-soft.cn", "CN", "+8657155512345", ZhCn, CN),
-    c("广州珠江物流有限公司", "zhujiang-logistics.cn", "CN", "+862055551234", ZhCn, CN),
-    c("成都天府游戏工作室", "tianfu-games.cn", "CN", "+862855551234", ZhCn, CN),
-    c("Sunrise Crypto Labs", "sunrise-cryptolabs.io", "PA", "+5072555123", En, GL),
-    c("QuickCloud Resell", "quickcloud-resell.net", "NG", "+2348031234567", En, GL),
+    c(
+        "Northwind Traders",
+        "northwindtraders.com",
+        "US",
+        "+12065550123",
+        En,
+        GL,
+    ),
+    c(
+        "Tailspin Toys",
+        "tailspintoys.com",
+        "CA",
+        "+16135550142",
+        En,
+        GL,
+    ),
+    c(
+        "Boulangerie Lumière",
+        "boulangerie-lumiere.fr",
+        "FR",
+        "+33142685300",
+        FrFr,
+        GL,
+    ),
+    c(
+        "Atelier Martin SARL",
+        "ateliermartin.fr",
+        "FR",
+        "+33478123456",
+        FrFr,
+        GL,
+    ),
+    c(
+        "Construtora Horizonte",
+        "horizonte.com.br",
+        "BR",
+        "+551130405060",
+        PtBr,
+        GL,
+    ),
+    c(
+        "Padaria Sol Nascente",
+        "solnascente.com.br",
+        "BR",
+        "+552125550199",
+        PtBr,
+        GL,
+    ),
+    c(
+        "Taipei Precision Co",
+        "tpprecision.com.tw",
+        "TW",
+        "+886223456789",
+        ZhTw,
+        GL,
+    ),
+    c(
+        "Alpine Ski House",
+        "alpineskihouse.com",
+        "CH",
+        "+41445551234",
+        En,
+        GL,
+    ),
+    c(
+        "Wide World Importers",
+        "wideworldimporters.com",
+        "AU",
+        "+61295551234",
+        En,
+        GL,
+    ),
+    c(
+        "Datum Corporation",
+        "adatum.com",
+        "SG",
+        "+6565551234",
+        En,
+        GL,
+    ),
+    c(
+        "City of Redmond IT",
+        "redmond-it.us",
+        "US",
+        "+14255550111",
+        En,
+        US,
+    ),
+    c(
+        "State Parks Authority",
+        "stateparks-authority.us",
+        "US",
+        "+15125550144",
+        En,
+        US,
+    ),
+    c(
+        "County Health Services",
+        "countyhealth-services.us",
+        "US",
+        "+13035550188",
+        En,
+        US,
+    ),
+    c(
+        "Federal Grants Office",
+        "fedgrants-office.us",
+        "US",
+        "+12025550199",
+        En,
+        US,
+    ),
+    c(
+        "Transit District IT",
+        "transit-district.us",
+        "US",
+        "+16175550177",
+        En,
+        US,
+    ),
+    c(
+        "Municipal Water Board",
+        "waterboard-city.us",
+        "US",
+        "+17135550166",
+        En,
+        US,
+    ),
+    c(
+        "Müller Maschinenbau GmbH",
+        "mueller-maschinenbau.de",
+        "DE",
+        "+4989123456",
+        En,
+        DE,
+    ),
+    c(
+        "Schmidt Logistik AG",
+        "schmidt-logistik.de",
+        "DE",
+        "+4940987654",
+        En,
+        DE,
+    ),
+    c(
+        "Bäckerei Hoffmann",
+        "baeckerei-hoffmann.de",
+        "DE",
+        "+49301234567",
+        En,
+        DE,
+    ),
+    c(
+        "Rheinland Energie KG",
+        "rheinland-energie.de",
+        "DE",
+        "+49221555123",
+        En,
+        DE,
+    ),
+    c(
+        "Wiener Software OG",
+        "wiener-software.at",
+        "AT",
+        "+4315551234",
+        En,
+        DE,
+    ),
+    c(
+        "Klein Architekten",
+        "klein-architekten.de",
+        "DE",
+        "+49711555432",
+        En,
+        DE,
+    ),
+    c(
+        "上海云启科技有限公司",
+        "yunqi-tech.cn",
+        "CN",
+        "+862155551234",
+        ZhCn,
+        CN,
+    ),
+    c(
+        "北京华信数据有限公司",
+        "huaxin-data.cn",
+        "CN",
+        "+861055551234",
+        ZhCn,
+        CN,
+    ),
+    c(
+        "深圳创新电子有限公司",
+        "cx-electronics.cn",
+        "CN",
+        "+8675555512345",
+        ZhCn,
+        CN,
+    ),
+    c(
+        "杭州西湖软件有限公司",
+        "xihu-soft.cn",
+        "CN",
+        "+8657155512345",
+        ZhCn,
+        CN,
+    ),
+    c(
+        "广州珠江物流有限公司",
+        "zhujiang-logistics.cn",
+        "CN",
+        "+862055551234",
+        ZhCn,
+        CN,
+    ),
+    c(
+        "成都天府游戏工作室",
+        "tianfu-games.cn",
+        "CN",
+        "+862855551234",
+        ZhCn,
+        CN,
+    ),
+    c(
+        "Sunrise Crypto Labs",
+        "sunrise-cryptolabs.io",
+        "PA",
+        "+5072555123",
+        En,
+        GL,
+    ),
+    c(
+        "QuickCloud Resell",
+        "quickcloud-resell.net",
+        "NG",
+        "+2348031234567",
+        En,
+        GL,
+    ),
 ];
 
-const OFFERS: &[&str] = &["Azure plan", "Microsoft 365 Business Premium", "Microsoft 365 E3", "Dynamics 365 Sales", "Exchange Online (Plan 1)"];
+const OFFERS: &[&str] = &[
+    "Azure plan",
+    "Microsoft 365 Business Premium",
+    "Microsoft 365 E3",
+    "Dynamics 365 Sales",
+    "Exchange Online (Plan 1)",
+];
 
 /// What happens to one demo subscription: a path through the lifecycle.
 const STORIES: &[&[(LifecycleAction, Reason, &str)]] = &[
     &[],
-    &[(LifecycleAction::Suspend, Reason::Investigation, "GPU spend jumped 40x overnight; suspended while we check with the customer")],
-    &[(LifecycleAction::DisableAccess, Reason::NonPayment, "Invoice 30 days overdue; access blocked per collections policy")],
+    &[(
+        LifecycleAction::Suspend,
+        Reason::Investigation,
+        "GPU spend jumped 40x overnight; suspended while we check with the customer",
+    )],
+    &[(
+        LifecycleAction::DisableAccess,
+        Reason::NonPayment,
+        "Invoice 30 days overdue; access blocked per collections policy",
+    )],
     &[
-        (LifecycleAction::Suspend, Reason::Investigation, "Sign-ins from an unexpected country"),
-        (LifecycleAction::Reactivate, Reason::Resolved, "Customer confirmed travelling staff; MFA enforced"),
+        (
+            LifecycleAction::Suspend,
+            Reason::Investigation,
+            "Sign-ins from an unexpected country",
+        ),
+        (
+            LifecycleAction::Reactivate,
+            Reason::Resolved,
+            "Customer confirmed travelling staff; MFA enforced",
+        ),
     ],
     &[
-        (LifecycleAction::DisableAccess, Reason::NonPayment, "Two invoices unpaid"),
-        (LifecycleAction::Reactivate, Reason::Resolved, "Paid in full by bank transfer"),
+        (
+            LifecycleAction::DisableAccess,
+            Reason::NonPayment,
+            "Two invoices unpaid",
+        ),
+        (
+            LifecycleAction::Reactivate,
+            Reason::Resolved,
+            "Paid in full by bank transfer",
+        ),
     ],
-    &[(LifecycleAction::Cancel, Reason::CustomerRequest, "Customer moved to another provider")],
+    &[(
+        LifecycleAction::Cancel,
+        Reason::CustomerRequest,
+        "Customer moved to another provider",
+    )],
     &[
-        (LifecycleAction::Suspend, Reason::AupViolation, "Provider notice: outbound spam from this subscription"),
-        (LifecycleAction::Cancel, Reason::Fraud, "Stolen card confirmed by the issuer"),
+        (
+            LifecycleAction::Suspend,
+            Reason::AupViolation,
+            "Provider notice: outbound spam from this subscription",
+        ),
+        (
+            LifecycleAction::Cancel,
+            Reason::Fraud,
+            "Stolen card confirmed by the issuer",
+        ),
     ],
 ];
 
@@ -98,8 +367,12 @@ pub async fn load(db: &Db, tenant: TenantId, now: Timestamp) -> Result<usize, Ap
             name: co.name.to_owned(),
             domain: DomainName::parse(co.domain).map_err(|e| ApiError::Internal(e.0))?,
             country: CountryCode::parse(co.country).map_err(|e| ApiError::Internal(e.0))?,
-            email: Email::parse(&format!("billing@{}", co.domain)).map_err(|e| ApiError::Internal(e.0))?,
-            phone: Some(Phone::parse(co.phone).map_err(|e| ApiError::Internal(format!("{}: {}", co.phone, e.0)))?),
+            email: Email::parse(&format!("billing@{}", co.domain))
+                .map_err(|e| ApiError::Internal(e.0))?,
+            phone: Some(
+                Phone::parse(co.phone)
+                    .map_err(|e| ApiError::Internal(format!("{}: {}", co.phone, e.0)))?,
+            ),
             locale: co.locale,
             cloud_instance: co.instance,
             external_id: Some(format!("pc-{:08x}-demo", 0x5eed_0000u32 + i as u32)),
@@ -111,22 +384,56 @@ pub async fn load(db: &Db, tenant: TenantId, now: Timestamp) -> Result<usize, Ap
                 external_id: None,
                 quantity: 1 + ((i * 7 + j * 3) % 50) as i64,
             };
-            let sub = service::create_subscription(&mut tx, tenant, &actor, CustomerId(customer.id), input, now).await?;
+            let sub = service::create_subscription(
+                &mut tx,
+                tenant,
+                &actor,
+                CustomerId(customer.id),
+                input,
+                now,
+            )
+            .await?;
             for (action, reason, note) in STORIES[(i + j * 3) % STORIES.len()] {
-                let r = service::act_on_subscription(&mut tx, tenant, &actor, SubscriptionId(sub.id), *action, *reason, Some(note), now).await;
+                let r = service::act_on_subscription(
+                    &mut tx,
+                    tenant,
+                    &actor,
+                    SubscriptionId(sub.id),
+                    *action,
+                    *reason,
+                    Some(note),
+                    now,
+                )
+                .await;
                 match r {
                     Ok(_) => {}
                     // 21Vianet customers cannot be cancelled: the demo blocks access instead (or
                     // suspends, for a customer's own request).
                     Err(ApiError::Conflict(_)) if *action == LifecycleAction::Cancel => {
-                        let fallback = if allowed_reasons(LifecycleAction::DisableAccess).contains(reason) {
-                            LifecycleAction::DisableAccess
-                        } else {
-                            LifecycleAction::Suspend
-                        };
-                        service::act_on_subscription(&mut tx, tenant, &actor, SubscriptionId(sub.id), fallback, *reason, Some(note), now)
-                            .await
-                            .or_else(|e| if matches!(e, ApiError::Conflict(_)) { Ok(sub.clone()) } else { Err(e) })?;
+                        let fallback =
+                            if allowed_reasons(LifecycleAction::DisableAccess).contains(reason) {
+                                LifecycleAction::DisableAccess
+                            } else {
+                                LifecycleAction::Suspend
+                            };
+                        service::act_on_subscription(
+                            &mut tx,
+                            tenant,
+                            &actor,
+                            SubscriptionId(sub.id),
+                            fallback,
+                            *reason,
+                            Some(note),
+                            now,
+                        )
+                        .await
+                        .or_else(|e| {
+                            if matches!(e, ApiError::Conflict(_)) {
+                                Ok(sub.clone())
+                            } else {
+                                Err(e)
+                            }
+                        })?;
                     }
                     Err(e) => return Err(e),
                 }

@@ -66,7 +66,9 @@ pub struct PatchCustomer {
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -192,10 +194,17 @@ impl Subscription {
                 action: a.action,
                 reason: a.reason,
                 note: a.note,
-                actor: Actor { kind: a.actor_kind, name: a.actor_name, role: a.actor_role },
+                actor: Actor {
+                    kind: a.actor_kind,
+                    name: a.actor_name,
+                    role: a.actor_role,
+                },
             })
             .collect();
-        Subscription { history: Some(history), ..Subscription::from(row) }
+        Subscription {
+            history: Some(history),
+            ..Subscription::from(row)
+        }
     }
 }
 
@@ -226,7 +235,11 @@ impl From<AuditRow> for AuditEntry {
         AuditEntry {
             seq: a.seq,
             at: rfc3339(a.at),
-            actor: Actor { kind: a.actor_kind, name: a.actor_name, role: a.actor_role },
+            actor: Actor {
+                kind: a.actor_kind,
+                name: a.actor_name,
+                role: a.actor_role,
+            },
             action: a.action,
             entity_type: a.entity_type,
             entity_id: a.entity_id,
@@ -256,7 +269,10 @@ pub fn check_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(l) if (1..=MAX_LIMIT).contains(&l) => Ok(l),
-        Some(_) => Err(ApiError::field("limit", format!("must be between 1 and {MAX_LIMIT}"))),
+        Some(_) => Err(ApiError::field(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        )),
     }
 }
 
@@ -277,9 +293,21 @@ pub fn decode_cursor<T: std::str::FromStr>(cursor: &Option<String>) -> Result<Op
 }
 
 /// Builds a page from `limit + 1` fetched rows: the extra row only says another page exists.
-pub fn page<R, T>(mut rows: Vec<R>, limit: u32, key: impl Fn(&R) -> String, map: impl Fn(R) -> T) -> Page<T> {
+pub fn page<R, T>(
+    mut rows: Vec<R>,
+    limit: u32,
+    key: impl Fn(&R) -> String,
+    map: impl Fn(R) -> T,
+) -> Page<T> {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| encode_cursor(&key(r))) } else { None };
-    Page { items: rows.into_iter().map(map).collect(), next_cursor }
+    let next_cursor = if more {
+        rows.last().map(|r| encode_cursor(&key(r)))
+    } else {
+        None
+    };
+    Page {
+        items: rows.into_iter().map(map).collect(),
+        next_cursor,
+    }
 }

@@ -1,6 +1,6 @@
 //! Every error leaves the API as RFC 9457 `application/problem+json` with a precise `detail`.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use riskdesk_domain::lifecycle::TransitionError;
 use riskdesk_storage::StorageError;
@@ -45,7 +45,10 @@ pub enum ApiError {
     Conflict(String),
     /// The request is well-formed JSON but its values are invalid.
     #[error("{detail}")]
-    Validation { detail: String, errors: Vec<FieldError> },
+    Validation {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     /// The body is not what the endpoint reads (not JSON, wrong content type).
     #[error("{0}")]
     BadRequest(String),
@@ -64,27 +67,68 @@ impl ApiError {
         let message = message.into();
         ApiError::Validation {
             detail: format!("{field}: {message}"),
-            errors: vec![FieldError { field: field.to_owned(), message }],
+            errors: vec![FieldError {
+                field: field.to_owned(),
+                message,
+            }],
         }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {
-            Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required"),
-            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed for this role"),
+            Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+            ),
+            Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Not allowed for this role",
+            ),
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             RouteNotFound(_) => (StatusCode::NOT_FOUND, "no-such-route", "No such route"),
-            MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
-            Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflicts with the current state"),
-            Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
-            BadRequest(_) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
-            UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type"),
-            PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large"),
-            IdempotencyMismatch(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency key reused with a different request")
-            }
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            Conflict(_) => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "Conflicts with the current state",
+            ),
+            Validation { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Invalid request",
+            ),
+            BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+                "Malformed request",
+            ),
+            UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+            ),
+            IdempotencyMismatch(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused with a different request",
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
         }
     }
 
@@ -94,7 +138,13 @@ impl ApiError {
             ApiError::Validation { errors, .. } => errors.clone(),
             _ => Vec::new(),
         };
-        Problem { kind: format!("/problems/{kind}"), title: title.to_owned(), status: status.as_u16(), detail: self.to_string(), errors }
+        Problem {
+            kind: format!("/problems/{kind}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            errors,
+        }
     }
 }
 
@@ -111,12 +161,15 @@ impl IntoResponse for ApiError {
             },
             _ => self.problem(),
         };
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut resp = (status, body).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if matches!(self, ApiError::Unauthorized(_)) {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -152,21 +205,35 @@ impl Validator {
         match r {
             Ok(v) => Some(v),
             Err(e) => {
-                self.errors.push(FieldError { field: field.to_owned(), message: e.to_string() });
+                self.errors.push(FieldError {
+                    field: field.to_owned(),
+                    message: e.to_string(),
+                });
                 None
             }
         }
     }
 
     pub fn fail(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.push(FieldError { field: field.to_owned(), message: message.into() });
+        self.errors.push(FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        });
     }
 
     pub fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {
             return Ok(());
         }
-        let detail = self.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        Err(ApiError::Validation { detail, errors: self.errors })
+        let detail = self
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(ApiError::Validation {
+            detail,
+            errors: self.errors,
+        })
     }
 }

@@ -5,14 +5,14 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use riskdesk_domain::audit::Actor;
 use riskdesk_domain::Permission;
+use riskdesk_domain::audit::Actor;
 use riskdesk_storage::tokens::Principal;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 /// A JSON body read strictly (unknown fields are refused by the DTOs), with the SHA-256 of its
 /// raw bytes for idempotency checks.
@@ -22,7 +22,12 @@ pub struct ApiJson<T> {
 }
 
 fn is_json(ct: &str) -> bool {
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -30,7 +35,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         if !is_json(&ct) {
             return Err(ApiError::UnsupportedMediaType(format!(
                 "expected a JSON body with Content-Type: application/json, got '{}'",
@@ -39,13 +49,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(format!("the body exceeds the limit of {} bytes", crate::BODY_LIMIT))
+                ApiError::PayloadTooLarge(format!(
+                    "the body exceeds the limit of {} bytes",
+                    crate::BODY_LIMIT
+                ))
             } else {
                 ApiError::BadRequest(format!("could not read the body: {e}"))
             }
         })?;
         let value = parse_json(&bytes)?;
-        Ok(ApiJson { value, body_sha256: hex::encode(Sha256::digest(&bytes)) })
+        Ok(ApiJson {
+            value,
+            body_sha256: hex::encode(Sha256::digest(&bytes)),
+        })
     }
 }
 
@@ -82,10 +98,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
-        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
-            let path = e.path().to_string();
-            ApiError::field(if path == "." { "query" } else { &path }, e.into_inner().to_string())
-        })
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::field(
+                    if path == "." { "query" } else { &path },
+                    e.into_inner().to_string(),
+                )
+            })
     }
 }
 
@@ -99,9 +120,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let Some(v) = parts.headers.get("idempotency-key") else {
             return Ok(IdempotencyKey(None));
         };
-        let s = v.to_str().map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
+        let s = v
+            .to_str()
+            .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
         if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ApiError::field("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
+            return Err(ApiError::field(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            ));
         }
         Ok(IdempotencyKey(Some(s.to_owned())))
     }
@@ -117,7 +143,10 @@ impl Caller {
         if self.0.role.allows(p) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!("role '{}' may not do this", self.0.role.as_str())))
+            Err(ApiError::Forbidden(format!(
+                "role '{}' may not do this",
+                self.0.role.as_str()
+            )))
         }
     }
 
@@ -134,19 +163,25 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <token> header".into()))?;
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
+        })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
+            })?;
         match riskdesk_storage::tokens::authenticate(&state.db, token).await? {
             Some(p) => Ok(Caller(p)),
-            None => Err(ApiError::Unauthorized("the token is invalid or revoked".into())),
+            None => Err(ApiError::Unauthorized(
+                "the token is invalid or revoked".into(),
+            )),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Idempotent POSTs: a write handler calls [`begin`] first thing in its unit of work and
 //! [`finish`] last, so the stored response and the effect commit together.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use riskdesk_storage::idempotency::{self, Claim};
 use riskdesk_storage::Tx;
+use riskdesk_storage::idempotency::{self, Claim};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -22,20 +22,34 @@ pub struct Fingerprint<'a> {
 
 impl Fingerprint<'_> {
     fn hash(&self) -> String {
-        hex::encode(Sha256::digest(format!("{}\n{}", self.method_path, self.body_sha256)))
+        hex::encode(Sha256::digest(format!(
+            "{}\n{}",
+            self.method_path, self.body_sha256
+        )))
     }
 }
 
 /// Claims the key. `Ok(Some(response))` means answer with that stored response and do nothing.
-pub async fn begin(tx: &mut Tx, caller: &Caller, fp: &Fingerprint<'_>, now: Timestamp) -> Result<Option<Response>, ApiError> {
-    let Some(key) = &fp.key.0 else { return Ok(None) };
+pub async fn begin(
+    tx: &mut Tx,
+    caller: &Caller,
+    fp: &Fingerprint<'_>,
+    now: Timestamp,
+) -> Result<Option<Response>, ApiError> {
+    let Some(key) = &fp.key.0 else {
+        return Ok(None);
+    };
     match idempotency::claim(tx, caller.tenant(), key, &fp.hash(), now).await? {
         Claim::Fresh => Ok(None),
         Claim::Replay { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let mut resp = (status, body).into_response();
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
             Ok(Some(resp))
         }
         Claim::Mismatch => Err(ApiError::IdempotencyMismatch(format!(
@@ -45,12 +59,21 @@ pub async fn begin(tx: &mut Tx, caller: &Caller, fp: &Fingerprint<'_>, now: Time
 }
 
 /// Serialises the response, stores it under the key (if any) and returns it. The caller commits.
-pub async fn finish<T: Serialize>(tx: &mut Tx, caller: &Caller, fp: &Fingerprint<'_>, status: StatusCode, body: &T) -> Result<Response, ApiError> {
+pub async fn finish<T: Serialize>(
+    tx: &mut Tx,
+    caller: &Caller,
+    fp: &Fingerprint<'_>,
+    status: StatusCode,
+    body: &T,
+) -> Result<Response, ApiError> {
     let json = serde_json::to_string(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(key) = &fp.key.0 {
         idempotency::complete(tx, caller.tenant(), key, status.as_u16(), &json).await?;
     }
     let mut resp = (status, json).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }

@@ -14,8 +14,8 @@ pub mod service;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use riskdesk_domain::Clock;
 use riskdesk_storage::Db;
 use tokio::net::TcpListener;
@@ -66,7 +66,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A staff token from `riskdesk token create`")).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A staff token from `riskdesk token create`"))
+                    .build(),
+            ),
         );
     }
 }
@@ -79,9 +84,18 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::health::metrics))
         .routes(routes!(routes::health::openapi))
         .routes(routes!(routes::health::me))
-        .routes(routes!(routes::customers::create_customer, routes::customers::list_customers))
-        .routes(routes!(routes::customers::get_customer, routes::customers::patch_customer))
-        .routes(routes!(routes::subscriptions::create_subscription, routes::subscriptions::list_subscriptions))
+        .routes(routes!(
+            routes::customers::create_customer,
+            routes::customers::list_customers
+        ))
+        .routes(routes!(
+            routes::customers::get_customer,
+            routes::customers::patch_customer
+        ))
+        .routes(routes!(
+            routes::subscriptions::create_subscription,
+            routes::subscriptions::list_subscriptions
+        ))
         .routes(routes!(routes::subscriptions::get_subscription))
         .routes(routes!(routes::subscriptions::act))
         .routes(routes!(routes::audit::list_audit))
@@ -97,12 +111,20 @@ pub fn router(db: Db, clock: Arc<dyn Clock>) -> Router {
     metrics::init();
     let (router, doc) = api();
     let openapi_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
-    let state = AppState { db, clock, openapi_json };
+    let state = AppState {
+        db,
+        clock,
+        openapi_json,
+    };
     router
-        .fallback(|uri: axum::http::Uri| async move { ApiError::RouteNotFound(format!("no route for {}", uri.path())) })
-        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
-            ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::RouteNotFound(format!("no route for {}", uri.path()))
         })
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+            },
+        )
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -117,18 +139,32 @@ pub struct Application {
 
 impl Application {
     pub async fn build(bind: &str, db: Db, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
-        Ok(Self { listener, router: router(db, clock) })
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+        Ok(Self {
+            listener,
+            router: router(db, clock),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         Ok(())
     }
 }

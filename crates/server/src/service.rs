@@ -6,8 +6,11 @@ use jiff::Timestamp;
 use riskdesk_domain::audit::Actor;
 use riskdesk_domain::customer::{CustomerPatch, NewCustomer};
 use riskdesk_domain::lifecycle::transition;
-use riskdesk_domain::{CloudInstance, CustomerId, LifecycleAction, Reason, Role, SubscriptionId, SubscriptionStatus, TenantId, TenantSlug, TokenId};
-use riskdesk_storage::audit::{self, snapshot, AuditDraft};
+use riskdesk_domain::{
+    CloudInstance, CustomerId, LifecycleAction, Reason, Role, SubscriptionId, SubscriptionStatus,
+    TenantId, TenantSlug, TokenId,
+};
+use riskdesk_storage::audit::{self, AuditDraft, snapshot};
 use riskdesk_storage::customers::{self, CustomerRow};
 use riskdesk_storage::subscriptions::{self, NewSubscription, SubscriptionRow};
 use riskdesk_storage::tenants::{self, TenantRow};
@@ -18,7 +21,13 @@ use crate::error::ApiError;
 
 pub const DEFAULT_TENANT: &str = "default";
 
-pub async fn create_customer(tx: &mut Tx, tenant: TenantId, actor: &Actor, c: &NewCustomer, now: Timestamp) -> Result<CustomerRow, ApiError> {
+pub async fn create_customer(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    c: &NewCustomer,
+    now: Timestamp,
+) -> Result<CustomerRow, ApiError> {
     let row = customers::insert(tx, tenant, c, now).await?;
     audit::append(
         tx,
@@ -85,7 +94,12 @@ pub async fn create_subscription(
 ) -> Result<SubscriptionRow, ApiError> {
     // Confirms the customer exists in this tenant (another tenant's is "not found").
     customers::get_tx(tx, tenant, customer).await?;
-    let new = NewSubscription { offer: s.offer, external_id: s.external_id, quantity: s.quantity, status: SubscriptionStatus::Active };
+    let new = NewSubscription {
+        offer: s.offer,
+        external_id: s.external_id,
+        quantity: s.quantity,
+        status: SubscriptionStatus::Active,
+    };
     let row = subscriptions::insert(tx, tenant, customer, &new, now).await?;
     audit::append(
         tx,
@@ -119,8 +133,12 @@ pub async fn act_on_subscription(
     now: Timestamp,
 ) -> Result<SubscriptionRow, ApiError> {
     let current = subscriptions::get_with_instance_tx(tx, tenant, id).await?;
-    let instance = CloudInstance::parse(&current.cloud_instance)
-        .ok_or_else(|| ApiError::Internal(format!("customer of subscription {id} has cloud instance '{}'", current.cloud_instance)))?;
+    let instance = CloudInstance::parse(&current.cloud_instance).ok_or_else(|| {
+        ApiError::Internal(format!(
+            "customer of subscription {id} has cloud instance '{}'",
+            current.cloud_instance
+        ))
+    })?;
     let target = transition(instance, current.sub.status()?, action, reason)?;
     let after = subscriptions::set_status(tx, &current.sub, target, now).await?;
     audit::append(
@@ -147,7 +165,13 @@ pub async fn act_on_subscription(
     Ok(after)
 }
 
-pub async fn create_tenant(tx: &mut Tx, actor: &Actor, slug: &TenantSlug, name: &str, now: Timestamp) -> Result<TenantRow, ApiError> {
+pub async fn create_tenant(
+    tx: &mut Tx,
+    actor: &Actor,
+    slug: &TenantSlug,
+    name: &str,
+    now: Timestamp,
+) -> Result<TenantRow, ApiError> {
     let row = tenants::insert(tx, slug, name, now).await?;
     audit::append(
         tx,
@@ -196,12 +220,20 @@ pub async fn create_token(
     Ok((row, secret))
 }
 
-pub async fn revoke_token(tx: &mut Tx, actor: &Actor, id: TokenId, now: Timestamp) -> Result<TokenRow, ApiError> {
+pub async fn revoke_token(
+    tx: &mut Tx,
+    actor: &Actor,
+    id: TokenId,
+    now: Timestamp,
+) -> Result<TokenRow, ApiError> {
     let before = tokens::revoke(tx, id, now).await?;
     if before.revoked_at.is_some() {
         return Err(ApiError::Conflict(format!("token {id} is already revoked")));
     }
-    let after = TokenRow { revoked_at: Some(riskdesk_storage::time::to_micros(now)), ..before.clone() };
+    let after = TokenRow {
+        revoked_at: Some(riskdesk_storage::time::to_micros(now)),
+        ..before.clone()
+    };
     audit::append(
         tx,
         TenantId(before.tenant_id),
@@ -223,15 +255,29 @@ pub async fn revoke_token(tx: &mut Tx, actor: &Actor, id: TokenId, now: Timestam
 
 /// Creates the `default` tenant and its first admin token if the installation has none yet.
 /// Returns the secret only when it was just created (it is shown once).
-pub async fn ensure_default_tenant(db: &Db, now: Timestamp) -> Result<Option<(TenantRow, String)>, ApiError> {
+pub async fn ensure_default_tenant(
+    db: &Db,
+    now: Timestamp,
+) -> Result<Option<(TenantRow, String)>, ApiError> {
     let mut tx = db.begin().await?;
-    if tenants::by_slug_tx(&mut tx, DEFAULT_TENANT).await?.is_some() {
+    if tenants::by_slug_tx(&mut tx, DEFAULT_TENANT)
+        .await?
+        .is_some()
+    {
         return Ok(None);
     }
     let slug = TenantSlug::parse(DEFAULT_TENANT).map_err(|e| ApiError::Internal(e.0))?;
     let actor = Actor::system("first-start");
     let tenant = create_tenant(&mut tx, &actor, &slug, "Default tenant", now).await?;
-    let (_, secret) = create_token(&mut tx, tenant.tenant_id(), &actor, "initial-admin", Role::Admin, now).await?;
+    let (_, secret) = create_token(
+        &mut tx,
+        tenant.tenant_id(),
+        &actor,
+        "initial-admin",
+        Role::Admin,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Some((tenant, secret)))
 }
@@ -241,8 +287,15 @@ pub async fn tenant_by_slug(db: &Db, slug: &str) -> Result<TenantRow, ApiError> 
     match tenants::by_slug(db, slug).await {
         Ok(t) => Ok(t),
         Err(StorageError::NotFound(_)) => {
-            let known: Vec<String> = tenants::list(db).await?.into_iter().map(|t| t.slug).collect();
-            Err(ApiError::NotFound(format!("no tenant '{slug}'; tenants: {}", known.join(", "))))
+            let known: Vec<String> = tenants::list(db)
+                .await?
+                .into_iter()
+                .map(|t| t.slug)
+                .collect();
+            Err(ApiError::NotFound(format!(
+                "no tenant '{slug}'; tenants: {}",
+                known.join(", ")
+            )))
         }
         Err(e) => Err(e.into()),
     }

@@ -1,8 +1,10 @@
 //! The audit log: append inside the unit of work that made the change, read, and verify.
 
 use jiff::Timestamp;
-use riskdesk_domain::audit::{entry_hash, Actor, AuditContent, ChainBreak, ChainVerifier, StoredEntry};
 use riskdesk_domain::TenantId;
+use riskdesk_domain::audit::{
+    Actor, AuditContent, ChainBreak, ChainVerifier, StoredEntry, entry_hash,
+};
 use uuid::Uuid;
 
 use crate::time::to_micros;
@@ -51,7 +53,11 @@ impl AuditRow {
                 tenant_id: self.tenant_id,
                 seq: self.seq,
                 at_micros: self.at,
-                actor: Actor { kind: self.actor_kind, name: self.actor_name, role: self.actor_role },
+                actor: Actor {
+                    kind: self.actor_kind,
+                    name: self.actor_name,
+                    role: self.actor_role,
+                },
                 action: self.action,
                 entity_type: self.entity_type,
                 entity_id: self.entity_id,
@@ -75,7 +81,12 @@ struct Head {
 /// Appends an entry to the tenant's chain. Bumping the head row first takes its row lock on
 /// PostgreSQL (SQLite's writer lock already serialises), so concurrent appenders queue instead
 /// of forking the chain. Returns the entry's seq.
-pub async fn append(tx: &mut Tx, tenant: TenantId, at: Timestamp, d: AuditDraft<'_>) -> Result<i64> {
+pub async fn append(
+    tx: &mut Tx,
+    tenant: TenantId,
+    at: Timestamp,
+    d: AuditDraft<'_>,
+) -> Result<i64> {
     let head = on_tx!(tx, |c| sqlx::query_as::<_, Head>(
         "UPDATE audit_heads SET seq = seq + 1 WHERE tenant_id = $1 RETURNING seq, hash"
     )
@@ -139,30 +150,44 @@ const SELECT: &str = "SELECT tenant_id, seq, at, actor_kind, actor_name, actor_r
                       before_json, after_json, reason, note, prev_hash, hash FROM audit_log";
 
 /// One page of a tenant's entries in chain order, after `after_seq`.
-pub async fn list(db: &Db, tenant: TenantId, f: &AuditFilter, after_seq: Option<i64>, limit: u32) -> Result<Vec<AuditRow>> {
+pub async fn list(
+    db: &Db,
+    tenant: TenantId,
+    f: &AuditFilter,
+    after_seq: Option<i64>,
+    limit: u32,
+) -> Result<Vec<AuditRow>> {
     let sql = format!(
         "{SELECT} WHERE tenant_id = $1 AND ($2 IS NULL OR entity_id = $2) AND ($3 IS NULL OR entity_type = $3) \
          AND ($4 IS NULL OR action = $4) AND seq > $5 ORDER BY seq LIMIT $6"
     );
-    Ok(on_pool!(db, |p| sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(sql))
-        .bind(tenant.0)
-        .bind(&f.entity_id)
-        .bind(&f.entity_type)
-        .bind(&f.action)
-        .bind(after_seq.unwrap_or(0))
-        .bind(i64::from(limit))
-        .fetch_all(p)
-        .await)?)
+    Ok(on_pool!(db, |p| sqlx::query_as::<_, AuditRow>(
+        sqlx::AssertSqlSafe(sql)
+    )
+    .bind(tenant.0)
+    .bind(&f.entity_id)
+    .bind(&f.entity_type)
+    .bind(&f.action)
+    .bind(after_seq.unwrap_or(0))
+    .bind(i64::from(limit))
+    .fetch_all(p)
+    .await)?)
 }
 
 /// Every entry about one entity inside a unit of work (used to return a history with a change).
-pub async fn for_entity_tx(tx: &mut Tx, tenant: TenantId, entity_id: &str) -> Result<Vec<AuditRow>> {
+pub async fn for_entity_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    entity_id: &str,
+) -> Result<Vec<AuditRow>> {
     let sql = format!("{SELECT} WHERE tenant_id = $1 AND entity_id = $2 ORDER BY seq");
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(sql))
-        .bind(tenant.0)
-        .bind(entity_id)
-        .fetch_all(&mut **c)
-        .await)?)
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, AuditRow>(
+        sqlx::AssertSqlSafe(sql)
+    )
+    .bind(tenant.0)
+    .bind(entity_id)
+    .fetch_all(&mut **c)
+    .await)?)
 }
 
 /// The outcome of verifying one tenant's chain.
@@ -179,21 +204,25 @@ pub async fn verify_all(db: &Db) -> Result<Vec<TenantVerification>> {
     let tenants = crate::tenants::list(db).await?;
     let mut out = Vec::with_capacity(tenants.len());
     for t in tenants {
-        let head = on_pool!(db, |p| sqlx::query_as::<_, Head>("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1")
-            .bind(t.id)
-            .fetch_optional(p)
-            .await)?;
+        let head = on_pool!(db, |p| sqlx::query_as::<_, Head>(
+            "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1"
+        )
+        .bind(t.id)
+        .fetch_optional(p)
+        .await)?;
         let mut verifier = ChainVerifier::new(t.id);
         let mut after = 0i64;
         let mut result = Ok(());
         'pages: loop {
             let sql = format!("{SELECT} WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
-            let rows = on_pool!(db, |p| sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(sql))
-                .bind(t.id)
-                .bind(after)
-                .bind(PAGE)
-                .fetch_all(p)
-                .await)?;
+            let rows = on_pool!(db, |p| sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(
+                sql
+            ))
+            .bind(t.id)
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(p)
+            .await)?;
             let n = rows.len() as i64;
             for r in rows {
                 after = r.seq;
@@ -208,10 +237,18 @@ pub async fn verify_all(db: &Db) -> Result<Vec<TenantVerification>> {
         }
         let result = match (result, head) {
             (Err(e), _) => Err(e),
-            (Ok(()), None) => Err(ChainBreak { tenant_id: t.id, seq: 0, why: "the tenant's audit head is missing".into() }),
+            (Ok(()), None) => Err(ChainBreak {
+                tenant_id: t.id,
+                seq: 0,
+                why: "the tenant's audit head is missing".into(),
+            }),
             (Ok(()), Some(h)) => verifier.finish(h.seq, &h.hash),
         };
-        out.push(TenantVerification { tenant_id: t.id, slug: t.slug, result });
+        out.push(TenantVerification {
+            tenant_id: t.id,
+            slug: t.slug,
+            result,
+        });
     }
     Ok(out)
 }

@@ -4,7 +4,7 @@ use riskdesk_domain::{CustomerId, TenantId};
 use uuid::Uuid;
 
 use crate::time::to_micros;
-use crate::{conflict_on_unique, Db, Result, StorageError, Tx};
+use crate::{Db, Result, StorageError, Tx, conflict_on_unique};
 
 /// A stored customer. Serialises as the audit snapshot of the customer.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -26,10 +26,20 @@ pub struct CustomerRow {
 const SELECT: &str = "SELECT id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, created_at, updated_at FROM customers";
 
 fn external_id_taken(ext: &Option<String>) -> impl FnOnce() -> String + '_ {
-    move || format!("external_id '{}' is already used by another customer of this tenant", ext.as_deref().unwrap_or(""))
+    move || {
+        format!(
+            "external_id '{}' is already used by another customer of this tenant",
+            ext.as_deref().unwrap_or("")
+        )
+    }
 }
 
-pub async fn insert(tx: &mut Tx, tenant: TenantId, c: &NewCustomer, now: Timestamp) -> Result<CustomerRow> {
+pub async fn insert(
+    tx: &mut Tx,
+    tenant: TenantId,
+    c: &NewCustomer,
+    now: Timestamp,
+) -> Result<CustomerRow> {
     let now = to_micros(now);
     let row = CustomerRow {
         id: CustomerId::new().0,
@@ -45,7 +55,8 @@ pub async fn insert(tx: &mut Tx, tenant: TenantId, c: &NewCustomer, now: Timesta
         created_at: now,
         updated_at: now,
     };
-    on_tx!(tx, |conn| sqlx::query(
+    on_tx!(tx, |conn| {
+        sqlx::query(
         "INSERT INTO customers (id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     )
@@ -64,26 +75,31 @@ pub async fn insert(tx: &mut Tx, tenant: TenantId, c: &NewCustomer, now: Timesta
     .execute(&mut **conn)
     .await
     .map(|r| r.rows_affected())
-    .map_err(|e| conflict_on_unique(e, external_id_taken(&row.external_id))))?;
+    .map_err(|e| conflict_on_unique(e, external_id_taken(&row.external_id)))
+    })?;
     Ok(row)
 }
 
 /// Reads a customer of `tenant`; another tenant's customer is simply not found.
 pub async fn get(db: &Db, tenant: TenantId, id: CustomerId) -> Result<CustomerRow> {
-    on_pool!(db, |p| sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2")))
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_optional(p)
-        .await)?
+    on_pool!(db, |p| sqlx::query_as::<_, CustomerRow>(
+        sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
+    )
+    .bind(tenant.0)
+    .bind(id.0)
+    .fetch_optional(p)
+    .await)?
     .ok_or(StorageError::NotFound("customer"))
 }
 
 pub async fn get_tx(tx: &mut Tx, tenant: TenantId, id: CustomerId) -> Result<CustomerRow> {
-    on_tx!(tx, |c| sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2")))
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_optional(&mut **c)
-        .await)?
+    on_tx!(tx, |c| sqlx::query_as::<_, CustomerRow>(
+        sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
+    )
+    .bind(tenant.0)
+    .bind(id.0)
+    .fetch_optional(&mut **c)
+    .await)?
     .ok_or(StorageError::NotFound("customer"))
 }
 
@@ -107,7 +123,11 @@ pub async fn list(
 ) -> Result<Vec<CustomerRow>> {
     // One static text for both backends: an absent filter binds NULL and matches everything.
     let pattern = f.name_contains.as_ref().map(|s| {
-        let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = s
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         format!("%{escaped}%")
     });
     let sql = format!(
@@ -119,16 +139,18 @@ pub async fn list(
          AND ($6 IS NULL OR id > $6) \
          ORDER BY id LIMIT $7"
     );
-    Ok(on_pool!(db, |p| sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql))
-        .bind(tenant.0)
-        .bind(&f.country)
-        .bind(&f.cloud_instance)
-        .bind(&f.external_id)
-        .bind(&pattern)
-        .bind(after.map(|a| a.0))
-        .bind(i64::from(limit))
-        .fetch_all(p)
-        .await)?)
+    Ok(on_pool!(db, |p| sqlx::query_as::<_, CustomerRow>(
+        sqlx::AssertSqlSafe(sql)
+    )
+    .bind(tenant.0)
+    .bind(&f.country)
+    .bind(&f.cloud_instance)
+    .bind(&f.external_id)
+    .bind(&pattern)
+    .bind(after.map(|a| a.0))
+    .bind(i64::from(limit))
+    .fetch_all(p)
+    .await)?)
 }
 
 /// Applies a patch; returns (before, after). A patch that changes nothing returns equal rows
@@ -167,7 +189,8 @@ pub async fn update(
         return Ok((before, after));
     }
     after.updated_at = to_micros(now);
-    on_tx!(tx, |c| sqlx::query(
+    on_tx!(tx, |c| {
+        sqlx::query(
         "UPDATE customers SET external_id = $3, name = $4, domain = $5, country = $6, email = $7, phone = $8, locale = $9, updated_at = $10 \
          WHERE tenant_id = $1 AND id = $2"
     )
@@ -184,13 +207,16 @@ pub async fn update(
     .execute(&mut **c)
     .await
     .map(|r| r.rows_affected())
-    .map_err(|e| conflict_on_unique(e, external_id_taken(&after.external_id))))?;
+    .map_err(|e| conflict_on_unique(e, external_id_taken(&after.external_id)))
+    })?;
     Ok((before, after))
 }
 
 pub async fn count(db: &Db, tenant: TenantId) -> Result<i64> {
-    Ok(on_pool!(db, |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM customers WHERE tenant_id = $1")
-        .bind(tenant.0)
-        .fetch_one(p)
-        .await)?)
+    Ok(on_pool!(db, |p| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM customers WHERE tenant_id = $1"
+    )
+    .bind(tenant.0)
+    .fetch_one(p)
+    .await)?)
 }

@@ -2,7 +2,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::Result;
 
@@ -46,7 +48,12 @@ pub struct DbOptions {
 
 impl Default for DbOptions {
     fn default() -> Self {
-        Self { sqlite_full_sync: true, sqlite_read_connections: 4, pg_max_connections: 16, pg_schema: None }
+        Self {
+            sqlite_full_sync: true,
+            sqlite_read_connections: 4,
+            pg_max_connections: 16,
+            pg_schema: None,
+        }
     }
 }
 
@@ -54,7 +61,10 @@ impl Default for DbOptions {
 pub enum Db {
     /// One writer connection (SQLite serialises writers anyway) and a pool of readers (WAL lets
     /// them read while the writer writes).
-    Sqlite { write: SqlitePool, read: SqlitePool },
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -73,9 +83,12 @@ impl Db {
             if let Some(schema) = &opts.pg_schema {
                 // Create the schema first, over a plain connection, then pin search_path to it.
                 let mut c = <sqlx::PgConnection as sqlx::Connection>::connect_with(&o).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", schema.replace('"', ""))))
-                    .execute(&mut c)
-                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+                    schema.replace('"', "")
+                )))
+                .execute(&mut c)
+                .await?;
                 sqlx::Connection::close(c).await?;
                 o = o.options([("search_path", schema.as_str())]);
             }
@@ -86,16 +99,25 @@ impl Db {
                 .await?;
             return Ok(Db::Postgres(pool));
         }
-        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
         let memory = path == ":memory:" || path.is_empty();
         let base = if memory {
             SqliteConnectOptions::from_str("sqlite::memory:")?
         } else {
-            SqliteConnectOptions::new().filename(path).create_if_missing(true)
+            SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
         };
         let base = base
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if opts.sqlite_full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+            .synchronous(if opts.sqlite_full_sync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
             .pragma("temp_store", "memory")
@@ -147,7 +169,10 @@ impl Db {
 
     /// A cheap round trip, for health checks.
     pub async fn ping(&self) -> Result<()> {
-        on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 

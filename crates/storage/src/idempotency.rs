@@ -28,8 +28,15 @@ struct Stored {
     response_body: Option<String>,
 }
 
-pub async fn claim(tx: &mut Tx, tenant: TenantId, key: &str, request_hash: &str, now: Timestamp) -> Result<Claim> {
-    let inserted = on_tx!(tx, |c| sqlx::query(
+pub async fn claim(
+    tx: &mut Tx,
+    tenant: TenantId,
+    key: &str,
+    request_hash: &str,
+    now: Timestamp,
+) -> Result<Claim> {
+    let inserted = on_tx!(tx, |c| {
+        sqlx::query(
         "INSERT INTO idempotency_keys (tenant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (tenant_id, key) DO NOTHING"
     )
@@ -39,36 +46,50 @@ pub async fn claim(tx: &mut Tx, tenant: TenantId, key: &str, request_hash: &str,
     .bind(to_micros(now))
     .execute(&mut **c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     if inserted == 1 {
         return Ok(Claim::Fresh);
     }
-    let stored = on_tx!(tx, |c| sqlx::query_as::<_, Stored>(
+    let stored = on_tx!(tx, |c| {
+        sqlx::query_as::<_, Stored>(
         "SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2"
     )
     .bind(tenant.0)
     .bind(key)
     .fetch_one(&mut **c)
-    .await)?;
+    .await
+    })?;
     if stored.request_hash != request_hash {
         return Ok(Claim::Mismatch);
     }
     match (stored.status_code, stored.response_body) {
-        (Some(status), Some(body)) => Ok(Claim::Replay { status: status as u16, body }),
+        (Some(status), Some(body)) => Ok(Claim::Replay {
+            status: status as u16,
+            body,
+        }),
         // Cannot be observed committed (claim and completion share a transaction); treat as a
         // mismatch rather than run the effect twice.
         _ => Ok(Claim::Mismatch),
     }
 }
 
-pub async fn complete(tx: &mut Tx, tenant: TenantId, key: &str, status: u16, body: &str) -> Result<()> {
-    on_tx!(tx, |c| sqlx::query("UPDATE idempotency_keys SET status_code = $3, response_body = $4 WHERE tenant_id = $1 AND key = $2")
+pub async fn complete(
+    tx: &mut Tx,
+    tenant: TenantId,
+    key: &str,
+    status: u16,
+    body: &str,
+) -> Result<()> {
+    on_tx!(tx, |c| {
+        sqlx::query("UPDATE idempotency_keys SET status_code = $3, response_body = $4 WHERE tenant_id = $1 AND key = $2")
         .bind(tenant.0)
         .bind(key)
         .bind(i64::from(status))
         .bind(body)
         .execute(&mut **c)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }

@@ -3,7 +3,7 @@ use riskdesk_domain::{CustomerId, SubscriptionId, SubscriptionStatus, TenantId};
 use uuid::Uuid;
 
 use crate::time::to_micros;
-use crate::{conflict_on_unique, Db, Result, StorageError, Tx};
+use crate::{Db, Result, StorageError, Tx, conflict_on_unique};
 
 /// A stored subscription. Serialises as its audit snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -21,8 +21,12 @@ pub struct SubscriptionRow {
 
 impl SubscriptionRow {
     pub fn status(&self) -> Result<SubscriptionStatus> {
-        SubscriptionStatus::parse(&self.status)
-            .ok_or_else(|| StorageError::Corrupt(format!("subscription {} has status '{}'", self.id, self.status)))
+        SubscriptionStatus::parse(&self.status).ok_or_else(|| {
+            StorageError::Corrupt(format!(
+                "subscription {} has status '{}'",
+                self.id, self.status
+            ))
+        })
     }
 }
 
@@ -44,7 +48,13 @@ pub struct NewSubscription {
     pub status: SubscriptionStatus,
 }
 
-pub async fn insert(tx: &mut Tx, tenant: TenantId, customer: CustomerId, s: &NewSubscription, now: Timestamp) -> Result<SubscriptionRow> {
+pub async fn insert(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: CustomerId,
+    s: &NewSubscription,
+    now: Timestamp,
+) -> Result<SubscriptionRow> {
     let now = to_micros(now);
     let row = SubscriptionRow {
         id: SubscriptionId::new().0,
@@ -57,7 +67,8 @@ pub async fn insert(tx: &mut Tx, tenant: TenantId, customer: CustomerId, s: &New
         created_at: now,
         updated_at: now,
     };
-    on_tx!(tx, |c| sqlx::query(
+    on_tx!(tx, |c| {
+        sqlx::query(
         "INSERT INTO subscriptions (id, tenant_id, customer_id, offer, external_id, quantity, status, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     )
@@ -76,21 +87,28 @@ pub async fn insert(tx: &mut Tx, tenant: TenantId, customer: CustomerId, s: &New
     .map_err(|e| conflict_on_unique(e, || format!(
         "external_id '{}' is already used by another subscription of this tenant",
         row.external_id.as_deref().unwrap_or("")
-    ))))?;
+    )))
+    })?;
     Ok(row)
 }
 
 pub async fn get(db: &Db, tenant: TenantId, id: SubscriptionId) -> Result<SubscriptionRow> {
-    on_pool!(db, |p| sqlx::query_as::<_, SubscriptionRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2")))
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_optional(p)
-        .await)?
+    on_pool!(db, |p| sqlx::query_as::<_, SubscriptionRow>(
+        sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
+    )
+    .bind(tenant.0)
+    .bind(id.0)
+    .fetch_optional(p)
+    .await)?
     .ok_or(StorageError::NotFound("subscription"))
 }
 
 /// Reads a subscription inside a write, with its customer's cloud instance.
-pub async fn get_with_instance_tx(tx: &mut Tx, tenant: TenantId, id: SubscriptionId) -> Result<SubscriptionWithInstance> {
+pub async fn get_with_instance_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: SubscriptionId,
+) -> Result<SubscriptionWithInstance> {
     on_tx!(tx, |c| sqlx::query_as::<_, SubscriptionWithInstance>(
         "SELECT s.id, s.tenant_id, s.customer_id, s.offer, s.external_id, s.quantity, s.status, s.created_at, s.updated_at, c.cloud_instance \
          FROM subscriptions s JOIN customers c ON c.id = s.customer_id WHERE s.tenant_id = $1 AND s.id = $2"
@@ -113,28 +131,37 @@ pub async fn list_for_customer(
     let sql = format!(
         "{SELECT} WHERE tenant_id = $1 AND customer_id = $2 AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5"
     );
-    Ok(on_pool!(db, |p| sqlx::query_as::<_, SubscriptionRow>(sqlx::AssertSqlSafe(sql))
-        .bind(tenant.0)
-        .bind(customer.0)
-        .bind(status.map(|s| s.as_str()))
-        .bind(after.map(|a| a.0))
-        .bind(i64::from(limit))
-        .fetch_all(p)
-        .await)?)
+    Ok(on_pool!(db, |p| sqlx::query_as::<_, SubscriptionRow>(
+        sqlx::AssertSqlSafe(sql)
+    )
+    .bind(tenant.0)
+    .bind(customer.0)
+    .bind(status.map(|s| s.as_str()))
+    .bind(after.map(|a| a.0))
+    .bind(i64::from(limit))
+    .fetch_all(p)
+    .await)?)
 }
 
 /// Sets the status decided by the domain; returns the row after the change.
-pub async fn set_status(tx: &mut Tx, before: &SubscriptionRow, status: SubscriptionStatus, now: Timestamp) -> Result<SubscriptionRow> {
+pub async fn set_status(
+    tx: &mut Tx,
+    before: &SubscriptionRow,
+    status: SubscriptionStatus,
+    now: Timestamp,
+) -> Result<SubscriptionRow> {
     let mut after = before.clone();
     after.status = status.as_str().to_owned();
     after.updated_at = to_micros(now);
-    on_tx!(tx, |c| sqlx::query("UPDATE subscriptions SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
-        .bind(before.tenant_id)
-        .bind(before.id)
-        .bind(&after.status)
-        .bind(after.updated_at)
-        .execute(&mut **c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE subscriptions SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2"
+    )
+    .bind(before.tenant_id)
+    .bind(before.id)
+    .bind(&after.status)
+    .bind(after.updated_at)
+    .execute(&mut **c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(after)
 }

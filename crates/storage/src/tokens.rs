@@ -40,11 +40,20 @@ pub fn hash_secret(secret: &str) -> String {
 fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// Creates a token; returns its row and the secret, which is never stored or shown again.
-pub async fn create(tx: &mut Tx, tenant: TenantId, name: &str, role: Role, now: Timestamp) -> Result<(TokenRow, String)> {
+pub async fn create(
+    tx: &mut Tx,
+    tenant: TenantId,
+    name: &str,
+    role: Role,
+    now: Timestamp,
+) -> Result<(TokenRow, String)> {
     let secret = new_secret();
     let row = TokenRow {
         id: TokenId::new().0,
@@ -54,7 +63,8 @@ pub async fn create(tx: &mut Tx, tenant: TenantId, name: &str, role: Role, now: 
         created_at: to_micros(now),
         revoked_at: None,
     };
-    on_tx!(tx, |c| sqlx::query(
+    on_tx!(tx, |c| {
+        sqlx::query(
         "INSERT INTO api_tokens (id, tenant_id, name, role, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
     )
     .bind(row.id)
@@ -65,7 +75,8 @@ pub async fn create(tx: &mut Tx, tenant: TenantId, name: &str, role: Role, now: 
     .bind(row.created_at)
     .execute(&mut **c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok((row, secret))
 }
 
@@ -78,22 +89,26 @@ pub async fn revoke(tx: &mut Tx, id: TokenId, now: Timestamp) -> Result<TokenRow
     .fetch_optional(&mut **c)
     .await)?
     .ok_or(StorageError::NotFound("token"))?;
-    on_tx!(tx, |c| sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-        .bind(id.0)
-        .bind(to_micros(now))
-        .execute(&mut **c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL"
+    )
+    .bind(id.0)
+    .bind(to_micros(now))
+    .execute(&mut **c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(before)
 }
 
 pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<TokenRow>> {
-    Ok(on_pool!(db, |p| sqlx::query_as::<_, TokenRow>(
+    Ok(on_pool!(db, |p| {
+        sqlx::query_as::<_, TokenRow>(
         "SELECT id, tenant_id, name, role, created_at, revoked_at FROM api_tokens WHERE tenant_id = $1 ORDER BY id"
     )
     .bind(tenant.0)
     .fetch_all(p)
-    .await)?)
+    .await
+    })?)
 }
 
 #[derive(sqlx::FromRow)]
@@ -109,15 +124,24 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
     if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 128 {
         return Ok(None);
     }
-    let row = on_pool!(db, |p| sqlx::query_as::<_, PrincipalRow>(
+    let row = on_pool!(db, |p| {
+        sqlx::query_as::<_, PrincipalRow>(
         "SELECT id, tenant_id, name, role FROM api_tokens WHERE secret_hash = $1 AND revoked_at IS NULL"
     )
     .bind(hash_secret(secret))
     .fetch_optional(p)
-    .await)?;
+    .await
+    })?;
     row.map(|r| {
-        let role = Role::parse(&r.role).ok_or_else(|| StorageError::Corrupt(format!("token {} has role '{}'", r.id, r.role)))?;
-        Ok(Principal { token_id: TokenId(r.id), tenant_id: TenantId(r.tenant_id), name: r.name, role })
+        let role = Role::parse(&r.role).ok_or_else(|| {
+            StorageError::Corrupt(format!("token {} has role '{}'", r.id, r.role))
+        })?;
+        Ok(Principal {
+            token_id: TokenId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            name: r.name,
+            role,
+        })
     })
     .transpose()
 }

@@ -6,19 +6,39 @@ use crate::helpers::{backend_is_postgres, customer_body, spawn_app};
 #[tokio::test]
 async fn every_change_is_in_the_log_with_before_and_after() {
     let app = spawn_app().await;
-    let c = app.create_customer(&app.admin, customer_body("Contoso")).await;
-    let sub = app.create_subscription(&app.admin, c["id"].as_str().unwrap()).await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Contoso"))
+        .await;
+    let sub = app
+        .create_subscription(&app.admin, c["id"].as_str().unwrap())
+        .await;
     let sub_id = sub["id"].as_str().unwrap();
-    app.act(&app.admin, sub_id, "suspend", "investigation").await;
+    app.act(&app.admin, sub_id, "suspend", "investigation")
+        .await;
 
     let all = app.get(&app.admin, "/v1/audit?limit=500").await;
     let items = all.body["items"].as_array().unwrap();
-    let actions: Vec<&str> = items.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["tenant.create", "token.create", "customer.create", "subscription.create", "subscription.suspend"]);
+    let actions: Vec<&str> = items
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "tenant.create",
+            "token.create",
+            "customer.create",
+            "subscription.create",
+            "subscription.suspend"
+        ]
+    );
     // Chained: each entry names its predecessor's hash.
     for w in items.windows(2) {
         assert_eq!(w[1]["prev_hash"], w[0]["hash"]);
-        assert_eq!(w[1]["seq"].as_i64().unwrap(), w[0]["seq"].as_i64().unwrap() + 1);
+        assert_eq!(
+            w[1]["seq"].as_i64().unwrap(),
+            w[0]["seq"].as_i64().unwrap() + 1
+        );
     }
     let suspend = &items[4];
     assert_eq!(suspend["entity_type"], "subscription");
@@ -26,39 +46,59 @@ async fn every_change_is_in_the_log_with_before_and_after() {
     assert_eq!(suspend["before"]["status"], "active");
     assert_eq!(suspend["after"]["status"], "suspended");
     assert_eq!(suspend["reason"], "investigation");
-    assert_eq!(suspend["actor"], json!({"kind": "token", "name": "initial-admin", "role": "admin"}));
+    assert_eq!(
+        suspend["actor"],
+        json!({"kind": "token", "name": "initial-admin", "role": "admin"})
+    );
 
     let paged = app.get(&app.admin, "/v1/audit?limit=2").await;
     assert_eq!(paged.body["items"].as_array().unwrap().len(), 2);
     let next = paged.body["next_cursor"].as_str().unwrap();
-    let page2 = app.get(&app.admin, &format!("/v1/audit?limit=2&cursor={next}")).await;
+    let page2 = app
+        .get(&app.admin, &format!("/v1/audit?limit=2&cursor={next}"))
+        .await;
     assert_eq!(page2.body["items"][0]["action"], "customer.create");
 }
 
 #[tokio::test]
 async fn verify_passes_on_an_intact_chain_and_names_the_altered_entry() {
     let app = spawn_app().await;
-    let c = app.create_customer(&app.admin, customer_body("Contoso")).await;
-    let sub_id = app.create_subscription(&app.admin, c["id"].as_str().unwrap()).await["id"].as_str().unwrap().to_owned();
-    app.act(&app.admin, &sub_id, "suspend", "investigation").await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Contoso"))
+        .await;
+    let sub_id = app
+        .create_subscription(&app.admin, c["id"].as_str().unwrap())
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.act(&app.admin, &sub_id, "suspend", "investigation")
+        .await;
     app.token("reseller-b", Role::Admin).await;
 
     let out = app.cli(&["audit", "verify"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // default: tenant, token, customer, subscription, suspend; reseller-b: tenant, token.
     assert!(stdout.contains("7 audit entries verified"), "{stdout}");
 
     // The log refuses updates through SQL...
     let tamper = "UPDATE audit_log SET reason = 'resolved' WHERE action = 'subscription.suspend'";
     let refused = match &app.db {
-        riskdesk_storage::Db::Sqlite { write, .. } => sqlx::query(tamper).execute(write).await.is_err(),
+        riskdesk_storage::Db::Sqlite { write, .. } => {
+            sqlx::query(tamper).execute(write).await.is_err()
+        }
         riskdesk_storage::Db::Postgres(p) => sqlx::query(tamper).execute(p).await.is_err(),
     };
     assert!(refused, "the append-only trigger must refuse the update");
     // ...and an attacker who removes that guard is still caught by the chain.
     if backend_is_postgres() {
-        app.raw_sql("DROP TRIGGER audit_log_no_change ON audit_log").await;
+        app.raw_sql("DROP TRIGGER audit_log_no_change ON audit_log")
+            .await;
     } else {
         app.raw_sql("DROP TRIGGER audit_log_no_update").await;
     }
@@ -66,22 +106,31 @@ async fn verify_passes_on_an_intact_chain_and_names_the_altered_entry() {
     let out = app.cli(&["audit", "verify"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("tenant default: BROKEN at entry 5"), "{stdout}");
-    assert!(stdout.contains("tenant reseller-b: 2 entries, chain intact"), "{stdout}");
+    assert!(
+        stdout.contains("tenant default: BROKEN at entry 5"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tenant reseller-b: 2 entries, chain intact"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
 async fn verify_finds_removed_entries() {
     let app = spawn_app().await;
     for i in 0..3 {
-        app.create_customer(&app.admin, customer_body(&format!("C{i}"))).await;
+        app.create_customer(&app.admin, customer_body(&format!("C{i}")))
+            .await;
     }
     if backend_is_postgres() {
-        app.raw_sql("DROP TRIGGER audit_log_no_change ON audit_log").await;
+        app.raw_sql("DROP TRIGGER audit_log_no_change ON audit_log")
+            .await;
     } else {
         app.raw_sql("DROP TRIGGER audit_log_no_delete").await;
     }
-    app.raw_sql("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)").await;
+    app.raw_sql("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)")
+        .await;
     let out = app.cli(&["audit", "verify"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
@@ -91,15 +140,35 @@ async fn verify_finds_removed_entries() {
 #[tokio::test]
 async fn concurrent_writers_never_fork_the_chain() {
     let app = spawn_app().await;
-    let c = app.create_customer(&app.admin, customer_body("Contoso")).await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Contoso"))
+        .await;
     let c_id = c["id"].as_str().unwrap().to_owned();
     let mut tasks = Vec::new();
     for i in 0..24 {
         let client = app.client.clone();
-        let url = if i % 2 == 0 { format!("{}/v1/customers", app.base) } else { format!("{}/v1/customers/{c_id}/subscriptions", app.base) };
-        let body = if i % 2 == 0 { customer_body(&format!("C{i}")) } else { json!({"offer": format!("Offer {i}")}) };
+        let url = if i % 2 == 0 {
+            format!("{}/v1/customers", app.base)
+        } else {
+            format!("{}/v1/customers/{c_id}/subscriptions", app.base)
+        };
+        let body = if i % 2 == 0 {
+            customer_body(&format!("C{i}"))
+        } else {
+            json!({"offer": format!("Offer {i}")})
+        };
         let token = app.admin.clone();
-        tasks.push(tokio::spawn(async move { client.post(url).bearer_auth(token).json(&body).send().await.unwrap().status().as_u16() }));
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), 201);

@@ -7,9 +7,26 @@ use crate::helpers::spawn_app;
 async fn token_create_prints_only_the_token_and_it_works() {
     let app = spawn_app().await;
     let out = app.cli(&["tenant", "create", "reseller-x", "--name", "Reseller X"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = app.cli(&["token", "create", "--tenant", "reseller-x", "--role", "analyst", "--name", "alice"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = app.cli(&[
+        "token",
+        "create",
+        "--tenant",
+        "reseller-x",
+        "--role",
+        "analyst",
+        "--name",
+        "alice",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{stdout}");
@@ -25,9 +42,19 @@ async fn token_create_prints_only_the_token_and_it_works() {
     assert!(listed.contains("alice\tanalyst\tactive"), "{listed}");
     assert!(!listed.contains(token), "secrets are never listed");
 
-    let bad = app.cli(&["token", "create", "--tenant", "reseller-x", "--role", "root"]);
+    let bad = app.cli(&[
+        "token",
+        "create",
+        "--tenant",
+        "reseller-x",
+        "--role",
+        "root",
+    ]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("not one of admin, analyst, collections, auditor"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("not one of admin, analyst, collections, auditor")
+    );
     let bad = app.cli(&["token", "create", "--tenant", "nobody", "--role", "admin"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no tenant 'nobody'"));
@@ -43,11 +70,18 @@ async fn serve_first_start_and_demo() {
     let db = dir.path().join("fresh.db");
     let start = |demo: bool| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_riskdesk"));
-        cmd.args(["serve", "--bind", "127.0.0.1:0", "--database-url"]).arg(&db).arg("--config").arg(dir.path().join("none.toml"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
+            .arg(&db)
+            .arg("--config")
+            .arg(dir.path().join("none.toml"));
         if demo {
             cmd.arg("--demo");
         }
-        cmd.env("RISKDESK_SQLITE_SYNCHRONOUS", "normal").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
+        cmd.env("RISKDESK_SQLITE_SYNCHRONOUS", "normal")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
     };
     let read_until_listening = |child: &mut std::process::Child| {
         let mut lines = Vec::new();
@@ -67,21 +101,53 @@ async fn serve_first_start_and_demo() {
 
     let mut child = start(true);
     let lines = read_until_listening(&mut child);
-    let token = lines.iter().find(|l| l.starts_with("rdk_")).expect("a one-time admin token").clone();
-    assert!(lines.iter().any(|l| l.contains("Loaded the demo book: 32 customers")), "{lines:?}");
-    let base = lines.last().unwrap().split_whitespace().nth(3).unwrap().to_owned();
+    let token = lines
+        .iter()
+        .find(|l| l.starts_with("rdk_"))
+        .expect("a one-time admin token")
+        .clone();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Loaded the demo book: 32 customers")),
+        "{lines:?}"
+    );
+    let base = lines
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .to_owned();
     let client = reqwest::Client::new();
-    let page: serde_json::Value =
-        client.get(format!("{base}/v1/customers?limit=500")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let page: serde_json::Value = client
+        .get(format!("{base}/v1/customers?limit=500"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let customers = page["items"].as_array().unwrap();
     assert_eq!(customers.len(), 32);
     for inst in ["global", "us_government", "germany", "china_21vianet"] {
-        assert!(customers.iter().filter(|c| c["cloud_instance"] == inst).count() >= 6, "{inst}");
+        assert!(
+            customers
+                .iter()
+                .filter(|c| c["cloud_instance"] == inst)
+                .count()
+                >= 6,
+            "{inst}"
+        );
     }
     let mut statuses = std::collections::BTreeSet::new();
     for c in customers {
         let subs: serde_json::Value = client
-            .get(format!("{base}/v1/customers/{}/subscriptions", c["id"].as_str().unwrap()))
+            .get(format!(
+                "{base}/v1/customers/{}/subscriptions",
+                c["id"].as_str().unwrap()
+            ))
             .bearer_auth(&token)
             .send()
             .await
@@ -92,18 +158,30 @@ async fn serve_first_start_and_demo() {
         for s in subs["items"].as_array().unwrap() {
             statuses.insert(s["status"].as_str().unwrap().to_owned());
             if c["cloud_instance"] == "china_21vianet" {
-                assert_ne!(s["status"], "cancelled", "21Vianet subscriptions are never cancelled");
+                assert_ne!(
+                    s["status"], "cancelled",
+                    "21Vianet subscriptions are never cancelled"
+                );
             }
         }
     }
-    assert_eq!(statuses.into_iter().collect::<Vec<_>>(), ["active", "cancelled", "disabled", "suspended"]);
+    assert_eq!(
+        statuses.into_iter().collect::<Vec<_>>(),
+        ["active", "cancelled", "disabled", "suspended"]
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 
     let mut child = start(true);
     let lines = read_until_listening(&mut child);
-    assert!(!lines.iter().any(|l| l.starts_with("rdk_")), "no second token: {lines:?}");
-    assert!(lines.iter().any(|l| l.contains("Demo book not loaded")), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("rdk_")),
+        "no second token: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("Demo book not loaded")),
+        "{lines:?}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -14,9 +14,17 @@ async fn create_then_read_a_customer() {
     assert_eq!(created["cloud_instance"], "global");
     assert_eq!(created["external_id"], "pc-4711");
     let created_at = created["created_at"].as_str().unwrap();
-    assert!(created_at.ends_with('Z') && created_at.parse::<jiff::Timestamp>().is_ok(), "{created_at}");
+    assert!(
+        created_at.ends_with('Z') && created_at.parse::<jiff::Timestamp>().is_ok(),
+        "{created_at}"
+    );
 
-    let got = app.get(&app.admin, &format!("/v1/customers/{}", created["id"].as_str().unwrap())).await;
+    let got = app
+        .get(
+            &app.admin,
+            &format!("/v1/customers/{}", created["id"].as_str().unwrap()),
+        )
+        .await;
     assert_eq!(got.status, 200);
     assert_eq!(got.body, created);
 }
@@ -51,8 +59,24 @@ async fn every_invalid_field_is_named() {
     r.problem(422);
     let mut fields = r.fields();
     fields.sort();
-    assert_eq!(fields, ["cloud_instance", "country", "domain", "email", "locale", "name", "phone"]);
-    assert!(r.detail().contains("'ZZ' is not an assigned ISO 3166-1 alpha-2 country code"), "{}", r.detail());
+    assert_eq!(
+        fields,
+        [
+            "cloud_instance",
+            "country",
+            "domain",
+            "email",
+            "locale",
+            "name",
+            "phone"
+        ]
+    );
+    assert!(
+        r.detail()
+            .contains("'ZZ' is not an assigned ISO 3166-1 alpha-2 country code"),
+        "{}",
+        r.detail()
+    );
     // Nothing was created.
     let list = app.get(&app.admin, "/v1/customers").await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 0);
@@ -65,13 +89,21 @@ async fn missing_and_unknown_fields_are_refused_by_name() {
     body.as_object_mut().unwrap().remove("cloud_instance");
     let r = app.post(&app.admin, "/v1/customers", &body).await;
     r.problem(422);
-    assert!(r.detail().contains("missing field `cloud_instance`"), "{}", r.detail());
+    assert!(
+        r.detail().contains("missing field `cloud_instance`"),
+        "{}",
+        r.detail()
+    );
 
     let mut body = customer_body("X");
     body["credit_limit"] = json!("100");
     let r = app.post(&app.admin, "/v1/customers", &body).await;
     r.problem(422);
-    assert!(r.detail().contains("unknown field `credit_limit`"), "{}", r.detail());
+    assert!(
+        r.detail().contains("unknown field `credit_limit`"),
+        "{}",
+        r.detail()
+    );
 
     let mut body = customer_body("X");
     body["country"] = json!(33);
@@ -105,7 +137,12 @@ async fn list_filters_and_pages_without_gaps_or_repeats() {
             b["country"] = json!("BR");
             b["cloud_instance"] = json!("china_21vianet");
         }
-        ids.push(app.create_customer(&app.admin, b).await["id"].as_str().unwrap().to_owned());
+        ids.push(
+            app.create_customer(&app.admin, b).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let mut seen = Vec::new();
     let mut path = "/v1/customers?limit=3".to_owned();
@@ -120,11 +157,21 @@ async fn list_filters_and_pages_without_gaps_or_repeats() {
             None => break,
         }
     }
-    assert_eq!(seen, ids, "pages list every customer once, in creation order");
+    assert_eq!(
+        seen, ids,
+        "pages list every customer once, in creation order"
+    );
 
-    let br = app.get(&app.admin, "/v1/customers?country=br&cloud_instance=china_21vianet").await;
+    let br = app
+        .get(
+            &app.admin,
+            "/v1/customers?country=br&cloud_instance=china_21vianet",
+        )
+        .await;
     assert_eq!(br.body["items"].as_array().unwrap().len(), 4);
-    let named = app.get(&app.admin, "/v1/customers?name_contains=CUSTOMER%205").await;
+    let named = app
+        .get(&app.admin, "/v1/customers?name_contains=CUSTOMER%205")
+        .await;
     let items = named.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["name"], "Customer 5");
@@ -137,16 +184,29 @@ async fn list_filters_and_pages_without_gaps_or_repeats() {
     let bad = app.get(&app.admin, "/v1/customers?cursor=garbage").await;
     assert_eq!(bad.problem(422)["errors"][0]["field"], "cursor");
     let bad = app.get(&app.admin, "/v1/customers?colour=red").await;
-    assert!(bad.problem(422)["detail"].as_str().unwrap().contains("colour"));
+    assert!(
+        bad.problem(422)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("colour")
+    );
 }
 
 #[tokio::test]
 async fn patch_changes_clears_and_refuses_what_cannot_change() {
     let app = spawn_app().await;
-    let c = app.create_customer(&app.admin, customer_body("Old name")).await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Old name"))
+        .await;
     let path = format!("/v1/customers/{}", c["id"].as_str().unwrap());
 
-    let r = app.patch(&app.admin, &path, &json!({"name": "New name", "phone": null, "locale": "pt-BR"})).await;
+    let r = app
+        .patch(
+            &app.admin,
+            &path,
+            &json!({"name": "New name", "phone": null, "locale": "pt-BR"}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["name"], "New name");
     assert_eq!(r.body["phone"], serde_json::Value::Null);
@@ -154,18 +214,40 @@ async fn patch_changes_clears_and_refuses_what_cannot_change() {
     assert_eq!(r.body["email"], c["email"], "absent fields stay");
     assert_ne!(r.body["updated_at"], c["updated_at"]);
 
-    let r = app.patch(&app.admin, &path, &json!({"cloud_instance": "china_21vianet"})).await;
+    let r = app
+        .patch(
+            &app.admin,
+            &path,
+            &json!({"cloud_instance": "china_21vianet"}),
+        )
+        .await;
     assert_eq!(r.problem(422)["errors"][0]["field"], "cloud_instance");
-    let r = app.patch(&app.admin, &path, &json!({"email": "not-an-email"})).await;
+    let r = app
+        .patch(&app.admin, &path, &json!({"email": "not-an-email"}))
+        .await;
     assert_eq!(r.problem(422)["errors"][0]["field"], "email");
 
     let got = app.get(&app.admin, &path).await;
     assert_eq!(got.body["name"], "New name");
     assert_eq!(got.body["cloud_instance"], "global");
 
-    let audit = app.get(&app.admin, &format!("/v1/audit?entity_id={}", c["id"].as_str().unwrap())).await;
-    let actions: Vec<&str> = audit.body["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["customer.create", "customer.update"], "refused patches leave no trace");
+    let audit = app
+        .get(
+            &app.admin,
+            &format!("/v1/audit?entity_id={}", c["id"].as_str().unwrap()),
+        )
+        .await;
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["customer.create", "customer.update"],
+        "refused patches leave no trace"
+    );
     let update = &audit.body["items"][1];
     assert_eq!(update["before"]["name"], "Old name");
     assert_eq!(update["after"]["name"], "New name");
@@ -174,8 +256,18 @@ async fn patch_changes_clears_and_refuses_what_cannot_change() {
 #[tokio::test]
 async fn unknown_and_malformed_ids_are_not_found() {
     let app = spawn_app().await;
-    let r = app.get(&app.admin, &format!("/v1/customers/{}", uuid::Uuid::now_v7())).await;
+    let r = app
+        .get(
+            &app.admin,
+            &format!("/v1/customers/{}", uuid::Uuid::now_v7()),
+        )
+        .await;
     r.problem(404);
     let r = app.get(&app.admin, "/v1/customers/not-a-uuid").await;
-    assert!(r.problem(404)["detail"].as_str().unwrap().contains("not-a-uuid"));
+    assert!(
+        r.problem(404)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not-a-uuid")
+    );
 }

@@ -1,4 +1,4 @@
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::helpers::{customer_body, spawn_app};
 
@@ -6,21 +6,63 @@ use crate::helpers::{customer_body, spawn_app};
 async fn malformed_bodies_get_precise_problems() {
     let app = spawn_app().await;
     let url = format!("{}/v1/customers", app.base);
-    let r = app.send(app.client.post(&url).bearer_auth(&app.admin).header("content-type", "application/json").body("{\"name\": ")).await;
-    assert!(r.problem(400)["detail"].as_str().unwrap().contains("not valid JSON"));
-    let r = app.send(app.client.post(&url).bearer_auth(&app.admin).header("content-type", "text/plain").body("hello")).await;
-    assert!(r.problem(415)["detail"].as_str().unwrap().contains("text/plain"));
-    let r = app.send(app.client.post(&url).bearer_auth(&app.admin).body("{}")).await;
+    let r = app
+        .send(
+            app.client
+                .post(&url)
+                .bearer_auth(&app.admin)
+                .header("content-type", "application/json")
+                .body("{\"name\": "),
+        )
+        .await;
+    assert!(
+        r.problem(400)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    let r = app
+        .send(
+            app.client
+                .post(&url)
+                .bearer_auth(&app.admin)
+                .header("content-type", "text/plain")
+                .body("hello"),
+        )
+        .await;
+    assert!(
+        r.problem(415)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("text/plain")
+    );
+    let r = app
+        .send(app.client.post(&url).bearer_auth(&app.admin).body("{}"))
+        .await;
     r.problem(415);
     let big = json!({"name": "x".repeat(100_000)});
-    let r = app.send(app.client.post(&url).bearer_auth(&app.admin).json(&big)).await;
+    let r = app
+        .send(app.client.post(&url).bearer_auth(&app.admin).json(&big))
+        .await;
     r.problem(413);
-    let r = app.send(app.client.post(&url).bearer_auth(&app.admin).json(&json!([1, 2]))).await;
+    let r = app
+        .send(
+            app.client
+                .post(&url)
+                .bearer_auth(&app.admin)
+                .json(&json!([1, 2])),
+        )
+        .await;
     r.problem(422);
     let mut long = customer_body("x");
     long["name"] = json!("n".repeat(201));
     let r = app.post(&app.admin, "/v1/customers", &long).await;
-    assert!(r.problem(422)["detail"].as_str().unwrap().contains("at most 200 characters"));
+    assert!(
+        r.problem(422)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 200 characters")
+    );
 }
 
 #[tokio::test]
@@ -28,7 +70,13 @@ async fn unknown_routes_and_methods_are_problems_too() {
     let app = spawn_app().await;
     let r = app.get(&app.admin, "/v1/nothing-here").await;
     assert_eq!(r.problem(404)["type"], "/problems/no-such-route");
-    let r = app.send(app.client.delete(format!("{}/v1/customers", app.base)).bearer_auth(&app.admin)).await;
+    let r = app
+        .send(
+            app.client
+                .delete(format!("{}/v1/customers", app.base))
+                .bearer_auth(&app.admin),
+        )
+        .await;
     r.problem(405);
 }
 
@@ -36,9 +84,13 @@ async fn unknown_routes_and_methods_are_problems_too() {
 async fn a_retried_post_has_one_effect() {
     let app = spawn_app().await;
     let body = customer_body("Once only");
-    let first = app.post_with_key(&app.admin, "/v1/customers", "key-1", &body).await;
+    let first = app
+        .post_with_key(&app.admin, "/v1/customers", "key-1", &body)
+        .await;
     assert_eq!(first.status, 201);
-    let again = app.post_with_key(&app.admin, "/v1/customers", "key-1", &body).await;
+    let again = app
+        .post_with_key(&app.admin, "/v1/customers", "key-1", &body)
+        .await;
     assert_eq!(again.status, 201);
     assert_eq!(again.body, first.body, "the stored response is replayed");
     assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
@@ -46,31 +98,64 @@ async fn a_retried_post_has_one_effect() {
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
 
     // Same key, different body or endpoint: refused.
-    let r = app.post_with_key(&app.admin, "/v1/customers", "key-1", &customer_body("Other")).await;
+    let r = app
+        .post_with_key(
+            &app.admin,
+            "/v1/customers",
+            "key-1",
+            &customer_body("Other"),
+        )
+        .await;
     assert_eq!(r.problem(422)["type"], "/problems/idempotency-key-reused");
     let c_id = first.body["id"].as_str().unwrap();
-    let r = app.post_with_key(&app.admin, &format!("/v1/customers/{c_id}/subscriptions"), "key-1", &body).await;
+    let r = app
+        .post_with_key(
+            &app.admin,
+            &format!("/v1/customers/{c_id}/subscriptions"),
+            "key-1",
+            &body,
+        )
+        .await;
     r.problem(422);
 
     // Actions: the retry does not add a second transition or audit entry.
-    let sub_id = app.create_subscription(&app.admin, c_id).await["id"].as_str().unwrap().to_owned();
+    let sub_id = app.create_subscription(&app.admin, c_id).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let path = format!("/v1/subscriptions/{sub_id}/actions");
     let act = json!({"action": "suspend", "reason": "investigation"});
     let a1 = app.post_with_key(&app.admin, &path, "act-1", &act).await;
     let a2 = app.post_with_key(&app.admin, &path, "act-1", &act).await;
     assert_eq!(a1.status, 200);
-    assert_eq!(a2.status, 200, "a replay is not refused as 'already suspended': {}", a2.body);
+    assert_eq!(
+        a2.status, 200,
+        "a replay is not refused as 'already suspended': {}",
+        a2.body
+    );
     assert_eq!(a1.body, a2.body);
-    let audit = app.get(&app.admin, &format!("/v1/audit?entity_id={sub_id}")).await;
+    let audit = app
+        .get(&app.admin, &format!("/v1/audit?entity_id={sub_id}"))
+        .await;
     assert_eq!(audit.body["items"].as_array().unwrap().len(), 2);
 
     // A key is per tenant: another tenant's identical key is independent.
     let other = app.token("reseller-b", riskdesk_domain::Role::Admin).await;
-    let r = app.post_with_key(&other, "/v1/customers", "key-1", &body).await;
+    let r = app
+        .post_with_key(&other, "/v1/customers", "key-1", &body)
+        .await;
     assert_eq!(r.status, 201);
     assert_ne!(r.body["id"], first.body["id"]);
 
-    let r = app.send(app.client.post(format!("{}/v1/customers", app.base)).bearer_auth(&app.admin).header("Idempotency-Key", "").json(&body)).await;
+    let r = app
+        .send(
+            app.client
+                .post(format!("{}/v1/customers", app.base))
+                .bearer_auth(&app.admin)
+                .header("Idempotency-Key", "")
+                .json(&body),
+        )
+        .await;
     r.problem(422);
 }
 
@@ -83,8 +168,18 @@ async fn concurrent_retries_with_one_key_create_once() {
         let url = format!("{}/v1/customers", app.base);
         let token = app.admin.clone();
         tasks.push(tokio::spawn(async move {
-            let r = client.post(url).bearer_auth(token).header("Idempotency-Key", "same").json(&customer_body("Racer")).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap()["id"].clone())
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "same")
+                .json(&customer_body("Racer"))
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap()["id"].clone(),
+            )
         }));
     }
     let mut ids = Vec::new();
@@ -95,20 +190,46 @@ async fn concurrent_retries_with_one_key_create_once() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "every retry got the same customer");
-    assert_eq!(app.get(&app.admin, "/v1/customers").await.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get(&app.admin, "/v1/customers").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let app = spawn_app().await;
-    let r = app.send(app.client.get(format!("{}/healthz", app.base))).await;
+    let r = app
+        .send(app.client.get(format!("{}/healthz", app.base)))
+        .await;
     assert_eq!((r.status, r.body.clone()), (200, json!({"status": "ok"})));
-    let r = app.send(app.client.get(format!("{}/readyz", app.base))).await;
+    let r = app
+        .send(app.client.get(format!("{}/readyz", app.base)))
+        .await;
     assert_eq!(r.status, 200);
     app.get(&app.admin, "/v1/customers").await;
-    let text = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("riskdesk_http_requests_total{method=\"GET\",route=\"/v1/customers\",status=\"200\"}"), "{text}");
-    assert!(text.contains("riskdesk_http_request_duration_seconds_bucket"), "{text}");
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "riskdesk_http_requests_total{method=\"GET\",route=\"/v1/customers\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("riskdesk_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
 }
 
 /// The spec parses as OpenAPI 3.1, names every route the server serves, and every operation it
@@ -116,7 +237,15 @@ async fn health_readiness_and_metrics() {
 #[tokio::test]
 async fn openapi_is_valid_and_covers_every_route() {
     let app = spawn_app().await;
-    let text = app.client.get(format!("{}/openapi.json", app.base)).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let spec = oas3::from_json(&text).expect("a valid OpenAPI 3.1 document");
     assert!(spec.openapi.starts_with("3.1"), "{}", spec.openapi);
 
@@ -143,14 +272,31 @@ async fn openapi_is_valid_and_covers_every_route() {
         ("POST", "/v1/customers/{id}/subscriptions"),
         ("POST", "/v1/subscriptions/{id}/actions"),
     ];
-    let expected: Vec<(String, String)> = expected.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     assert_eq!(ops, expected);
 
     for (method, path) in &ops {
-        let url = format!("{}{}", app.base, path.replace("{id}", &uuid::Uuid::now_v7().to_string()));
+        let url = format!(
+            "{}{}",
+            app.base,
+            path.replace("{id}", &uuid::Uuid::now_v7().to_string())
+        );
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let r = app.send(app.client.request(m, url).bearer_auth(&app.admin).json(&json!({}))).await;
-        assert_ne!(r.body["type"], "/problems/no-such-route", "{method} {path} is documented but not routed");
+        let r = app
+            .send(
+                app.client
+                    .request(m, url)
+                    .bearer_auth(&app.admin)
+                    .json(&json!({})),
+            )
+            .await;
+        assert_ne!(
+            r.body["type"], "/problems/no-such-route",
+            "{method} {path} is documented but not routed"
+        );
         assert_ne!(r.status, 405, "{method} {path}");
     }
     // Every POST documents the Idempotency-Key header and every /v1 route the bearer scheme.
@@ -162,7 +308,10 @@ async fn openapi_is_valid_and_covers_every_route() {
             }
             if method == "post" {
                 let params = op["parameters"].as_array().unwrap();
-                assert!(params.iter().any(|p| p["name"] == "Idempotency-Key"), "{method} {path} lacks Idempotency-Key");
+                assert!(
+                    params.iter().any(|p| p["name"] == "Idempotency-Key"),
+                    "{method} {path} lacks Idempotency-Key"
+                );
             }
         }
     }

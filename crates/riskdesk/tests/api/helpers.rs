@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use riskdesk_domain::audit::Actor;
 use riskdesk_domain::{Role, TenantSlug};
-use riskdesk_server::{service, Application, SystemClock};
+use riskdesk_server::{Application, SystemClock, service};
 use riskdesk_storage::{Db, DbOptions};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub struct TestApp {
     pub base: String,
@@ -21,11 +21,15 @@ pub struct TestApp {
 }
 
 pub fn backend_is_postgres() -> bool {
-    matches!(std::env::var("RISKDESK_TEST_BACKEND").as_deref(), Ok("postgres"))
+    matches!(
+        std::env::var("RISKDESK_TEST_BACKEND").as_deref(),
+        Ok("postgres")
+    )
 }
 
 fn pg_url() -> String {
-    std::env::var("RISKDESK_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("RISKDESK_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -36,18 +40,51 @@ pub async fn spawn_app() -> TestApp {
         let url = pg_url();
         let sep = if url.contains('?') { '&' } else { '?' };
         let cli = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-        (url, DbOptions { pg_schema: Some(schema), pg_max_connections: 8, ..DbOptions::default() }, cli)
+        (
+            url,
+            DbOptions {
+                pg_schema: Some(schema),
+                pg_max_connections: 8,
+                ..DbOptions::default()
+            },
+            cli,
+        )
     } else {
-        let path = dir.path().join("riskdesk.db").to_string_lossy().into_owned();
-        (path.clone(), DbOptions { sqlite_full_sync: false, ..DbOptions::default() }, path)
+        let path = dir
+            .path()
+            .join("riskdesk.db")
+            .to_string_lossy()
+            .into_owned();
+        (
+            path.clone(),
+            DbOptions {
+                sqlite_full_sync: false,
+                ..DbOptions::default()
+            },
+            path,
+        )
     };
-    let db = Db::connect(&url, &opts).await.unwrap_or_else(|e| panic!("cannot connect to the test database {url}: {e}"));
+    let db = Db::connect(&url, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test database {url}: {e}"));
     db.migrate().await.expect("migrations");
-    let (_, admin) = service::ensure_default_tenant(&db, jiff::Timestamp::now()).await.expect("default tenant").expect("new tenant");
-    let app = Application::build("127.0.0.1:0", db.clone(), Arc::new(SystemClock)).await.expect("bind");
+    let (_, admin) = service::ensure_default_tenant(&db, jiff::Timestamp::now())
+        .await
+        .expect("default tenant")
+        .expect("new tenant");
+    let app = Application::build("127.0.0.1:0", db.clone(), Arc::new(SystemClock))
+        .await
+        .expect("bind");
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until(std::future::pending()));
-    TestApp { base, db, cli_database_url: cli_url, admin, client: reqwest::Client::new(), _dir: dir }
+    TestApp {
+        base,
+        db,
+        cli_database_url: cli_url,
+        admin,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
 }
 
 /// A decoded response: status, headers and JSON body (Null when the body is not JSON).
@@ -59,7 +96,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn content_type(&self) -> &str {
-        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// Asserts the response is a problem document with this status; returns it.
@@ -68,7 +108,11 @@ impl Resp {
         assert_eq!(self.status, status, "body: {}", self.body);
         assert_eq!(self.content_type(), "application/problem+json");
         assert_eq!(self.body["status"], status);
-        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "problem without detail: {}", self.body);
+        assert!(
+            self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "problem without detail: {}",
+            self.body
+        );
         &self.body
     }
 
@@ -78,7 +122,14 @@ impl Resp {
 
     /// The field names a validation problem lists.
     pub fn fields(&self) -> Vec<String> {
-        self.body["errors"].as_array().map(|a| a.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -89,34 +140,82 @@ impl TestApp {
         let headers = r.headers().clone();
         let bytes = r.bytes().await.expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, token: &str, path: &str) -> Resp {
-        self.send(self.client.get(format!("{}{path}", self.base)).bearer_auth(token)).await
+        self.send(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(token),
+        )
+        .await
     }
 
     pub async fn post(&self, token: &str, path: &str, body: &Value) -> Resp {
-        self.send(self.client.post(format!("{}{path}", self.base)).bearer_auth(token).json(body)).await
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
     }
 
     pub async fn post_with_key(&self, token: &str, path: &str, key: &str, body: &Value) -> Resp {
-        self.send(self.client.post(format!("{}{path}", self.base)).bearer_auth(token).header("Idempotency-Key", key).json(body)).await
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(body),
+        )
+        .await
     }
 
     pub async fn patch(&self, token: &str, path: &str, body: &Value) -> Resp {
-        self.send(self.client.patch(format!("{}{path}", self.base)).bearer_auth(token).json(body)).await
+        self.send(
+            self.client
+                .patch(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
     }
 
     /// A token of `role` in tenant `slug` (created if needed), made as the CLI makes them.
     pub async fn token(&self, slug: &str, role: Role) -> String {
         let now = jiff::Timestamp::now();
         let mut tx = self.db.begin().await.unwrap();
-        let tenant = match riskdesk_storage::tenants::by_slug_tx(&mut tx, slug).await.unwrap() {
+        let tenant = match riskdesk_storage::tenants::by_slug_tx(&mut tx, slug)
+            .await
+            .unwrap()
+        {
             Some(t) => t,
-            None => service::create_tenant(&mut tx, &Actor::cli(), &TenantSlug::parse(slug).unwrap(), slug, now).await.unwrap(),
+            None => service::create_tenant(
+                &mut tx,
+                &Actor::cli(),
+                &TenantSlug::parse(slug).unwrap(),
+                slug,
+                now,
+            )
+            .await
+            .unwrap(),
         };
-        let (_, secret) = service::create_token(&mut tx, tenant.tenant_id(), &Actor::cli(), &format!("{}-test", role.as_str()), role, now).await.unwrap();
+        let (_, secret) = service::create_token(
+            &mut tx,
+            tenant.tenant_id(),
+            &Actor::cli(),
+            &format!("{}-test", role.as_str()),
+            role,
+            now,
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         secret
     }
@@ -128,13 +227,24 @@ impl TestApp {
     }
 
     pub async fn create_subscription(&self, token: &str, customer_id: &str) -> Value {
-        let r = self.post(token, &format!("/v1/customers/{customer_id}/subscriptions"), &json!({"offer": "Azure plan", "quantity": 3})).await;
+        let r = self
+            .post(
+                token,
+                &format!("/v1/customers/{customer_id}/subscriptions"),
+                &json!({"offer": "Azure plan", "quantity": 3}),
+            )
+            .await;
         assert_eq!(r.status, 201, "{}", r.body);
         r.body
     }
 
     pub async fn act(&self, token: &str, sub_id: &str, action: &str, reason: &str) -> Resp {
-        self.post(token, &format!("/v1/subscriptions/{sub_id}/actions"), &json!({"action": action, "reason": reason, "note": "test"})).await
+        self.post(
+            token,
+            &format!("/v1/subscriptions/{sub_id}/actions"),
+            &json!({"action": action, "reason": reason, "note": "test"}),
+        )
+        .await
     }
 
     /// Runs the real `riskdesk` binary against this test's database.
@@ -156,10 +266,16 @@ impl TestApp {
     pub async fn raw_sql(&self, sql: &str) {
         match &self.db {
             Db::Sqlite { write, .. } => {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(write).await.expect("raw sql");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(write)
+                    .await
+                    .expect("raw sql");
             }
             Db::Postgres(p) => {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(p).await.expect("raw sql");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(p)
+                    .await
+                    .expect("raw sql");
             }
         }
     }

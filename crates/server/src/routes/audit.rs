@@ -1,14 +1,14 @@
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use riskdesk_domain::Permission;
 use riskdesk_storage::audit::{self, AuditFilter};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::dto::{check_limit, decode_cursor, page, AuditEntry, Page};
+use crate::AppState;
+use crate::dto::{AuditEntry, Page, check_limit, decode_cursor, page};
 use crate::error::{ApiError, Problem, Validator};
 use crate::extract::{ApiQuery, Caller};
-use crate::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -30,14 +30,33 @@ pub struct AuditQuery {
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])),
     params(AuditQuery),
     responses((status = 200, body = Page<AuditEntry>), (status = 403, body = Problem, content_type = "application/problem+json")))]
-pub async fn list_audit(State(s): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Json<Page<AuditEntry>>, ApiError> {
+pub async fn list_audit(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Page<AuditEntry>>, ApiError> {
     caller.require(Permission::ReadAudit)?;
     let mut v = Validator::default();
-    let limit = v.check("limit", check_limit(q.limit).map_err(|_| "must be between 1 and 500"));
-    let after = v.check("cursor", decode_cursor::<i64>(&q.cursor).map_err(|_| "is not a cursor this API returned"));
+    let limit = v.check(
+        "limit",
+        check_limit(q.limit).map_err(|_| "must be between 1 and 500"),
+    );
+    let after = v.check(
+        "cursor",
+        decode_cursor::<i64>(&q.cursor).map_err(|_| "is not a cursor this API returned"),
+    );
     v.finish()?;
     let limit = limit.unwrap_or(crate::dto::DEFAULT_LIMIT);
-    let filter = AuditFilter { entity_id: q.entity_id, entity_type: q.entity_type, action: q.action };
+    let filter = AuditFilter {
+        entity_id: q.entity_id,
+        entity_type: q.entity_type,
+        action: q.action,
+    };
     let rows = audit::list(&s.db, caller.tenant(), &filter, after.flatten(), limit + 1).await?;
-    Ok(Json(page(rows, limit, |r| r.seq.to_string(), AuditEntry::from)))
+    Ok(Json(page(
+        rows,
+        limit,
+        |r| r.seq.to_string(),
+        AuditEntry::from,
+    )))
 }

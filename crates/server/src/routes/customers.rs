@@ -1,22 +1,28 @@
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
-use riskdesk_domain::customer::{parse_external_id, parse_name, CustomerPatch, NewCustomer};
-use riskdesk_domain::{CloudInstance, CountryCode, CustomerId, DomainName, Email, Locale, Permission, Phone};
+use riskdesk_domain::customer::{CustomerPatch, NewCustomer, parse_external_id, parse_name};
+use riskdesk_domain::{
+    CloudInstance, CountryCode, CustomerId, DomainName, Email, Locale, Permission, Phone,
+};
 use riskdesk_storage::customers::{self, CustomerFilter};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::parse_id;
-use crate::dto::{check_limit, decode_cursor, page, CreateCustomer, Customer, Page, PatchCustomer};
+use crate::dto::{CreateCustomer, Customer, Page, PatchCustomer, check_limit, decode_cursor, page};
 use crate::error::{ApiError, Problem, Validator};
 use crate::extract::{ApiJson, ApiQuery, Caller, IdempotencyKey};
 use crate::idem::{self, Fingerprint};
-use crate::{service, AppState};
+use crate::{AppState, service};
 
 fn cloud_instance(s: &str) -> Result<CloudInstance, String> {
-    CloudInstance::parse(s).ok_or_else(|| format!("'{s}' is not a cloud instance; one of global, us_government, germany, china_21vianet"))
+    CloudInstance::parse(s).ok_or_else(|| {
+        format!(
+            "'{s}' is not a cloud instance; one of global, us_government, germany, china_21vianet"
+        )
+    })
 }
 
 fn validate_new(c: CreateCustomer) -> Result<NewCustomer, ApiError> {
@@ -37,30 +43,75 @@ fn validate_new(c: CreateCustomer) -> Result<NewCustomer, ApiError> {
     };
     v.finish()?;
     // Every Option is Some once the validator found no error.
-    match (name, domain, country, email, phone, locale, cloud, external_id) {
-        (Some(name), Some(domain), Some(country), Some(email), Some(phone), Some(locale), Some(cloud_instance), Some(external_id)) => {
-            Ok(NewCustomer { name, domain, country, email, phone, locale, cloud_instance, external_id })
-        }
-        _ => Err(ApiError::Internal("validation passed with a missing value".into())),
+    match (
+        name,
+        domain,
+        country,
+        email,
+        phone,
+        locale,
+        cloud,
+        external_id,
+    ) {
+        (
+            Some(name),
+            Some(domain),
+            Some(country),
+            Some(email),
+            Some(phone),
+            Some(locale),
+            Some(cloud_instance),
+            Some(external_id),
+        ) => Ok(NewCustomer {
+            name,
+            domain,
+            country,
+            email,
+            phone,
+            locale,
+            cloud_instance,
+            external_id,
+        }),
+        _ => Err(ApiError::Internal(
+            "validation passed with a missing value".into(),
+        )),
     }
 }
 
 fn validate_patch(p: PatchCustomer) -> Result<CustomerPatch, ApiError> {
     let mut v = Validator::default();
     if p.cloud_instance.is_some() {
-        v.fail("cloud_instance", "cannot be changed: a customer belongs to one cloud instance for life");
+        v.fail(
+            "cloud_instance",
+            "cannot be changed: a customer belongs to one cloud instance for life",
+        );
     }
     let patch = CustomerPatch {
-        name: p.name.as_deref().and_then(|s| v.check("name", parse_name(s))),
-        domain: p.domain.as_deref().and_then(|s| v.check("domain", DomainName::parse(s))),
-        country: p.country.as_deref().and_then(|s| v.check("country", CountryCode::parse(s))),
-        email: p.email.as_deref().and_then(|s| v.check("email", Email::parse(s))),
+        name: p
+            .name
+            .as_deref()
+            .and_then(|s| v.check("name", parse_name(s))),
+        domain: p
+            .domain
+            .as_deref()
+            .and_then(|s| v.check("domain", DomainName::parse(s))),
+        country: p
+            .country
+            .as_deref()
+            .and_then(|s| v.check("country", CountryCode::parse(s))),
+        email: p
+            .email
+            .as_deref()
+            .and_then(|s| v.check("email", Email::parse(s))),
         phone: match p.phone {
             None => None,
             Some(None) => Some(None),
             Some(Some(s)) => v.check("phone", Phone::parse(&s)).map(Some),
         },
-        locale: p.locale.as_deref().and_then(|s| v.check("locale", Locale::parse(s))),
+        locale: p
+            .locale
+            .as_deref()
+            .and_then(|s| v.check("locale", Locale::parse(s))),
         external_id: match p.external_id {
             None => None,
             Some(None) => Some(None),
@@ -89,15 +140,27 @@ pub async fn create_customer(
     body: ApiJson<CreateCustomer>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::WriteCustomers)?;
-    let fp = Fingerprint { key: &key, method_path: "POST /v1/customers".into(), body_sha256: &body.body_sha256 };
+    let fp = Fingerprint {
+        key: &key,
+        method_path: "POST /v1/customers".into(),
+        body_sha256: &body.body_sha256,
+    };
     let new = validate_new(body.value)?;
     let now = s.clock.now();
     let mut tx = s.db.begin().await?;
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    let row = service::create_customer(&mut tx, caller.tenant(), &caller.actor(), &new, now).await?;
-    let resp = idem::finish(&mut tx, &caller, &fp, StatusCode::CREATED, &Customer::from(row)).await?;
+    let row =
+        service::create_customer(&mut tx, caller.tenant(), &caller.actor(), &new, now).await?;
+    let resp = idem::finish(
+        &mut tx,
+        &caller,
+        &fp,
+        StatusCode::CREATED,
+        &Customer::from(row),
+    )
+    .await?;
     tx.commit().await?;
     Ok(resp)
 }
@@ -106,10 +169,16 @@ pub async fn create_customer(
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = Customer), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_customer(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Customer>, ApiError> {
+pub async fn get_customer(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Customer>, ApiError> {
     caller.require(Permission::ReadCustomers)?;
     let id: CustomerId = parse_id(&id, "customer")?;
-    Ok(Json(customers::get(&s.db, caller.tenant(), id).await?.into()))
+    Ok(Json(
+        customers::get(&s.db, caller.tenant(), id).await?.into(),
+    ))
 }
 
 /// Change a customer (JSON merge patch: absent fields stay, `null` clears `phone` or `external_id`).
@@ -133,7 +202,8 @@ pub async fn patch_customer(
     let patch = validate_patch(body.value)?;
     let now = s.clock.now();
     let mut tx = s.db.begin().await?;
-    let row = service::update_customer(&mut tx, caller.tenant(), &caller.actor(), id, &patch, now).await?;
+    let row = service::update_customer(&mut tx, caller.tenant(), &caller.actor(), id, &patch, now)
+        .await?;
     tx.commit().await?;
     Ok(Json(row.into()))
 }
@@ -165,10 +235,22 @@ pub async fn list_customers(
 ) -> Result<Json<Page<Customer>>, ApiError> {
     caller.require(Permission::ReadCustomers)?;
     let mut v = Validator::default();
-    let country = q.country.as_deref().and_then(|c| v.check("country", CountryCode::parse(c)));
-    let cloud = q.cloud_instance.as_deref().and_then(|c| v.check("cloud_instance", cloud_instance(c)));
-    let limit = v.check("limit", check_limit(q.limit).map_err(|e| e.to_string().replace("limit: ", "")));
-    let after = v.check("cursor", decode_cursor::<CustomerId>(&q.cursor).map_err(|_| "is not a cursor this API returned"));
+    let country = q
+        .country
+        .as_deref()
+        .and_then(|c| v.check("country", CountryCode::parse(c)));
+    let cloud = q
+        .cloud_instance
+        .as_deref()
+        .and_then(|c| v.check("cloud_instance", cloud_instance(c)));
+    let limit = v.check(
+        "limit",
+        check_limit(q.limit).map_err(|e| e.to_string().replace("limit: ", "")),
+    );
+    let after = v.check(
+        "cursor",
+        decode_cursor::<CustomerId>(&q.cursor).map_err(|_| "is not a cursor this API returned"),
+    );
     v.finish()?;
     let limit = limit.unwrap_or(crate::dto::DEFAULT_LIMIT);
     let filter = CustomerFilter {
@@ -178,5 +260,10 @@ pub async fn list_customers(
         name_contains: q.name_contains,
     };
     let rows = customers::list(&s.db, caller.tenant(), &filter, after.flatten(), limit + 1).await?;
-    Ok(Json(page(rows, limit, |r| r.id.to_string(), Customer::from)))
+    Ok(Json(page(
+        rows,
+        limit,
+        |r| r.id.to_string(),
+        Customer::from,
+    )))
 }

@@ -1,13 +1,13 @@
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
 use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::AppState;
 use crate::error::{ApiError, Problem};
 use crate::extract::Caller;
-use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -38,13 +38,19 @@ pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition of the server's metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
 }
 
 /// This API's OpenAPI 3.1 document, generated from the code.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn openapi(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], s.openapi_json.as_ref().clone())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.openapi_json.as_ref().clone(),
+    )
 }
 
 #[derive(Serialize, ToSchema)]
@@ -60,5 +66,10 @@ pub struct Me {
     responses((status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn me(caller: Caller) -> Json<Me> {
     let p = caller.0;
-    Json(Me { tenant_id: p.tenant_id.0, token_id: p.token_id.0, name: p.name, role: p.role })
+    Json(Me {
+        tenant_id: p.tenant_id.0,
+        token_id: p.token_id.0,
+        name: p.name,
+        role: p.role,
+    })
 }

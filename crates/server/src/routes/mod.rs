@@ -8,5 +8,6 @@ use crate::error::ApiError;
 /// Parses an id from the path; a malformed id names no resource, so it is a 404 like any
 /// unknown id (and says why).
 pub fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound(format!("no {what} with id '{raw}' (ids are UUIDs)")))
+    raw.parse()
+        .map_err(|_| ApiError::NotFound(format!("no {what} with id '{raw}' (ids are UUIDs)")))
 }

@@ -1,0 +1,184 @@
+//! HTTP load benchmark (run by hand: `cargo bench -p riskdesk --bench http`; see BENCHMARKS.md).
+//!
+//! Starts the real `riskdesk serve` binary on a fresh database, then drives it from this
+//! process with C concurrent keep-alive connections for D seconds per phase:
+//!   1. GET /healthz                    — the baseline: the same server doing no work
+//!   2. GET /v1/customers/{id}          — an authenticated read
+//!   3. POST /v1/subscriptions/{id}/actions — a durable write with its audit entry; each
+//!      connection owns one subscription and alternates suspend / reactivate, so every
+//!      request is a real state change (no 409s).
+//! Reports requests/s, p50/p99 latency and the ratio to the baseline measured in the same run.
+//!
+//! Environment: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 64),
+//! BENCH_DATABASE_URL (default: a fresh SQLite file; e.g. postgres://postgres@127.0.0.1:5432/test
+//! runs against a fresh schema there), BENCH_SQLITE_SYNCHRONOUS (default full).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct PhaseResult {
+    name: &'static str,
+    requests: usize,
+    errors: usize,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx] as f64 / 1000.0
+}
+
+/// Runs `conns` workers for `secs`; worker i calls `make(i, n)` for its n-th request.
+async fn phase<F>(name: &'static str, conns: usize, secs: u64, make: F) -> PhaseResult
+where
+    F: Fn(&reqwest::Client, usize, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..conns {
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+            let mut lat = Vec::with_capacity(100_000);
+            let mut errors = 0usize;
+            let mut n = 0usize;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match make(&client, i, n).send().await {
+                    Ok(r) => {
+                        let ok = r.status().is_success();
+                        let _ = r.bytes().await;
+                        if !ok {
+                            errors += 1;
+                        }
+                    }
+                    Err(_) => errors += 1,
+                }
+                lat.push(t.elapsed().as_micros() as u64);
+                n += 1;
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.unwrap();
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    PhaseResult { name, requests: all.len(), errors, rps: all.len() as f64 / elapsed, p50_ms: percentile(&all, 0.5), p99_ms: percentile(&all, 0.99) }
+}
+
+fn main() {
+    let secs: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let conns: usize = std::env::var("BENCH_CONNECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
+    let dir = tempfile::tempdir().unwrap();
+    let (db_url, label) = match std::env::var("BENCH_DATABASE_URL") {
+        Ok(u) if u.starts_with("postgres") => {
+            let schema = format!("bench_{}", uuid::Uuid::now_v7().simple());
+            let admin = Command::new("psql").arg(&u).arg("-qc").arg(format!("CREATE SCHEMA {schema}")).status();
+            assert!(admin.map(|s| s.success()).unwrap_or(false), "cannot create schema {schema} with psql");
+            let sep = if u.contains('?') { '&' } else { '?' };
+            (format!("{u}{sep}options=-c%20search_path%3D{schema}"), "PostgreSQL".to_owned())
+        }
+        Ok(u) => (u, "SQLite".to_owned()),
+        Err(_) => (dir.path().join("bench.db").to_string_lossy().into_owned(), "SQLite".to_owned()),
+    };
+    let sync = std::env::var("BENCH_SQLITE_SYNCHRONOUS").unwrap_or_else(|_| "full".into());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_riskdesk"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db_url, "--config"])
+        .arg(dir.path().join("none.toml"))
+        .env("RISKDESK_SQLITE_SYNCHRONOUS", &sync)
+        .env("RISKDESK_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start riskdesk");
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let (mut token, mut base) = (String::new(), String::new());
+    while base.is_empty() {
+        let mut l = String::new();
+        assert!(reader.read_line(&mut l).unwrap() > 0, "server exited");
+        if l.starts_with("rdk_") {
+            token = l.trim().to_owned();
+        }
+        if let Some(rest) = l.strip_prefix("riskdesk listening on ") {
+            base = rest.split_whitespace().next().unwrap().to_owned();
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let results = rt.block_on(async {
+        let c = reqwest::Client::new();
+        let customer: Value = c
+            .post(format!("{base}/v1/customers"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "Bench Ltd", "domain": "bench.example", "country": "FR", "email": "a@bench.example", "cloud_instance": "global"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cid = customer["id"].as_str().unwrap().to_owned();
+        let mut subs = Vec::new();
+        for _ in 0..conns {
+            let s: Value = c
+                .post(format!("{base}/v1/customers/{cid}/subscriptions"))
+                .bearer_auth(&token)
+                .json(&json!({"offer": "Azure plan"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            subs.push(s["id"].as_str().unwrap().to_owned());
+        }
+        let subs = Arc::new(subs);
+        let mut out = Vec::new();
+        let b = base.clone();
+        out.push(phase("GET /healthz", conns, secs, move |c, _, _| c.get(format!("{b}/healthz"))).await);
+        let (b, t) = (base.clone(), token.clone());
+        out.push(phase("GET /v1/customers/{id}", conns, secs, move |c, _, _| c.get(format!("{b}/v1/customers/{cid}")).bearer_auth(&t)).await);
+        let (b, t) = (base.clone(), token.clone());
+        out.push(
+            phase("POST /v1/subscriptions/{id}/actions", conns, secs, move |c, i, n| {
+                let body = if n % 2 == 0 { json!({"action": "suspend", "reason": "investigation"}) } else { json!({"action": "reactivate", "reason": "resolved"}) };
+                c.post(format!("{b}/v1/subscriptions/{}/actions", subs[i])).bearer_auth(&t).json(&body)
+            })
+            .await,
+        );
+        out
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let baseline = results[0].rps;
+    println!("backend: {label} (sqlite synchronous={sync}); {conns} connections, {secs} s per phase");
+    println!("{:<38} {:>9} {:>7} {:>10} {:>8} {:>8} {:>9}", "phase", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs health");
+    for r in &results {
+        println!(
+            "{:<38} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.1}%",
+            r.name,
+            r.requests,
+            r.errors,
+            r.rps,
+            r.p50_ms,
+            r.p99_ms,
+            100.0 * r.rps / baseline
+        );
+    }
+}
