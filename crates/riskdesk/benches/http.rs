@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 struct PhaseResult {
     name: &'static str,
@@ -49,7 +49,10 @@ where
     for i in 0..conns {
         let make = make.clone();
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
             let mut lat = Vec::with_capacity(100_000);
             let mut errors = 0usize;
             let mut n = 0usize;
@@ -80,27 +83,60 @@ where
     }
     let elapsed = start.elapsed().as_secs_f64();
     all.sort_unstable();
-    PhaseResult { name, requests: all.len(), errors, rps: all.len() as f64 / elapsed, p50_ms: percentile(&all, 0.5), p99_ms: percentile(&all, 0.99) }
+    PhaseResult {
+        name,
+        requests: all.len(),
+        errors,
+        rps: all.len() as f64 / elapsed,
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+    }
 }
 
 fn main() {
-    let secs: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let conns: usize = std::env::var("BENCH_CONNECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let conns: usize = std::env::var("BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
     let dir = tempfile::tempdir().unwrap();
     let (db_url, label) = match std::env::var("BENCH_DATABASE_URL") {
         Ok(u) if u.starts_with("postgres") => {
             let schema = format!("bench_{}", uuid::Uuid::now_v7().simple());
-            let admin = Command::new("psql").arg(&u).arg("-qc").arg(format!("CREATE SCHEMA {schema}")).status();
-            assert!(admin.map(|s| s.success()).unwrap_or(false), "cannot create schema {schema} with psql");
+            let admin = Command::new("psql")
+                .arg(&u)
+                .arg("-qc")
+                .arg(format!("CREATE SCHEMA {schema}"))
+                .status();
+            assert!(
+                admin.map(|s| s.success()).unwrap_or(false),
+                "cannot create schema {schema} with psql"
+            );
             let sep = if u.contains('?') { '&' } else { '?' };
-            (format!("{u}{sep}options=-c%20search_path%3D{schema}"), "PostgreSQL".to_owned())
+            (
+                format!("{u}{sep}options=-c%20search_path%3D{schema}"),
+                "PostgreSQL".to_owned(),
+            )
         }
         Ok(u) => (u, "SQLite".to_owned()),
-        Err(_) => (dir.path().join("bench.db").to_string_lossy().into_owned(), "SQLite".to_owned()),
+        Err(_) => (
+            dir.path().join("bench.db").to_string_lossy().into_owned(),
+            "SQLite".to_owned(),
+        ),
     };
     let sync = std::env::var("BENCH_SQLITE_SYNCHRONOUS").unwrap_or_else(|_| "full".into());
     let mut child = Command::new(env!("CARGO_BIN_EXE_riskdesk"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db_url, "--config"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            &db_url,
+            "--config",
+        ])
         .arg(dir.path().join("none.toml"))
         .env("RISKDESK_SQLITE_SYNCHRONOUS", &sync)
         .env("RISKDESK_LOG", "warn")
@@ -120,7 +156,11 @@ fn main() {
             base = rest.split_whitespace().next().unwrap().to_owned();
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let results = rt.block_on(async {
         let c = reqwest::Client::new();
         let customer: Value = c
@@ -167,8 +207,13 @@ fn main() {
     let _ = child.kill();
     let _ = child.wait();
     let baseline = results[0].rps;
-    println!("backend: {label} (sqlite synchronous={sync}); {conns} connections, {secs} s per phase");
-    println!("{:<38} {:>9} {:>7} {:>10} {:>8} {:>8} {:>9}", "phase", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs health");
+    println!(
+        "backend: {label} (sqlite synchronous={sync}); {conns} connections, {secs} s per phase"
+    );
+    println!(
+        "{:<38} {:>9} {:>7} {:>10} {:>8} {:>8} {:>9}",
+        "phase", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs health"
+    );
     for r in &results {
         println!(
             "{:<38} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.1}%",

@@ -7,6 +7,7 @@ use riskdesk_domain::audit::{
 };
 use uuid::Uuid;
 
+use crate::query::{FromRow, Q, RowLike};
 use crate::time::to_micros;
 use crate::{Db, Result, StorageError, Tx};
 
@@ -27,7 +28,7 @@ pub fn snapshot<T: serde::Serialize>(v: &T) -> Option<String> {
     serde_json::to_string(v).ok()
 }
 
-#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct AuditRow {
     pub tenant_id: Uuid,
     pub seq: i64,
@@ -44,6 +45,28 @@ pub struct AuditRow {
     pub note: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+}
+
+impl FromRow for AuditRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(AuditRow {
+            tenant_id: r.uuid("tenant_id")?,
+            seq: r.i64("seq")?,
+            at: r.i64("at")?,
+            actor_kind: r.text("actor_kind")?,
+            actor_name: r.text("actor_name")?,
+            actor_role: r.text("actor_role")?,
+            action: r.text("action")?,
+            entity_type: r.text("entity_type")?,
+            entity_id: r.text("entity_id")?,
+            before_json: r.opt_text("before_json")?,
+            after_json: r.opt_text("after_json")?,
+            reason: r.opt_text("reason")?,
+            note: r.opt_text("note")?,
+            prev_hash: r.text("prev_hash")?,
+            hash: r.text("hash")?,
+        })
+    }
 }
 
 impl AuditRow {
@@ -72,10 +95,18 @@ impl AuditRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct Head {
     seq: i64,
     hash: String,
+}
+
+impl FromRow for Head {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(Head {
+            seq: r.i64("seq")?,
+            hash: r.text("hash")?,
+        })
+    }
 }
 
 /// Appends an entry to the tenant's chain. Bumping the head row first takes its row lock on
@@ -87,13 +118,13 @@ pub async fn append(
     at: Timestamp,
     d: AuditDraft<'_>,
 ) -> Result<i64> {
-    let head = on_tx!(tx, |c| sqlx::query_as::<_, Head>(
-        "UPDATE audit_heads SET seq = seq + 1 WHERE tenant_id = $1 RETURNING seq, hash"
-    )
-    .bind(tenant.0)
-    .fetch_optional(&mut **c)
-    .await)?
-    .ok_or(StorageError::NotFound("tenant audit head"))?;
+    let head: Head = tx
+        .fetch_optional(
+            Q::new("UPDATE audit_heads SET seq = seq + 1 WHERE tenant_id = $1 RETURNING seq, hash")
+                .bind(tenant.0),
+        )
+        .await?
+        .ok_or(StorageError::NotFound("tenant audit head"))?;
     let content = AuditContent {
         tenant_id: tenant.0,
         seq: head.seq,
@@ -108,8 +139,8 @@ pub async fn append(
         note: d.note.map(str::to_owned),
     };
     let hash = entry_hash(&content, &head.hash);
-    on_tx!(tx, |c| {
-        sqlx::query(
+    tx.execute(
+        Q::new(
             "INSERT INTO audit_log (tenant_id, seq, at, actor_kind, actor_name, actor_role, action, entity_type, entity_id, \
              before_json, after_json, reason, note, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
@@ -127,15 +158,15 @@ pub async fn append(
         .bind(&content.reason)
         .bind(&content.note)
         .bind(&head.hash)
-        .bind(&hash)
-        .execute(&mut **c)
-        .await?;
-        sqlx::query("UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1")
+        .bind(&hash),
+    )
+    .await?;
+    tx.execute(
+        Q::new("UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1")
             .bind(tenant.0)
-            .bind(&hash)
-            .execute(&mut **c)
-            .await?;
-    });
+            .bind(&hash),
+    )
+    .await?;
     Ok(content.seq)
 }
 
@@ -157,21 +188,17 @@ pub async fn list(
     after_seq: Option<i64>,
     limit: u32,
 ) -> Result<Vec<AuditRow>> {
-    let sql = format!(
+    let q = Q::new(format!(
         "{SELECT} WHERE tenant_id = $1 AND ($2 IS NULL OR entity_id = $2) AND ($3 IS NULL OR entity_type = $3) \
          AND ($4 IS NULL OR action = $4) AND seq > $5 ORDER BY seq LIMIT $6"
-    );
-    Ok(on_pool!(db, |p| sqlx::query_as::<_, AuditRow>(
-        sqlx::AssertSqlSafe(sql)
-    )
+    ))
     .bind(tenant.0)
     .bind(&f.entity_id)
     .bind(&f.entity_type)
     .bind(&f.action)
     .bind(after_seq.unwrap_or(0))
-    .bind(i64::from(limit))
-    .fetch_all(p)
-    .await)?)
+    .bind(i64::from(limit));
+    db.fetch_all(q).await
 }
 
 /// Every entry about one entity inside a unit of work (used to return a history with a change).
@@ -180,14 +207,14 @@ pub async fn for_entity_tx(
     tenant: TenantId,
     entity_id: &str,
 ) -> Result<Vec<AuditRow>> {
-    let sql = format!("{SELECT} WHERE tenant_id = $1 AND entity_id = $2 ORDER BY seq");
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, AuditRow>(
-        sqlx::AssertSqlSafe(sql)
+    tx.fetch_all(
+        Q::new(format!(
+            "{SELECT} WHERE tenant_id = $1 AND entity_id = $2 ORDER BY seq"
+        ))
+        .bind(tenant.0)
+        .bind(entity_id),
     )
-    .bind(tenant.0)
-    .bind(entity_id)
-    .fetch_all(&mut **c)
-    .await)?)
+    .await
 }
 
 /// The outcome of verifying one tenant's chain.
@@ -204,25 +231,25 @@ pub async fn verify_all(db: &Db) -> Result<Vec<TenantVerification>> {
     let tenants = crate::tenants::list(db).await?;
     let mut out = Vec::with_capacity(tenants.len());
     for t in tenants {
-        let head = on_pool!(db, |p| sqlx::query_as::<_, Head>(
-            "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1"
-        )
-        .bind(t.id)
-        .fetch_optional(p)
-        .await)?;
+        let head: Option<Head> = db
+            .fetch_optional(
+                Q::new("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1").bind(t.id),
+            )
+            .await?;
         let mut verifier = ChainVerifier::new(t.id);
         let mut after = 0i64;
         let mut result = Ok(());
         'pages: loop {
-            let sql = format!("{SELECT} WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
-            let rows = on_pool!(db, |p| sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(
-                sql
-            ))
-            .bind(t.id)
-            .bind(after)
-            .bind(PAGE)
-            .fetch_all(p)
-            .await)?;
+            let rows: Vec<AuditRow> = db
+                .fetch_all(
+                    Q::new(format!(
+                        "{SELECT} WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                    ))
+                    .bind(t.id)
+                    .bind(after)
+                    .bind(PAGE),
+                )
+                .await?;
             let n = rows.len() as i64;
             for r in rows {
                 after = r.seq;

@@ -3,11 +3,12 @@ use riskdesk_domain::customer::{CustomerPatch, NewCustomer};
 use riskdesk_domain::{CustomerId, TenantId};
 use uuid::Uuid;
 
+use crate::query::{FromRow, Q, RowLike};
 use crate::time::to_micros;
 use crate::{Db, Result, StorageError, Tx, conflict_on_unique};
 
 /// A stored customer. Serialises as the audit snapshot of the customer.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CustomerRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -23,7 +24,27 @@ pub struct CustomerRow {
     pub updated_at: i64,
 }
 
-const SELECT: &str = "SELECT id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, created_at, updated_at FROM customers";
+impl FromRow for CustomerRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(CustomerRow {
+            id: r.uuid("id")?,
+            tenant_id: r.uuid("tenant_id")?,
+            external_id: r.opt_text("external_id")?,
+            name: r.text("name")?,
+            domain: r.text("domain")?,
+            country: r.text("country")?,
+            email: r.text("email")?,
+            phone: r.opt_text("phone")?,
+            locale: r.text("locale")?,
+            cloud_instance: r.text("cloud_instance")?,
+            created_at: r.i64("created_at")?,
+            updated_at: r.i64("updated_at")?,
+        })
+    }
+}
+
+const SELECT: &str = "SELECT id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, \
+                      created_at, updated_at FROM customers";
 
 fn external_id_taken(ext: &Option<String>) -> impl FnOnce() -> String + '_ {
     move || {
@@ -55,52 +76,46 @@ pub async fn insert(
         created_at: now,
         updated_at: now,
     };
-    on_tx!(tx, |conn| {
-        sqlx::query(
-        "INSERT INTO customers (id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    tx.execute(
+        Q::new(
+            "INSERT INTO customers (id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(row.id)
+        .bind(row.tenant_id)
+        .bind(&row.external_id)
+        .bind(&row.name)
+        .bind(&row.domain)
+        .bind(&row.country)
+        .bind(&row.email)
+        .bind(&row.phone)
+        .bind(&row.locale)
+        .bind(&row.cloud_instance)
+        .bind(row.created_at)
+        .bind(row.updated_at),
     )
-    .bind(row.id)
-    .bind(row.tenant_id)
-    .bind(&row.external_id)
-    .bind(&row.name)
-    .bind(&row.domain)
-    .bind(&row.country)
-    .bind(&row.email)
-    .bind(&row.phone)
-    .bind(&row.locale)
-    .bind(&row.cloud_instance)
-    .bind(row.created_at)
-    .bind(row.updated_at)
-    .execute(&mut **conn)
     .await
-    .map(|r| r.rows_affected())
-    .map_err(|e| conflict_on_unique(e, external_id_taken(&row.external_id)))
-    })?;
+    .map_err(|e| conflict_on_unique(e, external_id_taken(&row.external_id)))?;
     Ok(row)
+}
+
+fn by_id(tenant: TenantId, id: CustomerId) -> Q {
+    Q::new(format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
+        .bind(tenant.0)
+        .bind(id.0)
 }
 
 /// Reads a customer of `tenant`; another tenant's customer is simply not found.
 pub async fn get(db: &Db, tenant: TenantId, id: CustomerId) -> Result<CustomerRow> {
-    on_pool!(db, |p| sqlx::query_as::<_, CustomerRow>(
-        sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
-    )
-    .bind(tenant.0)
-    .bind(id.0)
-    .fetch_optional(p)
-    .await)?
-    .ok_or(StorageError::NotFound("customer"))
+    db.fetch_optional(by_id(tenant, id))
+        .await?
+        .ok_or(StorageError::NotFound("customer"))
 }
 
 pub async fn get_tx(tx: &mut Tx, tenant: TenantId, id: CustomerId) -> Result<CustomerRow> {
-    on_tx!(tx, |c| sqlx::query_as::<_, CustomerRow>(
-        sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
-    )
-    .bind(tenant.0)
-    .bind(id.0)
-    .fetch_optional(&mut **c)
-    .await)?
-    .ok_or(StorageError::NotFound("customer"))
+    tx.fetch_optional(by_id(tenant, id))
+        .await?
+        .ok_or(StorageError::NotFound("customer"))
 }
 
 /// Filters for listing; `None` means "any".
@@ -130,7 +145,7 @@ pub async fn list(
             .replace('_', "\\_");
         format!("%{escaped}%")
     });
-    let sql = format!(
+    let q = Q::new(format!(
         "{SELECT} WHERE tenant_id = $1 \
          AND ($2 IS NULL OR country = $2) \
          AND ($3 IS NULL OR cloud_instance = $3) \
@@ -138,19 +153,15 @@ pub async fn list(
          AND ($5 IS NULL OR LOWER(name) LIKE $5 ESCAPE '\\') \
          AND ($6 IS NULL OR id > $6) \
          ORDER BY id LIMIT $7"
-    );
-    Ok(on_pool!(db, |p| sqlx::query_as::<_, CustomerRow>(
-        sqlx::AssertSqlSafe(sql)
-    )
+    ))
     .bind(tenant.0)
     .bind(&f.country)
     .bind(&f.cloud_instance)
     .bind(&f.external_id)
-    .bind(&pattern)
+    .bind(pattern)
     .bind(after.map(|a| a.0))
-    .bind(i64::from(limit))
-    .fetch_all(p)
-    .await)?)
+    .bind(i64::from(limit));
+    db.fetch_all(q).await
 }
 
 /// Applies a patch; returns (before, after). A patch that changes nothing returns equal rows
@@ -189,34 +200,32 @@ pub async fn update(
         return Ok((before, after));
     }
     after.updated_at = to_micros(now);
-    on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE customers SET external_id = $3, name = $4, domain = $5, country = $6, email = $7, phone = $8, locale = $9, updated_at = $10 \
-         WHERE tenant_id = $1 AND id = $2"
+    tx.execute(
+        Q::new(
+            "UPDATE customers SET external_id = $3, name = $4, domain = $5, country = $6, email = $7, phone = $8, locale = $9, \
+             updated_at = $10 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .bind(&after.external_id)
+        .bind(&after.name)
+        .bind(&after.domain)
+        .bind(&after.country)
+        .bind(&after.email)
+        .bind(&after.phone)
+        .bind(&after.locale)
+        .bind(after.updated_at),
     )
-    .bind(tenant.0)
-    .bind(id.0)
-    .bind(&after.external_id)
-    .bind(&after.name)
-    .bind(&after.domain)
-    .bind(&after.country)
-    .bind(&after.email)
-    .bind(&after.phone)
-    .bind(&after.locale)
-    .bind(after.updated_at)
-    .execute(&mut **c)
     .await
-    .map(|r| r.rows_affected())
-    .map_err(|e| conflict_on_unique(e, external_id_taken(&after.external_id)))
-    })?;
+    .map_err(|e| conflict_on_unique(e, external_id_taken(&after.external_id)))?;
     Ok((before, after))
 }
 
 pub async fn count(db: &Db, tenant: TenantId) -> Result<i64> {
-    Ok(on_pool!(db, |p| sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM customers WHERE tenant_id = $1"
-    )
-    .bind(tenant.0)
-    .fetch_one(p)
-    .await)?)
+    let n: Option<i64> = db
+        .fetch_optional(
+            Q::new("SELECT COUNT(*) AS n FROM customers WHERE tenant_id = $1").bind(tenant.0),
+        )
+        .await?;
+    Ok(n.unwrap_or(0))
 }

@@ -1,32 +1,22 @@
-use std::str::FromStr;
+//! The two backends behind one interface.
+//!
+//! SQLite runs through rusqlite **in the calling task**: a statement on a local WAL database
+//! takes microseconds, far less than the thread hand-off per statement that an async driver
+//! with a worker thread costs (measured: that hand-off was >50 % of CPU time; BENCHMARKS.md).
+//! One writer connection behind an async mutex serialises writers (SQLite allows one anyway);
+//! a few reader connections serve reads concurrently (WAL). Only COMMIT, which fsyncs, leaves
+//! the task, to a blocking thread, so it never stalls the async workers.
+//!
+//! PostgreSQL runs through sqlx's native pool.
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use crate::Result;
-
-/// Runs `$body` with `$p` bound to the backend's read pool; the body is compiled once per backend.
-macro_rules! on_pool {
-    ($db:expr, |$p:ident| $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite { read: $p, .. } => $body,
-            $crate::db::Db::Postgres($p) => $body,
-        }
-    };
-}
-
-/// Runs `$body` with `$c` bound to the transaction's connection (`&mut **$c` is an executor).
-macro_rules! on_tx {
-    ($tx:expr, |$c:ident| $body:expr) => {
-        match $tx {
-            $crate::db::Tx::Sqlite($c) => $body,
-            $crate::db::Tx::Postgres($c) => $body,
-        }
-    };
-}
+use crate::query::{FromRow, Q, pg_query, sqlite_execute, sqlite_fetch};
+use crate::{Result, StorageError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -40,7 +30,7 @@ pub struct DbOptions {
     /// SQLite `synchronous`: `true` = FULL (every commit is fsynced before it returns: an
     /// acknowledged write survives power loss), `false` = NORMAL (survives a process crash only).
     pub sqlite_full_sync: bool,
-    pub sqlite_read_connections: u32,
+    pub sqlite_read_connections: usize,
     pub pg_max_connections: u32,
     /// PostgreSQL schema to use (created if missing); tests give each run its own.
     pub pg_schema: Option<String>,
@@ -57,21 +47,67 @@ impl Default for DbOptions {
     }
 }
 
-#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    writer: Arc<AsyncMutex<rusqlite::Connection>>,
+    readers: Vec<std::sync::Mutex<rusqlite::Connection>>,
+}
+
+#[derive(Clone)]
 pub enum Db {
-    /// One writer connection (SQLite serialises writers anyway) and a pool of readers (WAL lets
-    /// them read while the writer writes).
-    Sqlite {
-        write: SqlitePool,
-        read: SqlitePool,
-    },
+    Sqlite(Arc<SqliteStore>),
     Postgres(PgPool),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Db::Sqlite(_) => "Db::Sqlite",
+            Db::Postgres(_) => "Db::Postgres",
+        })
+    }
+}
+
+/// A SQLite write transaction: holds the writer; rolls back if dropped uncommitted.
+pub struct SqliteTx {
+    conn: Option<OwnedMutexGuard<rusqlite::Connection>>,
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if let Some(c) = &self.conn {
+            if let Err(e) = c.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "rollback failed");
+            }
+        }
+    }
 }
 
 /// A unit of work: everything done through it commits or rolls back together.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Sqlite(SqliteTx),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+fn open_sqlite(path: &str, full_sync: bool, read_only: bool) -> Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    };
+    let c = rusqlite::Connection::open_with_flags(path, flags)?;
+    c.busy_timeout(Duration::from_secs(30))?;
+    c.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
+        if full_sync { "FULL" } else { "NORMAL" }
+    ))?;
+    c.set_prepared_statement_cache_capacity(64);
+    Ok(c)
 }
 
 impl Db {
@@ -79,7 +115,7 @@ impl Db {
     /// (SQLite, created if missing).
     pub async fn connect(url: &str, opts: &DbOptions) -> Result<Db> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut o = PgConnectOptions::from_str(url)?;
+            let mut o: PgConnectOptions = url.parse()?;
             if let Some(schema) = &opts.pg_schema {
                 // Create the schema first, over a plain connection, then pin search_path to it.
                 let mut c = <sqlx::PgConnection as sqlx::Connection>::connect_with(&o).await?;
@@ -102,50 +138,32 @@ impl Db {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        let memory = path == ":memory:" || path.is_empty();
-        let base = if memory {
-            SqliteConnectOptions::from_str("sqlite::memory:")?
-        } else {
-            SqliteConnectOptions::new()
-                .filename(path)
-                .create_if_missing(true)
-        };
-        let base = base
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if opts.sqlite_full_sync {
-                SqliteSynchronous::Full
-            } else {
-                SqliteSynchronous::Normal
-            })
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30))
-            .pragma("temp_store", "memory")
-            .pragma("cache_size", "-65536");
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(base.clone())
-            .await?;
-        // An in-memory database exists per connection: reads must share the writer's.
-        let read = if memory {
-            write.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(opts.sqlite_read_connections.max(1))
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect_with(base.read_only(true))
-                .await?
-        };
-        Ok(Db::Sqlite { write, read })
+            .unwrap_or(url)
+            .to_owned();
+        if path.is_empty() || path == ":memory:" {
+            return Err(StorageError::Config(
+                "in-memory SQLite is not supported: give a file path".into(),
+            ));
+        }
+        let full = opts.sqlite_full_sync;
+        let n = opts.sqlite_read_connections.max(1);
+        tokio::task::spawn_blocking(move || {
+            let writer = open_sqlite(&path, full, false)?;
+            let readers = (0..n)
+                .map(|_| open_sqlite(&path, full, true).map(std::sync::Mutex::new))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Db::Sqlite(Arc::new(SqliteStore {
+                writer: Arc::new(AsyncMutex::new(writer)),
+                readers,
+            })))
+        })
+        .await
+        .map_err(|e| StorageError::Config(format!("opening SQLite failed: {e}")))?
     }
 
     pub fn backend(&self) -> Backend {
         match self {
-            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Sqlite(_) => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
         }
     }
@@ -153,47 +171,127 @@ impl Db {
     /// Applies the backend's migrations (idempotent).
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await?,
-            Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+            Db::Sqlite(s) => {
+                let w = s.writer.lock().await;
+                crate::migrate::sqlite(&w)
+            }
+            Db::Postgres(p) => Ok(sqlx::migrate!("./migrations/postgres").run(p).await?),
         }
-        Ok(())
     }
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite(s) => {
+                let conn = s.writer.clone().lock_owned().await;
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                Tx::Sqlite(SqliteTx { conn: Some(conn) })
+            }
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
 
+    /// Runs `f` on a reader connection (a free one if any; they are held only synchronously).
+    fn with_reader<R>(s: &SqliteStore, f: impl FnOnce(&rusqlite::Connection) -> R) -> R {
+        for r in &s.readers {
+            if let Ok(c) = r.try_lock() {
+                return f(&c);
+            }
+        }
+        let c = s.readers[0].lock().unwrap_or_else(|p| p.into_inner());
+        f(&c)
+    }
+
+    pub async fn fetch_all<T: FromRow>(&self, q: Q) -> Result<Vec<T>> {
+        match self {
+            Db::Sqlite(s) => Self::with_reader(s, |c| sqlite_fetch(c, &q)),
+            Db::Postgres(p) => {
+                let rows = pg_query(&q).fetch_all(p).await?;
+                rows.iter().map(|r| T::from_row(r)).collect()
+            }
+        }
+    }
+
+    pub async fn fetch_optional<T: FromRow>(&self, q: Q) -> Result<Option<T>> {
+        Ok(self.fetch_all(q).await?.into_iter().next())
+    }
+
+    /// Runs SQL text as is (several statements allowed). For maintenance and tests only.
+    pub async fn execute_raw(&self, sql: &str) -> Result<()> {
+        match self {
+            Db::Sqlite(s) => Ok(s.writer.lock().await.execute_batch(sql)?),
+            Db::Postgres(p) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(p)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
     /// A cheap round trip, for health checks.
     pub async fn ping(&self) -> Result<()> {
-        on_pool!(self, |p| sqlx::query("SELECT 1")
-            .execute(p)
+        self.fetch_all::<i64>(Q::new("SELECT CAST(1 AS BIGINT) AS n"))
             .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+            .map(|_| ())
     }
 
     pub async fn close(&self) {
-        match self {
-            Db::Sqlite { write, read } => {
-                read.close().await;
-                write.close().await;
-            }
-            Db::Postgres(p) => p.close().await,
+        if let Db::Postgres(p) = self {
+            p.close().await;
         }
     }
 }
 
 impl Tx {
+    pub async fn execute(&mut self, q: Q) -> Result<u64> {
+        match self {
+            Tx::Sqlite(t) => sqlite_execute(t.conn(), &q),
+            Tx::Postgres(t) => Ok(pg_query(&q).execute(&mut **t).await?.rows_affected()),
+        }
+    }
+
+    pub async fn fetch_all<T: FromRow>(&mut self, q: Q) -> Result<Vec<T>> {
+        match self {
+            Tx::Sqlite(t) => sqlite_fetch(t.conn(), &q),
+            Tx::Postgres(t) => {
+                let rows = pg_query(&q).fetch_all(&mut **t).await?;
+                rows.iter().map(|r| T::from_row(r)).collect()
+            }
+        }
+    }
+
+    pub async fn fetch_optional<T: FromRow>(&mut self, q: Q) -> Result<Option<T>> {
+        Ok(self.fetch_all(q).await?.into_iter().next())
+    }
+
     /// Makes the unit of work durable. Nothing is acknowledged to a caller before this returns.
     pub async fn commit(self) -> Result<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+            Tx::Sqlite(mut t) => {
+                let conn = t
+                    .conn
+                    .take()
+                    .ok_or_else(|| StorageError::Config("transaction already finished".into()))?;
+                // COMMIT fsyncs (synchronous=FULL): do it off the async workers.
+                tokio::task::spawn_blocking(move || match conn.execute_batch("COMMIT") {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        Err(StorageError::from(e))
+                    }
+                })
+                .await
+                .map_err(|e| StorageError::Config(format!("commit task failed: {e}")))?
+            }
+            Tx::Postgres(t) => Ok(t.commit().await?),
         }
-        Ok(())
+    }
+}
+
+impl SqliteTx {
+    fn conn(&self) -> &rusqlite::Connection {
+        // `conn` is None only after commit, which consumes the Tx.
+        self.conn.as_deref().expect("transaction in progress")
     }
 }

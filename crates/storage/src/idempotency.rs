@@ -8,6 +8,7 @@
 use jiff::Timestamp;
 use riskdesk_domain::TenantId;
 
+use crate::query::{FromRow, Q, RowLike};
 use crate::time::to_micros;
 use crate::{Result, Tx};
 
@@ -21,11 +22,20 @@ pub enum Claim {
     Mismatch,
 }
 
-#[derive(sqlx::FromRow)]
 struct Stored {
     request_hash: String,
     status_code: Option<i64>,
     response_body: Option<String>,
+}
+
+impl FromRow for Stored {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(Stored {
+            request_hash: r.text("request_hash")?,
+            status_code: r.opt_i64("status_code")?,
+            response_body: r.opt_text("response_body")?,
+        })
+    }
 }
 
 pub async fn claim(
@@ -35,31 +45,31 @@ pub async fn claim(
     request_hash: &str,
     now: Timestamp,
 ) -> Result<Claim> {
-    let inserted = on_tx!(tx, |c| {
-        sqlx::query(
-        "INSERT INTO idempotency_keys (tenant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (tenant_id, key) DO NOTHING"
-    )
-    .bind(tenant.0)
-    .bind(key)
-    .bind(request_hash)
-    .bind(to_micros(now))
-    .execute(&mut **c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    let inserted = tx
+        .execute(
+            Q::new(
+                "INSERT INTO idempotency_keys (tenant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, key) DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(key)
+            .bind(request_hash)
+            .bind(to_micros(now)),
+        )
+        .await?;
     if inserted == 1 {
         return Ok(Claim::Fresh);
     }
-    let stored = on_tx!(tx, |c| {
-        sqlx::query_as::<_, Stored>(
-        "SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2"
-    )
-    .bind(tenant.0)
-    .bind(key)
-    .fetch_one(&mut **c)
-    .await
-    })?;
+    let stored: Option<Stored> = tx
+        .fetch_optional(
+            Q::new("SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
+                .bind(tenant.0)
+                .bind(key),
+        )
+        .await?;
+    let Some(stored) = stored else {
+        return Ok(Claim::Mismatch);
+    };
     if stored.request_hash != request_hash {
         return Ok(Claim::Mismatch);
     }
@@ -81,15 +91,13 @@ pub async fn complete(
     status: u16,
     body: &str,
 ) -> Result<()> {
-    on_tx!(tx, |c| {
-        sqlx::query("UPDATE idempotency_keys SET status_code = $3, response_body = $4 WHERE tenant_id = $1 AND key = $2")
-        .bind(tenant.0)
-        .bind(key)
-        .bind(i64::from(status))
-        .bind(body)
-        .execute(&mut **c)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
+    tx.execute(
+        Q::new("UPDATE idempotency_keys SET status_code = $3, response_body = $4 WHERE tenant_id = $1 AND key = $2")
+            .bind(tenant.0)
+            .bind(key)
+            .bind(i64::from(status))
+            .bind(body),
+    )
+    .await?;
     Ok(())
 }

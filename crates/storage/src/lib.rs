@@ -1,26 +1,25 @@
 //! riskdesk storage: one repository interface over SQLite (embedded default) and PostgreSQL.
 //!
-//! sqlx's `Any` driver cannot carry uuid, booleans or timestamps, so [`Db`] holds a native pool
-//! per backend and every query is written once and compiled for both through the `on_pool!` /
-//! `on_tx!` macros. SQL text is shared (`$1` placeholders work on both); the rare backend
-//! specific statement is an explicit match arm.
-//!
-//! Writes go through a [`Tx`] (a unit of work): on SQLite it starts with `BEGIN IMMEDIATE` so a
-//! writer waits for the lock instead of failing with `SQLITE_BUSY` mid-transaction.
+//! Repository functions build a [`query::Q`] (one SQL text with `$n` placeholders, typed
+//! arguments) and run it on a [`Db`] (reads) or a [`Tx`] (a unit of work); rows decode by
+//! column name through [`query::FromRow`], so each query is written once for both backends.
+//! The rare backend-specific statement is an explicit match arm.
 
-#[macro_use]
-mod db;
 pub mod audit;
 pub mod customers;
+mod db;
 pub mod idempotency;
+mod migrate;
+pub mod query;
 pub mod subscriptions;
 pub mod tenants;
 pub mod time;
 pub mod tokens;
 
 pub use db::{Backend, Db, DbOptions, Tx};
+pub use migrate::SQLITE_MIGRATIONS;
 
-/// Storage failures the callers act on; everything else is `Db`.
+/// Storage failures the callers act on; the rest are backend errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{0} not found")]
@@ -30,18 +29,36 @@ pub enum StorageError {
     Conflict(String),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StorageError {
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StorageError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            }
+            StorageError::Postgres(sqlx::Error::Database(d)) => d.is_unique_violation(),
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// Maps a unique-constraint violation to [`StorageError::Conflict`] with a message.
-pub(crate) fn conflict_on_unique(e: sqlx::Error, what: impl FnOnce() -> String) -> StorageError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StorageError::Conflict(what()),
-        _ => StorageError::Db(e),
+pub(crate) fn conflict_on_unique(e: StorageError, what: impl FnOnce() -> String) -> StorageError {
+    if e.is_unique_violation() {
+        StorageError::Conflict(what())
+    } else {
+        e
     }
 }

@@ -2,11 +2,12 @@ use jiff::Timestamp;
 use riskdesk_domain::{CustomerId, SubscriptionId, SubscriptionStatus, TenantId};
 use uuid::Uuid;
 
+use crate::query::{FromRow, Q, RowLike};
 use crate::time::to_micros;
 use crate::{Db, Result, StorageError, Tx, conflict_on_unique};
 
 /// A stored subscription. Serialises as its audit snapshot.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SubscriptionRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -17,6 +18,22 @@ pub struct SubscriptionRow {
     pub status: String,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl FromRow for SubscriptionRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(SubscriptionRow {
+            id: r.uuid("id")?,
+            tenant_id: r.uuid("tenant_id")?,
+            customer_id: r.uuid("customer_id")?,
+            offer: r.text("offer")?,
+            external_id: r.opt_text("external_id")?,
+            quantity: r.i64("quantity")?,
+            status: r.text("status")?,
+            created_at: r.i64("created_at")?,
+            updated_at: r.i64("updated_at")?,
+        })
+    }
 }
 
 impl SubscriptionRow {
@@ -32,11 +49,19 @@ impl SubscriptionRow {
 
 /// A subscription together with the cloud instance of its customer, which decides what the
 /// subscription may do.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct SubscriptionWithInstance {
-    #[sqlx(flatten)]
     pub sub: SubscriptionRow,
     pub cloud_instance: String,
+}
+
+impl FromRow for SubscriptionWithInstance {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(SubscriptionWithInstance {
+            sub: SubscriptionRow::from_row(r)?,
+            cloud_instance: r.text("cloud_instance")?,
+        })
+    }
 }
 
 const SELECT: &str = "SELECT id, tenant_id, customer_id, offer, external_id, quantity, status, created_at, updated_at FROM subscriptions";
@@ -67,39 +92,37 @@ pub async fn insert(
         created_at: now,
         updated_at: now,
     };
-    on_tx!(tx, |c| {
-        sqlx::query(
-        "INSERT INTO subscriptions (id, tenant_id, customer_id, offer, external_id, quantity, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    tx.execute(
+        Q::new(
+            "INSERT INTO subscriptions (id, tenant_id, customer_id, offer, external_id, quantity, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(row.id)
+        .bind(row.tenant_id)
+        .bind(row.customer_id)
+        .bind(&row.offer)
+        .bind(&row.external_id)
+        .bind(row.quantity)
+        .bind(&row.status)
+        .bind(row.created_at)
+        .bind(row.updated_at),
     )
-    .bind(row.id)
-    .bind(row.tenant_id)
-    .bind(row.customer_id)
-    .bind(&row.offer)
-    .bind(&row.external_id)
-    .bind(row.quantity)
-    .bind(&row.status)
-    .bind(row.created_at)
-    .bind(row.updated_at)
-    .execute(&mut **c)
     .await
-    .map(|r| r.rows_affected())
-    .map_err(|e| conflict_on_unique(e, || format!(
-        "external_id '{}' is already used by another subscription of this tenant",
-        row.external_id.as_deref().unwrap_or("")
-    )))
+    .map_err(|e| {
+        conflict_on_unique(e, || {
+            format!("external_id '{}' is already used by another subscription of this tenant", row.external_id.as_deref().unwrap_or(""))
+        })
     })?;
     Ok(row)
 }
 
 pub async fn get(db: &Db, tenant: TenantId, id: SubscriptionId) -> Result<SubscriptionRow> {
-    on_pool!(db, |p| sqlx::query_as::<_, SubscriptionRow>(
-        sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
+    db.fetch_optional(
+        Q::new(format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(id.0),
     )
-    .bind(tenant.0)
-    .bind(id.0)
-    .fetch_optional(p)
-    .await)?
+    .await?
     .ok_or(StorageError::NotFound("subscription"))
 }
 
@@ -109,14 +132,15 @@ pub async fn get_with_instance_tx(
     tenant: TenantId,
     id: SubscriptionId,
 ) -> Result<SubscriptionWithInstance> {
-    on_tx!(tx, |c| sqlx::query_as::<_, SubscriptionWithInstance>(
-        "SELECT s.id, s.tenant_id, s.customer_id, s.offer, s.external_id, s.quantity, s.status, s.created_at, s.updated_at, c.cloud_instance \
-         FROM subscriptions s JOIN customers c ON c.id = s.customer_id WHERE s.tenant_id = $1 AND s.id = $2"
+    tx.fetch_optional(
+        Q::new(
+            "SELECT s.id, s.tenant_id, s.customer_id, s.offer, s.external_id, s.quantity, s.status, s.created_at, s.updated_at, \
+             c.cloud_instance FROM subscriptions s JOIN customers c ON c.id = s.customer_id WHERE s.tenant_id = $1 AND s.id = $2",
+        )
+        .bind(tenant.0)
+        .bind(id.0),
     )
-    .bind(tenant.0)
-    .bind(id.0)
-    .fetch_optional(&mut **c)
-    .await)?
+    .await?
     .ok_or(StorageError::NotFound("subscription"))
 }
 
@@ -128,19 +152,16 @@ pub async fn list_for_customer(
     after: Option<SubscriptionId>,
     limit: u32,
 ) -> Result<Vec<SubscriptionRow>> {
-    let sql = format!(
-        "{SELECT} WHERE tenant_id = $1 AND customer_id = $2 AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5"
-    );
-    Ok(on_pool!(db, |p| sqlx::query_as::<_, SubscriptionRow>(
-        sqlx::AssertSqlSafe(sql)
-    )
+    let q = Q::new(format!(
+        "{SELECT} WHERE tenant_id = $1 AND customer_id = $2 AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR id > $4) \
+         ORDER BY id LIMIT $5"
+    ))
     .bind(tenant.0)
     .bind(customer.0)
     .bind(status.map(|s| s.as_str()))
     .bind(after.map(|a| a.0))
-    .bind(i64::from(limit))
-    .fetch_all(p)
-    .await)?)
+    .bind(i64::from(limit));
+    db.fetch_all(q).await
 }
 
 /// Sets the status decided by the domain; returns the row after the change.
@@ -153,15 +174,13 @@ pub async fn set_status(
     let mut after = before.clone();
     after.status = status.as_str().to_owned();
     after.updated_at = to_micros(now);
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE subscriptions SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2"
+    tx.execute(
+        Q::new("UPDATE subscriptions SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(before.tenant_id)
+            .bind(before.id)
+            .bind(&after.status)
+            .bind(after.updated_at),
     )
-    .bind(before.tenant_id)
-    .bind(before.id)
-    .bind(&after.status)
-    .bind(after.updated_at)
-    .execute(&mut **c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .await?;
     Ok(after)
 }

@@ -3,10 +3,11 @@ use riskdesk_domain::audit::GENESIS_HASH;
 use riskdesk_domain::{TenantId, TenantSlug};
 use uuid::Uuid;
 
+use crate::query::{FromRow, Q, RowLike};
 use crate::time::to_micros;
 use crate::{Db, Result, StorageError, Tx, conflict_on_unique};
 
-#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct TenantRow {
     pub id: Uuid,
     pub slug: String,
@@ -19,6 +20,19 @@ impl TenantRow {
         TenantId(self.id)
     }
 }
+
+impl FromRow for TenantRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(TenantRow {
+            id: r.uuid("id")?,
+            slug: r.text("slug")?,
+            name: r.text("name")?,
+            created_at: r.i64("created_at")?,
+        })
+    }
+}
+
+const SELECT: &str = "SELECT id, slug, name, created_at FROM tenants";
 
 /// Creates a tenant and the head of its (empty) audit chain.
 pub async fn insert(
@@ -33,48 +47,36 @@ pub async fn insert(
         name: name.to_owned(),
         created_at: to_micros(now),
     };
-    on_tx!(tx, |c| {
-        sqlx::query("INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
+    tx.execute(
+        Q::new("INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(row.id)
             .bind(&row.slug)
             .bind(&row.name)
-            .bind(row.created_at)
-            .execute(&mut **c)
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(|e| conflict_on_unique(e, || format!("tenant '{slug}' already exists")))?;
-        sqlx::query("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2)")
+            .bind(row.created_at),
+    )
+    .await
+    .map_err(|e| conflict_on_unique(e, || format!("tenant '{slug}' already exists")))?;
+    tx.execute(
+        Q::new("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2)")
             .bind(row.id)
-            .bind(GENESIS_HASH)
-            .execute(&mut **c)
-            .await?;
-    });
+            .bind(GENESIS_HASH),
+    )
+    .await?;
     Ok(row)
 }
 
 pub async fn by_slug(db: &Db, slug: &str) -> Result<TenantRow> {
-    on_pool!(db, |p| sqlx::query_as::<_, TenantRow>(
-        "SELECT id, slug, name, created_at FROM tenants WHERE slug = $1"
-    )
-    .bind(slug)
-    .fetch_optional(p)
-    .await)?
-    .ok_or(StorageError::NotFound("tenant"))
+    db.fetch_optional(Q::new(format!("{SELECT} WHERE slug = $1")).bind(slug))
+        .await?
+        .ok_or(StorageError::NotFound("tenant"))
 }
 
 pub async fn by_slug_tx(tx: &mut Tx, slug: &str) -> Result<Option<TenantRow>> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, TenantRow>(
-        "SELECT id, slug, name, created_at FROM tenants WHERE slug = $1"
-    )
-    .bind(slug)
-    .fetch_optional(&mut **c)
-    .await)?)
+    tx.fetch_optional(Q::new(format!("{SELECT} WHERE slug = $1")).bind(slug))
+        .await
 }
 
 pub async fn list(db: &Db) -> Result<Vec<TenantRow>> {
-    Ok(on_pool!(db, |p| sqlx::query_as::<_, TenantRow>(
-        "SELECT id, slug, name, created_at FROM tenants ORDER BY slug"
-    )
-    .fetch_all(p)
-    .await)?)
+    db.fetch_all(Q::new(format!("{SELECT} ORDER BY slug")))
+        .await
 }

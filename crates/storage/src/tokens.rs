@@ -8,13 +8,14 @@ use riskdesk_domain::{Role, TenantId, TokenId};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::query::{FromRow, Q, RowLike};
 use crate::time::to_micros;
 use crate::{Db, Result, StorageError, Tx};
 
 /// Tokens start with this so they are recognisable in logs and by secret scanners.
 pub const TOKEN_PREFIX: &str = "rdk_";
 
-#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct TokenRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -23,6 +24,21 @@ pub struct TokenRow {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
 }
+
+impl FromRow for TokenRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(TokenRow {
+            id: r.uuid("id")?,
+            tenant_id: r.uuid("tenant_id")?,
+            name: r.text("name")?,
+            role: r.text("role")?,
+            created_at: r.i64("created_at")?,
+            revoked_at: r.opt_i64("revoked_at")?,
+        })
+    }
+}
+
+const SELECT: &str = "SELECT id, tenant_id, name, role, created_at, revoked_at FROM api_tokens";
 
 /// An authenticated caller: what a valid bearer token stands for.
 #[derive(Clone, Debug)]
@@ -63,60 +79,37 @@ pub async fn create(
         created_at: to_micros(now),
         revoked_at: None,
     };
-    on_tx!(tx, |c| {
-        sqlx::query(
-        "INSERT INTO api_tokens (id, tenant_id, name, role, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
+    tx.execute(
+        Q::new("INSERT INTO api_tokens (id, tenant_id, name, role, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(row.id)
+            .bind(row.tenant_id)
+            .bind(&row.name)
+            .bind(&row.role)
+            .bind(hash_secret(&secret))
+            .bind(row.created_at),
     )
-    .bind(row.id)
-    .bind(row.tenant_id)
-    .bind(&row.name)
-    .bind(&row.role)
-    .bind(hash_secret(&secret))
-    .bind(row.created_at)
-    .execute(&mut **c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .await?;
     Ok((row, secret))
 }
 
 /// Revokes a token; returns the row as it was before (for the audit entry).
 pub async fn revoke(tx: &mut Tx, id: TokenId, now: Timestamp) -> Result<TokenRow> {
-    let before = on_tx!(tx, |c| sqlx::query_as::<_, TokenRow>(
-        "SELECT id, tenant_id, name, role, created_at, revoked_at FROM api_tokens WHERE id = $1"
+    let before: TokenRow = tx
+        .fetch_optional(Q::new(format!("{SELECT} WHERE id = $1")).bind(id.0))
+        .await?
+        .ok_or(StorageError::NotFound("token"))?;
+    tx.execute(
+        Q::new("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id.0)
+            .bind(to_micros(now)),
     )
-    .bind(id.0)
-    .fetch_optional(&mut **c)
-    .await)?
-    .ok_or(StorageError::NotFound("token"))?;
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL"
-    )
-    .bind(id.0)
-    .bind(to_micros(now))
-    .execute(&mut **c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .await?;
     Ok(before)
 }
 
 pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<TokenRow>> {
-    Ok(on_pool!(db, |p| {
-        sqlx::query_as::<_, TokenRow>(
-        "SELECT id, tenant_id, name, role, created_at, revoked_at FROM api_tokens WHERE tenant_id = $1 ORDER BY id"
-    )
-    .bind(tenant.0)
-    .fetch_all(p)
-    .await
-    })?)
-}
-
-#[derive(sqlx::FromRow)]
-struct PrincipalRow {
-    id: Uuid,
-    tenant_id: Uuid,
-    name: String,
-    role: String,
+    db.fetch_all(Q::new(format!("{SELECT} WHERE tenant_id = $1 ORDER BY id")).bind(tenant.0))
+        .await
 }
 
 /// Finds the live token a bearer secret belongs to.
@@ -124,14 +117,14 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
     if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 128 {
         return Ok(None);
     }
-    let row = on_pool!(db, |p| {
-        sqlx::query_as::<_, PrincipalRow>(
-        "SELECT id, tenant_id, name, role FROM api_tokens WHERE secret_hash = $1 AND revoked_at IS NULL"
-    )
-    .bind(hash_secret(secret))
-    .fetch_optional(p)
-    .await
-    })?;
+    let row: Option<TokenRow> = db
+        .fetch_optional(
+            Q::new(format!(
+                "{SELECT} WHERE secret_hash = $1 AND revoked_at IS NULL"
+            ))
+            .bind(hash_secret(secret)),
+        )
+        .await?;
     row.map(|r| {
         let role = Role::parse(&r.role).ok_or_else(|| {
             StorageError::Corrupt(format!("token {} has role '{}'", r.id, r.role))

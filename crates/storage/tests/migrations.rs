@@ -21,6 +21,19 @@ fn sqlite_and_postgres_have_the_same_migrations() {
     assert_eq!(sqlite, versions("postgres"));
 }
 
+#[test]
+fn every_sqlite_migration_file_is_embedded() {
+    let embedded: BTreeSet<String> = riskdesk_storage::SQLITE_MIGRATIONS
+        .iter()
+        .map(|(_, name, _)| name.to_string())
+        .collect();
+    assert_eq!(embedded, versions("sqlite"));
+    for (i, (version, name, _)) in riskdesk_storage::SQLITE_MIGRATIONS.iter().enumerate() {
+        assert_eq!(*version, i as i64 + 1, "{name}: versions run 1, 2, 3, …");
+        assert!(name.starts_with(&format!("{version:04}_")), "{name}");
+    }
+}
+
 #[tokio::test]
 async fn migrating_twice_is_harmless() {
     let dir = tempfile::tempdir().unwrap();

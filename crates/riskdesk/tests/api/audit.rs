@@ -88,12 +88,7 @@ async fn verify_passes_on_an_intact_chain_and_names_the_altered_entry() {
 
     // The log refuses updates through SQL...
     let tamper = "UPDATE audit_log SET reason = 'resolved' WHERE action = 'subscription.suspend'";
-    let refused = match &app.db {
-        riskdesk_storage::Db::Sqlite { write, .. } => {
-            sqlx::query(tamper).execute(write).await.is_err()
-        }
-        riskdesk_storage::Db::Postgres(p) => sqlx::query(tamper).execute(p).await.is_err(),
-    };
+    let refused = app.db.execute_raw(tamper).await.is_err();
     assert!(refused, "the append-only trigger must refuse the update");
     // ...and an attacker who removes that guard is still caught by the chain.
     if backend_is_postgres() {

@@ -264,20 +264,7 @@ impl TestApp {
 
     /// Executes raw SQL on this test's database (to play an attacker with database access).
     pub async fn raw_sql(&self, sql: &str) {
-        match &self.db {
-            Db::Sqlite { write, .. } => {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                    .execute(write)
-                    .await
-                    .expect("raw sql");
-            }
-            Db::Postgres(p) => {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                    .execute(p)
-                    .await
-                    .expect("raw sql");
-            }
-        }
+        self.db.execute_raw(sql).await.expect("raw sql");
     }
 }
 

@@ -1,0 +1,42 @@
+//! SQLite migrations (PostgreSQL's run through `sqlx::migrate!`). Same files, same versions;
+//! applied in order, each in its own transaction, recorded in `_riskdesk_migrations`.
+
+use crate::Result;
+
+/// (version, file name, SQL). A test checks this lists every file in `migrations/sqlite`.
+pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_foundation.sql",
+    include_str!("../migrations/sqlite/0001_foundation.sql"),
+)];
+
+pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _riskdesk_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )?;
+    for (version, name, sql) in SQLITE_MIGRATIONS {
+        let done: i64 = c.query_row(
+            "SELECT COUNT(*) FROM _riskdesk_migrations WHERE version = ?1",
+            [version],
+            |r| r.get(0),
+        )?;
+        if done > 0 {
+            continue;
+        }
+        c.execute_batch("BEGIN IMMEDIATE")?;
+        let applied = c.execute_batch(sql).and_then(|_| {
+            c.execute(
+                "INSERT INTO _riskdesk_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                rusqlite::params![version, name, jiff::Timestamp::now().as_microsecond()],
+            )
+        });
+        match applied {
+            Ok(_) => c.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = c.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! A small portable query layer: one SQL text and one list of typed arguments, executed by
+//! whichever backend the [`crate::Db`] holds, and rows decoded by column name through
+//! [`RowLike`]. Repository code is written once for both backends.
+
+use std::borrow::Cow;
+
+use uuid::Uuid;
+
+use crate::{Result, StorageError};
+
+/// A bound argument. NULLs keep their type, so PostgreSQL can type `$n IS NULL OR col = $n`.
+#[derive(Clone, Debug)]
+pub enum Val {
+    Uuid(Option<Uuid>),
+    I64(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<Uuid> for Val {
+    fn from(v: Uuid) -> Self {
+        Val::Uuid(Some(v))
+    }
+}
+impl From<Option<Uuid>> for Val {
+    fn from(v: Option<Uuid>) -> Self {
+        Val::Uuid(v)
+    }
+}
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Val::I64(Some(v))
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Self {
+        Val::I64(v)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::Text(Some(v.to_owned()))
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::Text(Some(v))
+    }
+}
+impl From<&String> for Val {
+    fn from(v: &String) -> Self {
+        Val::Text(Some(v.clone()))
+    }
+}
+impl From<Option<&str>> for Val {
+    fn from(v: Option<&str>) -> Self {
+        Val::Text(v.map(str::to_owned))
+    }
+}
+impl From<&Option<String>> for Val {
+    fn from(v: &Option<String>) -> Self {
+        Val::Text(v.clone())
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        Val::Text(v)
+    }
+}
+
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match self {
+            // UUIDs are 16-byte BLOBs on SQLite.
+            Val::Uuid(Some(u)) => ToSqlOutput::Borrowed(ValueRef::Blob(u.as_bytes())),
+            Val::I64(Some(i)) => ToSqlOutput::Owned(Value::Integer(*i)),
+            Val::Text(Some(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Val::Uuid(None) | Val::I64(None) | Val::Text(None) => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+/// A query: SQL with `$1…$n` placeholders (understood by both backends) and its arguments.
+#[derive(Clone, Debug)]
+pub struct Q {
+    pub(crate) sql: Cow<'static, str>,
+    pub(crate) args: Vec<Val>,
+}
+
+impl Q {
+    pub fn new(sql: impl Into<Cow<'static, str>>) -> Self {
+        Q {
+            sql: sql.into(),
+            args: Vec::new(),
+        }
+    }
+
+    pub fn bind(mut self, v: impl Into<Val>) -> Self {
+        self.args.push(v.into());
+        self
+    }
+}
+
+/// Typed access to a result row by column name, whatever the backend.
+pub trait RowLike {
+    fn uuid(&self, col: &str) -> Result<Uuid>;
+    fn i64(&self, col: &str) -> Result<i64>;
+    fn opt_i64(&self, col: &str) -> Result<Option<i64>>;
+    fn text(&self, col: &str) -> Result<String>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+}
+
+/// A type decoded from one row.
+pub trait FromRow: Sized {
+    fn from_row(r: &dyn RowLike) -> Result<Self>;
+}
+
+impl FromRow for i64 {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        r.i64("n")
+    }
+}
+
+impl RowLike for rusqlite::Row<'_> {
+    fn uuid(&self, col: &str) -> Result<Uuid> {
+        let b: Vec<u8> = self.get(col)?;
+        Uuid::from_slice(&b).map_err(|e| StorageError::Corrupt(format!("column {col}: {e}")))
+    }
+    fn i64(&self, col: &str) -> Result<i64> {
+        Ok(self.get(col)?)
+    }
+    fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.get(col)?)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.get(col)?)
+    }
+}
+
+impl RowLike for sqlx::postgres::PgRow {
+    fn uuid(&self, col: &str) -> Result<Uuid> {
+        Ok(sqlx::Row::try_get(self, col)?)
+    }
+    fn i64(&self, col: &str) -> Result<i64> {
+        Ok(sqlx::Row::try_get(self, col)?)
+    }
+    fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+        Ok(sqlx::Row::try_get(self, col)?)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(sqlx::Row::try_get(self, col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(sqlx::Row::try_get(self, col)?)
+    }
+}
+
+/// Builds the sqlx query for PostgreSQL.
+pub(crate) fn pg_query(
+    q: &Q,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(q.sql.to_string()));
+    for a in &q.args {
+        query = match a {
+            Val::Uuid(v) => query.bind(*v),
+            Val::I64(v) => query.bind(*v),
+            Val::Text(v) => query.bind(v.clone()),
+        };
+    }
+    query
+}
+
+/// Binds `$n` parameters by name. SQLite numbers a named parameter by its first appearance
+/// in the text, so `SET a = $3 WHERE id = $1` must not be bound positionally.
+fn sqlite_bind(stmt: &mut rusqlite::CachedStatement<'_>, q: &Q) -> Result<()> {
+    for idx in 1..=stmt.parameter_count() {
+        let name = stmt.parameter_name(idx).unwrap_or("");
+        let n: usize = name
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                StorageError::Config(format!(
+                    "parameter '{name}' is not of the form $n in: {}",
+                    q.sql
+                ))
+            })?;
+        let arg = q
+            .args
+            .get(n - 1)
+            .ok_or_else(|| StorageError::Config(format!("no argument for ${n} in: {}", q.sql)))?;
+        stmt.raw_bind_parameter(idx, arg)?;
+    }
+    Ok(())
+}
+
+/// Runs a query on a SQLite connection and decodes every row.
+pub(crate) fn sqlite_fetch<T: FromRow>(c: &rusqlite::Connection, q: &Q) -> Result<Vec<T>> {
+    let mut stmt = c.prepare_cached(&q.sql)?;
+    sqlite_bind(&mut stmt, q)?;
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(T::from_row(r)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn sqlite_execute(c: &rusqlite::Connection, q: &Q) -> Result<u64> {
+    let mut stmt = c.prepare_cached(&q.sql)?;
+    sqlite_bind(&mut stmt, q)?;
+    Ok(stmt.raw_execute()? as u64)
+}
