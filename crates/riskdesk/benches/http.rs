@@ -5,8 +5,8 @@
 //!   1. GET /healthz                    — the baseline: the same server doing no work
 //!   2. GET /v1/customers/{id}          — an authenticated read
 //!   3. POST /v1/subscriptions/{id}/actions — a durable write with its audit entry; each
-//!      connection owns one subscription and alternates suspend / reactivate, so every
-//!      request is a real state change (no 409s).
+//!      connection owns SUBS_PER_CONN subscriptions and suspends then reactivates each in turn,
+//!      so every request is a real state change (no 409s) and histories stay realistic.
 //! Reports requests/s, p50/p99 latency and the ratio to the baseline measured in the same run.
 //!
 //! Environment: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 64),
@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+const SUBS_PER_CONN: usize = 16;
 
 struct PhaseResult {
     name: &'static str,
@@ -175,7 +177,7 @@ fn main() {
             .unwrap();
         let cid = customer["id"].as_str().unwrap().to_owned();
         let mut subs = Vec::new();
-        for _ in 0..conns {
+        for _ in 0..conns * SUBS_PER_CONN {
             let s: Value = c
                 .post(format!("{base}/v1/customers/{cid}/subscriptions"))
                 .bearer_auth(&token)
@@ -198,7 +200,8 @@ fn main() {
         out.push(
             phase("POST /v1/subscriptions/{id}/actions", conns, secs, move |c, i, n| {
                 let body = if n % 2 == 0 { json!({"action": "suspend", "reason": "investigation"}) } else { json!({"action": "reactivate", "reason": "resolved"}) };
-                c.post(format!("{b}/v1/subscriptions/{}/actions", subs[i])).bearer_auth(&t).json(&body)
+                let sub = &subs[i * SUBS_PER_CONN + (n / 2) % SUBS_PER_CONN];
+                c.post(format!("{b}/v1/subscriptions/{sub}/actions")).bearer_auth(&t).json(&body)
             })
             .await,
         );

@@ -3,9 +3,9 @@
 //! SQLite runs through rusqlite **in the calling task**: a statement on a local WAL database
 //! takes microseconds, far less than the thread hand-off per statement that an async driver
 //! with a worker thread costs (measured: that hand-off was >50 % of CPU time; BENCHMARKS.md).
-//! One writer connection behind an async mutex serialises writers (SQLite allows one anyway);
-//! a few reader connections serve reads concurrently (WAL). Only COMMIT, which fsyncs, leaves
-//! the task, to a blocking thread, so it never stalls the async workers.
+//! One writer connection serialises writers (SQLite allows one anyway) and group-commits
+//! concurrent units of work (`sqlite_writer`); a few reader connections serve reads
+//! concurrently (WAL). Only COMMIT, which fsyncs, leaves the task, to a blocking thread.
 //!
 //! PostgreSQL runs through sqlx's native pool.
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use crate::sqlite_writer::{SqliteTx, Writer};
 
 use crate::query::{FromRow, Q, pg_query, sqlite_execute, sqlite_fetch};
 use crate::{Result, StorageError};
@@ -48,7 +48,7 @@ impl Default for DbOptions {
 }
 
 pub struct SqliteStore {
-    writer: Arc<AsyncMutex<rusqlite::Connection>>,
+    writer: Arc<Writer>,
     readers: Vec<std::sync::Mutex<rusqlite::Connection>>,
 }
 
@@ -64,21 +64,6 @@ impl std::fmt::Debug for Db {
             Db::Sqlite(_) => "Db::Sqlite",
             Db::Postgres(_) => "Db::Postgres",
         })
-    }
-}
-
-/// A SQLite write transaction: holds the writer; rolls back if dropped uncommitted.
-pub struct SqliteTx {
-    conn: Option<OwnedMutexGuard<rusqlite::Connection>>,
-}
-
-impl Drop for SqliteTx {
-    fn drop(&mut self) {
-        if let Some(c) = &self.conn {
-            if let Err(e) = c.execute_batch("ROLLBACK") {
-                tracing::error!(error = %e, "rollback failed");
-            }
-        }
     }
 }
 
@@ -153,7 +138,7 @@ impl Db {
                 .map(|_| open_sqlite(&path, full, true).map(std::sync::Mutex::new))
                 .collect::<Result<Vec<_>>>()?;
             Ok(Db::Sqlite(Arc::new(SqliteStore {
-                writer: Arc::new(AsyncMutex::new(writer)),
+                writer: Writer::new(writer),
                 readers,
             })))
         })
@@ -172,8 +157,8 @@ impl Db {
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Db::Sqlite(s) => {
-                let w = s.writer.lock().await;
-                crate::migrate::sqlite(&w)
+                let w = s.writer.lock_idle().await?;
+                crate::migrate::sqlite(&w.conn)
             }
             Db::Postgres(p) => Ok(sqlx::migrate!("./migrations/postgres").run(p).await?),
         }
@@ -182,11 +167,7 @@ impl Db {
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Db::Sqlite(s) => {
-                let conn = s.writer.clone().lock_owned().await;
-                conn.execute_batch("BEGIN IMMEDIATE")?;
-                Tx::Sqlite(SqliteTx { conn: Some(conn) })
-            }
+            Db::Sqlite(s) => Tx::Sqlite(s.writer.begin().await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -219,7 +200,7 @@ impl Db {
     /// Runs SQL text as is (several statements allowed). For maintenance and tests only.
     pub async fn execute_raw(&self, sql: &str) -> Result<()> {
         match self {
-            Db::Sqlite(s) => Ok(s.writer.lock().await.execute_batch(sql)?),
+            Db::Sqlite(s) => Ok(s.writer.lock_idle().await?.conn.execute_batch(sql)?),
             Db::Postgres(p) => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
                     .execute(p)
@@ -268,30 +249,8 @@ impl Tx {
     /// Makes the unit of work durable. Nothing is acknowledged to a caller before this returns.
     pub async fn commit(self) -> Result<()> {
         match self {
-            Tx::Sqlite(mut t) => {
-                let conn = t
-                    .conn
-                    .take()
-                    .ok_or_else(|| StorageError::Config("transaction already finished".into()))?;
-                // COMMIT fsyncs (synchronous=FULL): do it off the async workers.
-                tokio::task::spawn_blocking(move || match conn.execute_batch("COMMIT") {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        let _ = conn.execute_batch("ROLLBACK");
-                        Err(StorageError::from(e))
-                    }
-                })
-                .await
-                .map_err(|e| StorageError::Config(format!("commit task failed: {e}")))?
-            }
+            Tx::Sqlite(t) => t.commit().await,
             Tx::Postgres(t) => Ok(t.commit().await?),
         }
-    }
-}
-
-impl SqliteTx {
-    fn conn(&self) -> &rusqlite::Connection {
-        // `conn` is None only after commit, which consumes the Tx.
-        self.conn.as_deref().expect("transaction in progress")
     }
 }

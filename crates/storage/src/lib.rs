@@ -10,6 +10,7 @@ pub mod customers;
 mod db;
 pub mod idempotency;
 mod migrate;
+mod sqlite_writer;
 pub mod query;
 pub mod subscriptions;
 pub mod tenants;
