@@ -18,6 +18,9 @@ pub struct Settings {
     pub sqlite_synchronous: String,
     /// Log filter, e.g. `info` or `riskdesk=debug,info`.
     pub log: String,
+    /// Seconds an authenticated token is remembered; a token revoked from another process
+    /// stops working within this time. 0 checks the database on every request.
+    pub auth_cache_seconds: u64,
 }
 
 impl Default for Settings {
@@ -27,6 +30,7 @@ impl Default for Settings {
             database_url: "riskdesk.db".into(),
             sqlite_synchronous: "full".into(),
             log: "info".into(),
+            auth_cache_seconds: 1,
         }
     }
 }
@@ -44,6 +48,7 @@ impl Settings {
                 "database_url",
                 "sqlite_synchronous",
                 "log",
+                "auth_cache_seconds",
             ]));
         if let Some(b) = bind {
             fig = fig.merge(("bind", b));
@@ -59,6 +64,12 @@ impl Settings {
             );
         }
         Ok(s)
+    }
+
+    pub fn server_options(&self) -> riskdesk_server::ServerOptions {
+        riskdesk_server::ServerOptions {
+            auth_cache_ttl: std::time::Duration::from_secs(self.auth_cache_seconds),
+        }
     }
 
     pub fn db_options(&self) -> DbOptions {

@@ -176,7 +176,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                     println!("Demo book not loaded: tenant 'default' already has customers.");
                 }
             }
-            let app = Application::build(&settings.bind, db.clone(), clock).await?;
+            let app = Application::build(
+                &settings.bind,
+                db.clone(),
+                clock,
+                &settings.server_options(),
+            )
+            .await?;
             println!(
                 "riskdesk listening on http://{} (database: {})",
                 app.local_addr(),

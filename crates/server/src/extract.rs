@@ -177,8 +177,14 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
             })?;
+        if let Some(p) = state.auth_cache.get(token) {
+            return Ok(Caller(p));
+        }
         match riskdesk_storage::tokens::authenticate(&state.db, token).await? {
-            Some(p) => Ok(Caller(p)),
+            Some(p) => {
+                state.auth_cache.put(token, &p);
+                Ok(Caller(p))
+            }
             None => Err(ApiError::Unauthorized(
                 "the token is invalid or revoked".into(),
             )),

@@ -2,6 +2,7 @@
 //! domain values at the edge (`extract`, `dto`), errors leave as problem+json (`error`), and
 //! the work is done by `service` inside a storage unit of work.
 
+pub mod auth_cache;
 pub mod demo;
 pub mod dto;
 pub mod error;
@@ -43,6 +44,23 @@ pub struct AppState {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub openapi_json: Arc<String>,
+    pub auth_cache: Arc<auth_cache::AuthCache>,
+}
+
+/// Server settings that are not the database or the address.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// How long an authenticated token is remembered (0 = ask the database on every request).
+    /// A token revoked from another process stops working within this time.
+    pub auth_cache_ttl: std::time::Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            auth_cache_ttl: std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 #[derive(OpenApi)]
@@ -107,14 +125,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().1
 }
 
-pub fn router(db: Db, clock: Arc<dyn Clock>) -> Router {
+pub fn router(db: Db, clock: Arc<dyn Clock>, opts: &ServerOptions) -> Router {
     metrics::init();
     let (router, doc) = api();
     let openapi_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
+    let auth_cache = Arc::new(auth_cache::AuthCache::new(opts.auth_cache_ttl));
     let state = AppState {
         db,
         clock,
         openapi_json,
+        auth_cache,
     };
     router
         .fallback(|uri: axum::http::Uri| async move {
@@ -138,13 +158,18 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(bind: &str, db: Db, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn build(
+        bind: &str,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        opts: &ServerOptions,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         Ok(Self {
             listener,
-            router: router(db, clock),
+            router: router(db, clock, opts),
         })
     }
 

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use crate::sqlite_writer::{SqliteTx, Writer};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::query::{FromRow, Q, pg_query, sqlite_execute, sqlite_fetch};
 use crate::{Result, StorageError};

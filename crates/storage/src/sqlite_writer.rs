@@ -8,11 +8,11 @@
 //! waits for that COMMIT before it returns: nothing is acknowledged before it is durable, and a
 //! failed COMMIT fails every unit of the batch.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{watch, Mutex as AsyncMutex, OwnedMutexGuard};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, watch};
 
 use crate::{Result, StorageError};
 
@@ -69,13 +69,20 @@ impl Writer {
         if g.batch.is_none() {
             g.conn.execute_batch("BEGIN IMMEDIATE")?;
             let (done, _) = watch::channel(None);
-            g.batch = Some(Batch { id: self.next_batch.fetch_add(1, Ordering::SeqCst), units: 0, done });
+            g.batch = Some(Batch {
+                id: self.next_batch.fetch_add(1, Ordering::SeqCst),
+                units: 0,
+                done,
+            });
         }
         if let Err(e) = g.conn.execute_batch("SAVEPOINT uow") {
             abandon_if_empty(&mut g);
             return Err(e.into());
         }
-        Ok(SqliteTx { guard: Some(g), writer: self.clone() })
+        Ok(SqliteTx {
+            guard: Some(g),
+            writer: self.clone(),
+        })
     }
 
     /// The writer with no batch open (for migrations and maintenance).
@@ -99,7 +106,9 @@ fn abandon_if_empty(g: &mut WriterState) {
 
 /// Commits the open batch (off the async workers: COMMIT fsyncs) and tells its units.
 async fn flush(mut g: OwnedMutexGuard<WriterState>) -> Result<()> {
-    let Some(batch) = g.batch.take() else { return Ok(()) };
+    let Some(batch) = g.batch.take() else {
+        return Ok(());
+    };
     let (g, r) = tokio::task::spawn_blocking(move || {
         let r = g.conn.execute_batch("COMMIT");
         if r.is_err() && !g.conn.is_autocommit() {
@@ -130,14 +139,22 @@ impl SqliteTx {
 
     /// Finishes the unit and returns once the batch holding it is durable.
     pub(crate) async fn commit(mut self) -> Result<()> {
-        let mut g = self.guard.take().ok_or_else(|| StorageError::Config("unit of work already finished".into()))?;
+        let mut g = self
+            .guard
+            .take()
+            .ok_or_else(|| StorageError::Config("unit of work already finished".into()))?;
         if g.conn.is_autocommit() {
             // A statement error ended the whole transaction (e.g. disk full): nothing to keep.
             g.batch = None;
-            return Err(StorageError::Config("the transaction was aborted by the database".into()));
+            return Err(StorageError::Config(
+                "the transaction was aborted by the database".into(),
+            ));
         }
         g.conn.execute_batch("RELEASE uow")?;
-        let batch = g.batch.as_mut().ok_or_else(|| StorageError::Config("no open batch".into()))?;
+        let batch = g
+            .batch
+            .as_mut()
+            .ok_or_else(|| StorageError::Config("no open batch".into()))?;
         batch.units += 1;
         let (id, units, mut rx) = (batch.id, batch.units, batch.done.subscribe());
         if self.writer.waiting.load(Ordering::SeqCst) == 0 || units >= MAX_BATCH {

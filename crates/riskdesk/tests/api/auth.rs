@@ -32,6 +32,8 @@ async fn no_token_bad_token_and_revoked_token_are_401() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Revoked from another process: refused once the server's token cache (1 s) expires.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     app.get(&analyst, "/v1/customers").await.problem(401);
 }
 

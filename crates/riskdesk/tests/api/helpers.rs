@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use riskdesk_domain::audit::Actor;
 use riskdesk_domain::{Role, TenantSlug};
-use riskdesk_server::{Application, SystemClock, service};
+use riskdesk_server::{Application, ServerOptions, SystemClock, service};
 use riskdesk_storage::{Db, DbOptions};
 use serde_json::{Value, json};
 
@@ -72,9 +72,14 @@ pub async fn spawn_app() -> TestApp {
         .await
         .expect("default tenant")
         .expect("new tenant");
-    let app = Application::build("127.0.0.1:0", db.clone(), Arc::new(SystemClock))
-        .await
-        .expect("bind");
+    let app = Application::build(
+        "127.0.0.1:0",
+        db.clone(),
+        Arc::new(SystemClock),
+        &ServerOptions::default(),
+    )
+    .await
+    .expect("bind");
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
