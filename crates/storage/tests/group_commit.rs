@@ -1,0 +1,79 @@
+//! SQLite group commit: units of work that overlap share a COMMIT, but each keeps its own
+//! fate — a unit that fails or is dropped rolls back alone, and every committed unit is
+//! visible (durable) once its `commit()` returns.
+
+use std::sync::Arc;
+
+use riskdesk_domain::TenantSlug;
+use riskdesk_storage::{Db, DbOptions, tenants};
+
+async fn fresh_db(dir: &tempfile::TempDir) -> Db {
+    let url = dir.path().join("g.db").to_string_lossy().into_owned();
+    let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_and_dropped_units_roll_back_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(fresh_db(&dir).await);
+    let now = jiff::Timestamp::now();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            // Every third unit reuses a slug another unit also inserts: one of each pair fails
+            // on the unique constraint; every fifth unit is abandoned after writing.
+            let slug = if i % 3 == 0 {
+                "shared".to_owned()
+            } else {
+                format!("t{i}")
+            };
+            let inserted =
+                tenants::insert(&mut tx, &TenantSlug::parse(&slug).unwrap(), "x", now).await;
+            match inserted {
+                Err(e) => {
+                    assert!(e.to_string().contains("already exists"), "{e}");
+                    drop(tx);
+                    "conflict"
+                }
+                Ok(_) if i % 5 == 1 => {
+                    drop(tx);
+                    "dropped"
+                }
+                Ok(_) => {
+                    tx.commit().await.unwrap();
+                    "committed"
+                }
+            }
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    let committed = outcomes.iter().filter(|o| **o == "committed").count();
+    let stored = tenants::list(&db).await.unwrap();
+    assert_eq!(
+        stored.len(),
+        committed,
+        "exactly the committed units are stored: {outcomes:?}"
+    );
+    assert_eq!(stored.iter().filter(|t| t.slug == "shared").count(), 1);
+    for (i, o) in outcomes.iter().enumerate() {
+        let slug = format!("t{i}");
+        if i % 3 != 0 {
+            assert_eq!(
+                stored.iter().any(|t| t.slug == slug),
+                *o == "committed",
+                "{slug}: {o}"
+            );
+        }
+    }
+    // And it survives a reopen (it was committed, not just visible to this connection).
+    drop(db);
+    let reopened = fresh_db(&dir).await;
+    assert_eq!(tenants::list(&reopened).await.unwrap().len(), committed);
+}
