@@ -10,7 +10,7 @@ use riskdesk_domain::{
     CloudInstance, CustomerId, LifecycleAction, Reason, Role, SubscriptionId, SubscriptionStatus,
     TenantId, TenantSlug, TokenId,
 };
-use riskdesk_storage::audit::{self, AuditDraft, snapshot};
+use riskdesk_storage::audit::{self, AuditDraft};
 use riskdesk_storage::customers::{self, CustomerRow};
 use riskdesk_storage::subscriptions::{self, NewSubscription, SubscriptionRow};
 use riskdesk_storage::tenants::{self, TenantRow};
@@ -33,16 +33,7 @@ pub async fn create_customer(
         tx,
         tenant,
         now,
-        AuditDraft {
-            actor,
-            action: "customer.create",
-            entity_type: "customer",
-            entity_id: row.id.to_string(),
-            before: None,
-            after: snapshot(&row),
-            reason: None,
-            note: None,
-        },
+        AuditDraft::new(actor, "customer.create", "customer", row.id).after(&row),
     )
     .await?;
     Ok(row)
@@ -62,16 +53,9 @@ pub async fn update_customer(
             tx,
             tenant,
             now,
-            AuditDraft {
-                actor,
-                action: "customer.update",
-                entity_type: "customer",
-                entity_id: after.id.to_string(),
-                before: snapshot(&before),
-                after: snapshot(&after),
-                reason: None,
-                note: None,
-            },
+            AuditDraft::new(actor, "customer.update", "customer", after.id)
+                .before(&before)
+                .after(&after),
         )
         .await?;
     }
@@ -105,16 +89,7 @@ pub async fn create_subscription(
         tx,
         tenant,
         now,
-        AuditDraft {
-            actor,
-            action: "subscription.create",
-            entity_type: "subscription",
-            entity_id: row.id.to_string(),
-            before: None,
-            after: snapshot(&row),
-            reason: None,
-            note: None,
-        },
+        AuditDraft::new(actor, "subscription.create", "subscription", row.id).after(&row),
     )
     .await?;
     Ok(row)
@@ -145,21 +120,21 @@ pub async fn act_on_subscription(
         tx,
         tenant,
         now,
-        AuditDraft {
+        AuditDraft::new(
             actor,
-            action: match action {
+            match action {
                 LifecycleAction::Suspend => "subscription.suspend",
                 LifecycleAction::DisableAccess => "subscription.disable_access",
                 LifecycleAction::Reactivate => "subscription.reactivate",
                 LifecycleAction::Cancel => "subscription.cancel",
             },
-            entity_type: "subscription",
-            entity_id: id.to_string(),
-            before: snapshot(&current.sub),
-            after: snapshot(&after),
-            reason: Some(reason.as_str()),
-            note,
-        },
+            "subscription",
+            id,
+        )
+        .before(&current.sub)
+        .after(&after)
+        .reason(reason.as_str())
+        .note(note),
     )
     .await?;
     Ok(after)
@@ -177,16 +152,7 @@ pub async fn create_tenant(
         tx,
         row.tenant_id(),
         now,
-        AuditDraft {
-            actor,
-            action: "tenant.create",
-            entity_type: "tenant",
-            entity_id: row.id.to_string(),
-            before: None,
-            after: snapshot(&row),
-            reason: None,
-            note: None,
-        },
+        AuditDraft::new(actor, "tenant.create", "tenant", row.id).after(&row),
     )
     .await?;
     Ok(row)
@@ -205,16 +171,7 @@ pub async fn create_token(
         tx,
         tenant,
         now,
-        AuditDraft {
-            actor,
-            action: "token.create",
-            entity_type: "token",
-            entity_id: row.id.to_string(),
-            before: None,
-            after: snapshot(&row),
-            reason: None,
-            note: None,
-        },
+        AuditDraft::new(actor, "token.create", "token", row.id).after(&row),
     )
     .await?;
     Ok((row, secret))
@@ -238,16 +195,9 @@ pub async fn revoke_token(
         tx,
         TenantId(before.tenant_id),
         now,
-        AuditDraft {
-            actor,
-            action: "token.revoke",
-            entity_type: "token",
-            entity_id: id.to_string(),
-            before: snapshot(&before),
-            after: snapshot(&after),
-            reason: None,
-            note: None,
-        },
+        AuditDraft::new(actor, "token.revoke", "token", id)
+            .before(&before)
+            .after(&after),
     )
     .await?;
     Ok(after)

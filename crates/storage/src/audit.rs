@@ -23,6 +23,47 @@ pub struct AuditDraft<'a> {
     pub note: Option<&'a str>,
 }
 
+impl<'a> AuditDraft<'a> {
+    /// An entry about `entity_type` `entity_id`; add snapshots, reason and note as they apply.
+    pub fn new(
+        actor: &'a Actor,
+        action: &'a str,
+        entity_type: &'a str,
+        entity_id: impl ToString,
+    ) -> Self {
+        AuditDraft {
+            actor,
+            action,
+            entity_type,
+            entity_id: entity_id.to_string(),
+            before: None,
+            after: None,
+            reason: None,
+            note: None,
+        }
+    }
+
+    pub fn before<T: serde::Serialize>(mut self, v: &T) -> Self {
+        self.before = snapshot(v);
+        self
+    }
+
+    pub fn after<T: serde::Serialize>(mut self, v: &T) -> Self {
+        self.after = snapshot(v);
+        self
+    }
+
+    pub fn reason(mut self, reason: &'a str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    pub fn note(mut self, note: Option<&'a str>) -> Self {
+        self.note = note;
+        self
+    }
+}
+
 /// Serialises a snapshot for `before`/`after`.
 pub fn snapshot<T: serde::Serialize>(v: &T) -> Option<String> {
     serde_json::to_string(v).ok()
