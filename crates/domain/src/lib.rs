@@ -8,6 +8,8 @@ pub mod cloud;
 pub mod customer;
 pub mod ids;
 pub mod lifecycle;
+pub mod money;
+pub mod onboarding;
 pub mod role;
 pub mod values;
 

@@ -58,6 +58,27 @@ static COUNTRIES: LazyLock<HashMap<&'static str, CountryInfo>> = LazyLock::new(|
         .collect()
 });
 
+/// ISO 4217 code → minor-unit exponent, from the same table.
+static CURRENCY_EXPONENTS: LazyLock<HashMap<&'static str, u8>> = LazyLock::new(|| {
+    let mut m = HashMap::new();
+    for l in COUNTRY_TABLE.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&'static str> = l.split('\t').collect();
+        let (Some(codes), Some(units)) = (f.get(4), f.get(5)) else {
+            continue;
+        };
+        for (c, u) in codes.split(',').zip(units.split(',')) {
+            if let (3, Ok(u)) = (c.len(), u.trim().parse::<u8>()) {
+                m.insert(c, u);
+            }
+        }
+    }
+    m
+});
+
+pub(crate) fn currency_exponent(code: &str) -> Option<u8> {
+    CURRENCY_EXPONENTS.get(code).copied()
+}
+
 /// Every calling code any country uses, for E.164 prefix checks.
 static DIAL_CODES: LazyLock<std::collections::HashSet<String>> = LazyLock::new(|| {
     COUNTRIES
@@ -67,7 +88,7 @@ static DIAL_CODES: LazyLock<std::collections::HashSet<String>> = LazyLock::new(|
 });
 
 /// ISO 3166-1 alpha-2 country code, upper case, assigned in the shipped table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CountryCode([u8; 2]);
 
