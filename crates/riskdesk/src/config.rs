@@ -21,6 +21,10 @@ pub struct Settings {
     /// Seconds an authenticated token is remembered; a token revoked from another process
     /// stops working within this time. 0 checks the database on every request.
     pub auth_cache_seconds: u64,
+    /// `[data]`: reference data files replacing the shipped copies, GeoIP databases.
+    pub data: riskdesk_server::risk::DataSettings,
+    /// `[onboarding]`: the sign-up risk policy (points, thresholds, credit bands, velocity…).
+    pub onboarding: riskdesk_domain::onboarding::Policy,
 }
 
 impl Default for Settings {
@@ -31,6 +35,8 @@ impl Default for Settings {
             sqlite_synchronous: "full".into(),
             log: "info".into(),
             auth_cache_seconds: 1,
+            data: Default::default(),
+            onboarding: Default::default(),
         }
     }
 }
@@ -66,10 +72,17 @@ impl Settings {
         Ok(s)
     }
 
-    pub fn server_options(&self) -> riskdesk_server::ServerOptions {
-        riskdesk_server::ServerOptions {
+    /// Loads the risk engine (reference data + policy); fails naming the bad file or field.
+    pub fn risk_engine(&self) -> anyhow::Result<riskdesk_server::risk::RiskEngine> {
+        riskdesk_server::risk::RiskEngine::load(&self.data, &self.onboarding)
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+
+    pub fn server_options(&self) -> anyhow::Result<riskdesk_server::ServerOptions> {
+        Ok(riskdesk_server::ServerOptions {
             auth_cache_ttl: std::time::Duration::from_secs(self.auth_cache_seconds),
-        }
+            risk: std::sync::Arc::new(self.risk_engine()?),
+        })
     }
 
     pub fn db_options(&self) -> DbOptions {

@@ -55,6 +55,29 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Reference data for onboarding risk.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// The onboarding risk policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Which data sets are loaded, from where, how many entries, how old.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate the `[onboarding]` policy of a TOML file (default: the --config file) and
+    /// explain every error.
+    Check { file: Option<std::path::PathBuf> },
 }
 
 #[derive(Subcommand)]
@@ -118,7 +141,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli.command, settings)) {
+    match rt.block_on(run(cli.command, settings, cli.config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("riskdesk: {e:#}");
@@ -158,7 +181,11 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+async fn run(
+    command: Command,
+    settings: Settings,
+    config_path: std::path::PathBuf,
+) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
         Command::Serve { demo } => {
@@ -180,7 +207,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 &settings.bind,
                 db.clone(),
                 clock,
-                &settings.server_options(),
+                &settings.server_options()?,
             )
             .await?;
             println!(
@@ -275,6 +302,53 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Data {
+            command: DataCommand::Status,
+        } => {
+            let engine = settings.risk_engine()?;
+            println!(
+                "{:<20} {:>8}  {:<28} source",
+                "data set", "entries", "as of"
+            );
+            for d in &engine.status {
+                println!(
+                    "{:<20} {:>8}  {:<28} {}",
+                    d.name, d.entries, d.as_of, d.source
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy {
+            command: PolicyCommand::Check { file },
+        } => {
+            let path = file.unwrap_or(config_path);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            #[derive(serde::Deserialize)]
+            struct OnlyPolicy {
+                #[serde(default)]
+                onboarding: riskdesk_domain::onboarding::Policy,
+            }
+            let parsed: OnlyPolicy = match toml_from_str(&text) {
+                Ok(p) => p,
+                Err(e) => {
+                    println!("{}: {e}", path.display());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            match parsed.onboarding.compile() {
+                Ok(_) => {
+                    println!("{}: the onboarding policy is valid", path.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errs) => {
+                    for e in errs {
+                        println!("{}: onboarding.{e}", path.display());
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
@@ -302,6 +376,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// Parses TOML text into `T` with figment's precise error messages.
+fn toml_from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, figment::Error> {
+    use figment::providers::Format as _;
+    figment::Figment::from(figment::providers::Toml::string(text)).extract()
 }
 
 async fn shutdown_signal() {

@@ -87,6 +87,22 @@ pub struct Customer {
     pub cloud_instance: String,
     pub created_at: String,
     pub updated_at: String,
+    /// Credit terms from onboarding; null for customers registered directly.
+    pub credit: Option<CreditTerms>,
+    /// `restricted` until the admin-access conditions are met, then `granted`.
+    pub admin_access: String,
+    /// `normal`, `review` (linked to a fraudulent customer) or `fraudulent`.
+    pub risk_status: String,
+    /// The sign-up assessment the customer came from.
+    pub signup_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditTerms {
+    /// Decimal string.
+    pub limit: String,
+    pub currency: String,
+    pub prepayment_required: bool,
 }
 
 impl From<CustomerRow> for Customer {
@@ -103,6 +119,22 @@ impl From<CustomerRow> for Customer {
             cloud_instance: r.cloud_instance,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
+            credit: match (
+                r.credit_limit_minor,
+                r.credit_currency
+                    .as_deref()
+                    .map(riskdesk_domain::money::Currency::parse),
+            ) {
+                (Some(minor), Some(Ok(currency))) => Some(CreditTerms {
+                    limit: riskdesk_domain::money::Money { minor, currency }.to_decimal_string(),
+                    currency: currency.code().to_owned(),
+                    prepayment_required: r.prepayment_required,
+                }),
+                _ => None,
+            },
+            admin_access: r.admin_access,
+            risk_status: r.risk_status,
+            signup_id: r.signup_id,
         }
     }
 }

@@ -9,6 +9,8 @@ pub mod error;
 pub mod extract;
 pub mod idem;
 pub mod metrics;
+pub mod onboarding;
+pub mod risk;
 pub mod routes;
 pub mod service;
 
@@ -45,6 +47,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub openapi_json: Arc<String>,
     pub auth_cache: Arc<auth_cache::AuthCache>,
+    pub risk: Arc<risk::RiskEngine>,
 }
 
 /// Server settings that are not the database or the address.
@@ -53,12 +56,18 @@ pub struct ServerOptions {
     /// How long an authenticated token is remembered (0 = ask the database on every request).
     /// A token revoked from another process stops working within this time.
     pub auth_cache_ttl: std::time::Duration,
+    /// Onboarding reference data and policy.
+    pub risk: Arc<risk::RiskEngine>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             auth_cache_ttl: std::time::Duration::from_secs(1),
+            risk: Arc::new(
+                risk::RiskEngine::shipped()
+                    .expect("the shipped reference data and default policy load"),
+            ),
         }
     }
 }
@@ -72,6 +81,7 @@ impl Default for ServerOptions {
         (name = "customers", description = "The partner's customers"),
         (name = "subscriptions", description = "Subscriptions and their lifecycle: suspend, disable access, reactivate, cancel"),
         (name = "audit", description = "The tamper-evident audit log"),
+        (name = "onboarding", description = "Sign-up risk assessment, the review queue, credit terms"),
         (name = "operations", description = "Health, metrics, this document"),
     )
 )]
@@ -117,6 +127,11 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::subscriptions::get_subscription))
         .routes(routes!(routes::subscriptions::act))
         .routes(routes!(routes::audit::list_audit))
+        .routes(routes!(routes::customers::mark_fraud))
+        .routes(routes!(routes::signups::assess))
+        .routes(routes!(routes::signups::list_signups))
+        .routes(routes!(routes::signups::get_signup))
+        .routes(routes!(routes::signups::review))
         .split_for_parts()
 }
 
@@ -135,6 +150,7 @@ pub fn router(db: Db, clock: Arc<dyn Clock>, opts: &ServerOptions) -> Router {
         clock,
         openapi_json,
         auth_cache,
+        risk: opts.risk.clone(),
     };
     router
         .fallback(|uri: axum::http::Uri| async move {

@@ -22,6 +22,15 @@ pub struct CustomerRow {
     pub cloud_instance: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Credit terms from onboarding (absent for customers registered directly).
+    pub credit_limit_minor: Option<i64>,
+    pub credit_currency: Option<String>,
+    pub prepayment_required: bool,
+    /// `restricted` until the admin-access conditions are met, then `granted`.
+    pub admin_access: String,
+    /// `normal`, `review` (linked to fraud) or `fraudulent`.
+    pub risk_status: String,
+    pub signup_id: Option<Uuid>,
 }
 
 impl FromRow for CustomerRow {
@@ -39,12 +48,19 @@ impl FromRow for CustomerRow {
             cloud_instance: r.text("cloud_instance")?,
             created_at: r.i64("created_at")?,
             updated_at: r.i64("updated_at")?,
+            credit_limit_minor: r.opt_i64("credit_limit_minor")?,
+            credit_currency: r.opt_text("credit_currency")?,
+            prepayment_required: r.i64("prepayment_required")? != 0,
+            admin_access: r.text("admin_access")?,
+            risk_status: r.text("risk_status")?,
+            signup_id: r.opt_uuid("signup_id")?,
         })
     }
 }
 
 const SELECT: &str = "SELECT id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, \
-                      created_at, updated_at FROM customers";
+                      created_at, updated_at, credit_limit_minor, credit_currency, prepayment_required, admin_access, \
+                      risk_status, signup_id FROM customers";
 
 fn external_id_taken(ext: &Option<String>) -> impl FnOnce() -> String + '_ {
     move || {
@@ -75,6 +91,12 @@ pub async fn insert(
         cloud_instance: c.cloud_instance.as_str().to_owned(),
         created_at: now,
         updated_at: now,
+        credit_limit_minor: None,
+        credit_currency: None,
+        prepayment_required: false,
+        admin_access: "restricted".into(),
+        risk_status: "normal".into(),
+        signup_id: None,
     };
     tx.execute(
         Q::new(
@@ -228,4 +250,66 @@ pub async fn count(db: &Db, tenant: TenantId) -> Result<i64> {
         )
         .await?;
     Ok(n.unwrap_or(0))
+}
+
+/// Sets the credit terms decided at onboarding; returns (before, after).
+pub async fn set_terms(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: CustomerId,
+    limit_minor: i64,
+    currency: &str,
+    prepayment_required: bool,
+    signup: Option<Uuid>,
+    now: Timestamp,
+) -> Result<(CustomerRow, CustomerRow)> {
+    let before = get_tx(tx, tenant, id).await?;
+    let after = CustomerRow {
+        credit_limit_minor: Some(limit_minor),
+        credit_currency: Some(currency.to_owned()),
+        prepayment_required,
+        signup_id: signup.or(before.signup_id),
+        updated_at: to_micros(now),
+        ..before.clone()
+    };
+    tx.execute(
+        Q::new(
+            "UPDATE customers SET credit_limit_minor = $3, credit_currency = $4, prepayment_required = $5, signup_id = $6, updated_at = $7 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .bind(limit_minor)
+        .bind(currency)
+        .bind(i64::from(prepayment_required))
+        .bind(after.signup_id)
+        .bind(after.updated_at),
+    )
+    .await?;
+    Ok((before, after))
+}
+
+/// Sets `risk_status` (`normal`, `review`, `fraudulent`); returns (before, after).
+pub async fn set_risk_status(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: CustomerId,
+    status: &str,
+    now: Timestamp,
+) -> Result<(CustomerRow, CustomerRow)> {
+    let before = get_tx(tx, tenant, id).await?;
+    let after = CustomerRow {
+        risk_status: status.to_owned(),
+        updated_at: to_micros(now),
+        ..before.clone()
+    };
+    tx.execute(
+        Q::new("UPDATE customers SET risk_status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(status)
+            .bind(after.updated_at),
+    )
+    .await?;
+    Ok((before, after))
 }

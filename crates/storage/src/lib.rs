@@ -11,6 +11,7 @@ mod db;
 pub mod idempotency;
 mod migrate;
 pub mod query;
+pub mod signups;
 mod sqlite_writer;
 pub mod subscriptions;
 pub mod tenants;

@@ -4,11 +4,18 @@
 use crate::Result;
 
 /// (version, file name, SQL). A test checks this lists every file in `migrations/sqlite`.
-pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_foundation.sql",
-    include_str!("../migrations/sqlite/0001_foundation.sql"),
-)];
+pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_foundation.sql",
+        include_str!("../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "0002_onboarding.sql",
+        include_str!("../migrations/sqlite/0002_onboarding.sql"),
+    ),
+];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {
     c.execute_batch(

@@ -108,6 +108,7 @@ pub trait RowLike {
     fn opt_i64(&self, col: &str) -> Result<Option<i64>>;
     fn text(&self, col: &str) -> Result<String>;
     fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>>;
 }
 
 /// A type decoded from one row.
@@ -122,6 +123,13 @@ impl FromRow for i64 {
 }
 
 impl RowLike for rusqlite::Row<'_> {
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+        let b: Option<Vec<u8>> = self.get(col)?;
+        b.map(|b| {
+            Uuid::from_slice(&b).map_err(|e| StorageError::Corrupt(format!("column {col}: {e}")))
+        })
+        .transpose()
+    }
     fn uuid(&self, col: &str) -> Result<Uuid> {
         let b: Vec<u8> = self.get(col)?;
         Uuid::from_slice(&b).map_err(|e| StorageError::Corrupt(format!("column {col}: {e}")))
@@ -141,6 +149,9 @@ impl RowLike for rusqlite::Row<'_> {
 }
 
 impl RowLike for sqlx::postgres::PgRow {
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+        Ok(sqlx::Row::try_get(self, col)?)
+    }
     fn uuid(&self, col: &str) -> Result<Uuid> {
         Ok(sqlx::Row::try_get(self, col)?)
     }

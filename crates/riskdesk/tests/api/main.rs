@@ -7,4 +7,5 @@ mod cli;
 mod customers;
 mod edges;
 mod helpers;
+mod signups;
 mod subscriptions;

@@ -267,3 +267,80 @@ pub async fn list_customers(
         Customer::from,
     )))
 }
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FraudRequest {
+    /// What confirmed the fraud (e.g. "issuer confirmed the card stolen").
+    pub note: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct LinkedCustomer {
+    pub customer_id: uuid::Uuid,
+    /// The identifier shared, `kind:value` (email, phone, card, device, ip).
+    pub shared: String,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct FraudOutcome {
+    pub customer: Customer,
+    /// Customers sharing an identifier with this one; each is flagged for review.
+    pub linked: Vec<LinkedCustomer>,
+}
+
+/// Mark a customer fraudulent. Its identifiers become fraud signals for future sign-ups
+/// (`linked_to_fraud`), and every customer sharing one is flagged for review and listed.
+#[utoipa::path(post, path = "/v1/customers/{id}/fraud", tag = "customers", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
+    request_body = FraudRequest,
+    responses((status = 200, body = FraudOutcome), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn mark_fraud(
+    State(s): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Path(id): Path<String>,
+    body: ApiJson<FraudRequest>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::ActOnSubscriptions)?;
+    let id: CustomerId = parse_id(&id, "customer")?;
+    let fp = Fingerprint {
+        key: &key,
+        method_path: format!("POST /v1/customers/{id}/fraud"),
+        body_sha256: &body.body_sha256,
+    };
+    let mut v = Validator::default();
+    let note = body
+        .value
+        .note
+        .as_deref()
+        .and_then(|n| v.check("note", riskdesk_domain::customer::parse_note(n)));
+    v.finish()?;
+    let now = s.clock.now();
+    let mut tx = s.db.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
+    let (row, linked) = crate::onboarding::mark_fraudulent(
+        &mut tx,
+        caller.tenant(),
+        &caller.actor(),
+        id,
+        note.as_deref(),
+        now,
+    )
+    .await?;
+    let out = FraudOutcome {
+        customer: row.into(),
+        linked: linked
+            .into_iter()
+            .map(|(customer_id, shared)| LinkedCustomer {
+                customer_id,
+                shared,
+            })
+            .collect(),
+    };
+    let resp = idem::finish(&mut tx, &caller, &fp, StatusCode::OK, &out).await?;
+    tx.commit().await?;
+    Ok(resp)
+}

@@ -1,6 +1,7 @@
 pub mod audit;
 pub mod customers;
 pub mod health;
+pub mod signups;
 pub mod subscriptions;
 
 use crate::error::ApiError;

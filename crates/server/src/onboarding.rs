@@ -1,0 +1,363 @@
+//! Sign-up assessment and review as units of work: velocity counted and fraud links looked up
+//! inside the same transaction that stores the assessment, so concurrent bursts are counted
+//! exactly; approval creates the customer with its credit terms.
+
+use jiff::Timestamp;
+use riskdesk_domain::audit::Actor;
+use riskdesk_domain::customer::NewCustomer;
+use riskdesk_domain::onboarding::assess::{
+    PaymentInstrument, SignupFacts, SignupInput, assess, velocity_keys,
+};
+use riskdesk_domain::onboarding::{Assessment, Decision};
+use riskdesk_domain::{CloudInstance, CustomerId, Locale, Phone, TenantId};
+use riskdesk_storage::Tx;
+use riskdesk_storage::audit::{self, AuditDraft};
+use riskdesk_storage::customers::{self, CustomerRow};
+use riskdesk_storage::signups::{self, SignupRow};
+use riskdesk_storage::time::to_micros;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::risk::RiskEngine;
+use crate::service;
+
+/// What is kept besides the risk inputs, to create the customer on approval.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CustomerDetails {
+    pub company_name: String,
+    pub address: Option<String>,
+    pub contact_name: Option<String>,
+    pub locale: Locale,
+    pub cloud_instance: CloudInstance,
+}
+
+/// The stored outcome (also the body of the assessment response, minus status fields).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredOutcome {
+    pub decision: String,
+    pub score: u32,
+    pub reasons: Vec<StoredReason>,
+    pub credit_limit: String,
+    pub currency: String,
+    pub prepayment_required: bool,
+    pub mfa_required: bool,
+    pub skipped: Vec<StoredSkip>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoredReason {
+    pub code: String,
+    pub message: String,
+    pub points: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoredSkip {
+    pub signal: String,
+    pub why: String,
+}
+
+impl From<&Assessment> for StoredOutcome {
+    fn from(a: &Assessment) -> Self {
+        StoredOutcome {
+            decision: a.decision.as_str().to_owned(),
+            score: a.score,
+            reasons: a
+                .reasons
+                .iter()
+                .map(|r| StoredReason {
+                    code: r.code.to_owned(),
+                    message: r.message.clone(),
+                    points: r.points,
+                })
+                .collect(),
+            credit_limit: a.credit_limit.to_decimal_string(),
+            currency: a.credit_limit.currency.code().to_owned(),
+            prepayment_required: a.prepayment_required,
+            mfa_required: a.mfa_required,
+            skipped: a
+                .skipped
+                .iter()
+                .map(|s| StoredSkip {
+                    signal: s.signal.to_owned(),
+                    why: s.why.to_owned(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The identifiers a sign-up is linked by (kind, value).
+fn identifiers(input: &SignupInput) -> Vec<(String, String)> {
+    let mut ids = vec![
+        (
+            "email".to_owned(),
+            input.email.to_string().to_ascii_lowercase(),
+        ),
+        ("ip".to_owned(), input.ip.to_string()),
+    ];
+    if let Some(p) = &input.phone {
+        ids.push(("phone".into(), p.clone()));
+    }
+    if let Some(d) = &input.device_id {
+        ids.push(("device".into(), d.clone()));
+    }
+    if let Some(PaymentInstrument::Card { bin, last4, .. }) = &input.payment {
+        ids.push(("card".into(), format!("{bin}:{last4}")));
+    }
+    ids
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredInput {
+    request: serde_json::Value,
+    details: CustomerDetails,
+}
+
+pub async fn assess_signup(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    engine: &RiskEngine,
+    input: &SignupInput,
+    details: &CustomerDetails,
+    request: serde_json::Value,
+    now: Timestamp,
+) -> Result<(SignupRow, Assessment), ApiError> {
+    let id = Uuid::now_v7();
+    // Velocity: one key per configured rule that applies to this sign-up.
+    let keys = velocity_keys(input, &engine.data.email_lists);
+    let counted: Vec<_> = engine
+        .policy
+        .velocity
+        .iter()
+        .filter_map(|(kind, window, _)| {
+            keys.iter()
+                .find(|(k, _)| k == kind)
+                .map(|(k, v)| (*k, v.clone(), *window))
+        })
+        .collect();
+    let lock: Vec<(String, String)> = counted
+        .iter()
+        .map(|(k, v, _)| (k.as_str().to_owned(), v.clone()))
+        .collect();
+    signups::lock_velocity_keys(tx, tenant, &lock).await?;
+    let rows: Vec<(String, String, u64)> = counted
+        .iter()
+        .map(|(k, v, w)| (k.as_str().to_owned(), v.clone(), *w))
+        .collect();
+    let counts = signups::count_velocity(tx, tenant, id, input.as_of, &rows).await?;
+    let ids = identifiers(input);
+    let facts = SignupFacts {
+        velocity: counted
+            .iter()
+            .zip(counts)
+            .map(|((k, v, _), n)| (*k, v.clone(), n))
+            .collect(),
+        fraud_links: signups::fraud_links(tx, tenant, &ids).await?,
+    };
+    let assessment = assess(input, &facts, &engine.data, &engine.policy);
+    let outcome = StoredOutcome::from(&assessment);
+    let status = match assessment.decision {
+        Decision::Approve => "approved",
+        Decision::Review => "pending_review",
+        Decision::Reject => "rejected",
+    };
+    let stored_input = StoredInput {
+        request,
+        details: details.clone(),
+    };
+    let mut row = SignupRow {
+        id,
+        tenant_id: tenant.0,
+        created_at: to_micros(now),
+        as_of: to_micros(input.as_of),
+        decision: assessment.decision.as_str().to_owned(),
+        score: i64::from(assessment.score),
+        status: status.to_owned(),
+        input_json: serde_json::to_string(&stored_input)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        outcome_json: serde_json::to_string(&outcome)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        customer_id: None,
+        reviewed_at: None,
+        review_note: None,
+    };
+    signups::insert(tx, &row).await?;
+    signups::add_identifiers(tx, tenant, "signup", id, &ids).await?;
+    audit::append(
+        tx,
+        tenant,
+        now,
+        AuditDraft::new(actor, "signup.assess", "signup", id).after(&outcome),
+    )
+    .await?;
+    if assessment.decision == Decision::Approve {
+        let c = create_customer_from(tx, tenant, actor, input, details, &outcome, id, now).await?;
+        row = signups::set_reviewed(tx, &row, "approved", Some(c.id), None, now).await?;
+        row.reviewed_at = None;
+    }
+    Ok((row, assessment))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn create_customer_from(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    input: &SignupInput,
+    details: &CustomerDetails,
+    outcome: &StoredOutcome,
+    signup: Uuid,
+    now: Timestamp,
+) -> Result<CustomerRow, ApiError> {
+    let new = NewCustomer {
+        name: details.company_name.clone(),
+        domain: input.company_domain.clone(),
+        country: input.company_country,
+        email: input.email.clone(),
+        // An invalid number was a risk signal; the customer record keeps only a valid one.
+        phone: input.phone.as_deref().and_then(|p| Phone::parse(p).ok()),
+        locale: details.locale,
+        cloud_instance: details.cloud_instance,
+        external_id: None,
+    };
+    let c = service::create_customer(tx, tenant, actor, &new, now).await?;
+    let currency = riskdesk_domain::money::Currency::parse(&outcome.currency)
+        .map_err(|e| ApiError::Internal(e.0))?;
+    let limit = riskdesk_domain::money::Money::parse(&outcome.credit_limit, currency)
+        .map_err(|e| ApiError::Internal(e.0))?;
+    let (before, after) = customers::set_terms(
+        tx,
+        tenant,
+        CustomerId(c.id),
+        limit.minor,
+        currency.code(),
+        outcome.prepayment_required,
+        Some(signup),
+        now,
+    )
+    .await?;
+    audit::append(
+        tx,
+        tenant,
+        now,
+        AuditDraft::new(actor, "customer.credit_terms", "customer", c.id)
+            .before(&before)
+            .after(&after),
+    )
+    .await?;
+    signups::add_identifiers(tx, tenant, "customer", c.id, &identifiers(input)).await?;
+    Ok(after)
+}
+
+/// An analyst's decision on a sign-up held for review.
+pub async fn review_signup(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    id: Uuid,
+    approve: bool,
+    note: Option<&str>,
+    now: Timestamp,
+) -> Result<SignupRow, ApiError> {
+    let before = signups::get_tx(tx, tenant, id).await?;
+    if before.status != "pending_review" {
+        return Err(ApiError::Conflict(format!(
+            "sign-up {id} is '{}', not awaiting review",
+            before.status
+        )));
+    }
+    let after = if approve {
+        let stored: StoredInput = serde_json::from_str(&before.input_json)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let outcome: StoredOutcome = serde_json::from_str(&before.outcome_json)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let input = crate::routes::signups::parse_request(stored.request.clone(), now)?.0;
+        let c = create_customer_from(
+            tx,
+            tenant,
+            actor,
+            &input,
+            &stored.details,
+            &outcome,
+            id,
+            now,
+        )
+        .await?;
+        signups::set_reviewed(tx, &before, "approved", Some(c.id), note, now).await?
+    } else {
+        signups::set_reviewed(tx, &before, "rejected", None, note, now).await?
+    };
+    let mut draft = AuditDraft::new(actor, "signup.review", "signup", id)
+        .before(&status_of(&before))
+        .after(&status_of(&after))
+        .note(note);
+    draft = draft.reason(if approve { "approve" } else { "reject" });
+    audit::append(tx, tenant, now, draft).await?;
+    Ok(after)
+}
+
+fn status_of(r: &SignupRow) -> serde_json::Value {
+    serde_json::json!({"status": r.status, "customer_id": r.customer_id})
+}
+
+/// Marks a customer fraudulent; flags every other customer that shares an identifier with it
+/// for review. Returns the linked customers and what they share.
+pub async fn mark_fraudulent(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    id: CustomerId,
+    note: Option<&str>,
+    now: Timestamp,
+) -> Result<(CustomerRow, Vec<(Uuid, String)>), ApiError> {
+    let current = customers::get_tx(tx, tenant, id).await?;
+    // Customers registered directly have not recorded identifiers yet: record them now.
+    let mut ids = vec![("email".to_owned(), current.email.to_ascii_lowercase())];
+    if let Some(p) = &current.phone {
+        ids.push(("phone".into(), p.clone()));
+    }
+    signups::add_identifiers(tx, tenant, "customer", id.0, &ids).await?;
+    let (before, after) = customers::set_risk_status(tx, tenant, id, "fraudulent", now).await?;
+    audit::append(
+        tx,
+        tenant,
+        now,
+        AuditDraft::new(actor, "customer.mark_fraudulent", "customer", id)
+            .before(&before)
+            .after(&after)
+            .reason("fraud")
+            .note(note),
+    )
+    .await?;
+    if let Some(s) = current.signup_id {
+        signups::mark_fraudulent(tx, tenant, s).await?;
+    }
+    let linked = signups::mark_fraudulent(tx, tenant, id.0).await?;
+    let mut seen = std::collections::BTreeSet::new();
+    for (other, shared) in &linked {
+        if !seen.insert(*other) {
+            continue;
+        }
+        let c = customers::get_tx(tx, tenant, CustomerId(*other)).await?;
+        if c.risk_status == "normal" {
+            let (b, a) =
+                customers::set_risk_status(tx, tenant, CustomerId(*other), "review", now).await?;
+            let why = format!("shares {shared} with customer {id}, marked fraudulent");
+            audit::append(
+                tx,
+                tenant,
+                now,
+                AuditDraft::new(actor, "customer.flag_for_review", "customer", other)
+                    .before(&b)
+                    .after(&a)
+                    .reason("fraud")
+                    .note(Some(&why)),
+            )
+            .await?;
+        }
+    }
+    Ok((after, linked))
+}

@@ -1,0 +1,496 @@
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use riskdesk_domain::customer::{parse_name, parse_note};
+use riskdesk_domain::onboarding::assess::{PaymentInstrument, SignupInput};
+use riskdesk_domain::values::bounded_text;
+use riskdesk_domain::{CloudInstance, CountryCode, DomainName, Email, Locale, Permission};
+use riskdesk_storage::signups::{self, SignupRow};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::parse_id;
+use crate::AppState;
+use crate::dto::{Page, check_limit, decode_cursor, page, rfc3339};
+use crate::error::{ApiError, Problem, Validator};
+use crate::extract::{ApiJson, ApiQuery, Caller, IdempotencyKey, parse_json};
+use crate::idem::{self, Fingerprint};
+use crate::onboarding::{self, CustomerDetails, StoredOutcome, StoredReason, StoredSkip};
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompanyIn {
+    pub name: String,
+    pub domain: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactIn {
+    pub email: String,
+    /// E.164.
+    pub phone: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentIn {
+    /// card, bank_transfer or invoice.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Cards: the first 6 to 8 digits.
+    pub bin: Option<String>,
+    /// Cards: the last 4 digits.
+    pub last4: Option<String>,
+    /// Cards: the issuing country, if known (ISO 3166-1 alpha-2).
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssessRequest {
+    pub company: CompanyIn,
+    pub contact: ContactIn,
+    /// The sign-up's IP address (IPv4 or IPv6).
+    pub ip: String,
+    pub device_id: Option<String>,
+    pub payment_instrument: Option<PaymentIn>,
+    #[schema(value_type = CloudInstance)]
+    pub cloud_instance: String,
+    /// The customer's language for notices; default en.
+    #[schema(value_type = Option<Locale>)]
+    pub locale: Option<String>,
+    /// RFC 3339; default now. Lists (FATF) and velocity windows are read at this time.
+    pub as_of: Option<String>,
+}
+
+fn digits(
+    field: &str,
+    s: &str,
+    lens: std::ops::RangeInclusive<usize>,
+    v: &mut Validator,
+) -> Option<String> {
+    let ok = lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    if !ok {
+        v.fail(
+            field,
+            format!("must be {} to {} digits", lens.start(), lens.end()),
+        );
+        return None;
+    }
+    Some(s.to_owned())
+}
+
+/// Validates an assessment request (also used to re-read a stored one on approval).
+pub fn parse_request(
+    raw: serde_json::Value,
+    now: jiff::Timestamp,
+) -> Result<(SignupInput, CustomerDetails), ApiError> {
+    let r: AssessRequest = parse_json(&serde_json::to_vec(&raw).unwrap_or_default())?;
+    let mut v = Validator::default();
+    let name = v.check("company.name", parse_name(&r.company.name));
+    let domain = v.check("company.domain", DomainName::parse(&r.company.domain));
+    let country = v.check("company.country", CountryCode::parse(&r.company.country));
+    let address = r
+        .company
+        .address
+        .as_deref()
+        .and_then(|a| v.check("company.address", bounded_text("address", a, 500)));
+    let email = v.check("contact.email", Email::parse(&r.contact.email));
+    let phone = r.contact.phone.as_deref().and_then(|p| {
+        let p = p.trim();
+        let ok = p.len() >= 8
+            && p.len() <= 16
+            && p.starts_with('+')
+            && p[1..].bytes().all(|b| b.is_ascii_digit());
+        if !ok {
+            v.fail(
+                "contact.phone",
+                format!("'{p}' is not in E.164 form: '+' then 7 to 15 digits"),
+            );
+        }
+        ok.then(|| p.to_owned())
+    });
+    let contact_name = r
+        .contact
+        .name
+        .as_deref()
+        .and_then(|n| v.check("contact.name", bounded_text("name", n, 200)));
+    let ip = v.check(
+        "ip",
+        r.ip.trim()
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| format!("'{}' is not an IPv4 or IPv6 address", r.ip)),
+    );
+    let device_id = r
+        .device_id
+        .as_deref()
+        .and_then(|d| v.check("device_id", bounded_text("device_id", d, 200)));
+    let payment = match &r.payment_instrument {
+        None => None,
+        Some(p) => match p.kind.as_str() {
+            "card" => {
+                let bin = match &p.bin {
+                    Some(b) => digits("payment_instrument.bin", b, 6..=8, &mut v),
+                    None => {
+                        v.fail("payment_instrument.bin", "is required for a card");
+                        None
+                    }
+                };
+                let last4 = match &p.last4 {
+                    Some(l) => digits("payment_instrument.last4", l, 4..=4, &mut v),
+                    None => {
+                        v.fail("payment_instrument.last4", "is required for a card");
+                        None
+                    }
+                };
+                let country = p
+                    .country
+                    .as_deref()
+                    .and_then(|c| v.check("payment_instrument.country", CountryCode::parse(c)));
+                match (bin, last4) {
+                    (Some(bin), Some(last4)) => Some(PaymentInstrument::Card {
+                        bin,
+                        last4,
+                        country,
+                    }),
+                    _ => None,
+                }
+            }
+            "bank_transfer" => Some(PaymentInstrument::BankTransfer),
+            "invoice" => Some(PaymentInstrument::Invoice),
+            other => {
+                v.fail(
+                    "payment_instrument.type",
+                    format!("'{other}' is not one of card, bank_transfer, invoice"),
+                );
+                None
+            }
+        },
+    };
+    let cloud = v.check(
+        "cloud_instance",
+        CloudInstance::parse(&r.cloud_instance)
+            .ok_or("must be one of global, us_government, germany, china_21vianet"),
+    );
+    let locale = v.check("locale", Locale::parse(r.locale.as_deref().unwrap_or("en")));
+    let as_of = match &r.as_of {
+        None => Some(now),
+        Some(t) => v.check(
+            "as_of",
+            t.parse::<jiff::Timestamp>()
+                .map_err(|e| format!("'{t}' is not an RFC 3339 time: {e}")),
+        ),
+    };
+    v.finish()?;
+    match (name, domain, country, email, ip, cloud, locale, as_of) {
+        (
+            Some(name),
+            Some(domain),
+            Some(country),
+            Some(email),
+            Some(ip),
+            Some(cloud),
+            Some(locale),
+            Some(as_of),
+        ) => Ok((
+            SignupInput {
+                company_name: name.clone(),
+                company_domain: domain,
+                company_country: country,
+                email,
+                phone,
+                ip,
+                device_id,
+                payment,
+                as_of,
+            },
+            CustomerDetails {
+                company_name: name,
+                address,
+                contact_name,
+                locale,
+                cloud_instance: cloud,
+            },
+        )),
+        _ => Err(ApiError::Internal(
+            "validation passed with a missing value".into(),
+        )),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Credit {
+    /// Decimal string.
+    pub limit: String,
+    pub currency: String,
+    pub prepayment_required: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verification {
+    pub mfa_required: bool,
+}
+
+/// An assessment: the decision, the score, every reason, the terms to offer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssessmentOut {
+    pub assessment_id: Uuid,
+    /// approve, review or reject.
+    pub decision: String,
+    /// 0 to 100.
+    pub score: u32,
+    pub reasons: Vec<StoredReason>,
+    pub credit: Credit,
+    pub verification: Verification,
+    /// Signals that could not be evaluated, and why.
+    pub skipped: Vec<StoredSkip>,
+    /// approved, pending_review or rejected.
+    pub status: String,
+    /// The customer created on approval.
+    pub customer_id: Option<Uuid>,
+    pub as_of: String,
+    pub created_at: String,
+    pub reviewed_at: Option<String>,
+    pub review_note: Option<String>,
+    /// The request as received (on single-sign-up reads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub input: Option<serde_json::Value>,
+}
+
+fn out(row: SignupRow, with_input: bool) -> Result<AssessmentOut, ApiError> {
+    let o: StoredOutcome =
+        serde_json::from_str(&row.outcome_json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let input = if with_input {
+        serde_json::from_str::<serde_json::Value>(&row.input_json)
+            .ok()
+            .and_then(|v| v.get("request").cloned())
+    } else {
+        None
+    };
+    Ok(AssessmentOut {
+        assessment_id: row.id,
+        decision: o.decision,
+        score: o.score,
+        reasons: o.reasons,
+        credit: Credit {
+            limit: o.credit_limit,
+            currency: o.currency,
+            prepayment_required: o.prepayment_required,
+        },
+        verification: Verification {
+            mfa_required: o.mfa_required,
+        },
+        skipped: o.skipped,
+        status: row.status,
+        customer_id: row.customer_id,
+        as_of: rfc3339(row.as_of),
+        created_at: rfc3339(row.created_at),
+        reviewed_at: row.reviewed_at.map(rfc3339),
+        review_note: row.review_note,
+        input,
+    })
+}
+
+/// Assess a sign-up: decision, score, reasons, credit terms, MFA. Stored; an approved sign-up
+/// creates the customer, a review holds it in the queue, a rejection creates nothing.
+#[utoipa::path(post, path = "/v1/signups/assess", tag = "onboarding", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
+    request_body = AssessRequest,
+    responses((status = 201, body = AssessmentOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn assess(
+    State(s): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: ApiJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::WriteCustomers)?;
+    let fp = Fingerprint {
+        key: &key,
+        method_path: "POST /v1/signups/assess".into(),
+        body_sha256: &body.body_sha256,
+    };
+    let now = s.clock.now();
+    let (input, details) = parse_request(body.value.clone(), now)?;
+    let mut tx = s.db.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
+    let (row, _) = onboarding::assess_signup(
+        &mut tx,
+        caller.tenant(),
+        &caller.actor(),
+        &s.risk,
+        &input,
+        &details,
+        body.value,
+        now,
+    )
+    .await?;
+    let resp = idem::finish(
+        &mut tx,
+        &caller,
+        &fp,
+        StatusCode::CREATED,
+        &out(row, false)?,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// One stored assessment with its input.
+#[utoipa::path(get, path = "/v1/signups/{id}", tag = "onboarding", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = AssessmentOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_signup(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AssessmentOut>, ApiError> {
+    caller.require(Permission::ReadCustomers)?;
+    let id: Uuid = parse_id(&id, "sign-up")?;
+    Ok(Json(out(
+        signups::get(&s.db, caller.tenant(), id).await?,
+        true,
+    )?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListSignupsQuery {
+    /// approve, review or reject.
+    pub decision: Option<String>,
+    /// approved, pending_review or rejected. `decision=review&status=pending_review` is the review queue.
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Stored assessments, oldest first; the review queue is `?decision=review&status=pending_review`.
+#[utoipa::path(get, path = "/v1/signups", tag = "onboarding", security(("bearer" = [])),
+    params(ListSignupsQuery),
+    responses((status = 200, body = Page<AssessmentOut>), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_signups(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListSignupsQuery>,
+) -> Result<Json<Page<AssessmentOut>>, ApiError> {
+    caller.require(Permission::ReadCustomers)?;
+    let mut v = Validator::default();
+    if let Some(d) = &q.decision {
+        if !["approve", "review", "reject"].contains(&d.as_str()) {
+            v.fail("decision", "must be one of approve, review, reject");
+        }
+    }
+    if let Some(st) = &q.status {
+        if !["approved", "pending_review", "rejected"].contains(&st.as_str()) {
+            v.fail(
+                "status",
+                "must be one of approved, pending_review, rejected",
+            );
+        }
+    }
+    let limit = v.check(
+        "limit",
+        check_limit(q.limit).map_err(|_| "must be between 1 and 500"),
+    );
+    let after = v.check(
+        "cursor",
+        decode_cursor::<Uuid>(&q.cursor).map_err(|_| "is not a cursor this API returned"),
+    );
+    v.finish()?;
+    let limit = limit.unwrap_or(crate::dto::DEFAULT_LIMIT);
+    let rows = signups::list(
+        &s.db,
+        caller.tenant(),
+        q.decision.as_deref(),
+        q.status.as_deref(),
+        after.flatten(),
+        limit + 1,
+    )
+    .await?;
+    let p = page(rows, limit, |r| r.id.to_string(), |r| r);
+    let items = p
+        .items
+        .into_iter()
+        .map(|r| out(r, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(Page {
+        items,
+        next_cursor: p.next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    /// approve or reject.
+    pub decision: String,
+    /// What the analyst checked (e.g. "called the listed number, confirmed the order").
+    pub note: Option<String>,
+}
+
+/// Record an analyst's review of a held sign-up; approval creates the customer with the
+/// assessed credit terms.
+#[utoipa::path(post, path = "/v1/signups/{id}/review", tag = "onboarding", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
+    request_body = ReviewRequest,
+    responses((status = 200, body = AssessmentOut), (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn review(
+    State(s): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Path(id): Path<String>,
+    body: ApiJson<ReviewRequest>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::ActOnSubscriptions)?;
+    let id: Uuid = parse_id(&id, "sign-up")?;
+    let fp = Fingerprint {
+        key: &key,
+        method_path: format!("POST /v1/signups/{id}/review"),
+        body_sha256: &body.body_sha256,
+    };
+    let mut v = Validator::default();
+    let approve = match body.value.decision.as_str() {
+        "approve" => Some(true),
+        "reject" => Some(false),
+        _ => {
+            v.fail("decision", "must be approve or reject");
+            None
+        }
+    };
+    let note = body
+        .value
+        .note
+        .as_deref()
+        .and_then(|n| v.check("note", parse_note(n)));
+    v.finish()?;
+    let now = s.clock.now();
+    let mut tx = s.db.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
+    let row = onboarding::review_signup(
+        &mut tx,
+        caller.tenant(),
+        &caller.actor(),
+        id,
+        approve.unwrap_or(false),
+        note.as_deref(),
+        now,
+    )
+    .await?;
+    let resp = idem::finish(&mut tx, &caller, &fp, StatusCode::OK, &out(row, false)?).await?;
+    tx.commit().await?;
+    Ok(resp)
+}

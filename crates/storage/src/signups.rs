@@ -1,0 +1,309 @@
+//! Stored sign-up assessments (the review queue), velocity counters and the identifiers used
+//! to link sign-ups and customers to known fraud.
+
+use jiff::Timestamp;
+use riskdesk_domain::TenantId;
+use uuid::Uuid;
+
+use crate::query::{FromRow, Q, RowLike};
+use crate::time::to_micros;
+use crate::{Db, Result, StorageError, Tx};
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SignupRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub created_at: i64,
+    pub as_of: i64,
+    pub decision: String,
+    pub score: i64,
+    pub status: String,
+    pub input_json: String,
+    pub outcome_json: String,
+    pub customer_id: Option<Uuid>,
+    pub reviewed_at: Option<i64>,
+    pub review_note: Option<String>,
+}
+
+impl FromRow for SignupRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(SignupRow {
+            id: r.uuid("id")?,
+            tenant_id: r.uuid("tenant_id")?,
+            created_at: r.i64("created_at")?,
+            as_of: r.i64("as_of")?,
+            decision: r.text("decision")?,
+            score: r.i64("score")?,
+            status: r.text("status")?,
+            input_json: r.text("input_json")?,
+            outcome_json: r.text("outcome_json")?,
+            customer_id: r.opt_uuid("customer_id")?,
+            reviewed_at: r.opt_i64("reviewed_at")?,
+            review_note: r.opt_text("review_note")?,
+        })
+    }
+}
+
+const SELECT: &str = "SELECT id, tenant_id, created_at, as_of, decision, score, status, input_json, outcome_json, customer_id, \
+                      reviewed_at, review_note FROM signups";
+
+pub async fn insert(tx: &mut Tx, row: &SignupRow) -> Result<()> {
+    tx.execute(
+        Q::new(
+            "INSERT INTO signups (id, tenant_id, created_at, as_of, decision, score, status, input_json, outcome_json, customer_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(row.id)
+        .bind(row.tenant_id)
+        .bind(row.created_at)
+        .bind(row.as_of)
+        .bind(&row.decision)
+        .bind(row.score)
+        .bind(&row.status)
+        .bind(&row.input_json)
+        .bind(&row.outcome_json)
+        .bind(row.customer_id),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, tenant: TenantId, id: Uuid) -> Result<SignupRow> {
+    db.fetch_optional(
+        Q::new(format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(id),
+    )
+    .await?
+    .ok_or(StorageError::NotFound("sign-up"))
+}
+
+pub async fn get_tx(tx: &mut Tx, tenant: TenantId, id: Uuid) -> Result<SignupRow> {
+    tx.fetch_optional(
+        Q::new(format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(id),
+    )
+    .await?
+    .ok_or(StorageError::NotFound("sign-up"))
+}
+
+pub async fn list(
+    db: &Db,
+    tenant: TenantId,
+    decision: Option<&str>,
+    status: Option<&str>,
+    after: Option<Uuid>,
+    limit: u32,
+) -> Result<Vec<SignupRow>> {
+    db.fetch_all(
+        Q::new(format!(
+            "{SELECT} WHERE tenant_id = $1 AND ($2 IS NULL OR decision = $2) AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR id > $4) \
+             ORDER BY id LIMIT $5"
+        ))
+        .bind(tenant.0)
+        .bind(decision)
+        .bind(status)
+        .bind(after)
+        .bind(i64::from(limit)),
+    )
+    .await
+}
+
+/// Records the analyst's review; returns the row after it.
+pub async fn set_reviewed(
+    tx: &mut Tx,
+    before: &SignupRow,
+    status: &str,
+    customer_id: Option<Uuid>,
+    note: Option<&str>,
+    now: Timestamp,
+) -> Result<SignupRow> {
+    let after = SignupRow {
+        status: status.to_owned(),
+        customer_id: customer_id.or(before.customer_id),
+        reviewed_at: Some(to_micros(now)),
+        review_note: note.map(str::to_owned),
+        ..before.clone()
+    };
+    tx.execute(
+        Q::new("UPDATE signups SET status = $3, customer_id = $4, reviewed_at = $5, review_note = $6 WHERE tenant_id = $1 AND id = $2")
+            .bind(before.tenant_id)
+            .bind(before.id)
+            .bind(&after.status)
+            .bind(after.customer_id)
+            .bind(after.reviewed_at)
+            .bind(&after.review_note),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Serialises concurrent sign-ups that share a velocity value (PostgreSQL advisory locks, taken
+/// in a fixed order; SQLite's single writer already serialises).
+pub async fn lock_velocity_keys(
+    tx: &mut Tx,
+    tenant: TenantId,
+    keys: &[(String, String)],
+) -> Result<()> {
+    if let Tx::Postgres(_) = tx {
+        let mut names: Vec<String> = keys
+            .iter()
+            .map(|(k, v)| format!("{}|{k}|{v}", tenant.0))
+            .collect();
+        names.sort();
+        names.dedup();
+        for n in names {
+            tx.execute(Q::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(n))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records this sign-up under each velocity value and returns, per value, how many sign-ups
+/// (this one included) fall in (`at` − window, `at`].
+pub async fn count_velocity(
+    tx: &mut Tx,
+    tenant: TenantId,
+    signup: Uuid,
+    at: Timestamp,
+    keys: &[(String, String, u64)],
+) -> Result<Vec<u32>> {
+    let at_us = to_micros(at);
+    let mut out = Vec::with_capacity(keys.len());
+    for (kind, value, _) in keys {
+        tx.execute(
+            Q::new("INSERT INTO signup_velocity (tenant_id, kind, value, at, signup_id) VALUES ($1, $2, $3, $4, $5)")
+                .bind(tenant.0)
+                .bind(kind)
+                .bind(value)
+                .bind(at_us)
+                .bind(signup),
+        )
+        .await?;
+    }
+    for (kind, value, window) in keys {
+        let since = at_us - (*window as i64) * 1_000_000;
+        let n: Option<i64> = tx
+            .fetch_optional(
+                Q::new("SELECT COUNT(*) AS n FROM signup_velocity WHERE tenant_id = $1 AND kind = $2 AND value = $3 AND at > $4 AND at <= $5")
+                    .bind(tenant.0)
+                    .bind(kind)
+                    .bind(value)
+                    .bind(since)
+                    .bind(at_us),
+            )
+            .await?;
+        out.push(n.unwrap_or(0) as u32);
+    }
+    Ok(out)
+}
+
+/// Records which identifiers an owner (sign-up or customer) uses.
+pub async fn add_identifiers(
+    tx: &mut Tx,
+    tenant: TenantId,
+    owner_type: &str,
+    owner: Uuid,
+    ids: &[(String, String)],
+) -> Result<()> {
+    for (kind, value) in ids {
+        tx.execute(
+            Q::new(
+                "INSERT INTO identifiers (tenant_id, kind, value, owner_type, owner_id) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (tenant_id, kind, value, owner_type, owner_id) DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(kind)
+            .bind(value)
+            .bind(owner_type)
+            .bind(owner),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+struct KindValue {
+    kind: String,
+    value: String,
+}
+
+impl FromRow for KindValue {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(KindValue {
+            kind: r.text("kind")?,
+            value: r.text("value")?,
+        })
+    }
+}
+
+/// The identifiers among `ids` that something marked fraudulent also uses, as `kind:value`.
+pub async fn fraud_links(
+    tx: &mut Tx,
+    tenant: TenantId,
+    ids: &[(String, String)],
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (kind, value) in ids {
+        let hit: Option<KindValue> = tx
+            .fetch_optional(
+                Q::new("SELECT kind, value FROM identifiers WHERE tenant_id = $1 AND kind = $2 AND value = $3 AND fraudulent = 1 LIMIT 1")
+                    .bind(tenant.0)
+                    .bind(kind)
+                    .bind(value),
+            )
+            .await?;
+        if let Some(h) = hit {
+            out.push(format!("{}:{}", h.kind, h.value));
+        }
+    }
+    Ok(out)
+}
+
+/// Marks every identifier of `owner` fraudulent and returns the other customers that share one
+/// of them (id, the shared `kind:value`).
+pub async fn mark_fraudulent(
+    tx: &mut Tx,
+    tenant: TenantId,
+    owner: Uuid,
+) -> Result<Vec<(Uuid, String)>> {
+    tx.execute(
+        Q::new("UPDATE identifiers SET fraudulent = 1 WHERE tenant_id = $1 AND owner_id = $2")
+            .bind(tenant.0)
+            .bind(owner),
+    )
+    .await?;
+    let shared: Vec<LinkedOwner> = tx
+        .fetch_all(
+            Q::new(
+                "SELECT DISTINCT o.owner_id AS owner_id, o.kind AS kind, o.value AS value FROM identifiers f \
+                 JOIN identifiers o ON o.tenant_id = f.tenant_id AND o.kind = f.kind AND o.value = f.value \
+                 WHERE f.tenant_id = $1 AND f.owner_id = $2 AND o.owner_id <> $2 AND o.owner_type = 'customer' ORDER BY o.owner_id",
+            )
+            .bind(tenant.0)
+            .bind(owner),
+        )
+        .await?;
+    Ok(shared
+        .into_iter()
+        .map(|l| (l.owner_id, format!("{}:{}", l.kind, l.value)))
+        .collect())
+}
+
+struct LinkedOwner {
+    owner_id: Uuid,
+    kind: String,
+    value: String,
+}
+
+impl FromRow for LinkedOwner {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(LinkedOwner {
+            owner_id: r.uuid("owner_id")?,
+            kind: r.text("kind")?,
+            value: r.text("value")?,
+        })
+    }
+}
