@@ -7,6 +7,9 @@
 //!   3. POST /v1/subscriptions/{id}/actions — a durable write with its audit entry; each
 //!      connection owns SUBS_PER_CONN subscriptions and suspends then reactivates each in turn,
 //!      so every request is a real state change (no 409s) and histories stay realistic.
+//!   4. POST /v1/signups/assess         — a stored assessment with velocity counted, fraud
+//!      links looked up, and (approve) the customer created; every request a new company,
+//!      email and IP, so each is a full approval path.
 //! Reports requests/s, p50/p99 latency and the ratio to the baseline measured in the same run.
 //!
 //! Environment: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 64),
@@ -202,6 +205,21 @@ fn main() {
                 let body = if n % 2 == 0 { json!({"action": "suspend", "reason": "investigation"}) } else { json!({"action": "reactivate", "reason": "resolved"}) };
                 let sub = &subs[i * SUBS_PER_CONN + (n / 2) % SUBS_PER_CONN];
                 c.post(format!("{b}/v1/subscriptions/{sub}/actions")).bearer_auth(&t).json(&body)
+            })
+            .await,
+        );
+        let (b, t) = (base.clone(), token.clone());
+        out.push(
+            phase("POST /v1/signups/assess", conns, secs, move |c, i, n| {
+                let body = json!({
+                    "company": {"name": format!("Bench {i}-{n}"), "domain": format!("b{i}-{n}.example.com"), "country": "GB"},
+                    "contact": {"email": format!("ops@b{i}-{n}.example.com"), "phone": format!("+44207{:07}", (i * 100_000 + n) % 10_000_000)},
+                    "ip": format!("10.{}.{}.{}", i, (n / 250) % 250, n % 250),
+                    "device_id": format!("d{i}-{n}"),
+                    "payment_instrument": {"type": "bank_transfer"},
+                    "cloud_instance": "global",
+                });
+                c.post(format!("{b}/v1/signups/assess")).bearer_auth(&t).json(&body)
             })
             .await,
         );

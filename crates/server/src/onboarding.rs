@@ -132,20 +132,21 @@ pub async fn assess_signup(
         .policy
         .velocity
         .iter()
-        .filter_map(|(kind, window, _)| {
+        .filter_map(|(kind, window, max)| {
             keys.iter()
                 .find(|(k, _)| k == kind)
-                .map(|(k, v)| (*k, v.clone(), *window))
+                .map(|(k, v)| (*k, v.clone(), *window, *max))
         })
         .collect();
     let lock: Vec<(String, String)> = counted
         .iter()
-        .map(|(k, v, _)| (k.as_str().to_owned(), v.clone()))
+        .map(|(k, v, _, _)| (k.as_str().to_owned(), v.clone()))
         .collect();
     signups::lock_velocity_keys(tx, tenant, &lock).await?;
-    let rows: Vec<(String, String, u64)> = counted
+    // Counting stops just past the limit: that is all the decision needs.
+    let rows: Vec<(String, String, u64, u32)> = counted
         .iter()
-        .map(|(k, v, w)| (k.as_str().to_owned(), v.clone(), *w))
+        .map(|(k, v, w, max)| (k.as_str().to_owned(), v.clone(), *w, max.saturating_add(1)))
         .collect();
     let counts = signups::count_velocity(tx, tenant, id, input.as_of, &rows).await?;
     let ids = identifiers(input);
@@ -153,7 +154,7 @@ pub async fn assess_signup(
         velocity: counted
             .iter()
             .zip(counts)
-            .map(|((k, v, _), n)| (*k, v.clone(), n))
+            .map(|((k, v, _, _), n)| (*k, v.clone(), n))
             .collect(),
         fraud_links: signups::fraud_links(tx, tenant, &ids).await?,
     };
@@ -333,9 +334,9 @@ pub async fn mark_fraudulent(
     )
     .await?;
     if let Some(s) = current.signup_id {
-        signups::mark_fraudulent(tx, tenant, s).await?;
+        signups::mark_fraudulent(tx, tenant, s, now).await?;
     }
-    let linked = signups::mark_fraudulent(tx, tenant, id.0).await?;
+    let linked = signups::mark_fraudulent(tx, tenant, id.0, now).await?;
     let mut seen = std::collections::BTreeSet::new();
     for (other, shared) in &linked {
         if !seen.insert(*other) {

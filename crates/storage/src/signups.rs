@@ -168,11 +168,11 @@ pub async fn count_velocity(
     tenant: TenantId,
     signup: Uuid,
     at: Timestamp,
-    keys: &[(String, String, u64)],
+    keys: &[(String, String, u64, u32)],
 ) -> Result<Vec<u32>> {
     let at_us = to_micros(at);
     let mut out = Vec::with_capacity(keys.len());
-    for (kind, value, _) in keys {
+    for (kind, value, _, _) in keys {
         tx.execute(
             Q::new("INSERT INTO signup_velocity (tenant_id, kind, value, at, signup_id) VALUES ($1, $2, $3, $4, $5)")
                 .bind(tenant.0)
@@ -183,16 +183,20 @@ pub async fn count_velocity(
         )
         .await?;
     }
-    for (kind, value, window) in keys {
+    for (kind, value, window, cap) in keys {
         let since = at_us - (*window as i64) * 1_000_000;
         let n: Option<i64> = tx
             .fetch_optional(
-                Q::new("SELECT COUNT(*) AS n FROM signup_velocity WHERE tenant_id = $1 AND kind = $2 AND value = $3 AND at > $4 AND at <= $5")
-                    .bind(tenant.0)
-                    .bind(kind)
-                    .bind(value)
-                    .bind(since)
-                    .bind(at_us),
+                Q::new(
+                    "SELECT COUNT(*) AS n FROM (SELECT 1 FROM signup_velocity WHERE tenant_id = $1 AND kind = $2 AND value = $3 \
+                     AND at > $4 AND at <= $5 LIMIT $6) capped",
+                )
+                .bind(tenant.0)
+                .bind(kind)
+                .bind(value)
+                .bind(since)
+                .bind(at_us)
+                .bind(i64::from(*cap)),
             )
             .await?;
         out.push(n.unwrap_or(0) as u32);
@@ -249,7 +253,7 @@ pub async fn fraud_links(
     for (kind, value) in ids {
         let hit: Option<KindValue> = tx
             .fetch_optional(
-                Q::new("SELECT kind, value FROM identifiers WHERE tenant_id = $1 AND kind = $2 AND value = $3 AND fraudulent = 1 LIMIT 1")
+                Q::new("SELECT kind, value FROM fraud_identifiers WHERE tenant_id = $1 AND kind = $2 AND value = $3")
                     .bind(tenant.0)
                     .bind(kind)
                     .bind(value),
@@ -268,11 +272,17 @@ pub async fn mark_fraudulent(
     tx: &mut Tx,
     tenant: TenantId,
     owner: Uuid,
+    now: Timestamp,
 ) -> Result<Vec<(Uuid, String)>> {
     tx.execute(
-        Q::new("UPDATE identifiers SET fraudulent = 1 WHERE tenant_id = $1 AND owner_id = $2")
-            .bind(tenant.0)
-            .bind(owner),
+        Q::new(
+            "INSERT INTO fraud_identifiers (tenant_id, kind, value, source_id, marked_at) \
+             SELECT tenant_id, kind, value, owner_id, $3 FROM identifiers WHERE tenant_id = $1 AND owner_id = $2 \
+             ON CONFLICT (tenant_id, kind, value) DO NOTHING",
+        )
+        .bind(tenant.0)
+        .bind(owner)
+        .bind(to_micros(now)),
     )
     .await?;
     let shared: Vec<LinkedOwner> = tx

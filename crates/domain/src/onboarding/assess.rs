@@ -128,7 +128,8 @@ pub struct SignupInput {
 /// The facts only storage knows, looked up before assessing.
 #[derive(Clone, Debug, Default)]
 pub struct SignupFacts {
-    /// For each velocity rule: sign-ups with the same value in its window, this one included.
+    /// For each velocity rule: sign-ups with the same value in its window, this one included
+    /// (storage may stop counting just past the rule's limit).
     pub velocity: Vec<(VelocityKind, String, u32)>,
     /// Identifiers this sign-up shares with something marked fraudulent, e.g. `email:x@y.z`.
     pub fraud_links: Vec<String>,
@@ -389,7 +390,7 @@ pub fn assess(
                 add(
                     kind.reason(),
                     format!(
-                        "{count} sign-ups with {} {value} in {window} s (limit {max})",
+                        "more than {max} sign-ups with {} {value} in the last {window} s",
                         kind.as_str().replace('_', " ")
                     ),
                 );

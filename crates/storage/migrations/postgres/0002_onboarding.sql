@@ -33,10 +33,19 @@ CREATE TABLE identifiers (
     value        TEXT NOT NULL,
     owner_type   TEXT NOT NULL CHECK (owner_type IN ('signup', 'customer')),
     owner_id     UUID NOT NULL,
-    fraudulent   BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant_id, kind, value, owner_type, owner_id)
 );
 CREATE INDEX identifiers_owner ON identifiers(tenant_id, owner_id);
+
+-- Identifiers of anything marked fraudulent: one probe per identifier at assessment time.
+CREATE TABLE fraud_identifiers (
+    tenant_id  UUID NOT NULL REFERENCES tenants(id),
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    source_id  UUID NOT NULL,
+    marked_at  BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, kind, value)
+);
 
 ALTER TABLE customers ADD COLUMN credit_limit_minor BIGINT;
 ALTER TABLE customers ADD COLUMN credit_currency TEXT;

@@ -33,10 +33,19 @@ CREATE TABLE identifiers (
     value        TEXT NOT NULL,
     owner_type   TEXT NOT NULL CHECK (owner_type IN ('signup', 'customer')),
     owner_id     BLOB NOT NULL,
-    fraudulent   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant_id, kind, value, owner_type, owner_id)
 );
 CREATE INDEX identifiers_owner ON identifiers(tenant_id, owner_id);
+
+-- Identifiers of anything marked fraudulent: one probe per identifier at assessment time.
+CREATE TABLE fraud_identifiers (
+    tenant_id  BLOB NOT NULL REFERENCES tenants(id),
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    source_id  BLOB NOT NULL,
+    marked_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, kind, value)
+);
 
 ALTER TABLE customers ADD COLUMN credit_limit_minor INTEGER;
 ALTER TABLE customers ADD COLUMN credit_currency TEXT;
