@@ -1,7 +1,7 @@
 //! Typed values that validate on construction ("parse, don't validate"). Once a value of one
 //! of these types exists it is known to be well formed, so nothing downstream re-checks it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -60,7 +60,7 @@ static COUNTRIES: LazyLock<HashMap<&'static str, CountryInfo>> = LazyLock::new(|
 
 /// ISO 4217 code → minor-unit exponent, from the same table.
 static CURRENCY_EXPONENTS: LazyLock<HashMap<&'static str, u8>> = LazyLock::new(|| {
-    let mut m = HashMap::new();
+    let mut m = HashMap::default();
     for l in COUNTRY_TABLE.lines().filter(|l| !l.starts_with('#')) {
         let f: Vec<&'static str> = l.split('\t').collect();
         let (Some(codes), Some(units)) = (f.get(4), f.get(5)) else {
@@ -80,7 +80,7 @@ pub(crate) fn currency_exponent(code: &str) -> Option<u8> {
 }
 
 /// Every calling code any country uses, for E.164 prefix checks.
-static DIAL_CODES: LazyLock<std::collections::HashSet<String>> = LazyLock::new(|| {
+static DIAL_CODES: LazyLock<rustc_hash::FxHashSet<String>> = LazyLock::new(|| {
     COUNTRIES
         .values()
         .flat_map(|c| c.dial_codes.iter().cloned())

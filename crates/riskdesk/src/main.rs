@@ -55,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Sign-up assessment.
+    Signups {
+        #[command(subcommand)]
+        command: SignupsCommand,
+    },
     /// Reference data for onboarding risk.
     Data {
         #[command(subcommand)]
@@ -64,6 +69,18 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SignupsCommand {
+    /// Assess a batch offline: one assessment request (the POST /v1/signups/assess body) per
+    /// line of FILE; one JSON line per input line on stdout (or --output). Velocity is counted
+    /// across the batch; nothing is stored.
+    Assess {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
     },
 }
 
@@ -300,6 +317,54 @@ async fn run(
                     eprintln!("revoked token {id}");
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Signups {
+            command: SignupsCommand::Assess { file, output },
+        } => {
+            let engine = settings.risk_engine()?;
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let total = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let reader = std::io::BufReader::new(bar.wrap_read(input));
+            let started = std::time::Instant::now();
+            let summary = match output {
+                Some(path) => {
+                    let f = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    riskdesk_server::batch::assess_lines(
+                        &engine,
+                        reader,
+                        std::io::BufWriter::new(f),
+                        clock.now(),
+                        |_| {},
+                    )?
+                }
+                None => riskdesk_server::batch::assess_lines(
+                    &engine,
+                    reader,
+                    std::io::BufWriter::new(std::io::stdout().lock()),
+                    clock.now(),
+                    |_| {},
+                )?,
+            };
+            bar.finish_and_clear();
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "{} lines in {:.2} s ({:.0}/s): {} approve, {} review, {} reject, {} invalid",
+                summary.lines,
+                secs,
+                summary.lines as f64 / secs.max(1e-9),
+                summary.approve,
+                summary.review,
+                summary.reject,
+                summary.invalid
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Data {

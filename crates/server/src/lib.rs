@@ -3,6 +3,7 @@
 //! the work is done by `service` inside a storage unit of work.
 
 pub mod auth_cache;
+pub mod batch;
 pub mod demo;
 pub mod dto;
 pub mod error;

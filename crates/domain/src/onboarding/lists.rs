@@ -1,6 +1,6 @@
 //! Reference lists, parsed from text (the caller reads the files; this module does no I/O).
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use jiff::civil::Date;
 
@@ -233,7 +233,7 @@ impl FatfLists {
         snapshot_csv: &str,
         changes_csv: &str,
     ) -> Result<Self, ValueError> {
-        let mut snapshot = HashMap::new();
+        let mut snapshot = HashMap::default();
         let mut rdr = csv::Reader::from_reader(snapshot_csv.as_bytes());
         for (i, r) in rdr.records().enumerate() {
             let r = r.map_err(|e| ValueError(format!("FATF list line {}: {e}", i + 2)))?;

@@ -6,6 +6,7 @@ pub mod geo;
 pub mod lists;
 pub mod policy;
 pub mod shipped;
+pub mod velocity;
 
 pub use assess::{Assessment, Decision, ReasonCode, SignupFacts, SignupInput, assess};
 pub use policy::Policy;

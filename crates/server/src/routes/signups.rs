@@ -92,7 +92,15 @@ pub fn parse_request(
     raw: serde_json::Value,
     now: jiff::Timestamp,
 ) -> Result<(SignupInput, CustomerDetails), ApiError> {
-    let r: AssessRequest = parse_json(&serde_json::to_vec(&raw).unwrap_or_default())?;
+    parse_request_bytes(&serde_json::to_vec(&raw).unwrap_or_default(), now)
+}
+
+/// Validates an assessment request given as JSON bytes.
+pub fn parse_request_bytes(
+    raw: &[u8],
+    now: jiff::Timestamp,
+) -> Result<(SignupInput, CustomerDetails), ApiError> {
+    let r: AssessRequest = parse_json(raw)?;
     let mut v = Validator::default();
     let name = v.check("company.name", parse_name(&r.company.name));
     let domain = v.check("company.domain", DomainName::parse(&r.company.domain));
