@@ -185,3 +185,128 @@ async fn serve_first_start_and_demo() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `riskdesk signups assess FILE.jsonl`: one JSON line out per line in, invalid lines named,
+/// velocity counted across the batch.
+#[tokio::test]
+async fn batch_assessment_offline() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let line = |email: &str, ip: &str| {
+        serde_json::json!({
+            "company": {"name": "Contoso", "domain": "contoso.co.uk", "country": "GB"},
+            "contact": {"email": email},
+            "ip": ip,
+            "cloud_instance": "global",
+            "as_of": "2026-11-01T12:00:00Z",
+        })
+        .to_string()
+    };
+    let lines = [
+        line("a@contoso.co.uk", "203.0.113.1"),
+        line("b@mailinator.com", "203.0.113.2"),
+        "{\"company\": 1}".to_owned(),
+        line("c@contoso.co.uk", "198.51.100.9"),
+        line("d@contoso.co.uk", "198.51.100.9"),
+        line("e@contoso.co.uk", "198.51.100.9"),
+        line("f@contoso.co.uk", "198.51.100.9"),
+    ];
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = app.cli(&["signups", "assess", input.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 7);
+    assert_eq!(results[0]["assessment"]["decision"], "approve");
+    assert_eq!(
+        results[1]["assessment"]["reasons"][0]["code"],
+        "email_disposable"
+    );
+    assert_eq!(results[2]["line"], 3);
+    assert_eq!(results[2]["error"]["status"], 422);
+    let fired = |r: &serde_json::Value| {
+        r["assessment"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["code"] == "velocity_ip")
+    };
+    assert!(
+        !fired(&results[5]),
+        "the third sign-up from one IP is within the limit"
+    );
+    assert!(fired(&results[6]), "the fourth exceeds 3 in 10 minutes");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("7 lines") && stderr.contains("1 invalid"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn data_status_and_policy_check() {
+    let app = spawn_app().await;
+    let out = app.cli(&["data", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for name in [
+        "disposable_domains",
+        "free_mail_domains",
+        "bin_table",
+        "fatf_lists",
+        "geoip_location",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    assert!(
+        text.contains("not configured: IP signals are skipped"),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[onboarding]\nreview_at = 25\nreject_at = 60\n").unwrap();
+    let out = app.cli(&["policy", "check", good.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[onboarding]\nreject_at = 10\ncredit_currency = \"EURO\"\n[onboarding.points]\nemail_typo = 5\n").unwrap();
+    let out = app.cli(&["policy", "check", bad.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for needle in ["reject_at", "credit_currency", "points.email_typo"] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+
+    // A corrupt GeoIP database stops the start-up with a message naming it.
+    let cfg = dir.path().join("geo.toml");
+    let bad_db = dir.path().join("bad.mmdb");
+    std::fs::write(&bad_db, b"garbage").unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[data]\ngeoip_location = \"{}\"\n", bad_db.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_riskdesk"))
+        .args(["data", "status", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("location database") && err.contains("not a readable MaxMind database"),
+        "{err}"
+    );
+}
