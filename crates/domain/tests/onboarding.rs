@@ -272,3 +272,13 @@ fn score_bands_set_credit_and_prepayment() {
     assert_eq!((a.score, a.decision), (40, Decision::Review));
     assert!(a.prepayment_required);
 }
+
+/// "Document them all": the README lists every reason code with its default points.
+#[test]
+fn the_readme_documents_every_reason_code() {
+    use riskdesk_domain::onboarding::ReasonCode;
+    let readme = std::fs::read_to_string(format!("{}/../../README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    for code in ReasonCode::ALL {
+        assert!(readme.contains(&format!("`{}`", code.as_str())), "README does not document {}", code.as_str());
+    }
+}
