@@ -56,6 +56,7 @@ fn main() {
             (VelocityKind::Card, "100100:0001".into(), 1),
         ],
         fraud_links: vec![],
+        ..Default::default()
     };
     let a = assess(&input, &facts, &data, &policy);
     println!(

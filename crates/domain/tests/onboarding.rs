@@ -222,11 +222,13 @@ fn velocity_and_fraud_links_come_from_facts() {
     let facts = SignupFacts {
         velocity: vec![(VelocityKind::Ip, "2.125.160.216".into(), 4)],
         fraud_links: vec![],
+        ..Default::default()
     };
     assert_eq!(codes(&clean(), &facts), ["velocity_ip"]);
     let facts = SignupFacts {
         velocity: vec![(VelocityKind::Ip, "2.125.160.216".into(), 3)],
         fraud_links: vec![],
+        ..Default::default()
     };
     assert!(
         codes(&clean(), &facts).is_empty(),
@@ -242,12 +244,14 @@ fn velocity_and_fraud_links_come_from_facts() {
         let facts = SignupFacts {
             velocity: vec![(kind, "x".into(), 50)],
             fraud_links: vec![],
+            ..Default::default()
         };
         assert_eq!(codes(&clean(), &facts), [code]);
     }
     let facts = SignupFacts {
         velocity: vec![],
         fraud_links: vec!["phone:+442071838750".into()],
+        ..Default::default()
     };
     let p = Policy::default().compile().unwrap();
     let a = assess(&clean(), &facts, &data(true), &p);
@@ -277,8 +281,54 @@ fn score_bands_set_credit_and_prepayment() {
 #[test]
 fn the_readme_documents_every_reason_code() {
     use riskdesk_domain::onboarding::ReasonCode;
-    let readme = std::fs::read_to_string(format!("{}/../../README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let readme =
+        std::fs::read_to_string(format!("{}/../../README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
     for code in ReasonCode::ALL {
-        assert!(readme.contains(&format!("`{}`", code.as_str())), "README does not document {}", code.as_str());
+        assert!(
+            readme.contains(&format!("`{}`", code.as_str())),
+            "README does not document {}",
+            code.as_str()
+        );
     }
+}
+
+#[test]
+fn verification_provider_answers_and_outages() {
+    use riskdesk_domain::onboarding::assess::VerificationFacts;
+    let p = Policy::default().compile().unwrap();
+    let with = |v: VerificationFacts| {
+        assess(
+            &clean(),
+            &SignupFacts {
+                verification: v,
+                ..Default::default()
+            },
+            &data(true),
+            &p,
+        )
+    };
+    let a = with(VerificationFacts::Answered {
+        identity_verified: Some(true),
+        credit_score: Some(85),
+    });
+    assert_eq!((a.reasons.len(), a.decision), (0, Decision::Approve));
+    assert!(!a.skipped.iter().any(|s| s.signal == "identity_unverified"));
+    let a = with(VerificationFacts::Answered {
+        identity_verified: Some(false),
+        credit_score: Some(20),
+    });
+    assert_eq!(
+        a.reasons.iter().map(|r| r.code).collect::<Vec<_>>(),
+        ["identity_unverified", "credit_low"]
+    );
+    assert_eq!(a.decision, Decision::Review);
+    // A provider that is down never lets a clean sign-up through unseen.
+    let a = with(VerificationFacts::Unavailable);
+    assert_eq!(a.score, 0);
+    assert_eq!(a.decision, Decision::Review);
+    assert!(
+        a.skipped
+            .iter()
+            .any(|s| s.signal == "identity_unverified" && s.why.contains("did not answer"))
+    );
 }

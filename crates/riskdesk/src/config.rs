@@ -25,6 +25,8 @@ pub struct Settings {
     pub data: riskdesk_server::risk::DataSettings,
     /// `[onboarding]`: the sign-up risk policy (points, thresholds, credit bands, velocity…).
     pub onboarding: riskdesk_domain::onboarding::Policy,
+    /// `[verification]`: the identity/credit verification provider (optional).
+    pub verification: Option<riskdesk_connectors::verification::VerificationSettings>,
 }
 
 impl Default for Settings {
@@ -37,6 +39,7 @@ impl Default for Settings {
             auth_cache_seconds: 1,
             data: Default::default(),
             onboarding: Default::default(),
+            verification: None,
         }
     }
 }
@@ -82,6 +85,13 @@ impl Settings {
         Ok(riskdesk_server::ServerOptions {
             auth_cache_ttl: std::time::Duration::from_secs(self.auth_cache_seconds),
             risk: std::sync::Arc::new(self.risk_engine()?),
+            verifier: match &self.verification {
+                Some(v) => Some(std::sync::Arc::new(
+                    riskdesk_connectors::verification::VerificationClient::new(v.clone())
+                        .map_err(|e| anyhow::anyhow!(e))?,
+                )),
+                None => None,
+            },
         })
     }
 

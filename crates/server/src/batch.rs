@@ -71,6 +71,7 @@ pub fn assess_lines(
                     &SignupFacts {
                         velocity,
                         fraud_links: vec![],
+                        ..Default::default()
                     },
                     &engine.data,
                     &engine.policy,

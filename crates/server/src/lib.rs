@@ -49,16 +49,19 @@ pub struct AppState {
     pub openapi_json: Arc<String>,
     pub auth_cache: Arc<auth_cache::AuthCache>,
     pub risk: Arc<risk::RiskEngine>,
+    pub verifier: Option<Arc<riskdesk_connectors::verification::VerificationClient>>,
 }
 
 /// Server settings that are not the database or the address.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerOptions {
     /// How long an authenticated token is remembered (0 = ask the database on every request).
     /// A token revoked from another process stops working within this time.
     pub auth_cache_ttl: std::time::Duration,
     /// Onboarding reference data and policy.
     pub risk: Arc<risk::RiskEngine>,
+    /// The identity/credit verification provider, if configured.
+    pub verifier: Option<Arc<riskdesk_connectors::verification::VerificationClient>>,
 }
 
 impl Default for ServerOptions {
@@ -69,6 +72,7 @@ impl Default for ServerOptions {
                 risk::RiskEngine::shipped()
                     .expect("the shipped reference data and default policy load"),
             ),
+            verifier: None,
         }
     }
 }
@@ -152,6 +156,7 @@ pub fn router(db: Db, clock: Arc<dyn Clock>, opts: &ServerOptions) -> Router {
         openapi_json,
         auth_cache,
         risk: opts.risk.clone(),
+        verifier: opts.verifier.clone(),
     };
     router
         .fallback(|uri: axum::http::Uri| async move {

@@ -3,8 +3,12 @@
 //! exactly; approval creates the customer with its credit terms.
 
 use jiff::Timestamp;
+use riskdesk_connectors::verification::{
+    Verification, VerificationClient, VerifyCompany, VerifyContact, VerifyRequest,
+};
 use riskdesk_domain::audit::Actor;
 use riskdesk_domain::customer::NewCustomer;
+use riskdesk_domain::onboarding::assess::VerificationFacts;
 use riskdesk_domain::onboarding::assess::{
     PaymentInstrument, SignupFacts, SignupInput, assess, velocity_keys,
 };
@@ -115,8 +119,51 @@ struct StoredInput {
     details: CustomerDetails,
 }
 
+/// Asks the verification provider (if one is configured) about a sign-up. Called before the
+/// unit of work starts, so no database lock is held across the network call.
+pub async fn verify(
+    client: Option<&VerificationClient>,
+    id: Uuid,
+    input: &SignupInput,
+    details: &CustomerDetails,
+) -> VerificationFacts {
+    let Some(client) = client else {
+        return VerificationFacts::NotConfigured;
+    };
+    let req = VerifyRequest {
+        reference: id.to_string(),
+        company: VerifyCompany {
+            name: details.company_name.clone(),
+            domain: input.company_domain.to_string(),
+            country: input.company_country.to_string(),
+        },
+        contact: VerifyContact {
+            email: input.email.to_string(),
+            phone: input.phone.clone(),
+            name: details.contact_name.clone(),
+        },
+    };
+    match client.verify(&req).await {
+        Verification::Answered {
+            identity_verified,
+            credit_score,
+            ..
+        } => VerificationFacts::Answered {
+            identity_verified,
+            credit_score,
+        },
+        Verification::Unavailable { why } => {
+            tracing::warn!(signup = %id, %why, "verification unavailable; the sign-up is held for review");
+            VerificationFacts::Unavailable
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn assess_signup(
     tx: &mut Tx,
+    id: Uuid,
+    verification: VerificationFacts,
     tenant: TenantId,
     actor: &Actor,
     engine: &RiskEngine,
@@ -125,7 +172,6 @@ pub async fn assess_signup(
     request: serde_json::Value,
     now: Timestamp,
 ) -> Result<(SignupRow, Assessment), ApiError> {
-    let id = Uuid::now_v7();
     // Velocity: one key per configured rule that applies to this sign-up.
     let keys = velocity_keys(input, &engine.data.email_lists);
     let counted: Vec<_> = engine
@@ -157,6 +203,7 @@ pub async fn assess_signup(
             .map(|((k, v, _, _), n)| (*k, v.clone(), n))
             .collect(),
         fraud_links: signups::fraud_links(tx, tenant, &ids).await?,
+        verification,
     };
     let assessment = assess(input, &facts, &engine.data, &engine.policy);
     let outcome = StoredOutcome::from(&assessment);

@@ -48,6 +48,8 @@ reason_codes! {
     VelocityPhone => "velocity_phone", 30, "Too many sign-ups with this phone number in the window.";
     VelocityEmailDomain => "velocity_email_domain", 20, "Too many sign-ups from this corporate email domain in the window (free-mail domains are not counted).";
     LinkedToFraud => "linked_to_fraud", 60, "Shares an email, phone, card, device or IP with a customer or sign-up marked fraudulent.";
+    IdentityUnverified => "identity_unverified", 30, "The verification provider could not verify the company or contact.";
+    CreditLow => "credit_low", 30, "The verification provider's credit score is below the policy's `credit_low_below`.";
 }
 
 /// What velocity counts sign-ups by.
@@ -133,6 +135,21 @@ pub struct SignupFacts {
     pub velocity: Vec<(VelocityKind, String, u32)>,
     /// Identifiers this sign-up shares with something marked fraudulent, e.g. `email:x@y.z`.
     pub fraud_links: Vec<String>,
+    pub verification: VerificationFacts,
+}
+
+/// What the external verification provider answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum VerificationFacts {
+    #[default]
+    NotConfigured,
+    Answered {
+        /// None: the provider could not tell.
+        identity_verified: Option<bool>,
+        credit_score: Option<u32>,
+    },
+    /// The provider failed (down, timing out, circuit open): the sign-up is held for review.
+    Unavailable,
 }
 
 /// The reference data assessments run against.
@@ -409,10 +426,58 @@ pub fn assess(
         );
     }
 
-    skipped.push(Skipped {
-        signal: "identity_unverified",
-        why: "no verification provider is configured",
-    });
+    // External verification.
+    let mut provider_down = false;
+    match &facts.verification {
+        VerificationFacts::NotConfigured => {
+            skipped.push(Skipped {
+                signal: "identity_unverified",
+                why: "no verification provider is configured",
+            });
+            skipped.push(Skipped {
+                signal: "credit_low",
+                why: "no verification provider is configured",
+            });
+        }
+        VerificationFacts::Unavailable => {
+            provider_down = true;
+            skipped.push(Skipped {
+                signal: "identity_unverified",
+                why: "the verification provider did not answer: held for review",
+            });
+            skipped.push(Skipped {
+                signal: "credit_low",
+                why: "the verification provider did not answer: held for review",
+            });
+        }
+        VerificationFacts::Answered {
+            identity_verified,
+            credit_score,
+        } => {
+            match identity_verified {
+                Some(false) => add(
+                    ReasonCode::IdentityUnverified,
+                    "the verification provider could not verify this identity".into(),
+                ),
+                Some(true) => {}
+                None => skipped.push(Skipped {
+                    signal: "identity_unverified",
+                    why: "the verification provider could not tell",
+                }),
+            }
+            match credit_score {
+                Some(c) if *c < policy.credit_low_below => add(
+                    ReasonCode::CreditLow,
+                    format!("credit score {c} is below {}", policy.credit_low_below),
+                ),
+                Some(_) => {}
+                None => skipped.push(Skipped {
+                    signal: "credit_low",
+                    why: "the verification provider gave no credit score",
+                }),
+            }
+        }
+    }
 
     let score = reasons.iter().map(|r| r.points).sum::<u32>().min(100);
     let hard = reasons
@@ -420,7 +485,7 @@ pub fn assess(
         .any(|r| policy.hard_reject.iter().any(|h| h.as_str() == r.code));
     let decision = if hard || score >= policy.reject_at {
         Decision::Reject
-    } else if score >= policy.review_at || !facts.fraud_links.is_empty() {
+    } else if score >= policy.review_at || !facts.fraud_links.is_empty() || provider_down {
         Decision::Review
     } else {
         Decision::Approve

@@ -48,6 +48,8 @@ pub struct Policy {
     pub velocity: Vec<VelocityRule>,
     /// ISO country → `sanctioned`, `high` or `none` (overrides the FATF lists).
     pub country_overrides: BTreeMap<String, String>,
+    /// A verification provider's credit score below this raises `credit_low`.
+    pub credit_low_below: u32,
 }
 
 impl Default for Policy {
@@ -95,6 +97,7 @@ impl Default for Policy {
                 v("email_domain", 3600, 5),
             ],
             country_overrides: BTreeMap::new(),
+            credit_low_below: 40,
         }
     }
 }
@@ -118,6 +121,7 @@ pub struct CompiledPolicy {
     pub mfa_from_score: u32,
     pub velocity: Vec<(VelocityKind, u64, u32)>,
     pub country_overrides: BTreeMap<CountryCode, CountryOverride>,
+    pub credit_low_below: u32,
 }
 
 impl CompiledPolicy {
@@ -246,6 +250,7 @@ impl Policy {
                 mfa_from_score: self.mfa_from_score,
                 velocity,
                 country_overrides,
+                credit_low_below: self.credit_low_below,
             }),
             _ => Err(errs),
         }

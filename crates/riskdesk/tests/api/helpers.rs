@@ -33,6 +33,10 @@ fn pg_url() -> String {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(ServerOptions::default()).await
+}
+
+pub async fn spawn_app_with(server_opts: ServerOptions) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let (url, opts, cli_url) = if backend_is_postgres() {
         // A missing PostgreSQL fails the suite (never a silent skip).
@@ -76,7 +80,7 @@ pub async fn spawn_app() -> TestApp {
         "127.0.0.1:0",
         db.clone(),
         Arc::new(SystemClock),
-        &ServerOptions::default(),
+        &server_opts,
     )
     .await
     .expect("bind");

@@ -285,3 +285,45 @@ async fn malformed_signups_name_the_field() {
     let r = app.post(&app.admin, "/v1/signups/assess", &s).await;
     assert!(r.problem(422)["detail"].as_str().unwrap().contains("vat"));
 }
+
+#[tokio::test]
+async fn an_unreachable_verification_provider_holds_the_signup_for_review() {
+    use riskdesk_connectors::verification::{VerificationClient, VerificationSettings};
+    let verifier = VerificationClient::new(VerificationSettings {
+        url: "http://127.0.0.1:9".into(),
+        api_key: "k".into(),
+        timeout_ms: 200,
+        retries: 1,
+        backoff_ms: 5,
+        breaker_failures: 5,
+        breaker_open_seconds: 30,
+    })
+    .unwrap();
+    let opts = riskdesk_server::ServerOptions {
+        verifier: Some(std::sync::Arc::new(verifier)),
+        ..Default::default()
+    };
+    let app = crate::helpers::spawn_app_with(opts).await;
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/signups/assess",
+            &signup("ops@contoso.co.uk", "203.0.113.7"),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["score"], 0);
+    assert_eq!(
+        r.body["decision"], "review",
+        "never a silent approve: {}",
+        r.body
+    );
+    assert!(
+        r.body["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["signal"] == "identity_unverified"
+                && s["why"].as_str().unwrap().contains("did not answer"))
+    );
+}

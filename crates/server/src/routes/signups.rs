@@ -327,12 +327,17 @@ pub async fn assess(
     };
     let now = s.clock.now();
     let (input, details) = parse_request(body.value.clone(), now)?;
+    // Ask the verification provider before the unit of work: no lock is held across the call.
+    let id = Uuid::now_v7();
+    let verification = onboarding::verify(s.verifier.as_deref(), id, &input, &details).await;
     let mut tx = s.db.begin().await?;
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
     let (row, _) = onboarding::assess_signup(
         &mut tx,
+        id,
+        verification,
         caller.tenant(),
         &caller.actor(),
         &s.risk,

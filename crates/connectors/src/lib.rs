@@ -1,0 +1,5 @@
+//! Clients for services outside riskdesk. Each is written against its service's documented
+//! interface and tested against a local fake server; none returns canned answers.
+
+pub mod breaker;
+pub mod verification;
