@@ -2,4 +2,5 @@
 //! interface and tested against a local fake server; none returns canned answers.
 
 pub mod breaker;
+pub mod sms;
 pub mod verification;

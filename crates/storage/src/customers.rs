@@ -31,6 +31,11 @@ pub struct CustomerRow {
     /// `normal`, `review` (linked to fraud) or `fraudulent`.
     pub risk_status: String,
     pub signup_id: Option<Uuid>,
+    /// When the customer passed MFA at sign-up or an analyst verified it.
+    pub verified_at: Option<i64>,
+    /// When the first payment was received (set by billing).
+    pub first_payment_at: Option<i64>,
+    pub admin_access_granted_at: Option<i64>,
 }
 
 impl FromRow for CustomerRow {
@@ -54,13 +59,16 @@ impl FromRow for CustomerRow {
             admin_access: r.text("admin_access")?,
             risk_status: r.text("risk_status")?,
             signup_id: r.opt_uuid("signup_id")?,
+            verified_at: r.opt_i64("verified_at")?,
+            first_payment_at: r.opt_i64("first_payment_at")?,
+            admin_access_granted_at: r.opt_i64("admin_access_granted_at")?,
         })
     }
 }
 
 const SELECT: &str = "SELECT id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, \
                       created_at, updated_at, credit_limit_minor, credit_currency, prepayment_required, admin_access, \
-                      risk_status, signup_id FROM customers";
+                      risk_status, signup_id, verified_at, first_payment_at, admin_access_granted_at FROM customers";
 
 fn external_id_taken(ext: &Option<String>) -> impl FnOnce() -> String + '_ {
     move || {
@@ -97,6 +105,9 @@ pub async fn insert(
         admin_access: "restricted".into(),
         risk_status: "normal".into(),
         signup_id: None,
+        verified_at: None,
+        first_payment_at: None,
+        admin_access_granted_at: None,
     };
     tx.execute(
         Q::new(
@@ -308,6 +319,54 @@ pub async fn set_risk_status(
             .bind(tenant.0)
             .bind(id.0)
             .bind(status)
+            .bind(after.updated_at),
+    )
+    .await?;
+    Ok((before, after))
+}
+
+/// Records that the customer is verified (MFA passed or an analyst verified it).
+pub async fn set_verified(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: CustomerId,
+    now: Timestamp,
+) -> Result<(CustomerRow, CustomerRow)> {
+    let before = get_tx(tx, tenant, id).await?;
+    let after = CustomerRow {
+        verified_at: before.verified_at.or(Some(to_micros(now))),
+        updated_at: to_micros(now),
+        ..before.clone()
+    };
+    tx.execute(
+        Q::new("UPDATE customers SET verified_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(after.verified_at)
+            .bind(after.updated_at),
+    )
+    .await?;
+    Ok((before, after))
+}
+
+/// Grants full admin access; returns (before, after).
+pub async fn grant_admin_access(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: CustomerId,
+    now: Timestamp,
+) -> Result<(CustomerRow, CustomerRow)> {
+    let before = get_tx(tx, tenant, id).await?;
+    let after = CustomerRow {
+        admin_access: "granted".into(),
+        admin_access_granted_at: Some(to_micros(now)),
+        updated_at: to_micros(now),
+        ..before.clone()
+    };
+    tx.execute(
+        Q::new("UPDATE customers SET admin_access = 'granted', admin_access_granted_at = $3, updated_at = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(id.0)
             .bind(after.updated_at),
     )
     .await?;

@@ -6,6 +6,7 @@
 //! The rare backend-specific statement is an explicit match arm.
 
 pub mod audit;
+pub mod challenges;
 pub mod customers;
 mod db;
 pub mod idempotency;

@@ -15,6 +15,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_onboarding.sql",
         include_str!("../migrations/sqlite/0002_onboarding.sql"),
     ),
+    (
+        3,
+        "0003_verification.sql",
+        include_str!("../migrations/sqlite/0003_verification.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

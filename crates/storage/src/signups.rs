@@ -317,3 +317,23 @@ impl FromRow for LinkedOwner {
         })
     }
 }
+
+/// Marks a sign-up verified (MFA passed).
+pub async fn set_verified(tx: &mut Tx, tenant: TenantId, id: Uuid, now: Timestamp) -> Result<()> {
+    tx.execute(
+        Q::new("UPDATE signups SET verified_at = $3 WHERE tenant_id = $1 AND id = $2 AND verified_at IS NULL")
+            .bind(tenant.0)
+            .bind(id)
+            .bind(to_micros(now)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether a sign-up passed MFA.
+pub async fn is_verified(tx: &mut Tx, tenant: TenantId, id: Uuid) -> Result<bool> {
+    let n: Option<i64> = tx
+        .fetch_optional(Q::new("SELECT COUNT(*) AS n FROM signups WHERE tenant_id = $1 AND id = $2 AND verified_at IS NOT NULL").bind(tenant.0).bind(id))
+        .await?;
+    Ok(n.unwrap_or(0) > 0)
+}
