@@ -27,6 +27,8 @@ pub struct Settings {
     pub onboarding: riskdesk_domain::onboarding::Policy,
     /// `[verification]`: the identity/credit verification provider (optional).
     pub verification: Option<riskdesk_connectors::verification::VerificationSettings>,
+    /// `[sms]`: the SMS provider (Twilio Messages API) for MFA codes (optional).
+    pub sms: Option<riskdesk_connectors::sms::SmsSettings>,
 }
 
 impl Default for Settings {
@@ -40,6 +42,7 @@ impl Default for Settings {
             data: Default::default(),
             onboarding: Default::default(),
             verification: None,
+            sms: None,
         }
     }
 }
@@ -88,6 +91,13 @@ impl Settings {
             verifier: match &self.verification {
                 Some(v) => Some(std::sync::Arc::new(
                     riskdesk_connectors::verification::VerificationClient::new(v.clone())
+                        .map_err(|e| anyhow::anyhow!(e))?,
+                )),
+                None => None,
+            },
+            sms: match &self.sms {
+                Some(v) => Some(std::sync::Arc::new(
+                    riskdesk_connectors::sms::SmsClient::new(v.clone())
                         .map_err(|e| anyhow::anyhow!(e))?,
                 )),
                 None => None,

@@ -58,6 +58,17 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     IdempotencyMismatch(String),
+    /// Conditions for the action are not met yet (409, each missing condition in `errors`).
+    #[error("{detail}")]
+    Unmet {
+        detail: String,
+        missing: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// A provider riskdesk depends on failed.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -124,6 +135,21 @@ impl ApiError {
                 "idempotency-key-reused",
                 "Idempotency key reused with a different request",
             ),
+            Unmet { .. } => (
+                StatusCode::CONFLICT,
+                "conditions-unmet",
+                "Conditions not met",
+            ),
+            TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+            ),
+            BadGateway(_) => (
+                StatusCode::BAD_GATEWAY,
+                "provider-failed",
+                "A provider failed",
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -136,6 +162,7 @@ impl ApiError {
         let (status, kind, title) = self.parts();
         let errors = match self {
             ApiError::Validation { errors, .. } => errors.clone(),
+            ApiError::Unmet { missing, .. } => missing.clone(),
             _ => Vec::new(),
         };
         Problem {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod idem;
 pub mod metrics;
+pub mod mfa;
 pub mod onboarding;
 pub mod risk;
 pub mod routes;
@@ -50,6 +51,7 @@ pub struct AppState {
     pub auth_cache: Arc<auth_cache::AuthCache>,
     pub risk: Arc<risk::RiskEngine>,
     pub verifier: Option<Arc<riskdesk_connectors::verification::VerificationClient>>,
+    pub sms: Option<Arc<riskdesk_connectors::sms::SmsClient>>,
 }
 
 /// Server settings that are not the database or the address.
@@ -62,6 +64,8 @@ pub struct ServerOptions {
     pub risk: Arc<risk::RiskEngine>,
     /// The identity/credit verification provider, if configured.
     pub verifier: Option<Arc<riskdesk_connectors::verification::VerificationClient>>,
+    /// The SMS provider for MFA codes, if configured.
+    pub sms: Option<Arc<riskdesk_connectors::sms::SmsClient>>,
 }
 
 impl Default for ServerOptions {
@@ -73,6 +77,7 @@ impl Default for ServerOptions {
                     .expect("the shipped reference data and default policy load"),
             ),
             verifier: None,
+            sms: None,
         }
     }
 }
@@ -137,6 +142,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::signups::list_signups))
         .routes(routes!(routes::signups::get_signup))
         .routes(routes!(routes::signups::review))
+        .routes(routes!(routes::signups::start_verification))
+        .routes(routes!(routes::signups::confirm_verification))
+        .routes(routes!(routes::customers::grant_admin_access))
         .split_for_parts()
 }
 
@@ -157,6 +165,7 @@ pub fn router(db: Db, clock: Arc<dyn Clock>, opts: &ServerOptions) -> Router {
         auth_cache,
         risk: opts.risk.clone(),
         verifier: opts.verifier.clone(),
+        sms: opts.sms.clone(),
     };
     router
         .fallback(|uri: axum::http::Uri| async move {

@@ -50,6 +50,18 @@ pub struct Policy {
     pub country_overrides: BTreeMap<String, String>,
     /// A verification provider's credit score below this raises `credit_low`.
     pub credit_low_below: u32,
+    /// Full admin access needs a verified customer (MFA passed or analyst-approved).
+    pub admin_access_requires_verification: bool,
+    /// Full admin access needs the first payment received.
+    pub admin_access_requires_first_payment: bool,
+    /// Full admin access needs this many days since the customer was created.
+    pub admin_access_min_days: u32,
+    /// MFA one-time codes: validity and attempts.
+    pub mfa_code_ttl_seconds: u64,
+    pub mfa_max_attempts: u32,
+    /// MFA codes sent per phone number, and per sign-up IP, per hour.
+    pub mfa_sends_per_phone_per_hour: u32,
+    pub mfa_sends_per_ip_per_hour: u32,
 }
 
 impl Default for Policy {
@@ -98,6 +110,13 @@ impl Default for Policy {
             ],
             country_overrides: BTreeMap::new(),
             credit_low_below: 40,
+            admin_access_requires_verification: true,
+            admin_access_requires_first_payment: true,
+            admin_access_min_days: 14,
+            mfa_code_ttl_seconds: 600,
+            mfa_max_attempts: 5,
+            mfa_sends_per_phone_per_hour: 3,
+            mfa_sends_per_ip_per_hour: 10,
         }
     }
 }
@@ -122,6 +141,13 @@ pub struct CompiledPolicy {
     pub velocity: Vec<(VelocityKind, u64, u32)>,
     pub country_overrides: BTreeMap<CountryCode, CountryOverride>,
     pub credit_low_below: u32,
+    pub admin_access_requires_verification: bool,
+    pub admin_access_requires_first_payment: bool,
+    pub admin_access_min_days: u32,
+    pub mfa_code_ttl_seconds: u64,
+    pub mfa_max_attempts: u32,
+    pub mfa_sends_per_phone_per_hour: u32,
+    pub mfa_sends_per_ip_per_hour: u32,
 }
 
 impl CompiledPolicy {
@@ -218,6 +244,18 @@ impl Policy {
                 None => errs.push(format!("velocity[{i}].signal: '{}' is not one of ip, ip_subnet, device, card, phone, email_domain", v.signal)),
             }
         }
+        if !(60..=86_400).contains(&self.mfa_code_ttl_seconds) {
+            errs.push(format!(
+                "mfa_code_ttl_seconds: {} must be between 60 and 86400",
+                self.mfa_code_ttl_seconds
+            ));
+        }
+        if !(1..=20).contains(&self.mfa_max_attempts) {
+            errs.push(format!(
+                "mfa_max_attempts: {} must be between 1 and 20",
+                self.mfa_max_attempts
+            ));
+        }
         let mut country_overrides = BTreeMap::new();
         for (k, v) in &self.country_overrides {
             let o = match v.as_str() {
@@ -251,6 +289,13 @@ impl Policy {
                 velocity,
                 country_overrides,
                 credit_low_below: self.credit_low_below,
+                admin_access_requires_verification: self.admin_access_requires_verification,
+                admin_access_requires_first_payment: self.admin_access_requires_first_payment,
+                admin_access_min_days: self.admin_access_min_days,
+                mfa_code_ttl_seconds: self.mfa_code_ttl_seconds,
+                mfa_max_attempts: self.mfa_max_attempts,
+                mfa_sends_per_phone_per_hour: self.mfa_sends_per_phone_per_hour,
+                mfa_sends_per_ip_per_hour: self.mfa_sends_per_ip_per_hour,
             }),
             _ => Err(errs),
         }

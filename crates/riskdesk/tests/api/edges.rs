@@ -271,10 +271,13 @@ async fn openapi_is_valid_and_covers_every_route() {
         ("GET", "/v1/subscriptions/{id}"),
         ("PATCH", "/v1/customers/{id}"),
         ("POST", "/v1/customers"),
+        ("POST", "/v1/customers/{id}/admin-access"),
         ("POST", "/v1/customers/{id}/fraud"),
         ("POST", "/v1/customers/{id}/subscriptions"),
         ("POST", "/v1/signups/assess"),
         ("POST", "/v1/signups/{id}/review"),
+        ("POST", "/v1/signups/{id}/verification"),
+        ("POST", "/v1/signups/{id}/verification/confirm"),
         ("POST", "/v1/subscriptions/{id}/actions"),
     ];
     let expected: Vec<(String, String)> = expected

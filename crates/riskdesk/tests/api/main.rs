@@ -7,5 +7,6 @@ mod cli;
 mod customers;
 mod edges;
 mod helpers;
+mod mfa;
 mod signups;
 mod subscriptions;

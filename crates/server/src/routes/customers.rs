@@ -344,3 +344,57 @@ pub async fn mark_fraud(
     tx.commit().await?;
     Ok(resp)
 }
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminAccessRequest {
+    /// RFC 3339; the time the conditions are judged at. Default now.
+    pub as_of: Option<String>,
+}
+
+/// Grant the customer full administrative access — only once the risk controls are met
+/// (verified, first payment received, N days as a customer); otherwise 409 listing what is
+/// missing in `errors`.
+#[utoipa::path(post, path = "/v1/customers/{id}/admin-access", tag = "customers", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
+    request_body = AdminAccessRequest,
+    responses((status = 200, body = Customer), (status = 409, description = "Conditions not met (listed in errors)", body = Problem, content_type = "application/problem+json")))]
+pub async fn grant_admin_access(
+    State(s): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Path(id): Path<String>,
+    body: ApiJson<AdminAccessRequest>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::ActOnSubscriptions)?;
+    let id: CustomerId = parse_id(&id, "customer")?;
+    let now = s.clock.now();
+    let as_of = match &body.value.as_of {
+        None => now,
+        Some(t) => t
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| ApiError::field("as_of", format!("'{t}' is not an RFC 3339 time: {e}")))?,
+    };
+    let fp = Fingerprint {
+        key: &key,
+        method_path: format!("POST /v1/customers/{id}/admin-access"),
+        body_sha256: &body.body_sha256,
+    };
+    let mut tx = s.db.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
+    let row = crate::mfa::grant_admin(
+        &mut tx,
+        caller.tenant(),
+        &caller.actor(),
+        id,
+        &s.risk.policy,
+        as_of,
+        now,
+    )
+    .await?;
+    let resp = idem::finish(&mut tx, &caller, &fp, StatusCode::OK, &Customer::from(row)).await?;
+    tx.commit().await?;
+    Ok(resp)
+}

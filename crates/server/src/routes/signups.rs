@@ -507,3 +507,136 @@ pub async fn review(
     tx.commit().await?;
     Ok(resp)
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartVerification {
+    /// `sms`: a one-time code to the sign-up's phone. (TOTP enrolment is not available yet.)
+    pub channel: String,
+}
+
+/// Start MFA for a sign-up: sends a one-time code by SMS to the phone it was assessed with.
+#[utoipa::path(post, path = "/v1/signups/{id}/verification", tag = "onboarding", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key sends no second code")),
+    request_body = StartVerification,
+    responses((status = 201, body = crate::mfa::ChallengeOut), (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json"), (status = 502, body = Problem, content_type = "application/problem+json")))]
+pub async fn start_verification(
+    State(s): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Path(id): Path<String>,
+    body: ApiJson<StartVerification>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::WriteCustomers)?;
+    let id: Uuid = parse_id(&id, "sign-up")?;
+    match body.value.channel.as_str() {
+        "sms" => {}
+        "totp" => {
+            return Err(ApiError::field(
+                "channel",
+                "TOTP enrolment is not available yet; use sms",
+            ));
+        }
+        other => return Err(ApiError::field("channel", format!("'{other}' is not sms"))),
+    }
+    let sms = s.sms.clone().ok_or_else(|| {
+        ApiError::Conflict("no SMS provider is configured ([sms] in riskdesk.toml)".into())
+    })?;
+    let fp = Fingerprint {
+        key: &key,
+        method_path: format!("POST /v1/signups/{id}/verification"),
+        body_sha256: &body.body_sha256,
+    };
+    let now = s.clock.now();
+    let mut tx = s.db.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
+    let (out, phone, code) = crate::mfa::start_sms(
+        &mut tx,
+        caller.tenant(),
+        &caller.actor(),
+        id,
+        &s.risk.policy,
+        now,
+    )
+    .await?;
+    let resp = idem::finish(&mut tx, &caller, &fp, StatusCode::CREATED, &out).await?;
+    tx.commit().await?;
+    // Sent after the commit: no lock is held across the provider call.
+    sms.send(
+        &phone,
+        &format!(
+            "Your verification code is {code}. It expires in {} minutes.",
+            s.risk.policy.mfa_code_ttl_seconds / 60
+        ),
+    )
+    .await
+    .map_err(|e| ApiError::BadGateway(format!("{e}; request a new code")))?;
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmVerification {
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verified {
+    pub verified: bool,
+}
+
+/// Check the one-time code. A wrong code is a 422 that says how many tries are left.
+#[utoipa::path(post, path = "/v1/signups/{id}/verification/confirm", tag = "onboarding", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
+    request_body = ConfirmVerification,
+    responses((status = 200, body = Verified), (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn confirm_verification(
+    State(s): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Path(id): Path<String>,
+    body: ApiJson<ConfirmVerification>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::WriteCustomers)?;
+    let id: Uuid = parse_id(&id, "sign-up")?;
+    let code = body.value.code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::field("code", "must be the 6 digits sent by SMS"));
+    }
+    let fp = Fingerprint {
+        key: &key,
+        method_path: format!("POST /v1/signups/{id}/verification/confirm"),
+        body_sha256: &body.body_sha256,
+    };
+    let now = s.clock.now();
+    let mut tx = s.db.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
+    match crate::mfa::confirm(&mut tx, caller.tenant(), &caller.actor(), id, code, now).await? {
+        crate::mfa::ConfirmOutcome::Verified => {
+            let resp = idem::finish(
+                &mut tx,
+                &caller,
+                &fp,
+                StatusCode::OK,
+                &Verified { verified: true },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(resp)
+        }
+        crate::mfa::ConfirmOutcome::Wrong { left } => {
+            // The failed attempt counts: commit it, then refuse.
+            tx.commit().await?;
+            Err(ApiError::field(
+                "code",
+                format!("the code does not match; {left} attempt(s) left"),
+            ))
+        }
+    }
+}
