@@ -52,6 +52,12 @@ pub struct ChallengeOut {
     pub destination: String,
     pub expires_at: String,
     pub max_attempts: i64,
+    /// TOTP only: the enrolment URL for an authenticator app (shown once; contains the secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otpauth_url: Option<String>,
+    /// TOTP only: the shared secret in base32, for manual entry (shown once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 fn mask(phone: &str) -> String {
@@ -153,9 +159,85 @@ pub async fn start_sms(
         destination: mask(&phone),
         expires_at: expires.to_string(),
         max_attempts: row.max_attempts,
+        otpauth_url: None,
+        secret: None,
     };
     audit::append(tx, tenant, now, AuditDraft::new(actor, "signup.mfa_started", "signup", signup).after(&serde_json::json!({"challenge_id": id, "channel": "sms", "destination": out.destination}))).await?;
     Ok((out, phone, code))
+}
+
+fn totp_for(secret_b32: &str, account: &str) -> Result<totp_rs::Totp, ApiError> {
+    let secret = totp_rs::Secret::try_from_base32(secret_b32)
+        .map_err(|e| ApiError::Internal(format!("stored TOTP secret: {e:?}")))?;
+    totp_rs::Builder::new()
+        .with_secret(secret)
+        .with_account_name(account.to_owned())
+        .with_issuer(Some("riskdesk"))
+        .build()
+        .map_err(|e| ApiError::Internal(format!("TOTP: {e:?}")))
+}
+
+/// Starts TOTP enrolment: a new shared secret, returned once as an otpauth URL; the sign-up is
+/// verified when the first code from the app is confirmed before `expires_at`.
+pub async fn start_totp(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    signup: Uuid,
+    policy: &CompiledPolicy,
+    now: Timestamp,
+) -> Result<ChallengeOut, ApiError> {
+    let s = signups::get_tx(tx, tenant, signup).await?;
+    if s.status == "rejected" {
+        return Err(ApiError::Conflict(format!(
+            "sign-up {signup} was rejected; there is nothing to verify"
+        )));
+    }
+    let v: serde_json::Value = serde_json::from_str(&s.input_json).unwrap_or_default();
+    let account = v["request"]["contact"]["email"]
+        .as_str()
+        .unwrap_or("customer")
+        .to_owned();
+    let secret = totp_rs::Secret::generate().to_base32();
+    let totp = totp_for(&secret, &account)?;
+    let id = Uuid::now_v7();
+    let expires = now + jiff::SignedDuration::from_secs(policy.mfa_code_ttl_seconds as i64);
+    let row = ChallengeRow {
+        id,
+        tenant_id: tenant.0,
+        signup_id: signup,
+        channel: "totp".into(),
+        destination: Some(account.clone()),
+        code_hash: None,
+        totp_secret: Some(secret.clone()),
+        attempts: 0,
+        max_attempts: i64::from(policy.mfa_max_attempts),
+        created_at: to_micros(now),
+        expires_at: to_micros(expires),
+        confirmed_at: None,
+        provider_ref: None,
+    };
+    challenges::insert(tx, &row).await?;
+    audit::append(
+        tx,
+        tenant,
+        now,
+        AuditDraft::new(actor, "signup.mfa_started", "signup", signup)
+            .after(&serde_json::json!({"challenge_id": id, "channel": "totp"})),
+    )
+    .await?;
+    Ok(ChallengeOut {
+        challenge_id: id,
+        channel: "totp".into(),
+        destination: account,
+        expires_at: expires.to_string(),
+        max_attempts: row.max_attempts,
+        otpauth_url: Some(
+            totp.to_url()
+                .map_err(|e| ApiError::Internal(format!("TOTP URL: {e:?}")))?,
+        ),
+        secret: Some(secret),
+    })
 }
 
 pub enum ConfirmOutcome {
@@ -193,8 +275,18 @@ pub async fn confirm(
             "too many wrong codes; request a new one".into(),
         ));
     }
-    let expected = c.code_hash.as_deref().unwrap_or("");
-    if !same(&code_hash(c.id, code.trim()), expected) {
+    let matches = match (c.channel.as_str(), &c.totp_secret) {
+        ("totp", Some(secret)) => {
+            let totp = totp_for(secret, c.destination.as_deref().unwrap_or("customer"))?;
+            totp.check(code.trim(), now.as_second().max(0) as u64)
+                .is_some()
+        }
+        _ => same(
+            &code_hash(c.id, code.trim()),
+            c.code_hash.as_deref().unwrap_or(""),
+        ),
+    };
+    if !matches {
         challenges::record_attempt(tx, c.id).await?;
         return Ok(ConfirmOutcome::Wrong {
             left: c.max_attempts - c.attempts - 1,

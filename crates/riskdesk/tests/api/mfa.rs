@@ -262,3 +262,47 @@ async fn admin_access_waits_for_every_control() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["admin_access"], "granted");
 }
+
+#[tokio::test]
+async fn totp_enrolment_verifies_with_the_authenticator_code() {
+    let (app, _) = app_with_sms(Default::default()).await;
+    let (signup, _) = approved_signup(&app, 4).await;
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/signups/{signup}/verification"),
+            &json!({"channel": "totp"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let url = r.body["otpauth_url"].as_str().unwrap();
+    assert!(
+        url.starts_with("otpauth://totp/") && url.contains("issuer=riskdesk"),
+        "{url}"
+    );
+    // The customer's authenticator app, from the secret shown once.
+    let secret = totp_rs::Secret::try_from_base32(r.body["secret"].as_str().unwrap()).unwrap();
+    let app_totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
+    let code = app_totp.generate_current().to_string();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    app.post(
+        &app.admin,
+        &format!("/v1/signups/{signup}/verification/confirm"),
+        &json!({"code": wrong}),
+    )
+    .await
+    .problem(422);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/signups/{signup}/verification/confirm"),
+            &json!({"code": code}),
+        )
+        .await;
+    assert_eq!((r.status, r.body.clone()), (200, json!({"verified": true})));
+    // The secret is not in the audit log.
+    let audit = app
+        .get(&app.admin, &format!("/v1/audit?entity_id={signup}"))
+        .await;
+    assert!(!audit.body.to_string().contains("otpauth"));
+}

@@ -511,7 +511,7 @@ pub async fn review(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartVerification {
-    /// `sms`: a one-time code to the sign-up's phone. (TOTP enrolment is not available yet.)
+    /// `sms`: a one-time code to the sign-up's phone; `totp`: enrol an authenticator app.
     pub channel: String,
 }
 
@@ -530,19 +530,20 @@ pub async fn start_verification(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::WriteCustomers)?;
     let id: Uuid = parse_id(&id, "sign-up")?;
-    match body.value.channel.as_str() {
-        "sms" => {}
-        "totp" => {
+    let sms = match body.value.channel.as_str() {
+        "totp" => None,
+        "sms" => Some(s.sms.clone().ok_or_else(|| {
+            ApiError::Conflict(
+                "no SMS provider is configured ([sms] in riskdesk.toml); use totp".into(),
+            )
+        })?),
+        other => {
             return Err(ApiError::field(
                 "channel",
-                "TOTP enrolment is not available yet; use sms",
+                format!("'{other}' is not sms or totp"),
             ));
         }
-        other => return Err(ApiError::field("channel", format!("'{other}' is not sms"))),
-    }
-    let sms = s.sms.clone().ok_or_else(|| {
-        ApiError::Conflict("no SMS provider is configured ([sms] in riskdesk.toml)".into())
-    })?;
+    };
     let fp = Fingerprint {
         key: &key,
         method_path: format!("POST /v1/signups/{id}/verification"),
@@ -553,6 +554,20 @@ pub async fn start_verification(
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
+    let Some(sms) = sms else {
+        let out = crate::mfa::start_totp(
+            &mut tx,
+            caller.tenant(),
+            &caller.actor(),
+            id,
+            &s.risk.policy,
+            now,
+        )
+        .await?;
+        let resp = idem::finish(&mut tx, &caller, &fp, StatusCode::CREATED, &out).await?;
+        tx.commit().await?;
+        return Ok(resp);
+    };
     let (out, phone, code) = crate::mfa::start_sms(
         &mut tx,
         caller.tenant(),
@@ -605,7 +620,10 @@ pub async fn confirm_verification(
     let id: Uuid = parse_id(&id, "sign-up")?;
     let code = body.value.code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::field("code", "must be the 6 digits sent by SMS"));
+        return Err(ApiError::field(
+            "code",
+            "must be the 6 digits sent by SMS or shown by the authenticator app",
+        ));
     }
     let fp = Fingerprint {
         key: &key,
