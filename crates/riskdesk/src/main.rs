@@ -55,6 +55,9 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Delete what only matters for a while: velocity rows past every window, idempotency keys
+    /// older than 7 days, expired MFA challenges. `serve` also does this every hour.
+    Prune,
     /// Sign-up assessment.
     Signups {
         #[command(subcommand)]
@@ -220,13 +223,21 @@ async fn run(
                     println!("Demo book not loaded: tenant 'default' already has customers.");
                 }
             }
-            let app = Application::build(
-                &settings.bind,
-                db.clone(),
-                clock,
-                &settings.server_options()?,
-            )
-            .await?;
+            let options = settings.server_options()?;
+            // Hourly housekeeping in the background; a failure is logged and retried next hour.
+            let (prune_db, prune_risk, prune_clock) =
+                (db.clone(), options.risk.clone(), clock.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+                loop {
+                    every.tick().await;
+                    match riskdesk_server::prune(&prune_db, &prune_risk, prune_clock.now()).await {
+                        Ok(p) => tracing::info!(?p, "pruned"),
+                        Err(e) => tracing::warn!(error = %e, "pruning failed"),
+                    }
+                }
+            });
+            let app = Application::build(&settings.bind, db.clone(), clock, &options).await?;
             println!(
                 "riskdesk listening on http://{} (database: {})",
                 app.local_addr(),
@@ -234,6 +245,15 @@ async fn run(
             );
             app.run_until(shutdown_signal()).await?;
             db.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prune => {
+            let db = open_db(&settings).await?;
+            let p = riskdesk_server::prune(&db, &settings.risk_engine()?, clock.now()).await?;
+            println!(
+                "pruned {} velocity rows, {} idempotency keys, {} expired challenges",
+                p.velocity_rows, p.idempotency_keys, p.challenges
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

@@ -34,6 +34,33 @@ use crate::error::ApiError;
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// How long idempotency keys are kept: a retry after this is a new request.
+pub const IDEMPOTENCY_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(7 * 24);
+
+/// Prunes what only matters for a while (see `riskdesk_storage::maintenance`): velocity rows
+/// past the longest window the policy uses, old idempotency keys, expired challenges.
+pub async fn prune(
+    db: &Db,
+    risk: &risk::RiskEngine,
+    as_of: jiff::Timestamp,
+) -> Result<riskdesk_storage::maintenance::Pruned, ApiError> {
+    let longest = risk
+        .policy
+        .velocity
+        .iter()
+        .map(|(_, w, _)| *w)
+        .max()
+        .unwrap_or(0)
+        .max(3600);
+    Ok(riskdesk_storage::maintenance::prune(
+        db,
+        as_of,
+        jiff::SignedDuration::from_secs(longest as i64),
+        IDEMPOTENCY_RETENTION,
+    )
+    .await?)
+}
+
 /// The real clock.
 pub struct SystemClock;
 

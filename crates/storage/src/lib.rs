@@ -10,6 +10,7 @@ pub mod challenges;
 pub mod customers;
 mod db;
 pub mod idempotency;
+pub mod maintenance;
 mod migrate;
 pub mod query;
 pub mod signups;

@@ -310,3 +310,38 @@ async fn data_status_and_policy_check() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn prune_removes_only_what_has_expired() {
+    let app = spawn_app().await;
+    let body = |n: u32| {
+        serde_json::json!({
+            "company": {"name": "Contoso", "domain": "contoso.co.uk", "country": "GB"},
+            "contact": {"email": format!("u{n}@contoso.co.uk")},
+            "ip": "203.0.113.50",
+            "cloud_instance": "global",
+            "as_of": if n == 0 { "2026-01-01T00:00:00Z".to_owned() } else { jiff::Timestamp::now().to_string() },
+        })
+    };
+    // One sign-up long ago and one now; the old one's velocity rows are past every window.
+    let recent = body(1);
+    app.post(&app.admin, "/v1/signups/assess", &body(0)).await;
+    app.post_with_key(&app.admin, "/v1/signups/assess", "recent-key", &recent)
+        .await;
+    let out = app.cli(&["prune"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ip, ip_subnet and email_domain rows of the old sign-up; nothing recent; the fresh key kept.
+    assert!(
+        text.contains("pruned 3 velocity rows, 0 idempotency keys"),
+        "{text}"
+    );
+    let again = app
+        .post_with_key(&app.admin, "/v1/signups/assess", "recent-key", &recent)
+        .await;
+    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+}
