@@ -172,16 +172,22 @@ pub async fn count_velocity(
 ) -> Result<Vec<u32>> {
     let at_us = to_micros(at);
     let mut out = Vec::with_capacity(keys.len());
-    for (kind, value, _, _) in keys {
-        tx.execute(
-            Q::new("INSERT INTO signup_velocity (tenant_id, kind, value, at, signup_id) VALUES ($1, $2, $3, $4, $5)")
-                .bind(tenant.0)
-                .bind(kind)
-                .bind(value)
-                .bind(at_us)
-                .bind(signup),
-        )
-        .await?;
+    if !keys.is_empty() {
+        // One multi-row statement: $1 tenant, $2 at, $3 sign-up, then (kind, value) pairs.
+        let rows: Vec<String> = (0..keys.len())
+            .map(|i| format!("($1, ${}, ${}, $2, $3)", 4 + 2 * i, 5 + 2 * i))
+            .collect();
+        let mut q = Q::new(format!(
+            "INSERT INTO signup_velocity (tenant_id, kind, value, at, signup_id) VALUES {}",
+            rows.join(", ")
+        ))
+        .bind(tenant.0)
+        .bind(at_us)
+        .bind(signup);
+        for (kind, value, _, _) in keys {
+            q = q.bind(kind).bind(value);
+        }
+        tx.execute(q).await?;
     }
     for (kind, value, window, cap) in keys {
         let since = at_us - (*window as i64) * 1_000_000;
@@ -212,20 +218,25 @@ pub async fn add_identifiers(
     owner: Uuid,
     ids: &[(String, String)],
 ) -> Result<()> {
-    for (kind, value) in ids {
-        tx.execute(
-            Q::new(
-                "INSERT INTO identifiers (tenant_id, kind, value, owner_type, owner_id) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (tenant_id, kind, value, owner_type, owner_id) DO NOTHING",
-            )
-            .bind(tenant.0)
-            .bind(kind)
-            .bind(value)
-            .bind(owner_type)
-            .bind(owner),
-        )
-        .await?;
+    if ids.is_empty() {
+        return Ok(());
     }
+    // One multi-row statement: $1 tenant, $2 owner type, $3 owner, then (kind, value) pairs.
+    let rows: Vec<String> = (0..ids.len())
+        .map(|i| format!("($1, ${}, ${}, $2, $3)", 4 + 2 * i, 5 + 2 * i))
+        .collect();
+    let mut q = Q::new(format!(
+        "INSERT INTO identifiers (tenant_id, kind, value, owner_type, owner_id) VALUES {} \
+         ON CONFLICT (tenant_id, kind, value, owner_type, owner_id) DO NOTHING",
+        rows.join(", ")
+    ))
+    .bind(tenant.0)
+    .bind(owner_type)
+    .bind(owner);
+    for (kind, value) in ids {
+        q = q.bind(kind).bind(value);
+    }
+    tx.execute(q).await?;
     Ok(())
 }
 
@@ -249,21 +260,27 @@ pub async fn fraud_links(
     tenant: TenantId,
     ids: &[(String, String)],
 ) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for (kind, value) in ids {
-        let hit: Option<KindValue> = tx
-            .fetch_optional(
-                Q::new("SELECT kind, value FROM fraud_identifiers WHERE tenant_id = $1 AND kind = $2 AND value = $3")
-                    .bind(tenant.0)
-                    .bind(kind)
-                    .bind(value),
-            )
-            .await?;
-        if let Some(h) = hit {
-            out.push(format!("{}:{}", h.kind, h.value));
-        }
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    // One probe for all identifiers (each pair is a primary-key look-up), in the order given.
+    let pairs: Vec<String> = (0..ids.len())
+        .map(|i| format!("(kind = ${} AND value = ${})", 2 + 2 * i, 3 + 2 * i))
+        .collect();
+    let mut q = Q::new(format!(
+        "SELECT kind, value FROM fraud_identifiers WHERE tenant_id = $1 AND ({})",
+        pairs.join(" OR ")
+    ))
+    .bind(tenant.0);
+    for (kind, value) in ids {
+        q = q.bind(kind).bind(value);
+    }
+    let hits: Vec<KindValue> = tx.fetch_all(q).await?;
+    Ok(ids
+        .iter()
+        .filter(|(k, v)| hits.iter().any(|h| &h.kind == k && &h.value == v))
+        .map(|(k, v)| format!("{k}:{v}"))
+        .collect())
 }
 
 /// Marks every identifier of `owner` fraudulent and returns the other customers that share one
