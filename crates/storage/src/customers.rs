@@ -197,38 +197,19 @@ pub async fn list(
     db.fetch_all(q).await
 }
 
-/// Applies a patch; returns (before, after). A patch that changes nothing returns equal rows
-/// and writes nothing.
-pub async fn update(
+/// Reads a customer, applies `mutate`, and — if anything changed — stamps `updated_at` and
+/// writes every mutable column in one statement. Returns (before, after); every change to a
+/// customer goes through here, so there is one UPDATE to keep in step with the table.
+async fn change(
     tx: &mut Tx,
     tenant: TenantId,
     id: CustomerId,
-    patch: &CustomerPatch,
     now: Timestamp,
+    mutate: impl FnOnce(&mut CustomerRow),
 ) -> Result<(CustomerRow, CustomerRow)> {
     let before = get_tx(tx, tenant, id).await?;
     let mut after = before.clone();
-    if let Some(v) = &patch.name {
-        after.name = v.clone();
-    }
-    if let Some(v) = &patch.domain {
-        after.domain = v.to_string();
-    }
-    if let Some(v) = &patch.country {
-        after.country = v.to_string();
-    }
-    if let Some(v) = &patch.email {
-        after.email = v.to_string();
-    }
-    if let Some(v) = &patch.phone {
-        after.phone = v.as_ref().map(|p| p.to_string());
-    }
-    if let Some(v) = &patch.locale {
-        after.locale = v.as_str().to_owned();
-    }
-    if let Some(v) = &patch.external_id {
-        after.external_id = v.clone();
-    }
+    mutate(&mut after);
     if after == before {
         return Ok((before, after));
     }
@@ -236,7 +217,9 @@ pub async fn update(
     tx.execute(
         Q::new(
             "UPDATE customers SET external_id = $3, name = $4, domain = $5, country = $6, email = $7, phone = $8, locale = $9, \
-             updated_at = $10 WHERE tenant_id = $1 AND id = $2",
+             updated_at = $10, credit_limit_minor = $11, credit_currency = $12, prepayment_required = $13, admin_access = $14, \
+             risk_status = $15, signup_id = $16, verified_at = $17, first_payment_at = $18, admin_access_granted_at = $19 \
+             WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.0)
         .bind(id.0)
@@ -247,11 +230,54 @@ pub async fn update(
         .bind(&after.email)
         .bind(&after.phone)
         .bind(&after.locale)
-        .bind(after.updated_at),
+        .bind(after.updated_at)
+        .bind(after.credit_limit_minor)
+        .bind(&after.credit_currency)
+        .bind(i64::from(after.prepayment_required))
+        .bind(&after.admin_access)
+        .bind(&after.risk_status)
+        .bind(after.signup_id)
+        .bind(after.verified_at)
+        .bind(after.first_payment_at)
+        .bind(after.admin_access_granted_at),
     )
     .await
     .map_err(|e| conflict_on_unique(e, external_id_taken(&after.external_id)))?;
     Ok((before, after))
+}
+
+/// Applies a patch; returns (before, after). A patch that changes nothing writes nothing.
+pub async fn update(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: CustomerId,
+    patch: &CustomerPatch,
+    now: Timestamp,
+) -> Result<(CustomerRow, CustomerRow)> {
+    change(tx, tenant, id, now, |c| {
+        if let Some(v) = &patch.name {
+            c.name = v.clone();
+        }
+        if let Some(v) = &patch.domain {
+            c.domain = v.to_string();
+        }
+        if let Some(v) = &patch.country {
+            c.country = v.to_string();
+        }
+        if let Some(v) = &patch.email {
+            c.email = v.to_string();
+        }
+        if let Some(v) = &patch.phone {
+            c.phone = v.as_ref().map(|p| p.to_string());
+        }
+        if let Some(v) = &patch.locale {
+            c.locale = v.as_str().to_owned();
+        }
+        if let Some(v) = &patch.external_id {
+            c.external_id = v.clone();
+        }
+    })
+    .await
 }
 
 pub async fn count(db: &Db, tenant: TenantId) -> Result<i64> {
@@ -264,6 +290,7 @@ pub async fn count(db: &Db, tenant: TenantId) -> Result<i64> {
 }
 
 /// Sets the credit terms decided at onboarding; returns (before, after).
+#[allow(clippy::too_many_arguments)]
 pub async fn set_terms(
     tx: &mut Tx,
     tenant: TenantId,
@@ -274,30 +301,13 @@ pub async fn set_terms(
     signup: Option<Uuid>,
     now: Timestamp,
 ) -> Result<(CustomerRow, CustomerRow)> {
-    let before = get_tx(tx, tenant, id).await?;
-    let after = CustomerRow {
-        credit_limit_minor: Some(limit_minor),
-        credit_currency: Some(currency.to_owned()),
-        prepayment_required,
-        signup_id: signup.or(before.signup_id),
-        updated_at: to_micros(now),
-        ..before.clone()
-    };
-    tx.execute(
-        Q::new(
-            "UPDATE customers SET credit_limit_minor = $3, credit_currency = $4, prepayment_required = $5, signup_id = $6, updated_at = $7 \
-             WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant.0)
-        .bind(id.0)
-        .bind(limit_minor)
-        .bind(currency)
-        .bind(i64::from(prepayment_required))
-        .bind(after.signup_id)
-        .bind(after.updated_at),
-    )
-    .await?;
-    Ok((before, after))
+    change(tx, tenant, id, now, |c| {
+        c.credit_limit_minor = Some(limit_minor);
+        c.credit_currency = Some(currency.to_owned());
+        c.prepayment_required = prepayment_required;
+        c.signup_id = signup.or(c.signup_id);
+    })
+    .await
 }
 
 /// Sets `risk_status` (`normal`, `review`, `fraudulent`); returns (before, after).
@@ -308,21 +318,7 @@ pub async fn set_risk_status(
     status: &str,
     now: Timestamp,
 ) -> Result<(CustomerRow, CustomerRow)> {
-    let before = get_tx(tx, tenant, id).await?;
-    let after = CustomerRow {
-        risk_status: status.to_owned(),
-        updated_at: to_micros(now),
-        ..before.clone()
-    };
-    tx.execute(
-        Q::new("UPDATE customers SET risk_status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(status)
-            .bind(after.updated_at),
-    )
-    .await?;
-    Ok((before, after))
+    change(tx, tenant, id, now, |c| c.risk_status = status.to_owned()).await
 }
 
 /// Records that the customer is verified (MFA passed or an analyst verified it).
@@ -332,21 +328,10 @@ pub async fn set_verified(
     id: CustomerId,
     now: Timestamp,
 ) -> Result<(CustomerRow, CustomerRow)> {
-    let before = get_tx(tx, tenant, id).await?;
-    let after = CustomerRow {
-        verified_at: before.verified_at.or(Some(to_micros(now))),
-        updated_at: to_micros(now),
-        ..before.clone()
-    };
-    tx.execute(
-        Q::new("UPDATE customers SET verified_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(after.verified_at)
-            .bind(after.updated_at),
-    )
-    .await?;
-    Ok((before, after))
+    change(tx, tenant, id, now, |c| {
+        c.verified_at = c.verified_at.or(Some(to_micros(now)))
+    })
+    .await
 }
 
 /// Grants full admin access; returns (before, after).
@@ -356,19 +341,9 @@ pub async fn grant_admin_access(
     id: CustomerId,
     now: Timestamp,
 ) -> Result<(CustomerRow, CustomerRow)> {
-    let before = get_tx(tx, tenant, id).await?;
-    let after = CustomerRow {
-        admin_access: "granted".into(),
-        admin_access_granted_at: Some(to_micros(now)),
-        updated_at: to_micros(now),
-        ..before.clone()
-    };
-    tx.execute(
-        Q::new("UPDATE customers SET admin_access = 'granted', admin_access_granted_at = $3, updated_at = $3 WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(after.updated_at),
-    )
-    .await?;
-    Ok((before, after))
+    change(tx, tenant, id, now, |c| {
+        c.admin_access = "granted".into();
+        c.admin_access_granted_at = Some(to_micros(now));
+    })
+    .await
 }

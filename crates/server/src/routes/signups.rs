@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::parse_id;
 use crate::AppState;
-use crate::dto::{Page, check_limit, decode_cursor, page, rfc3339};
+use crate::dto::{CreditTerms, Page, check_limit, decode_cursor, page, rfc3339};
 use crate::error::{ApiError, Problem, Validator};
 use crate::extract::{ApiJson, ApiQuery, Caller, IdempotencyKey, parse_json};
 use crate::idem::{self, Fingerprint};
@@ -234,14 +234,6 @@ pub fn parse_request_bytes(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Credit {
-    /// Decimal string.
-    pub limit: String,
-    pub currency: String,
-    pub prepayment_required: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct Verification {
     pub mfa_required: bool,
 }
@@ -255,7 +247,7 @@ pub struct AssessmentOut {
     /// 0 to 100.
     pub score: u32,
     pub reasons: Vec<StoredReason>,
-    pub credit: Credit,
+    pub credit: CreditTerms,
     pub verification: Verification,
     /// Signals that could not be evaluated, and why.
     pub skipped: Vec<StoredSkip>,
@@ -288,7 +280,7 @@ fn out(row: SignupRow, with_input: bool) -> Result<AssessmentOut, ApiError> {
         decision: o.decision,
         score: o.score,
         reasons: o.reasons,
-        credit: Credit {
+        credit: CreditTerms {
             limit: o.credit_limit,
             currency: o.currency,
             prepayment_required: o.prepayment_required,
