@@ -1,5 +1,5 @@
 //! Idempotent POSTs: a write handler calls [`begin`] first thing in its unit of work and
-//! [`finish`] last, so the stored response and the effect commit together.
+//! [`finish`] last; `finish` stores the response and commits, so they and the effect are one.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -58,9 +58,10 @@ pub async fn begin(
     }
 }
 
-/// Serialises the response, stores it under the key (if any) and returns it. The caller commits.
+/// Serialises the response, stores it under the key (if any), commits the unit of work and
+/// returns the response: the effect, the stored response and the commit cannot come apart.
 pub async fn finish<T: Serialize>(
-    tx: &mut Tx,
+    mut tx: Tx,
     caller: &Caller,
     fp: &Fingerprint<'_>,
     status: StatusCode,
@@ -68,8 +69,9 @@ pub async fn finish<T: Serialize>(
 ) -> Result<Response, ApiError> {
     let json = serde_json::to_string(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(key) = &fp.key.0 {
-        idempotency::complete(tx, caller.tenant(), key, status.as_u16(), &json).await?;
+        idempotency::complete(&mut tx, caller.tenant(), key, status.as_u16(), &json).await?;
     }
+    tx.commit().await?;
     let mut resp = (status, json).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

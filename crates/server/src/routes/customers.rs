@@ -153,16 +153,7 @@ pub async fn create_customer(
     }
     let row =
         service::create_customer(&mut tx, caller.tenant(), &caller.actor(), &new, now).await?;
-    let resp = idem::finish(
-        &mut tx,
-        &caller,
-        &fp,
-        StatusCode::CREATED,
-        &Customer::from(row),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(resp)
+    idem::finish(tx, &caller, &fp, StatusCode::CREATED, &Customer::from(row)).await
 }
 
 /// Read one customer.
@@ -340,9 +331,7 @@ pub async fn mark_fraud(
             })
             .collect(),
     };
-    let resp = idem::finish(&mut tx, &caller, &fp, StatusCode::OK, &out).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idem::finish(tx, &caller, &fp, StatusCode::OK, &out).await
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -394,7 +383,5 @@ pub async fn grant_admin_access(
         now,
     )
     .await?;
-    let resp = idem::finish(&mut tx, &caller, &fp, StatusCode::OK, &Customer::from(row)).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idem::finish(tx, &caller, &fp, StatusCode::OK, &Customer::from(row)).await
 }

@@ -339,16 +339,7 @@ pub async fn assess(
         now,
     )
     .await?;
-    let resp = idem::finish(
-        &mut tx,
-        &caller,
-        &fp,
-        StatusCode::CREATED,
-        &out(row, false)?,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(resp)
+    idem::finish(tx, &caller, &fp, StatusCode::CREATED, &out(row, false)?).await
 }
 
 /// One stored assessment with its input.
@@ -495,9 +486,7 @@ pub async fn review(
         now,
     )
     .await?;
-    let resp = idem::finish(&mut tx, &caller, &fp, StatusCode::OK, &out(row, false)?).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idem::finish(tx, &caller, &fp, StatusCode::OK, &out(row, false)?).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -556,9 +545,7 @@ pub async fn start_verification(
             now,
         )
         .await?;
-        let resp = idem::finish(&mut tx, &caller, &fp, StatusCode::CREATED, &out).await?;
-        tx.commit().await?;
-        return Ok(resp);
+        return idem::finish(tx, &caller, &fp, StatusCode::CREATED, &out).await;
     };
     let (out, phone, code) = crate::mfa::start_sms(
         &mut tx,
@@ -569,8 +556,7 @@ pub async fn start_verification(
         now,
     )
     .await?;
-    let resp = idem::finish(&mut tx, &caller, &fp, StatusCode::CREATED, &out).await?;
-    tx.commit().await?;
+    let resp = idem::finish(tx, &caller, &fp, StatusCode::CREATED, &out).await?;
     // Sent after the commit: no lock is held across the provider call.
     sms.send(
         &phone,
@@ -629,16 +615,14 @@ pub async fn confirm_verification(
     }
     match crate::mfa::confirm(&mut tx, caller.tenant(), &caller.actor(), id, code, now).await? {
         crate::mfa::ConfirmOutcome::Verified => {
-            let resp = idem::finish(
-                &mut tx,
+            idem::finish(
+                tx,
                 &caller,
                 &fp,
                 StatusCode::OK,
                 &Verified { verified: true },
             )
-            .await?;
-            tx.commit().await?;
-            Ok(resp)
+            .await
         }
         crate::mfa::ConfirmOutcome::Wrong { left } => {
             // The failed attempt counts: commit it, then refuse.

@@ -75,16 +75,14 @@ pub async fn create_subscription(
     )
     .await?;
     let entries = audit::for_entity_tx(&mut tx, caller.tenant(), &row.id.to_string()).await?;
-    let resp = idem::finish(
-        &mut tx,
+    idem::finish(
+        tx,
         &caller,
         &fp,
         StatusCode::CREATED,
         &Subscription::with_history(row, entries),
     )
-    .await?;
-    tx.commit().await?;
-    Ok(resp)
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -230,14 +228,12 @@ pub async fn act(
     )
     .await?;
     let entries = audit::for_entity_tx(&mut tx, caller.tenant(), &id.to_string()).await?;
-    let resp = idem::finish(
-        &mut tx,
+    idem::finish(
+        tx,
         &caller,
         &fp,
         StatusCode::OK,
         &Subscription::with_history(row, entries),
     )
-    .await?;
-    tx.commit().await?;
-    Ok(resp)
+    .await
 }
