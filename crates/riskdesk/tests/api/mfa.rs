@@ -12,7 +12,7 @@ use riskdesk_server::ServerOptions;
 use riskdesk_server::risk::{DataSettings, RiskEngine};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, customer_body, spawn_app_with};
+use crate::helpers::{Resp, TestApp, customer_body, spawn_app_with};
 
 type Inbox = Arc<Mutex<Vec<(String, String)>>>;
 
@@ -74,6 +74,24 @@ async fn approved_signup(app: &TestApp, n: u32) -> (String, String) {
     )
 }
 
+async fn start(app: &TestApp, signup: &str, channel: &str) -> Resp {
+    app.post(
+        &app.admin,
+        &format!("/v1/signups/{signup}/verification"),
+        &json!({"channel": channel}),
+    )
+    .await
+}
+
+async fn confirm(app: &TestApp, signup: &str, code: &str) -> Resp {
+    app.post(
+        &app.admin,
+        &format!("/v1/signups/{signup}/verification/confirm"),
+        &json!({"code": code}),
+    )
+    .await
+}
+
 fn code_in(inbox: &Inbox) -> String {
     let msgs = inbox.lock().unwrap();
     let (_, body) = msgs.last().expect("an SMS was sent");
@@ -87,13 +105,7 @@ fn code_in(inbox: &Inbox) -> String {
 async fn sms_code_verifies_the_signup_and_its_customer() {
     let (app, inbox) = app_with_sms(Default::default()).await;
     let (signup, _customer) = approved_signup(&app, 1).await;
-    let r = app
-        .post(
-            &app.admin,
-            &format!("/v1/signups/{signup}/verification"),
-            &json!({"channel": "sms"}),
-        )
-        .await;
+    let r = start(&app, &signup, "sms").await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["destination"], "+•••••••••750");
     assert!(r.body.get("code").is_none(), "the code is never returned");
@@ -101,13 +113,7 @@ async fn sms_code_verifies_the_signup_and_its_customer() {
     let code = code_in(&inbox);
     let wrong = if code == "000000" { "111111" } else { "000000" };
 
-    let r = app
-        .post(
-            &app.admin,
-            &format!("/v1/signups/{signup}/verification/confirm"),
-            &json!({"code": wrong}),
-        )
-        .await;
+    let r = confirm(&app, &signup, &wrong).await;
     assert!(
         r.problem(422)["detail"]
             .as_str()
@@ -116,21 +122,9 @@ async fn sms_code_verifies_the_signup_and_its_customer() {
         "{}",
         r.body
     );
-    let r = app
-        .post(
-            &app.admin,
-            &format!("/v1/signups/{signup}/verification/confirm"),
-            &json!({"code": code}),
-        )
-        .await;
+    let r = confirm(&app, &signup, &code).await;
     assert_eq!((r.status, r.body.clone()), (200, json!({"verified": true})));
-    app.post(
-        &app.admin,
-        &format!("/v1/signups/{signup}/verification/confirm"),
-        &json!({"code": code}),
-    )
-    .await
-    .problem(409);
+    confirm(&app, &signup, &code).await.problem(409);
 
     // Nothing about the code is in the audit log.
     let audit = app
@@ -143,30 +137,13 @@ async fn sms_code_verifies_the_signup_and_its_customer() {
 async fn attempts_and_sends_are_limited() {
     let (app, inbox) = app_with_sms(Default::default()).await;
     let (signup, _) = approved_signup(&app, 2).await;
-    app.post(
-        &app.admin,
-        &format!("/v1/signups/{signup}/verification"),
-        &json!({"channel": "sms"}),
-    )
-    .await;
+    start(&app, &signup, "sms").await;
     let code = code_in(&inbox);
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {
-        app.post(
-            &app.admin,
-            &format!("/v1/signups/{signup}/verification/confirm"),
-            &json!({"code": wrong}),
-        )
-        .await
-        .problem(422);
+        confirm(&app, &signup, &wrong).await.problem(422);
     }
-    let r = app
-        .post(
-            &app.admin,
-            &format!("/v1/signups/{signup}/verification/confirm"),
-            &json!({"code": code}),
-        )
-        .await;
+    let r = confirm(&app, &signup, &code).await;
     assert!(
         r.problem(409)["detail"]
             .as_str()
@@ -176,24 +153,9 @@ async fn attempts_and_sends_are_limited() {
     );
     // Three codes per phone per hour: two more are sent, the fourth is refused.
     for _ in 0..2 {
-        assert_eq!(
-            app.post(
-                &app.admin,
-                &format!("/v1/signups/{signup}/verification"),
-                &json!({"channel": "sms"})
-            )
-            .await
-            .status,
-            201
-        );
+        assert_eq!(start(&app, &signup, "sms").await.status, 201);
     }
-    app.post(
-        &app.admin,
-        &format!("/v1/signups/{signup}/verification"),
-        &json!({"channel": "sms"}),
-    )
-    .await
-    .problem(429);
+    start(&app, &signup, "sms").await.problem(429);
     assert_eq!(inbox.lock().unwrap().len(), 3);
 }
 
@@ -239,19 +201,9 @@ async fn admin_access_waits_for_every_control() {
         )
         .await;
     assert_eq!(r.problem(409)["errors"][0]["field"], "verified");
-    app.post(
-        &app.admin,
-        &format!("/v1/signups/{signup}/verification"),
-        &json!({"channel": "sms"}),
-    )
-    .await;
+    start(&app, &signup, "sms").await;
     let code = code_in(&inbox2);
-    app.post(
-        &app.admin,
-        &format!("/v1/signups/{signup}/verification/confirm"),
-        &json!({"code": code}),
-    )
-    .await;
+    confirm(&app, &signup, &code).await;
     let r = app
         .post(
             &app.admin,
@@ -267,13 +219,7 @@ async fn admin_access_waits_for_every_control() {
 async fn totp_enrolment_verifies_with_the_authenticator_code() {
     let (app, _) = app_with_sms(Default::default()).await;
     let (signup, _) = approved_signup(&app, 4).await;
-    let r = app
-        .post(
-            &app.admin,
-            &format!("/v1/signups/{signup}/verification"),
-            &json!({"channel": "totp"}),
-        )
-        .await;
+    let r = start(&app, &signup, "totp").await;
     assert_eq!(r.status, 201, "{}", r.body);
     let url = r.body["otpauth_url"].as_str().unwrap();
     assert!(
@@ -285,20 +231,8 @@ async fn totp_enrolment_verifies_with_the_authenticator_code() {
     let app_totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
     let code = app_totp.generate_current().to_string();
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    app.post(
-        &app.admin,
-        &format!("/v1/signups/{signup}/verification/confirm"),
-        &json!({"code": wrong}),
-    )
-    .await
-    .problem(422);
-    let r = app
-        .post(
-            &app.admin,
-            &format!("/v1/signups/{signup}/verification/confirm"),
-            &json!({"code": code}),
-        )
-        .await;
+    confirm(&app, &signup, &wrong).await.problem(422);
+    let r = confirm(&app, &signup, &code).await;
     assert_eq!((r.status, r.body.clone()), (200, json!({"verified": true})));
     // The secret is not in the audit log.
     let audit = app
