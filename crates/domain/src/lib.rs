@@ -9,6 +9,7 @@ pub mod customer;
 pub mod ids;
 pub mod lifecycle;
 pub mod money;
+pub mod monitoring;
 pub mod onboarding;
 pub mod role;
 pub mod values;

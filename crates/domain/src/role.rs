@@ -23,6 +23,12 @@ pub enum Permission {
     ActOnSubscriptions,
     ReadAudit,
     WriteBilling,
+    /// Send usage and activity events.
+    IngestEvents,
+    /// Set customers' spending budgets.
+    ManageBudgets,
+    /// Acknowledge or dismiss alerts.
+    TriageAlerts,
 }
 
 impl Role {
@@ -45,8 +51,16 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Analyst => matches!(p, ReadCustomers | WriteCustomers | ActOnSubscriptions),
-            Role::Collections => matches!(p, ReadCustomers | WriteBilling),
+            Role::Analyst => matches!(
+                p,
+                ReadCustomers
+                    | WriteCustomers
+                    | ActOnSubscriptions
+                    | IngestEvents
+                    | ManageBudgets
+                    | TriageAlerts
+            ),
+            Role::Collections => matches!(p, ReadCustomers | WriteBilling | ManageBudgets),
             Role::Auditor => matches!(p, ReadCustomers | ReadAudit),
         }
     }
@@ -75,5 +89,9 @@ mod tests {
         assert!(Role::Auditor.allows(ReadAudit));
         assert!(!Role::Collections.allows(ActOnSubscriptions));
         assert!(Role::Collections.allows(ReadCustomers));
+        assert!(Role::Collections.allows(ManageBudgets));
+        assert!(!Role::Collections.allows(IngestEvents));
+        assert!(!Role::Auditor.allows(TriageAlerts));
+        assert!(Role::Analyst.allows(TriageAlerts));
     }
 }

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod idem;
 pub mod metrics;
 pub mod mfa;
+pub mod monitoring;
 pub mod onboarding;
 pub mod risk;
 pub mod routes;
@@ -119,6 +120,7 @@ impl Default for ServerOptions {
         (name = "subscriptions", description = "Subscriptions and their lifecycle: suspend, disable access, reactivate, cancel"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "onboarding", description = "Sign-up risk assessment, the review queue, credit terms"),
+        (name = "monitoring", description = "Usage and activity events, spending budgets, alerts"),
         (name = "operations", description = "Health, metrics, this document"),
     )
 )]
@@ -172,6 +174,16 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::signups::start_verification))
         .routes(routes!(routes::signups::confirm_verification))
         .routes(routes!(routes::customers::grant_admin_access))
+        .routes(routes!(routes::monitoring::post_events))
+        .routes(routes!(
+            routes::monitoring::put_budget,
+            routes::monitoring::get_budget
+        ))
+        .routes(routes!(routes::monitoring::list_alerts))
+        .routes(routes!(
+            routes::monitoring::get_alert,
+            routes::monitoring::act_on_alert
+        ))
         .split_for_parts()
 }
 

@@ -36,6 +36,10 @@ pub async fn create_customer(
         AuditDraft::new(actor, "customer.create", "customer", row.id).after(&row),
     )
     .await?;
+    if let Some(ext) = &row.external_id {
+        // Events that arrived for this external id before the customer existed are its now.
+        crate::monitoring::attach_pending(tx, tenant, ext, CustomerId(row.id)).await?;
+    }
     Ok(row)
 }
 
@@ -58,6 +62,13 @@ pub async fn update_customer(
                 .after(&after),
         )
         .await?;
+    }
+    if let Some(ext) = after
+        .external_id
+        .as_deref()
+        .filter(|e| Some(*e) != before.external_id.as_deref())
+    {
+        crate::monitoring::attach_pending(tx, tenant, ext, CustomerId(after.id)).await?;
     }
     Ok(after)
 }

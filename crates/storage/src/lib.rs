@@ -5,10 +5,13 @@
 //! column name through [`query::FromRow`], so each query is written once for both backends.
 //! The rare backend-specific statement is an explicit match arm.
 
+pub mod alerts;
 pub mod audit;
+pub mod budgets;
 pub mod challenges;
 pub mod customers;
 mod db;
+pub mod events;
 pub mod idempotency;
 pub mod maintenance;
 mod migrate;

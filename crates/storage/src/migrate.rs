@@ -20,6 +20,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_verification.sql",
         include_str!("../migrations/sqlite/0003_verification.sql"),
     ),
+    (
+        4,
+        "0004_monitoring.sql",
+        include_str!("../migrations/sqlite/0004_monitoring.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

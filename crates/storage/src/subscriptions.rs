@@ -184,3 +184,23 @@ pub async fn set_status(
     .await?;
     Ok(after)
 }
+
+/// The ids of a customer's subscriptions in a status, inside a unit of work (for enforcement).
+pub async fn ids_in_status_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: CustomerId,
+    status: SubscriptionStatus,
+) -> Result<Vec<SubscriptionId>> {
+    let rows: Vec<SubscriptionRow> = tx
+        .fetch_all(
+            Q::new(format!(
+                "{SELECT} WHERE tenant_id = $1 AND customer_id = $2 AND status = $3 ORDER BY id"
+            ))
+            .bind(tenant.0)
+            .bind(customer.0)
+            .bind(status.as_str()),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| SubscriptionId(r.id)).collect())
+}

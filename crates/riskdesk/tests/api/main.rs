@@ -8,5 +8,6 @@ mod customers;
 mod edges;
 mod helpers;
 mod mfa;
+mod monitoring;
 mod signups;
 mod subscriptions;

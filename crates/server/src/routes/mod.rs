@@ -1,6 +1,7 @@
 pub mod audit;
 pub mod customers;
 pub mod health;
+pub mod monitoring;
 pub mod signups;
 pub mod subscriptions;
 

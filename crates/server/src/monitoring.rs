@@ -1,0 +1,533 @@
+//! Monitoring as units of work: ingesting a batch of events (stored once each, spend added to
+//! the hourly buckets, budgets of the customers it touched evaluated, alerts raised), and
+//! applying events kept for an external id when its customer appears. Shared by the API and
+//! `riskdesk ingest`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use riskdesk_domain::audit::Actor;
+use riskdesk_domain::lifecycle::LifecycleAction;
+use riskdesk_domain::money::{Currency, Money};
+use riskdesk_domain::monitoring::budget::{
+    self, Budget, Change, Enforcement, EnforcementMode, Month,
+};
+use riskdesk_domain::monitoring::cost::{format_picos, join, split};
+use riskdesk_domain::monitoring::{CustomerRef, Event, EventBody};
+use riskdesk_domain::{CustomerId, Reason, SubscriptionStatus, TenantId};
+use riskdesk_storage::alerts::{self, AlertRow, NewAlert};
+use riskdesk_storage::audit::{self, AuditDraft};
+use riskdesk_storage::budgets::{self, BudgetRow};
+use riskdesk_storage::events::{self, BucketKey, EventRow};
+use riskdesk_storage::subscriptions;
+use riskdesk_storage::time::to_micros;
+use riskdesk_storage::{Db, Tx};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::service;
+
+const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// One refused line or array element.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Rejected {
+    /// Position in the batch, from 0 (lines of NDJSON, elements of an array).
+    pub index: usize,
+    pub reason: String,
+}
+
+/// What a batch did.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct IngestSummary {
+    /// Stored now (including events kept for a customer not known yet).
+    pub accepted: u64,
+    /// Already stored (same `event_id`): not counted again.
+    pub duplicates: u64,
+    pub rejected: Vec<Rejected>,
+    /// Of the accepted, how many wait for a customer with their `customer_external_id`.
+    pub pending_customer: u64,
+    /// Alerts raised or folded by this batch.
+    pub alerts: Vec<Uuid>,
+}
+
+impl IngestSummary {
+    pub fn absorb(&mut self, other: IngestSummary, offset: usize) {
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.pending_customer += other.pending_customer;
+        self.rejected
+            .extend(other.rejected.into_iter().map(|mut r| {
+                r.index += offset;
+                r
+            }));
+        self.alerts.extend(other.alerts);
+    }
+}
+
+/// Stores a batch of parsed lines in the caller's unit of work. Lines that failed to parse
+/// come in as `Err(reason)`; they and events naming an unknown riskdesk customer id are
+/// rejected without blocking the others.
+pub async fn ingest(
+    tx: &mut Tx,
+    tenant: TenantId,
+    lines: Vec<Result<Event, String>>,
+    now: Timestamp,
+    as_of: Timestamp,
+) -> Result<IngestSummary, ApiError> {
+    let mut summary = IngestSummary::default();
+    let mut externals: BTreeSet<String> = BTreeSet::new();
+    let mut direct: BTreeSet<Uuid> = BTreeSet::new();
+    for e in lines.iter().flatten() {
+        match &e.customer {
+            CustomerRef::Id(id) => direct.insert(*id),
+            CustomerRef::External(x) => externals.insert(x.clone()),
+        };
+    }
+    let by_external =
+        events::customers_by_external_id(tx, tenant, &externals.into_iter().collect::<Vec<_>>())
+            .await?;
+    let known =
+        events::existing_customers(tx, tenant, &direct.into_iter().collect::<Vec<_>>()).await?;
+
+    let received_at = to_micros(now);
+    let mut rows = Vec::with_capacity(lines.len());
+    let mut kept: Vec<Event> = Vec::with_capacity(lines.len());
+    for (i, line) in lines.into_iter().enumerate() {
+        let e = match line {
+            Ok(e) => e,
+            Err(reason) => {
+                summary.rejected.push(Rejected { index: i, reason });
+                continue;
+            }
+        };
+        let (customer_id, external) = match &e.customer {
+            CustomerRef::Id(id) if known.contains(id) => (Some(*id), None),
+            CustomerRef::Id(id) => {
+                summary.rejected.push(Rejected {
+                    index: i,
+                    reason: format!("`customer_id` {id} is not a customer of this tenant"),
+                });
+                continue;
+            }
+            CustomerRef::External(x) => (by_external.get(x).copied(), Some(x.clone())),
+        };
+        rows.push(event_row(&e, customer_id, external, received_at));
+        kept.push(e);
+    }
+    let stored = events::insert_new(tx, tenant, &rows).await?;
+
+    // Spend of the new usage events, per hourly bucket; the (customer, month)s they touch.
+    let mut buckets: BTreeMap<BucketKey, (i128, i64)> = BTreeMap::new();
+    let mut touched: BTreeSet<(Uuid, i64)> = BTreeSet::new();
+    for ((row, e), new) in rows.iter().zip(&kept).zip(&stored) {
+        if !new {
+            summary.duplicates += 1;
+            continue;
+        }
+        summary.accepted += 1;
+        let Some(customer) = row.customer_id else {
+            summary.pending_customer += 1;
+            continue;
+        };
+        if let EventBody::Usage(u) = &e.body {
+            let key = BucketKey {
+                customer_id: customer,
+                meter_category: u.meter_category.clone(),
+                hour: row.time.div_euclid(HOUR_MICROS) * HOUR_MICROS,
+                currency: u.cost.currency.code().to_owned(),
+            };
+            let b = buckets.entry(key).or_insert((0, 0));
+            b.0 += u.cost.picos;
+            b.1 += 1;
+            touched.insert((customer, to_micros(Month::of(e.time).start)));
+        }
+    }
+    add_buckets(tx, tenant, buckets).await?;
+    for (customer, month_start) in touched {
+        let month = Month::of(riskdesk_storage::time::from_micros(month_start));
+        summary
+            .alerts
+            .extend(evaluate_budget(tx, tenant, customer, &month, now, as_of).await?);
+    }
+    Ok(summary)
+}
+
+async fn add_buckets(
+    tx: &mut Tx,
+    tenant: TenantId,
+    buckets: BTreeMap<BucketKey, (i128, i64)>,
+) -> Result<(), ApiError> {
+    let list: Vec<(BucketKey, (i64, i64), i64)> = buckets
+        .into_iter()
+        .map(|(k, (picos, n))| (k, split(picos), n))
+        .collect();
+    events::add_spend(tx, tenant, &list).await?;
+    Ok(())
+}
+
+fn event_row(
+    e: &Event,
+    customer_id: Option<Uuid>,
+    external: Option<String>,
+    received_at: i64,
+) -> EventRow {
+    let mut row = EventRow {
+        event_id: e.event_id.clone(),
+        kind: e.kind(),
+        customer_id,
+        customer_external_id: external,
+        subscription_id: e.subscription_id,
+        time: to_micros(e.time),
+        received_at,
+        meter_category: None,
+        meter_name: None,
+        region: None,
+        resource_id: None,
+        quantity: None,
+        unit: None,
+        cost: None,
+        currency: None,
+        operation: None,
+        actor: None,
+        status: None,
+        properties_json: None,
+    };
+    match &e.body {
+        EventBody::Usage(u) => {
+            row.meter_category = Some(u.meter_category.clone());
+            row.meter_name = Some(u.meter_name.clone());
+            row.region = Some(u.region.clone());
+            row.resource_id = u.resource_id.clone();
+            row.quantity = u.quantity.clone();
+            row.unit = u.unit.clone();
+            row.cost = Some(split(u.cost.picos));
+            row.currency = Some(u.cost.currency.code().to_owned());
+        }
+        EventBody::Activity(a) => {
+            row.operation = Some(a.operation.clone());
+            row.actor = a.actor.clone();
+            row.status = a.status.clone();
+            row.properties_json = Some(a.properties.to_string());
+        }
+    }
+    row
+}
+
+/// Gives the events kept for `external_id` to a customer that now has it and adds their spend.
+pub async fn attach_pending(
+    tx: &mut Tx,
+    tenant: TenantId,
+    external_id: &str,
+    customer: CustomerId,
+) -> Result<u64, ApiError> {
+    let (n, lines) = events::attach_pending(tx, tenant, external_id, customer.0).await?;
+    let mut buckets: BTreeMap<BucketKey, (i128, i64)> = BTreeMap::new();
+    for l in lines {
+        let b = buckets
+            .entry(BucketKey {
+                customer_id: customer.0,
+                meter_category: l.meter_category,
+                hour: l.time.div_euclid(HOUR_MICROS) * HOUR_MICROS,
+                currency: l.currency,
+            })
+            .or_insert((0, 0));
+        b.0 += join(l.units, l.rem);
+        b.1 += 1;
+    }
+    add_buckets(tx, tenant, buckets).await?;
+    Ok(n)
+}
+
+/// A stored budget as the domain's value.
+pub fn budget_of(row: &BudgetRow) -> Result<Budget, ApiError> {
+    let corrupt =
+        |what: &str| ApiError::Internal(format!("stored budget of {}: {what}", row.customer_id));
+    let currency = Currency::parse(&row.currency).map_err(|_| corrupt("currency"))?;
+    let thresholds: Vec<u32> =
+        serde_json::from_str(&row.thresholds_json).map_err(|_| corrupt("thresholds"))?;
+    let absolute: Vec<i64> =
+        serde_json::from_str(&row.absolute_json).map_err(|_| corrupt("absolute thresholds"))?;
+    let enforcement = match &row.enforcement_json {
+        None => None,
+        Some(j) => {
+            let v: StoredEnforcement =
+                serde_json::from_str(j).map_err(|_| corrupt("enforcement"))?;
+            Some(Enforcement {
+                at_percent: v.at_percent,
+                action: LifecycleAction::parse(&v.action)
+                    .ok_or_else(|| corrupt("enforcement action"))?,
+                mode: EnforcementMode::parse(&v.mode).ok_or_else(|| corrupt("enforcement mode"))?,
+            })
+        }
+    };
+    Budget::new(
+        Money {
+            minor: row.monthly_minor,
+            currency,
+        },
+        thresholds,
+        absolute
+            .into_iter()
+            .map(|minor| Money { minor, currency })
+            .collect(),
+        enforcement,
+    )
+    .map_err(|(f, e)| corrupt(&format!("{f}: {e}")))
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct StoredEnforcement {
+    pub at_percent: u32,
+    pub action: String,
+    pub mode: String,
+}
+
+/// Spend in the budget's currency over a month, in pico-units.
+pub fn spend_in(spend: &[events::CurrencySpend], currency: Currency) -> i128 {
+    spend
+        .iter()
+        .filter(|s| s.currency == currency.code())
+        .map(|s| join(s.units, s.rem))
+        .sum()
+}
+
+/// Notifies the budget marks a month newly reached or left, and enforces if due. Returns the
+/// alerts raised.
+pub async fn evaluate_budget(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    month: &Month,
+    now: Timestamp,
+    as_of: Timestamp,
+) -> Result<Vec<Uuid>, ApiError> {
+    let Some(row) = budgets::get_tx(tx, tenant, customer).await? else {
+        return Ok(Vec::new());
+    };
+    let budget = budget_of(&row)?;
+    let spend = events::spend_between_tx(
+        tx,
+        tenant,
+        customer,
+        to_micros(month.start),
+        to_micros(month.end),
+    )
+    .await?;
+    let spend = spend_in(&spend, budget.monthly.currency);
+    let standing = budget::standing(&budget, month, spend, as_of);
+    let last = budgets::marks_tx(tx, tenant, customer, &month.key()).await?;
+    let mut raised = Vec::new();
+    let actor = Actor::system("budget-monitor");
+    let currency = budget.monthly.currency;
+    let evidence = |mark: &str, change: &str| {
+        serde_json::json!({
+            "month": month.key(),
+            "mark": mark,
+            "change": change,
+            "budget": budget.monthly.to_decimal_string(),
+            "currency": currency.code(),
+            "spend": format_picos(spend),
+            "percent_used": standing.used_basis_points as f64 / 100.0,
+            "forecast": format_picos(standing.forecast_picos),
+            "as_of": as_of.to_string(),
+        })
+        .to_string()
+    };
+    for change in budget::changes(&budget, &standing, &last) {
+        let (mark, reached) = match &change {
+            Change::Reached(m) => (m, true),
+            Change::Recovered(m) => (m, false),
+        };
+        budgets::set_mark(
+            tx,
+            tenant,
+            customer,
+            &month.key(),
+            &mark.key(),
+            reached,
+            to_micros(now),
+        )
+        .await?;
+        let severity = match (mark, reached) {
+            (_, false) => "info",
+            (budget::Mark::Forecast, true) => "medium",
+            (budget::Mark::Percent(p), true) if *p >= 100 => "high",
+            _ => "medium",
+        };
+        let title = if reached {
+            format!(
+                "Budget {}: {}",
+                month.key(),
+                budget::describe(mark, &budget)
+            )
+        } else {
+            format!(
+                "Budget {}: back under {}",
+                month.key(),
+                budget::describe(mark, &budget)
+            )
+        };
+        let rule = format!("budget.{}", mark.key());
+        let alert = raise(
+            tx,
+            tenant,
+            &actor,
+            NewAlert {
+                customer_id: Some(customer),
+                rule: &rule,
+                severity,
+                title: &title,
+                evidence_json: evidence(&mark.key(), if reached { "reached" } else { "recovered" }),
+                at: to_micros(as_of),
+                cooldown_micros: 0,
+            },
+            now,
+        )
+        .await?;
+        raised.push(alert.id);
+    }
+    if let Some(e) = budget::enforcement_due(&budget, &standing) {
+        let key = format!("enforce:{}", e.at_percent);
+        if !last.get(&key).copied().unwrap_or(false) {
+            budgets::set_mark(
+                tx,
+                tenant,
+                customer,
+                &month.key(),
+                &key,
+                true,
+                to_micros(now),
+            )
+            .await?;
+            raised.push(
+                enforce(
+                    tx,
+                    tenant,
+                    &actor,
+                    customer,
+                    &budget,
+                    e,
+                    &evidence(&key, "reached"),
+                    now,
+                    as_of,
+                )
+                .await?,
+            );
+        }
+    }
+    Ok(raised)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn enforce(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    customer: Uuid,
+    budget: &Budget,
+    e: Enforcement,
+    evidence: &str,
+    now: Timestamp,
+    as_of: Timestamp,
+) -> Result<Uuid, ApiError> {
+    let action = e.action.as_str();
+    let mut acted = Vec::new();
+    if e.mode == EnforcementMode::Auto {
+        for id in subscriptions::ids_in_status_tx(
+            tx,
+            tenant,
+            CustomerId(customer),
+            SubscriptionStatus::Active,
+        )
+        .await?
+        {
+            let note = format!("spend reached {} % of the monthly budget", e.at_percent);
+            service::act_on_subscription(
+                tx,
+                tenant,
+                actor,
+                id,
+                e.action,
+                Reason::Investigation,
+                Some(&note),
+                now,
+            )
+            .await?;
+            acted.push(id.0);
+        }
+    }
+    let mut ev: serde_json::Value = serde_json::from_str(evidence).unwrap_or_default();
+    ev["enforcement"] = serde_json::json!({
+        "action": action, "mode": e.mode.as_str(), "at_percent": e.at_percent,
+        "subscriptions_acted_on": acted,
+    });
+    let title = match e.mode {
+        EnforcementMode::Auto => format!(
+            "Budget enforcement: {action} applied at {} % of {} {}",
+            e.at_percent,
+            budget.monthly.to_decimal_string(),
+            budget.monthly.currency
+        ),
+        EnforcementMode::RequireApproval => format!(
+            "Budget enforcement awaiting approval: {action} at {} % of {} {}",
+            e.at_percent,
+            budget.monthly.to_decimal_string(),
+            budget.monthly.currency
+        ),
+    };
+    let alert = raise(
+        tx,
+        tenant,
+        actor,
+        NewAlert {
+            customer_id: Some(customer),
+            rule: "budget.enforcement",
+            severity: "high",
+            title: &title,
+            evidence_json: ev.to_string(),
+            at: to_micros(as_of),
+            cooldown_micros: 0,
+        },
+        now,
+    )
+    .await?;
+    Ok(alert.id)
+}
+
+/// Raises (or folds) an alert and audits it.
+pub async fn raise(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    a: NewAlert<'_>,
+    now: Timestamp,
+) -> Result<AlertRow, ApiError> {
+    let (row, new) = alerts::raise(tx, tenant, a, to_micros(now)).await?;
+    let draft = AuditDraft::new(actor, if new { "alert.raise" } else { "alert.fold" }, "alert", row.id)
+        .after(&serde_json::json!({"rule": row.rule, "severity": row.severity, "count": row.count, "customer_id": row.customer_id}));
+    audit::append(tx, tenant, now, draft).await?;
+    Ok(row)
+}
+
+/// Month-to-date standing of a customer's budget, for `GET …/budget`.
+pub async fn standing_now(
+    db: &Db,
+    tenant: TenantId,
+    customer: Uuid,
+    budget: &Budget,
+    as_of: Timestamp,
+) -> Result<(Month, budget::Standing, Vec<events::CurrencySpend>), ApiError> {
+    let month = Month::of(as_of);
+    let spend = events::spend_between(
+        db,
+        tenant,
+        customer,
+        to_micros(month.start),
+        to_micros(month.end).min(to_micros(as_of) + 1),
+    )
+    .await?;
+    let mine = spend_in(&spend, budget.monthly.currency);
+    Ok((month, budget::standing(budget, &month, mine, as_of), spend))
+}

@@ -1,0 +1,340 @@
+//! Ingested events and the hourly spend aggregates derived from them.
+
+use std::collections::{HashMap, HashSet};
+
+use riskdesk_domain::TenantId;
+use uuid::Uuid;
+
+use crate::query::{FromRow, Q, RowLike};
+use crate::{Db, Result, Tx};
+
+/// An event ready to store (validated, customer resolved where it could be).
+#[derive(Clone, Debug)]
+pub struct EventRow {
+    pub event_id: String,
+    pub kind: &'static str,
+    pub customer_id: Option<Uuid>,
+    pub customer_external_id: Option<String>,
+    pub subscription_id: Option<Uuid>,
+    pub time: i64,
+    pub received_at: i64,
+    pub meter_category: Option<String>,
+    pub meter_name: Option<String>,
+    pub region: Option<String>,
+    pub resource_id: Option<String>,
+    pub quantity: Option<String>,
+    pub unit: Option<String>,
+    /// (whole units, pico remainder), see `riskdesk_domain::monitoring::cost::split`.
+    pub cost: Option<(i64, i64)>,
+    pub currency: Option<String>,
+    pub operation: Option<String>,
+    pub actor: Option<String>,
+    pub status: Option<String>,
+    pub properties_json: Option<String>,
+}
+
+const COLUMNS: usize = 21;
+/// Rows per INSERT: 21 × 40 = 840 parameters, under both backends' limits.
+const ROWS_PER_STATEMENT: usize = 40;
+
+struct EventIdRow(String);
+impl FromRow for EventIdRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(EventIdRow(r.text("event_id")?))
+    }
+}
+
+/// Stores the events that are new; returns, per input row, whether it was stored (`false` = a
+/// duplicate of an event already stored or earlier in the same batch).
+pub async fn insert_new(tx: &mut Tx, tenant: TenantId, rows: &[EventRow]) -> Result<Vec<bool>> {
+    let mut stored = vec![false; rows.len()];
+    // A repeat inside the batch is a duplicate of its first occurrence.
+    let mut seen = HashSet::with_capacity(rows.len());
+    let fresh: Vec<usize> = (0..rows.len())
+        .filter(|i| seen.insert(rows[*i].event_id.as_str()))
+        .collect();
+    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+        let placeholders: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let cols: Vec<String> = (0..COLUMNS)
+                    .map(|c| format!("${}", r * COLUMNS + c + 1))
+                    .collect();
+                format!("({})", cols.join(", "))
+            })
+            .collect();
+        let mut q = Q::new(format!(
+            "INSERT INTO events (tenant_id, event_id, kind, customer_id, customer_external_id, subscription_id, time, received_at, \
+             meter_category, meter_name, region, resource_id, quantity, unit, cost_units, cost_rem, currency, operation, actor, status, \
+             properties_json) VALUES {} ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
+            placeholders.join(", ")
+        ));
+        for i in chunk {
+            let e = &rows[*i];
+            q = q
+                .bind(tenant.0)
+                .bind(&e.event_id)
+                .bind(e.kind)
+                .bind(e.customer_id)
+                .bind(&e.customer_external_id)
+                .bind(e.subscription_id)
+                .bind(e.time)
+                .bind(e.received_at)
+                .bind(&e.meter_category)
+                .bind(&e.meter_name)
+                .bind(&e.region)
+                .bind(&e.resource_id)
+                .bind(&e.quantity)
+                .bind(&e.unit)
+                .bind(e.cost.map(|c| c.0))
+                .bind(e.cost.map(|c| c.1))
+                .bind(&e.currency)
+                .bind(&e.operation)
+                .bind(&e.actor)
+                .bind(&e.status)
+                .bind(&e.properties_json);
+        }
+        let inserted: HashSet<String> = tx
+            .fetch_all::<EventIdRow>(q)
+            .await?
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        for i in chunk {
+            stored[*i] = inserted.contains(&rows[*i].event_id);
+        }
+    }
+    Ok(stored)
+}
+
+/// Maps the partner's customer ids to riskdesk's, for those that exist.
+pub async fn customers_by_external_id(
+    tx: &mut Tx,
+    tenant: TenantId,
+    external: &[String],
+) -> Result<HashMap<String, Uuid>> {
+    let mut out = HashMap::new();
+    for chunk in external.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut q = Q::new(format!(
+            "SELECT id, external_id FROM customers WHERE tenant_id = $1 AND external_id IN ({})",
+            list.join(", ")
+        ))
+        .bind(tenant.0);
+        for e in chunk {
+            q = q.bind(e);
+        }
+        for r in tx.fetch_all::<IdExternal>(q).await? {
+            out.insert(r.external_id, r.id);
+        }
+    }
+    Ok(out)
+}
+
+/// Which of these customer ids exist in the tenant.
+pub async fn existing_customers(
+    tx: &mut Tx,
+    tenant: TenantId,
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>> {
+    let mut out = HashSet::new();
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut q = Q::new(format!(
+            "SELECT id, '' AS external_id FROM customers WHERE tenant_id = $1 AND id IN ({})",
+            list.join(", ")
+        ))
+        .bind(tenant.0);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        out.extend(
+            tx.fetch_all::<IdExternal>(q)
+                .await?
+                .into_iter()
+                .map(|r| r.id),
+        );
+    }
+    Ok(out)
+}
+
+struct IdExternal {
+    id: Uuid,
+    external_id: String,
+}
+impl FromRow for IdExternal {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(IdExternal {
+            id: r.uuid("id")?,
+            external_id: r.opt_text("external_id")?.unwrap_or_default(),
+        })
+    }
+}
+
+/// Spend to add to one hourly bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BucketKey {
+    pub customer_id: Uuid,
+    pub meter_category: String,
+    /// µs of the hour's start.
+    pub hour: i64,
+    pub currency: String,
+}
+
+/// Adds spend to hourly buckets. Each amount is (whole units, pico remainder); the remainder's
+/// whole units carry into the units column, so sums stay exact (both columns are computed from
+/// the old values in one UPDATE).
+pub async fn add_spend(
+    tx: &mut Tx,
+    tenant: TenantId,
+    buckets: &[(BucketKey, (i64, i64), i64)],
+) -> Result<()> {
+    for chunk in buckets.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = 2 + i * 7;
+                format!(
+                    "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b,
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6
+                )
+            })
+            .collect();
+        let mut q = Q::new(format!(
+            "INSERT INTO spend_hourly AS s (tenant_id, customer_id, meter_category, hour, currency, cost_units, cost_rem, events) \
+             VALUES {} ON CONFLICT (tenant_id, customer_id, hour, meter_category, currency) DO UPDATE SET \
+             cost_units = s.cost_units + excluded.cost_units + (s.cost_rem + excluded.cost_rem) / 1000000000000, \
+             cost_rem = (s.cost_rem + excluded.cost_rem) % 1000000000000, \
+             events = s.events + excluded.events",
+            rows.join(", ")
+        ))
+        .bind(tenant.0);
+        for (k, (units, rem), n) in chunk {
+            q = q
+                .bind(k.customer_id)
+                .bind(&k.meter_category)
+                .bind(k.hour)
+                .bind(&k.currency)
+                .bind(*units)
+                .bind(*rem)
+                .bind(*n);
+        }
+        tx.execute(q).await?;
+    }
+    Ok(())
+}
+
+/// Spend per currency between two instants (µs), as (currency, whole units, pico remainder).
+#[derive(Clone, Debug)]
+pub struct CurrencySpend {
+    pub currency: String,
+    pub units: i64,
+    pub rem: i64,
+}
+impl FromRow for CurrencySpend {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(CurrencySpend {
+            currency: r.text("currency")?,
+            units: r.i64("units")?,
+            rem: r.i64("rem")?,
+        })
+    }
+}
+
+fn spend_query(tenant: TenantId, customer: Uuid, from: i64, to: i64) -> Q {
+    Q::new(
+        "SELECT currency, CAST(SUM(cost_units) AS BIGINT) AS units, CAST(SUM(cost_rem) AS BIGINT) AS rem FROM spend_hourly \
+         WHERE tenant_id = $1 AND customer_id = $2 AND hour >= $3 AND hour < $4 GROUP BY currency ORDER BY currency",
+    )
+    .bind(tenant.0)
+    .bind(customer)
+    .bind(from)
+    .bind(to)
+}
+
+pub async fn spend_between_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    from: i64,
+    to: i64,
+) -> Result<Vec<CurrencySpend>> {
+    tx.fetch_all(spend_query(tenant, customer, from, to)).await
+}
+
+pub async fn spend_between(
+    db: &Db,
+    tenant: TenantId,
+    customer: Uuid,
+    from: i64,
+    to: i64,
+) -> Result<Vec<CurrencySpend>> {
+    db.fetch_all(spend_query(tenant, customer, from, to)).await
+}
+
+/// A usage event's contribution to the hourly buckets.
+#[derive(Clone, Debug)]
+pub struct UsageLine {
+    pub meter_category: String,
+    pub time: i64,
+    pub currency: String,
+    pub units: i64,
+    pub rem: i64,
+}
+impl FromRow for UsageLine {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(UsageLine {
+            meter_category: r.text("meter_category")?,
+            time: r.i64("time")?,
+            currency: r.text("currency")?,
+            units: r.i64("cost_units")?,
+            rem: r.i64("cost_rem")?,
+        })
+    }
+}
+
+/// Gives the events kept for an external id to the customer that now has it; returns their
+/// usage lines so the caller adds them to the spend buckets.
+pub async fn attach_pending(
+    tx: &mut Tx,
+    tenant: TenantId,
+    external_id: &str,
+    customer: Uuid,
+) -> Result<(u64, Vec<UsageLine>)> {
+    let lines = tx
+        .fetch_all::<UsageLine>(
+            Q::new(
+                "SELECT meter_category, time, currency, cost_units, cost_rem FROM events \
+                 WHERE tenant_id = $1 AND customer_id IS NULL AND customer_external_id = $2 AND kind = 'usage'",
+            )
+            .bind(tenant.0)
+            .bind(external_id),
+        )
+        .await?;
+    let n = tx
+        .execute(
+            Q::new(
+                "UPDATE events SET customer_id = $3 WHERE tenant_id = $1 AND customer_id IS NULL AND customer_external_id = $2",
+            )
+            .bind(tenant.0)
+            .bind(external_id)
+            .bind(customer),
+        )
+        .await?;
+    Ok((n, lines))
+}
+
+/// Events waiting for a customer, per tenant.
+pub async fn pending_count(db: &Db, tenant: TenantId) -> Result<i64> {
+    let n = db
+        .fetch_optional::<i64>(
+            Q::new("SELECT COUNT(*) AS n FROM events WHERE tenant_id = $1 AND customer_id IS NULL")
+                .bind(tenant.0),
+        )
+        .await?;
+    Ok(n.unwrap_or(0))
+}
