@@ -1,6 +1,7 @@
 //! `riskdesk`: the server and the administration CLI in one binary.
 
 mod config;
+mod ingest;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -72,6 +73,33 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Load usage and activity events from files: NDJSON events (the POST /v1/events
+    /// contract) or FOCUS cost-and-usage CSV (1.0, 1.2). Every record is stored once (re-loading
+    /// a file adds nothing), bad records are reported with file and line and skipped, budgets
+    /// of the customers touched are evaluated. Prints a summary; exits 1 if a file cannot be
+    /// read at all.
+    Ingest {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Tenant (slug) the events belong to.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// FOCUS: the column that names the customer (default SubAccountId, else BillingAccountId).
+        #[arg(long)]
+        customer_column: Option<String>,
+        /// Every record of these files belongs to the customer with this external id.
+        #[arg(long)]
+        customer_external_id: Option<String>,
+        /// FOCUS: currency for files without a BillingCurrency column.
+        #[arg(long)]
+        currency: Option<String>,
+        /// Evaluate budgets as of this instant (RFC 3339; default now).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Events per unit of work.
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
     },
 }
 
@@ -386,6 +414,44 @@ async fn run(
                 summary.invalid
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest {
+            files,
+            tenant,
+            customer_column,
+            customer_external_id,
+            currency,
+            as_of,
+            batch,
+        } => {
+            let as_of = match as_of {
+                Some(t) => t
+                    .parse::<jiff::Timestamp>()
+                    .with_context(|| format!("--as-of '{t}' is not an RFC 3339 time"))?,
+                None => clock.now(),
+            };
+            let opts = riskdesk_server::formats::FileOptions {
+                customer_column,
+                customer_external_id,
+                currency,
+            };
+            let db = open_db(&settings).await?;
+            let tenant = service::tenant_by_slug(&db, &tenant).await?;
+            let ok = ingest::run(
+                &db,
+                tenant,
+                &files,
+                &opts,
+                batch.max(1),
+                clock.as_ref(),
+                as_of,
+            )
+            .await?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Data {
             command: DataCommand::Status,

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod formats;
 pub mod idem;
 pub mod metrics;
 pub mod mfa;

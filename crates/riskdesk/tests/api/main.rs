@@ -7,6 +7,7 @@ mod cli;
 mod customers;
 mod edges;
 mod helpers;
+mod ingest;
 mod mfa;
 mod monitoring;
 mod signups;
