@@ -12,6 +12,8 @@ use riskdesk_server::monitoring::{self, IngestSummary};
 use riskdesk_storage::Db;
 use riskdesk_storage::tenants::TenantRow;
 
+type Batch = Vec<(usize, Result<Event, String>)>;
+
 /// Rejected records printed in full; the rest are counted.
 const SHOWN_REJECTS: usize = 20;
 
@@ -60,25 +62,40 @@ pub async fn run(
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_message(format!("{} ({})", path.display(), format.name()));
-        let reader = BufReader::with_capacity(1 << 20, bar.wrap_read(file));
-        let mut iter: Box<dyn Iterator<Item = (usize, Result<Event, String>)>> = match format {
-            Format::Ndjson => Box::new(formats::ndjson(reader)),
-            Format::Focus => match formats::focus(reader, opts) {
-                Ok(it) => Box::new(it),
-                Err(e) => {
-                    bar.finish_and_clear();
-                    eprintln!("{}: {e}", path.display());
-                    all_ok = false;
-                    continue;
+        // Reading and parsing run on their own thread, a batch ahead of the database writes.
+        let (tx_batches, mut rx_batches) = tokio::sync::mpsc::channel::<Result<Batch, String>>(2);
+        let reader_bar = bar.clone();
+        let reader_opts = opts.clone();
+        let reader = std::thread::spawn(move || {
+            let reader = BufReader::with_capacity(1 << 20, reader_bar.wrap_read(file));
+            let mut iter: Box<dyn Iterator<Item = (usize, Result<Event, String>)>> = match format {
+                Format::Ndjson => Box::new(formats::ndjson(reader)),
+                Format::Focus => match formats::focus(reader, &reader_opts) {
+                    Ok(it) => Box::new(it),
+                    Err(e) => {
+                        let _ = tx_batches.blocking_send(Err(e));
+                        return;
+                    }
+                },
+            };
+            loop {
+                let chunk: Batch = iter.by_ref().take(batch).collect();
+                if chunk.is_empty() || tx_batches.blocking_send(Ok(chunk)).is_err() {
+                    return;
                 }
-            },
-        };
-        let mut summary = IngestSummary::default();
-        loop {
-            let chunk: Vec<(usize, Result<Event, String>)> = iter.by_ref().take(batch).collect();
-            if chunk.is_empty() {
-                break;
             }
+        });
+        let mut summary = IngestSummary::default();
+        let mut failed = false;
+        while let Some(chunk) = rx_batches.recv().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    bar.suspend(|| eprintln!("{}: {e}", path.display()));
+                    failed = true;
+                    break;
+                }
+            };
             records += chunk.len();
             let (lines, events): (Vec<usize>, Vec<Result<Event, String>>) =
                 chunk.into_iter().unzip();
@@ -96,6 +113,12 @@ pub async fn run(
                 }
             }
             summary.absorb(s, 0);
+        }
+        let _ = reader.join();
+        if failed {
+            bar.finish_and_clear();
+            all_ok = false;
+            continue;
         }
         bar.finish_and_clear();
         eprintln!(

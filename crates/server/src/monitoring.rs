@@ -116,34 +116,43 @@ pub async fn ingest(
         rows.push(event_row(&e, customer_id, external, received_at));
         kept.push(e);
     }
-    let stored = events::insert_new(tx, tenant, &rows).await?;
+    let placed: Vec<(Option<Uuid>, i64)> = rows.iter().map(|r| (r.customer_id, r.time)).collect();
+    let stored = events::insert_new(tx, tenant, rows).await?;
 
     // Spend of the new usage events, per hourly bucket; the (customer, month)s they touch.
     let mut buckets: BTreeMap<BucketKey, (i128, i64)> = BTreeMap::new();
-    let mut touched: BTreeSet<(Uuid, i64)> = BTreeSet::new();
-    for ((row, e), new) in rows.iter().zip(&kept).zip(&stored) {
+    for (((customer, time), e), new) in placed.iter().zip(&kept).zip(&stored) {
         if !new {
             summary.duplicates += 1;
             continue;
         }
         summary.accepted += 1;
-        let Some(customer) = row.customer_id else {
+        let Some(customer) = customer else {
             summary.pending_customer += 1;
             continue;
         };
         if let EventBody::Usage(u) = &e.body {
             let key = BucketKey {
-                customer_id: customer,
+                customer_id: *customer,
                 meter_category: u.meter_category.clone(),
-                hour: row.time.div_euclid(HOUR_MICROS) * HOUR_MICROS,
+                hour: time.div_euclid(HOUR_MICROS) * HOUR_MICROS,
                 currency: u.cost.currency.code().to_owned(),
             };
             let b = buckets.entry(key).or_insert((0, 0));
             b.0 += u.cost.picos;
             b.1 += 1;
-            touched.insert((customer, to_micros(Month::of(e.time).start)));
         }
     }
+    let hours: BTreeSet<(Uuid, i64)> = buckets.keys().map(|k| (k.customer_id, k.hour)).collect();
+    let touched: BTreeSet<(Uuid, i64)> = hours
+        .into_iter()
+        .map(|(c, hour)| {
+            (
+                c,
+                to_micros(Month::of(riskdesk_storage::time::from_micros(hour)).start),
+            )
+        })
+        .collect();
     add_buckets(tx, tenant, buckets).await?;
     for (customer, month_start) in touched {
         let month = Month::of(riskdesk_storage::time::from_micros(month_start));

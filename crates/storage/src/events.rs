@@ -44,17 +44,12 @@ impl FromRow for EventIdRow {
     }
 }
 
-/// Stores the events that are new; returns, per input row, whether it was stored (`false` = a
-/// duplicate of an event already stored or earlier in the same batch).
-pub async fn insert_new(tx: &mut Tx, tenant: TenantId, rows: &[EventRow]) -> Result<Vec<bool>> {
-    let mut stored = vec![false; rows.len()];
-    // A repeat inside the batch is a duplicate of its first occurrence.
-    let mut seen = HashSet::with_capacity(rows.len());
-    let fresh: Vec<usize> = (0..rows.len())
-        .filter(|i| seen.insert(rows[*i].event_id.as_str()))
-        .collect();
-    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
-        let placeholders: Vec<String> = (0..chunk.len())
+/// The multi-row INSERT for `rows` rows (built once per size: the text is also the key of the
+/// prepared-statement cache).
+fn insert_sql(rows: usize) -> std::borrow::Cow<'static, str> {
+    static FULL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let build = |rows: usize| {
+        let placeholders: Vec<String> = (0..rows)
             .map(|r| {
                 let cols: Vec<String> = (0..COLUMNS)
                     .map(|c| format!("${}", r * COLUMNS + c + 1))
@@ -62,36 +57,62 @@ pub async fn insert_new(tx: &mut Tx, tenant: TenantId, rows: &[EventRow]) -> Res
                 format!("({})", cols.join(", "))
             })
             .collect();
-        let mut q = Q::new(format!(
+        format!(
             "INSERT INTO events (tenant_id, event_id, kind, customer_id, customer_external_id, subscription_id, time, received_at, \
              meter_category, meter_name, region, resource_id, quantity, unit, cost_units, cost_rem, currency, operation, actor, status, \
              properties_json) VALUES {} ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
             placeholders.join(", ")
-        ));
+        )
+    };
+    if rows == ROWS_PER_STATEMENT {
+        std::borrow::Cow::Borrowed(FULL.get_or_init(|| build(rows)).as_str())
+    } else {
+        std::borrow::Cow::Owned(build(rows))
+    }
+}
+
+/// Stores the events that are new; returns, per input row, whether it was stored (`false` = a
+/// duplicate of an event already stored or earlier in the same batch).
+pub async fn insert_new(tx: &mut Tx, tenant: TenantId, rows: Vec<EventRow>) -> Result<Vec<bool>> {
+    let mut stored = vec![false; rows.len()];
+    // A repeat inside the batch is a duplicate of its first occurrence.
+    let mut seen = HashSet::with_capacity(rows.len());
+    let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
+    let fresh: Vec<usize> = (0..ids.len())
+        .filter(|i| seen.insert(ids[*i].as_str()))
+        .collect();
+    // Bound by value: the strings move into the statement instead of being copied.
+    let mut slots: Vec<Option<EventRow>> = rows.into_iter().map(Some).collect();
+    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+        let mut q = Q::new(insert_sql(chunk.len()));
         for i in chunk {
-            let e = &rows[*i];
+            let Some(e) = slots[*i].take() else { continue };
+            let (units, rem) = match e.cost {
+                Some((u, r)) => (Some(u), Some(r)),
+                None => (None, None),
+            };
             q = q
                 .bind(tenant.0)
-                .bind(&e.event_id)
+                .bind(e.event_id)
                 .bind(e.kind)
                 .bind(e.customer_id)
-                .bind(&e.customer_external_id)
+                .bind(e.customer_external_id)
                 .bind(e.subscription_id)
                 .bind(e.time)
                 .bind(e.received_at)
-                .bind(&e.meter_category)
-                .bind(&e.meter_name)
-                .bind(&e.region)
-                .bind(&e.resource_id)
-                .bind(&e.quantity)
-                .bind(&e.unit)
-                .bind(e.cost.map(|c| c.0))
-                .bind(e.cost.map(|c| c.1))
-                .bind(&e.currency)
-                .bind(&e.operation)
-                .bind(&e.actor)
-                .bind(&e.status)
-                .bind(&e.properties_json);
+                .bind(e.meter_category)
+                .bind(e.meter_name)
+                .bind(e.region)
+                .bind(e.resource_id)
+                .bind(e.quantity)
+                .bind(e.unit)
+                .bind(units)
+                .bind(rem)
+                .bind(e.currency)
+                .bind(e.operation)
+                .bind(e.actor)
+                .bind(e.status)
+                .bind(e.properties_json);
         }
         let inserted: HashSet<String> = tx
             .fetch_all::<EventIdRow>(q)
@@ -100,7 +121,7 @@ pub async fn insert_new(tx: &mut Tx, tenant: TenantId, rows: &[EventRow]) -> Res
             .map(|r| r.0)
             .collect();
         for i in chunk {
-            stored[*i] = inserted.contains(&rows[*i].event_id);
+            stored[*i] = inserted.contains(&ids[*i]);
         }
     }
     Ok(stored)

@@ -184,27 +184,80 @@ pub(crate) fn pg_query(
     query
 }
 
-/// Binds `$n` parameters by name. SQLite numbers a named parameter by its first appearance
-/// in the text, so `SET a = $3 WHERE id = $1` must not be bound positionally.
+/// Binds `$n` parameters. SQLite numbers a named parameter by its first appearance in the
+/// text, so `SET a = $3 WHERE id = $1` must not be bound positionally. The order is read from
+/// the SQL text (one pass), not asked of SQLite: `sqlite3_bind_parameter_name` scans a list, so
+/// asking it for each of a multi-row INSERT's 840 parameters was quadratic (measured: 63 % of
+/// an ingest's CPU).
 fn sqlite_bind(stmt: &mut rusqlite::CachedStatement<'_>, q: &Q) -> Result<()> {
-    for idx in 1..=stmt.parameter_count() {
-        let name = stmt.parameter_name(idx).unwrap_or("");
-        let n: usize = name
-            .strip_prefix('$')
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| {
-                StorageError::Config(format!(
-                    "parameter '{name}' is not of the form $n in: {}",
-                    q.sql
-                ))
-            })?;
+    let order = first_appearance_order(&q.sql);
+    if order.len() != stmt.parameter_count() {
+        return Err(StorageError::Config(format!(
+            "{} parameters found in the text, SQLite counts {}: {}",
+            order.len(),
+            stmt.parameter_count(),
+            q.sql
+        )));
+    }
+    for (idx, n) in order.into_iter().enumerate() {
         let arg = q
             .args
             .get(n - 1)
             .ok_or_else(|| StorageError::Config(format!("no argument for ${n} in: {}", q.sql)))?;
-        stmt.raw_bind_parameter(idx, arg)?;
+        stmt.raw_bind_parameter(idx + 1, arg)?;
     }
     Ok(())
+}
+
+/// The distinct `$n` of a SQL text in order of first appearance (how SQLite numbers them).
+fn first_appearance_order(sql: &str) -> Vec<usize> {
+    let b = sql.as_bytes();
+    let mut seen: Vec<usize> = Vec::new();
+    let mut is_seen: Vec<bool> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let start = i + 1;
+            let mut j = start;
+            let mut n = 0usize;
+            while j < b.len() && b[j].is_ascii_digit() {
+                n = n * 10 + (b[j] - b'0') as usize;
+                j += 1;
+            }
+            if j > start && n > 0 {
+                if is_seen.len() <= n {
+                    is_seen.resize(n + 1, false);
+                }
+                if !is_seen[n] {
+                    is_seen[n] = true;
+                    seen.push(n);
+                }
+            }
+            i = j.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    seen
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parameters_are_numbered_by_first_appearance() {
+        assert_eq!(
+            super::first_appearance_order("UPDATE t SET a = $3, b = $2 WHERE id = $1 AND x = $3"),
+            vec![3, 2, 1]
+        );
+        assert_eq!(
+            super::first_appearance_order("SELECT 1"),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            super::first_appearance_order("VALUES ($1, $10, $2)"),
+            vec![1, 10, 2]
+        );
+    }
 }
 
 /// Runs a query on a SQLite connection and decodes every row.

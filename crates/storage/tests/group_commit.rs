@@ -77,3 +77,40 @@ async fn failing_and_dropped_units_roll_back_alone() {
     let reopened = fresh_db(&dir).await;
     assert_eq!(tenants::list(&reopened).await.unwrap().len(), committed);
 }
+
+/// A unit alone in its batch runs without a savepoint: dropping it must still undo exactly it,
+/// and the writer must be usable afterwards.
+#[tokio::test]
+async fn a_lone_unit_dropped_after_writing_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_db(&dir).await;
+    let now = jiff::Timestamp::now();
+    let mut tx = db.begin().await.unwrap();
+    tenants::insert(&mut tx, &TenantSlug::parse("kept").unwrap(), "x", now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = db.begin().await.unwrap();
+    tenants::insert(&mut tx, &TenantSlug::parse("dropped").unwrap(), "x", now)
+        .await
+        .unwrap();
+    drop(tx);
+
+    let mut tx = db.begin().await.unwrap();
+    let err = tenants::insert(&mut tx, &TenantSlug::parse("kept").unwrap(), "x", now).await;
+    assert!(err.is_err(), "a failing statement leaves the unit usable");
+    tenants::insert(&mut tx, &TenantSlug::parse("after").unwrap(), "x", now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let slugs: Vec<String> = tenants::list(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.slug)
+        .collect();
+    assert_eq!(slugs.len(), 2, "{slugs:?}");
+    assert!(slugs.contains(&"kept".to_owned()) && slugs.contains(&"after".to_owned()));
+}
