@@ -77,6 +77,20 @@ pub async fn run(
                         return;
                     }
                 },
+                Format::JsonDocument => {
+                    let mut text = String::new();
+                    let mut reader = reader;
+                    let read = std::io::Read::read_to_string(&mut reader, &mut text)
+                        .map_err(|e| format!("unreadable: {e}"))
+                        .and_then(|_| formats::json_document(&text, &reader_opts));
+                    match read {
+                        Ok(v) => Box::new(v.into_iter()),
+                        Err(e) => {
+                            let _ = tx_batches.blocking_send(Err(e));
+                            return;
+                        }
+                    }
+                }
             };
             loop {
                 let chunk: Batch = iter.by_ref().take(batch).collect();
@@ -108,7 +122,12 @@ pub async fn run(
             for r in &mut s.rejected {
                 r.index = lines[r.index];
                 if shown < SHOWN_REJECTS {
-                    bar.suspend(|| eprintln!("{}:{}: {}", path.display(), r.index + 1, r.reason));
+                    // Lines for NDJSON and CSV; the record's position for JSON documents.
+                    let place = match format {
+                        Format::JsonDocument => format!("record {}", r.index),
+                        _ => (r.index + 1).to_string(),
+                    };
+                    bar.suspend(|| eprintln!("{}:{place}: {}", path.display(), r.reason));
                     shown += 1;
                 }
             }

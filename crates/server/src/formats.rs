@@ -3,6 +3,15 @@
 //!
 //! - **NDJSON**: one event per line in the `POST /v1/events` contract.
 //! - **FOCUS** cost-and-usage CSV (1.0 and 1.2): a usage event per row.
+//! - **Partner Center** JSON responses (`{"totalCount", "items": [...]}`): rated daily usage
+//!   line items (`DailyRatedUsageLineItem`) become usage events, audit records (`AuditRecord`)
+//!   activity events.
+//! - **Azure Activity Log** JSON, both published shapes: the REST API's event objects (one
+//!   object, `{"value": [...]}`, or the REST specification's example document) and the
+//!   storage-account / Event Hubs export `{"records": [...]}`.
+//!
+//! JSON documents are read whole (they are API responses and exports of bounded size); NDJSON
+//! and CSV stream.
 //!
 //! Which one a file is comes from its first bytes ([`detect`]).
 
@@ -17,6 +26,8 @@ use sha2::{Digest, Sha256};
 pub enum Format {
     Ndjson,
     Focus,
+    /// A JSON document: Partner Center or Azure Activity Log (told apart per record).
+    JsonDocument,
 }
 
 impl Format {
@@ -24,6 +35,7 @@ impl Format {
         match self {
             Format::Ndjson => "NDJSON events",
             Format::Focus => "FOCUS cost and usage CSV",
+            Format::JsonDocument => "Partner Center / Azure Activity Log JSON",
         }
     }
 }
@@ -34,13 +46,35 @@ pub fn detect(head: &[u8]) -> Result<Format, String> {
     let text = String::from_utf8_lossy(head);
     let text = text.trim_start_matches('\u{feff}').trim_start();
     if text.starts_with('{') {
-        return Ok(Format::Ndjson);
+        // NDJSON has a complete object on its first line; a JSON document spans lines.
+        let first = text.lines().next().unwrap_or("");
+        return Ok(
+            if serde_json::from_str::<serde::de::IgnoredAny>(first).is_ok() && !is_document(first) {
+                Format::Ndjson
+            } else {
+                Format::JsonDocument
+            },
+        );
+    }
+    if text.starts_with('[') {
+        return Ok(Format::JsonDocument);
     }
     let header = text.lines().next().unwrap_or("");
     if header.contains("BilledCost") && header.contains("ChargePeriodStart") {
         return Ok(Format::Focus);
     }
-    Err("not a format riskdesk reads: expected NDJSON events (one JSON object per line) or a FOCUS CSV (header with BilledCost and ChargePeriodStart)".into())
+    Err("not a format riskdesk reads: expected NDJSON events (one JSON object per line), a FOCUS CSV (header with BilledCost and ChargePeriodStart), or a Partner Center / Azure Activity Log JSON document".into())
+}
+
+/// A one-line JSON document (not an event): a Partner Center or Activity Log wrapper.
+fn is_document(line: &str) -> bool {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line)
+        .map(|m| {
+            ["items", "records", "value", "eventDataId", "responses"]
+                .iter()
+                .any(|k| m.contains_key(*k))
+        })
+        .unwrap_or(false)
 }
 
 /// Options for files whose rows do not say everything an event needs.
@@ -245,5 +279,464 @@ mod tests {
             "2023-01-01T00:00:00Z"
         );
         assert!(focus_time("5/1/25").is_err());
+    }
+}
+
+/// A Partner Center or Azure Activity Log document: one event per record it holds.
+pub fn json_document(
+    text: &str,
+    opts: &FileOptions,
+) -> Result<Vec<(usize, Result<Event, String>)>, String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    // Raw texts of the records, so numbers keep the digits they were written with.
+    let raw: Box<serde_json::value::RawValue> =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let records = records_of(&doc, raw.get())?;
+    let mut seen: HashMap<[u8; 16], u32> = HashMap::new();
+    Ok(records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (value, raw))| {
+            let digest: [u8; 16] = Sha256::digest(raw.as_bytes())[..16]
+                .try_into()
+                .unwrap_or([0; 16]);
+            let n = seen.entry(digest).or_insert(0);
+            let key = format!("{}-{}", hex::encode(digest), n);
+            *n += 1;
+            (i, record_event(&value, &raw, opts, &key))
+        })
+        .collect())
+}
+
+/// The records of a document with their raw text: `items` (Partner Center), `records`
+/// (Activity Log export), `value` (Activity Log REST list), the REST specification's example
+/// (`responses.200.body.value`), a bare array, or a single Activity Log event.
+fn records_of(
+    doc: &serde_json::Value,
+    raw: &str,
+) -> Result<Vec<(serde_json::Value, String)>, String> {
+    #[derive(serde::Deserialize)]
+    struct Wrapper<'a> {
+        #[serde(borrow)]
+        items: Option<Vec<&'a serde_json::value::RawValue>>,
+        #[serde(borrow)]
+        records: Option<Vec<&'a serde_json::value::RawValue>>,
+        #[serde(borrow)]
+        value: Option<Vec<&'a serde_json::value::RawValue>>,
+        #[serde(borrow)]
+        responses: Option<HashMap<String, Responses<'a>>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Responses<'a> {
+        #[serde(borrow)]
+        body: Option<BodyValue<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct BodyValue<'a> {
+        #[serde(borrow)]
+        value: Option<Vec<&'a serde_json::value::RawValue>>,
+    }
+    let to_pairs = |list: Vec<&serde_json::value::RawValue>| -> Result<Vec<(serde_json::Value, String)>, String> {
+        list.into_iter()
+            .map(|r| {
+                serde_json::from_str(r.get())
+                    .map(|v| (v, r.get().to_owned()))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    };
+    if doc.is_array() {
+        let list: Vec<&serde_json::value::RawValue> =
+            serde_json::from_str(raw).map_err(|e| e.to_string())?;
+        return to_pairs(list);
+    }
+    let w: Wrapper = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+    if let Some(l) = w.items.or(w.records).or(w.value) {
+        return to_pairs(l);
+    }
+    if let Some(l) = w
+        .responses
+        .and_then(|mut r| r.remove("200"))
+        .and_then(|r| r.body)
+        .and_then(|b| b.value)
+    {
+        return to_pairs(l);
+    }
+    if doc.get("eventDataId").is_some() {
+        return Ok(vec![(doc.clone(), raw.to_owned())]);
+    }
+    Err("a JSON document without records: expected `items` (Partner Center), `records` or `value` (Azure Activity Log), or one Activity Log event".into())
+}
+
+fn str_at<'a>(v: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p)?;
+    }
+    cur.as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The literal text of a number field in a record's raw JSON (so `30.7197334080551` keeps its
+/// digits instead of passing through a float).
+fn number_text(raw: &str, field: &str) -> Option<String> {
+    let map: HashMap<String, &serde_json::value::RawValue> = serde_json::from_str(raw).ok()?;
+    let v = map.get(field)?.get().trim();
+    Some(v.trim_matches('"').to_owned()).filter(|s| !s.is_empty() && s != "null")
+}
+
+/// A decimal written as a JSON number (possibly with an exponent) as a plain decimal string
+/// rounded half-to-even to 12 decimals — Partner Center publishes costs as floating-point
+/// numbers with up to 13 decimals, so their last digit is below what a cost keeps.
+pub fn json_decimal(text: &str) -> Result<String, String> {
+    let bad = || format!("'{text}' is not a number");
+    let t = text.trim();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t),
+    };
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], t[i + 1..].parse::<i32>().map_err(|_| bad())?),
+        None => (t, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    // digits × 10^(exp - frac.len())
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
+    let mut scale: i32 = frac.len() as i32 - exp; // decimals after the point
+    if scale < 0 {
+        digits.extend(std::iter::repeat_n(0, (-scale) as usize));
+        scale = 0;
+    }
+    let keep = crate_cost_decimals();
+    if scale > keep {
+        let drop = (scale - keep) as usize;
+        if drop > digits.len() {
+            digits = vec![0];
+        } else {
+            let (kept, dropped) = digits.split_at(digits.len() - drop);
+            let mut kept = kept.to_vec();
+            let first = dropped.first().copied().unwrap_or(0);
+            let rest_nonzero = dropped.iter().skip(1).any(|d| *d != 0);
+            let last_odd = kept.last().is_some_and(|d| d % 2 == 1);
+            if first > 5 || (first == 5 && (rest_nonzero || last_odd)) {
+                // add one at the last kept digit
+                let mut i = kept.len();
+                loop {
+                    if i == 0 {
+                        kept.insert(0, 1);
+                        break;
+                    }
+                    i -= 1;
+                    if kept[i] == 9 {
+                        kept[i] = 0;
+                    } else {
+                        kept[i] += 1;
+                        break;
+                    }
+                }
+            }
+            digits = kept;
+        }
+        scale = keep;
+    }
+    while digits.len() <= scale as usize {
+        digits.insert(0, 0);
+    }
+    let split = digits.len() - scale as usize;
+    let int: String = digits[..split]
+        .iter()
+        .map(|d| char::from(b'0' + d))
+        .collect();
+    let frac: String = digits[split..]
+        .iter()
+        .map(|d| char::from(b'0' + d))
+        .collect();
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let body = if frac.is_empty() {
+        int.to_owned()
+    } else {
+        format!("{int}.{frac}")
+    };
+    Ok(if neg && body.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+        format!("-{body}")
+    } else {
+        body
+    })
+}
+
+fn crate_cost_decimals() -> i32 {
+    riskdesk_domain::monitoring::cost::COST_DECIMALS as i32
+}
+
+fn record_event(
+    v: &serde_json::Value,
+    raw: &str,
+    opts: &FileOptions,
+    key: &str,
+) -> Result<Event, String> {
+    let object_type = str_at(v, &["attributes", "objectType"]);
+    if v.get("billingPreTaxTotal").is_some() || object_type == Some("DailyRatedUsageLineItem") {
+        return pc_rated_usage(v, raw, opts, key);
+    }
+    if v.get("operationType").is_some() || object_type == Some("AuditRecord") {
+        return pc_audit(v, opts, key);
+    }
+    if v.get("eventTimestamp").is_some() {
+        return activity_rest(v, opts);
+    }
+    if v.get("operationName").is_some() && v.get("time").is_some() {
+        return activity_export(v, opts, key);
+    }
+    Err(match object_type {
+        Some(t) => format!("Partner Center object '{t}' is not one riskdesk reads (DailyRatedUsageLineItem, AuditRecord)"),
+        None => "a record riskdesk does not recognise (neither a Partner Center line item or audit record nor an Activity Log event)".into(),
+    })
+}
+
+fn customer_from(opts: &FileOptions, found: Option<&str>, what: &str) -> Result<String, String> {
+    opts.customer_external_id
+        .clone()
+        .or_else(|| found.map(str::to_owned))
+        .ok_or_else(|| {
+            format!("no customer: the record has no {what} (use --customer-external-id)")
+        })
+}
+
+/// `DailyRatedUsageLineItem` (unbilled or billed consumption): a usage event.
+fn pc_rated_usage(
+    v: &serde_json::Value,
+    raw: &str,
+    opts: &FileOptions,
+    key: &str,
+) -> Result<Event, String> {
+    let customer = customer_from(opts, str_at(v, &["customerId"]), "customerId")?;
+    let time = str_at(v, &["usageDate"]).ok_or("usageDate is missing")?;
+    let cost = number_text(raw, "billingPreTaxTotal").ok_or("billingPreTaxTotal is missing")?;
+    RawEvent {
+        kind: Some("usage".into()),
+        event_id: Some(format!("pc-usage:{key}")),
+        customer_external_id: Some(customer),
+        time: Some(utc_time(time)?),
+        meter_category: Some(
+            str_at(v, &["meterCategory"])
+                .unwrap_or("Uncategorized")
+                .to_owned(),
+        ),
+        meter_name: Some(
+            str_at(v, &["meterName"])
+                .or_else(|| str_at(v, &["skuName"]))
+                .unwrap_or("unknown")
+                .to_owned(),
+        ),
+        region: Some(
+            str_at(v, &["resourceLocation"])
+                .or_else(|| str_at(v, &["meterRegion"]))
+                .unwrap_or("global")
+                .to_owned(),
+        ),
+        resource_id: str_at(v, &["resourceUri"]).map(str::to_owned),
+        quantity: number_text(raw, "quantity")
+            .map(|q| json_decimal(&q).map(serde_json::Value::String))
+            .transpose()?,
+        unit: str_at(v, &["unitOfMeasure"]).map(str::to_owned),
+        cost: Some(serde_json::Value::String(json_decimal(&cost)?)),
+        currency: Some(
+            str_at(v, &["billingCurrency"])
+                .ok_or("billingCurrency is missing")?
+                .to_owned(),
+        ),
+        ..RawEvent::default()
+    }
+    .validate()
+}
+
+/// `AuditRecord` (Partner Center activity): an activity event.
+fn pc_audit(v: &serde_json::Value, opts: &FileOptions, key: &str) -> Result<Event, String> {
+    let customer = customer_from(opts, str_at(v, &["customerId"]), "customerId")?;
+    let time = str_at(v, &["operationDate"]).ok_or("operationDate is missing")?;
+    let mut props = serde_json::Map::new();
+    for k in ["resourceType", "customerName", "applicationId", "sessionId"] {
+        if let Some(x) = v.get(k).filter(|x| !x.is_null()) {
+            props.insert(k.into(), x.clone());
+        }
+    }
+    RawEvent {
+        kind: Some("activity".into()),
+        event_id: Some(format!(
+            "pc-audit:{}",
+            str_at(v, &["id"])
+                .map(str::to_owned)
+                .unwrap_or_else(|| key.to_owned())
+        )),
+        customer_external_id: Some(customer),
+        time: Some(utc_time(time)?),
+        operation: Some(
+            str_at(v, &["operationType"])
+                .ok_or("operationType is missing")?
+                .to_owned(),
+        ),
+        actor: str_at(v, &["userPrincipalName"]).map(str::to_owned),
+        status: str_at(v, &["operationStatus"]).map(str::to_owned),
+        properties: Some(serde_json::Value::Object(props)),
+        ..RawEvent::default()
+    }
+    .validate()
+}
+
+/// The subscription id in an Azure resource id (`/subscriptions/<id>/…`), lower-cased.
+fn azure_subscription(resource_id: &str) -> Option<String> {
+    let lower = resource_id.to_ascii_lowercase();
+    let rest = lower.split("/subscriptions/").nth(1)?;
+    let id = rest.split('/').next()?;
+    (!id.is_empty() && !id.starts_with('<')).then(|| id.to_owned())
+}
+
+/// An Activity Log event from the REST API: an activity event. The customer is
+/// `--customer-external-id` or the Azure subscription id (give the customer that external id).
+fn activity_rest(v: &serde_json::Value, opts: &FileOptions) -> Result<Event, String> {
+    let sub = str_at(v, &["subscriptionId"])
+        .filter(|s| !s.starts_with('<'))
+        .map(str::to_ascii_lowercase)
+        .or_else(|| str_at(v, &["resourceId"]).and_then(azure_subscription));
+    let customer = customer_from(opts, sub.as_deref(), "Azure subscription id")?;
+    let time = str_at(v, &["eventTimestamp"]).ok_or("eventTimestamp is missing")?;
+    let mut props = serde_json::Map::new();
+    for (k, path) in [
+        ("category", &["category", "value"][..]),
+        ("level", &["level"][..]),
+        ("resource_id", &["resourceId"][..]),
+        ("resource_provider", &["resourceProviderName", "value"][..]),
+        ("client_ip", &["httpRequest", "clientIpAddress"][..]),
+        ("substatus", &["subStatus", "value"][..]),
+    ] {
+        if let Some(x) = str_at(v, path) {
+            props.insert(k.into(), serde_json::Value::String(x.to_owned()));
+        }
+    }
+    RawEvent {
+        kind: Some("activity".into()),
+        event_id: Some(format!(
+            "azure:{}",
+            str_at(v, &["eventDataId"]).ok_or("eventDataId is missing")?
+        )),
+        customer_external_id: Some(customer),
+        time: Some(utc_time(time)?),
+        operation: Some(
+            str_at(v, &["operationName", "value"])
+                .or_else(|| str_at(v, &["operationName"]))
+                .ok_or("operationName is missing")?
+                .to_owned(),
+        ),
+        actor: str_at(v, &["caller"]).map(str::to_owned),
+        status: str_at(v, &["status", "value"]).map(str::to_owned),
+        properties: Some(serde_json::Value::Object(props)),
+        ..RawEvent::default()
+    }
+    .validate()
+}
+
+/// An Activity Log record as exported to a storage account or Event Hubs: an activity event.
+fn activity_export(v: &serde_json::Value, opts: &FileOptions, key: &str) -> Result<Event, String> {
+    let sub = str_at(v, &["resourceId"]).and_then(azure_subscription);
+    let customer = customer_from(opts, sub.as_deref(), "Azure subscription id")?;
+    let time = str_at(v, &["time"]).ok_or("time is missing")?;
+    let actor = str_at(
+        v,
+        &[
+            "identity",
+            "claims",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+        ],
+    )
+    .or_else(|| str_at(v, &["identity", "claims", "name"]))
+    .or_else(|| str_at(v, &["identity", "claims", "appid"]))
+    .or_else(|| str_at(v, &["callerIpAddress"]));
+    let mut props = serde_json::Map::new();
+    for (k, path) in [
+        ("category", &["category"][..]),
+        ("level", &["level"][..]),
+        ("resource_id", &["resourceId"][..]),
+        ("client_ip", &["callerIpAddress"][..]),
+        ("result_signature", &["resultSignature"][..]),
+        (
+            "role",
+            &["identity", "authorization", "evidence", "role"][..],
+        ),
+    ] {
+        if let Some(x) = str_at(v, path) {
+            props.insert(k.into(), serde_json::Value::String(x.to_owned()));
+        }
+    }
+    RawEvent {
+        kind: Some("activity".into()),
+        event_id: Some(format!(
+            "azure:{}",
+            str_at(v, &["eventDataId"])
+                .map(str::to_owned)
+                .unwrap_or_else(|| key.to_owned())
+        )),
+        customer_external_id: Some(customer),
+        time: Some(utc_time(time)?),
+        operation: Some(
+            str_at(v, &["operationName"])
+                .ok_or("operationName is missing")?
+                .to_owned(),
+        ),
+        actor: actor.map(str::to_owned),
+        status: str_at(v, &["resultType"]).map(str::to_owned),
+        properties: Some(serde_json::Value::Object(props)),
+        ..RawEvent::default()
+    }
+    .validate()
+}
+
+/// Times in these documents: RFC 3339, or without an offset (Partner Center's
+/// `2019-08-05T00:00:00`), which is UTC.
+fn utc_time(s: &str) -> Result<String, String> {
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Ok(t.to_string());
+    }
+    let civil: jiff::civil::DateTime =
+        s.parse().map_err(|_| format!("'{s}' is not a date-time"))?;
+    civil
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp().to_string())
+        .map_err(|e| format!("'{s}': {e}"))
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    #[test]
+    fn json_numbers_become_exact_decimals() {
+        assert_eq!(json_decimal("30.7197334080551").unwrap(), "30.719733408055");
+        assert_eq!(json_decimal("0.0000000000005").unwrap(), "0.000000000000");
+        assert_eq!(json_decimal("0.0000000000015").unwrap(), "0.000000000002");
+        assert_eq!(json_decimal("1.5e-5").unwrap(), "0.000015");
+        assert_eq!(json_decimal("2E3").unwrap(), "2000");
+        assert_eq!(json_decimal("-0.9999999999999").unwrap(), "-1.000000000000");
+        assert_eq!(json_decimal("24.0").unwrap(), "24.0");
+        assert!(json_decimal("abc").is_err());
+    }
+
+    #[test]
+    fn subscription_ids_come_from_resource_ids() {
+        assert_eq!(
+            azure_subscription("/SUBSCRIPTIONS/11111111-1111-1111-1111-111111111111/PROVIDERS/X")
+                .as_deref(),
+            Some("11111111-1111-1111-1111-111111111111")
+        );
+        assert_eq!(
+            azure_subscription("/subscriptions/<subscription ID>/x"),
+            None
+        );
     }
 }

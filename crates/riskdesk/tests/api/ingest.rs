@@ -182,3 +182,142 @@ async fn focus_1_2_files_need_what_they_lack_and_bad_rows_are_named() {
     assert!(err.contains("not a format riskdesk reads"), "{err}");
     let _ = std::fs::remove_file(junk);
 }
+
+const PC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../data/partner-center-samples/"
+);
+const AZ: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../data/azure-activity-log/"
+);
+
+#[tokio::test]
+async fn partner_center_rated_usage_and_audit_records() {
+    let app = spawn_app().await;
+    let mut body = customer_body("Acme");
+    body["external_id"] = json!("ACME");
+    let acme = app.create_customer(&app.admin, body).await;
+    let id = acme["id"].as_str().unwrap();
+    app.send(
+        app.client
+            .put(format!("{}/v1/customers/{id}/budget", app.base))
+            .bearer_auth(&app.admin)
+            .json(&json!({"monthly_amount": "100.00", "currency": "USD"})),
+    )
+    .await;
+    // The published samples leave customerId empty: the option names the customer.
+    let unbilled = format!("{PC}get-invoice-unbilled-consumption-lineitems__response1.json");
+    let (ok, err) = ingest(&app, &[&unbilled]);
+    assert!(ok);
+    assert!(
+        err.contains("record 0: no customer: the record has no customerId"),
+        "{err}"
+    );
+    let (ok, err) = ingest(
+        &app,
+        &[
+            &unbilled,
+            "--customer-external-id",
+            "ACME",
+            "--as-of",
+            "2019-01-02T12:00:00Z",
+        ],
+    );
+    assert!(ok);
+    assert!(
+        err.contains("2 accepted (0 waiting for their customer)"),
+        "{err}"
+    );
+    // 30.7197334080551 twice: Partner Center's float literal kept to 12 decimals (half-even).
+    let b = app
+        .get(
+            &app.admin,
+            &format!("/v1/customers/{id}/budget?as_of=2019-01-31T00:00:00Z"),
+        )
+        .await;
+    assert_eq!(b.body["month_to_date"], "61.43946681611", "{}", b.body);
+
+    // Audit records are activity events of the customer named by customerId.
+    let mut body = customer_body("Relecloud");
+    body["external_id"] = json!("0c39d6d5-c70d-4c55-bc02-f620844f3fd1");
+    app.create_customer(&app.admin, body).await;
+    let (ok, err) = ingest(
+        &app,
+        &[&format!(
+            "{PC}get-a-record-of-partner-center-activity-by-user__response1.json"
+        )],
+    );
+    assert!(ok);
+    assert!(
+        err.contains("2 accepted (0 waiting for their customer), 0 duplicates, 0 rejected"),
+        "{err}"
+    );
+
+    // Other line-item kinds are named, not guessed at.
+    let (_, err) = ingest(
+        &app,
+        &[&format!("{PC}get-invoiceline-items__response2.json")],
+    );
+    assert!(
+        err.contains("Partner Center object 'UsageBasedLineItem' is not one riskdesk reads"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn azure_activity_log_in_both_published_shapes() {
+    let app = spawn_app().await;
+    let rest: Vec<String> = [
+        "administrative",
+        "alert",
+        "autoscale",
+        "recommendation",
+        "resourcehealth",
+        "security",
+        "servicehealth",
+    ]
+    .iter()
+    .map(|n| format!("{AZ}rest-api-shape/{n}.json"))
+    .collect();
+    let mut args: Vec<&str> = rest.iter().map(String::as_str).collect();
+    args.extend(["--customer-external-id", "ACME"]);
+    let (ok, err) = ingest(&app, &args);
+    assert!(ok, "{err}");
+    assert!(err.contains("7 records in"), "{err}");
+    assert!(
+        err.contains(": 7 accepted, 0 duplicates, 0 rejected"),
+        "{err}"
+    );
+
+    // The export shape names the subscription in resourceId: that is the customer's external id.
+    let exports: Vec<String> = [
+        "docs_records_supportticket_write",
+        "otel_administrative_valid_1",
+        "otel_alert_valid_2",
+        "otel_recommendation_valid_1",
+    ]
+    .iter()
+    .map(|n| format!("{AZ}storage-eventhub-shape/{n}.json"))
+    .collect();
+    let spec = format!("{AZ}rest-api-spec-example/GetActivityLogsFiltered.json");
+    let mut args: Vec<&str> = exports.iter().map(String::as_str).collect();
+    args.push(&spec);
+    let (ok, err) = ingest(&app, &args);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(": 5 accepted, 0 duplicates, 0 rejected"),
+        "{err}"
+    );
+    assert!(err.contains("(1 waiting for their customer)"), "{err}");
+
+    // Published with raw line breaks inside a string: not JSON, and said so.
+    let (ok, err) = ingest(
+        &app,
+        &[&format!(
+            "{AZ}rest-api-shape/policy_as_published_INVALID_JSON.json"
+        )],
+    );
+    assert!(!ok);
+    assert!(err.contains("not valid JSON"), "{err}");
+}
