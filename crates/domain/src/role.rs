@@ -29,6 +29,8 @@ pub enum Permission {
     ManageBudgets,
     /// Acknowledge or dismiss alerts.
     TriageAlerts,
+    /// Write detection rules.
+    ManageRules,
 }
 
 impl Role {
@@ -59,6 +61,7 @@ impl Role {
                     | IngestEvents
                     | ManageBudgets
                     | TriageAlerts
+                    | ManageRules
             ),
             Role::Collections => matches!(p, ReadCustomers | WriteBilling | ManageBudgets),
             Role::Auditor => matches!(p, ReadCustomers | ReadAudit),

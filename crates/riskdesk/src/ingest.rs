@@ -28,6 +28,7 @@ pub async fn run(
     as_of: Timestamp,
 ) -> anyhow::Result<bool> {
     let tenant = TenantId(tenant.id);
+    let detector = riskdesk_server::detect::Detector::default();
     let mut all_ok = true;
     let started = std::time::Instant::now();
     let mut total = IngestSummary::default();
@@ -114,7 +115,7 @@ pub async fn run(
             let (lines, events): (Vec<usize>, Vec<Result<Event, String>>) =
                 chunk.into_iter().unzip();
             let mut tx = db.begin().await?;
-            let mut s = monitoring::ingest(&mut tx, tenant, events, clock.now(), as_of)
+            let mut s = monitoring::ingest(&mut tx, tenant, &detector, events, clock.now(), as_of)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             tx.commit().await?;
@@ -141,14 +142,15 @@ pub async fn run(
         }
         bar.finish_and_clear();
         eprintln!(
-            "{}: {} — {} accepted ({} waiting for their customer), {} duplicates, {} rejected, {} alerts",
+            "{}: {} — {} accepted ({} waiting for their customer), {} duplicates, {} rejected, {} alerts, {} shadow hits",
             path.display(),
             format.name(),
             summary.accepted,
             summary.pending_customer,
             summary.duplicates,
             summary.rejected.len(),
-            summary.alerts.len()
+            summary.alerts.len(),
+            summary.shadow_hits
         );
         total.absorb(summary, 0);
     }

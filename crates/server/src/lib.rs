@@ -5,6 +5,7 @@
 pub mod auth_cache;
 pub mod batch;
 pub mod demo;
+pub mod detect;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -81,6 +82,8 @@ pub struct AppState {
     pub risk: Arc<risk::RiskEngine>,
     pub verifier: Option<Arc<riskdesk_connectors::verification::VerificationClient>>,
     pub sms: Option<Arc<riskdesk_connectors::sms::SmsClient>>,
+    /// Detection rules and customers' recent histories (a cache of storage).
+    pub detector: Arc<detect::Detector>,
 }
 
 /// Server settings that are not the database or the address.
@@ -182,6 +185,13 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::monitoring::list_alerts))
         .routes(routes!(
+            routes::rules::create_rule,
+            routes::rules::list_rules
+        ))
+        .routes(routes!(routes::rules::get_rule, routes::rules::update_rule))
+        .routes(routes!(routes::rules::validate_rule))
+        .routes(routes!(routes::rules::backtest_rule))
+        .routes(routes!(
             routes::monitoring::get_alert,
             routes::monitoring::act_on_alert
         ))
@@ -206,6 +216,7 @@ pub fn router(db: Db, clock: Arc<dyn Clock>, opts: &ServerOptions) -> Router {
         risk: opts.risk.clone(),
         verifier: opts.verifier.clone(),
         sms: opts.sms.clone(),
+        detector: Arc::new(detect::Detector::default()),
     };
     router
         .fallback(|uri: axum::http::Uri| async move {

@@ -25,8 +25,11 @@ use riskdesk_storage::{Db, Tx};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::detect::{self, Detector, LoadedRule, RuleSet};
 use crate::error::ApiError;
 use crate::service;
+use riskdesk_domain::monitoring::rules::History;
+use riskdesk_storage::customers;
 
 const HOUR_MICROS: i64 = 3_600_000_000;
 
@@ -50,6 +53,13 @@ pub struct IngestSummary {
     pub pending_customer: u64,
     /// Alerts raised or folded by this batch.
     pub alerts: Vec<Uuid>,
+    /// Hits of rules in shadow mode (recorded, no alert).
+    pub shadow_hits: u64,
+    /// Rule evaluations that failed on an event (e.g. a property the event lacks).
+    pub rule_errors: u64,
+    /// Customers whose cached history this batch updated (forgotten if it does not commit).
+    #[serde(skip)]
+    pub touched: Vec<Uuid>,
 }
 
 impl IngestSummary {
@@ -63,6 +73,9 @@ impl IngestSummary {
                 r
             }));
         self.alerts.extend(other.alerts);
+        self.shadow_hits += other.shadow_hits;
+        self.rule_errors += other.rule_errors;
+        self.touched.extend(other.touched);
     }
 }
 
@@ -72,6 +85,7 @@ impl IngestSummary {
 pub async fn ingest(
     tx: &mut Tx,
     tenant: TenantId,
+    detector: &Detector,
     lines: Vec<Result<Event, String>>,
     now: Timestamp,
     as_of: Timestamp,
@@ -117,6 +131,21 @@ pub async fn ingest(
         kept.push(e);
     }
     let placed: Vec<(Option<Uuid>, i64)> = rows.iter().map(|r| (r.customer_id, r.time)).collect();
+    // Rules need each customer's history as it was before this batch: read it first.
+    let rule_set = detector.rules(tx, tenant).await?;
+    let mut histories: BTreeMap<Uuid, History> = BTreeMap::new();
+    if !rule_set.rules.is_empty() {
+        let mut earliest: BTreeMap<Uuid, i64> = BTreeMap::new();
+        for (c, t) in &placed {
+            if let Some(c) = c {
+                let e = earliest.entry(*c).or_insert(*t);
+                *e = (*e).min(*t);
+            }
+        }
+        for (c, t) in earliest {
+            histories.insert(c, detector.take_history(tx, tenant, c, t).await?);
+        }
+    }
     let stored = events::insert_new(tx, tenant, rows).await?;
 
     // Spend of the new usage events, per hourly bucket; the (customer, month)s they touch.
@@ -160,7 +189,222 @@ pub async fn ingest(
             .alerts
             .extend(evaluate_budget(tx, tenant, customer, &month, now, as_of).await?);
     }
+    if !rule_set.rules.is_empty() {
+        let new_events = placed
+            .iter()
+            .zip(&kept)
+            .zip(&stored)
+            .filter(|(_, new)| **new)
+            .filter_map(|(((c, t), e), _)| c.map(|c| (c, *t, e)));
+        run_rules(
+            tx,
+            tenant,
+            detector,
+            &rule_set,
+            histories,
+            new_events,
+            &mut summary,
+            now,
+            as_of,
+        )
+        .await?;
+    }
     Ok(summary)
+}
+
+/// Evaluates every running rule on each new event (in batch order, the event already in its
+/// customer's history), then acts on the hits.
+#[allow(clippy::too_many_arguments)]
+async fn run_rules<'e>(
+    tx: &mut Tx,
+    tenant: TenantId,
+    detector: &Detector,
+    set: &RuleSet,
+    mut histories: BTreeMap<Uuid, History>,
+    new_events: impl Iterator<Item = (Uuid, i64, &'e Event)>,
+    summary: &mut IngestSummary,
+    now: Timestamp,
+    as_of: Timestamp,
+) -> Result<(), ApiError> {
+    let customers: Vec<Uuid> = histories.keys().copied().collect();
+    summary.touched.extend(customers.iter().copied());
+    let contexts = customer_contexts(tx, tenant, &customers, set.needs_budget, as_of).await?;
+    struct Hit<'a> {
+        rule: &'a LoadedRule,
+        customer: Uuid,
+        at: i64,
+        event_id: String,
+        event: serde_json::Value,
+        calls: Vec<(String, serde_json::Value)>,
+    }
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut newest: BTreeMap<Uuid, i64> = BTreeMap::new();
+    let empty = serde_json::json!({});
+    for (customer, at, e) in new_events {
+        let Some(history) = histories.get_mut(&customer) else {
+            continue;
+        };
+        history.push(detect::rec_of_event(e, at));
+        let n = newest.entry(customer).or_insert(at);
+        *n = (*n).max(at);
+        let scope = detect::scope_of(e);
+        let mut event_json: Option<serde_json::Value> = None;
+        let mut subject = None;
+        for rule in set.rules.iter().filter(|r| r.compiled.scope == scope) {
+            let ev = event_json.get_or_insert_with(|| detect::event_json(e));
+            let subj = subject.get_or_insert_with(|| {
+                let ctx = contexts.get(&customer).map(|c| detect::customer_at(c, at));
+                detect::subject(e, ev, ctx.as_ref().unwrap_or(&empty))
+            });
+            match detector.runtime.evaluate(&rule.compiled, subj, history) {
+                Ok(o) if o.hit => hits.push(Hit {
+                    rule,
+                    customer,
+                    at,
+                    event_id: e.event_id.clone(),
+                    event: ev.clone(),
+                    calls: o.calls,
+                }),
+                Ok(_) => {}
+                Err(why) => {
+                    summary.rule_errors += 1;
+                    tracing::debug!(rule = %rule.row.id, event = %e.event_id, %why, "rule could not be evaluated");
+                }
+            }
+        }
+    }
+    for (c, h) in histories {
+        let at = newest.get(&c).copied().unwrap_or(0);
+        detector.give_back(tenant, c, h, at);
+    }
+    let actor = Actor::system("rules");
+    for hit in hits {
+        let row = &hit.rule.row;
+        let mut evidence = serde_json::json!({
+            "rule": {"id": row.id, "name": row.name, "version": row.version, "condition": row.condition, "mode": row.mode},
+            "event": hit.event,
+            "customer": contexts.get(&hit.customer).cloned().unwrap_or_default(),
+            "values": hit.calls.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<serde_json::Map<_, _>>(),
+        });
+        if row.mode == "shadow" {
+            riskdesk_storage::rules::record_hit(
+                tx,
+                tenant,
+                row.id,
+                row.version,
+                hit.customer,
+                &hit.event_id,
+                hit.at,
+                &evidence.to_string(),
+            )
+            .await?;
+            summary.shadow_hits += 1;
+            continue;
+        }
+        if let Some((action, mode)) = hit.rule.action {
+            let mut acted = Vec::new();
+            if mode == EnforcementMode::Auto {
+                for id in subscriptions::ids_in_status_tx(
+                    tx,
+                    tenant,
+                    CustomerId(hit.customer),
+                    SubscriptionStatus::Active,
+                )
+                .await?
+                {
+                    let note = format!(
+                        "rule '{}' (version {}) fired on event {}",
+                        row.name, row.version, hit.event_id
+                    );
+                    service::act_on_subscription(
+                        tx,
+                        tenant,
+                        &actor,
+                        id,
+                        action,
+                        Reason::Investigation,
+                        Some(&note),
+                        now,
+                    )
+                    .await?;
+                    acted.push(id.0);
+                }
+            }
+            evidence["enforcement"] = serde_json::json!({"action": action.as_str(), "mode": mode.as_str(), "subscriptions_acted_on": acted});
+        }
+        let rule_key = row.id.to_string();
+        let alert = raise(
+            tx,
+            tenant,
+            &actor,
+            NewAlert {
+                customer_id: Some(hit.customer),
+                rule: &rule_key,
+                severity: &row.severity,
+                title: &row.name,
+                evidence_json: evidence.to_string(),
+                at: hit.at,
+                cooldown_micros: row.cooldown_seconds.saturating_mul(1_000_000),
+            },
+            now,
+        )
+        .await?;
+        summary.alerts.push(alert.id);
+    }
+    Ok(())
+}
+
+/// The `customer` a rule sees, per customer.
+async fn customer_contexts(
+    tx: &mut Tx,
+    tenant: TenantId,
+    ids: &[Uuid],
+    with_budget: bool,
+    as_of: Timestamp,
+) -> Result<BTreeMap<Uuid, serde_json::Value>, ApiError> {
+    let mut out = BTreeMap::new();
+    for id in ids {
+        let Ok(c) = customers::get_tx(tx, tenant, CustomerId(*id)).await else {
+            continue;
+        };
+        let age_days = (to_micros(as_of) - c.created_at).max(0) / 86_400_000_000;
+        // `created_at_us` lets each evaluation compute the age at its event's time.
+        let credit_limit = match (
+            c.credit_limit_minor,
+            c.credit_currency
+                .as_deref()
+                .and_then(|x| Currency::parse(x).ok()),
+        ) {
+            (Some(m), Some(cur)) => m as f64 / 10f64.powi(i32::from(cur.exponent())),
+            _ => -1.0,
+        };
+        let mut budget_used_pct = -1.0;
+        if with_budget {
+            if let Some(row) = budgets::get_tx(tx, tenant, *id).await? {
+                let b = budget_of(&row)?;
+                let month = Month::of(as_of);
+                let spend = events::spend_between_tx(
+                    tx,
+                    tenant,
+                    *id,
+                    to_micros(month.start),
+                    to_micros(month.end),
+                )
+                .await?;
+                let st = budget::standing(&b, &month, spend_in(&spend, b.monthly.currency), as_of);
+                budget_used_pct = st.used_basis_points as f64 / 100.0;
+            }
+        }
+        out.insert(
+            *id,
+            serde_json::json!({
+                "id": id.to_string(), "age_days": age_days, "country": c.country, "cloud_instance": c.cloud_instance,
+                "risk_status": c.risk_status, "admin_access": c.admin_access, "credit_limit": credit_limit,
+                "budget_used_pct": budget_used_pct, "created_at_us": c.created_at,
+            }),
+        );
+    }
+    Ok(out)
 }
 
 async fn add_buckets(

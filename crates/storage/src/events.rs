@@ -359,3 +359,103 @@ pub async fn pending_count(db: &Db, tenant: TenantId) -> Result<i64> {
         .await?;
     Ok(n.unwrap_or(0))
 }
+
+/// A stored event as the rules see it.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub kind: String,
+    pub customer_id: Uuid,
+    pub time: i64,
+    pub meter_category: Option<String>,
+    pub meter_name: Option<String>,
+    pub region: Option<String>,
+    pub resource_id: Option<String>,
+    pub quantity: Option<String>,
+    pub unit: Option<String>,
+    pub cost_units: Option<i64>,
+    pub cost_rem: Option<i64>,
+    pub currency: Option<String>,
+    pub operation: Option<String>,
+    pub actor: Option<String>,
+    pub status: Option<String>,
+    pub properties_json: Option<String>,
+}
+
+impl FromRow for StoredEvent {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(StoredEvent {
+            event_id: r.text("event_id")?,
+            kind: r.text("kind")?,
+            customer_id: r.uuid("customer_id")?,
+            time: r.i64("time")?,
+            meter_category: r.opt_text("meter_category")?,
+            meter_name: r.opt_text("meter_name")?,
+            region: r.opt_text("region")?,
+            resource_id: r.opt_text("resource_id")?,
+            quantity: r.opt_text("quantity")?,
+            unit: r.opt_text("unit")?,
+            cost_units: r.opt_i64("cost_units")?,
+            cost_rem: r.opt_i64("cost_rem")?,
+            currency: r.opt_text("currency")?,
+            operation: r.opt_text("operation")?,
+            actor: r.opt_text("actor")?,
+            status: r.opt_text("status")?,
+            properties_json: r.opt_text("properties_json")?,
+        })
+    }
+}
+
+const STORED: &str = "SELECT event_id, kind, customer_id, time, meter_category, meter_name, region, resource_id, quantity, unit, \
+    cost_units, cost_rem, currency, operation, actor, status, properties_json FROM events";
+
+/// A customer's events in [from, to), oldest first (a rule's history).
+pub async fn for_customer_between(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    from: i64,
+    to: i64,
+) -> Result<Vec<StoredEvent>> {
+    tx.fetch_all(
+        Q::new(format!(
+            "{STORED} WHERE tenant_id = $1 AND customer_id = $2 AND time >= $3 AND time < $4 ORDER BY time"
+        ))
+        .bind(tenant.0)
+        .bind(customer)
+        .bind(from)
+        .bind(to),
+    )
+    .await
+}
+
+/// Events of known customers with time in [from, to), ordered by customer then time, a page at
+/// a time: pass the last (customer, time, event_id) seen to continue.
+pub async fn page_by_customer(
+    db: &Db,
+    tenant: TenantId,
+    from: i64,
+    to: i64,
+    after: Option<(Uuid, i64, String)>,
+    limit: u32,
+) -> Result<Vec<StoredEvent>> {
+    let (c, t, e) = match after {
+        Some((c, t, e)) => (Some(c), Some(t), Some(e)),
+        None => (None, None, None),
+    };
+    db.fetch_all(
+        Q::new(format!(
+            "{STORED} WHERE tenant_id = $1 AND customer_id IS NOT NULL AND time >= $2 AND time < $3 \
+             AND ($4 IS NULL OR customer_id > $4 OR (customer_id = $4 AND (time > $5 OR (time = $5 AND event_id > $6)))) \
+             ORDER BY customer_id, time, event_id LIMIT $7"
+        ))
+        .bind(tenant.0)
+        .bind(from)
+        .bind(to)
+        .bind(c)
+        .bind(t)
+        .bind(e)
+        .bind(i64::from(limit)),
+    )
+    .await
+}

@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod maintenance;
 mod migrate;
 pub mod query;
+pub mod rules;
 pub mod signups;
 mod sqlite_writer;
 pub mod subscriptions;

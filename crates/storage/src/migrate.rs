@@ -25,6 +25,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_monitoring.sql",
         include_str!("../migrations/sqlite/0004_monitoring.sql"),
     ),
+    (
+        5,
+        "0005_rules.sql",
+        include_str!("../migrations/sqlite/0005_rules.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod cost;
 pub mod event;
+pub mod rules;
 
 pub use cost::Cost;
 pub use event::{Activity, CustomerRef, Event, EventBody, RawEvent, Usage};

@@ -269,6 +269,8 @@ async fn openapi_is_valid_and_covers_every_route() {
         ("GET", "/v1/customers/{id}/budget"),
         ("GET", "/v1/customers/{id}/subscriptions"),
         ("GET", "/v1/me"),
+        ("GET", "/v1/rules"),
+        ("GET", "/v1/rules/{id}"),
         ("GET", "/v1/signups"),
         ("GET", "/v1/signups/{id}"),
         ("GET", "/v1/subscriptions/{id}"),
@@ -279,12 +281,16 @@ async fn openapi_is_valid_and_covers_every_route() {
         ("POST", "/v1/customers/{id}/fraud"),
         ("POST", "/v1/customers/{id}/subscriptions"),
         ("POST", "/v1/events"),
+        ("POST", "/v1/rules"),
+        ("POST", "/v1/rules/validate"),
+        ("POST", "/v1/rules/{id}/backtest"),
         ("POST", "/v1/signups/assess"),
         ("POST", "/v1/signups/{id}/review"),
         ("POST", "/v1/signups/{id}/verification"),
         ("POST", "/v1/signups/{id}/verification/confirm"),
         ("POST", "/v1/subscriptions/{id}/actions"),
         ("PUT", "/v1/customers/{id}/budget"),
+        ("PUT", "/v1/rules/{id}"),
     ];
     let expected: Vec<(String, String)> = expected
         .iter()

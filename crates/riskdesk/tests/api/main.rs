@@ -10,5 +10,6 @@ mod helpers;
 mod ingest;
 mod mfa;
 mod monitoring;
+mod rules;
 mod signups;
 mod subscriptions;

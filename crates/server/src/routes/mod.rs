@@ -2,6 +2,7 @@ pub mod audit;
 pub mod customers;
 pub mod health;
 pub mod monitoring;
+pub mod rules;
 pub mod signups;
 pub mod subscriptions;
 

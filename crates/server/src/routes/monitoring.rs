@@ -164,8 +164,15 @@ pub async fn post_events(
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    let summary = monitoring::ingest(&mut tx, caller.tenant(), lines, now, as_of).await?;
-    idem::finish(tx, &caller, &fp, StatusCode::OK, &summary).await
+    let summary =
+        monitoring::ingest(&mut tx, caller.tenant(), &s.detector, lines, now, as_of).await?;
+    let touched = summary.touched.clone();
+    let done = idem::finish(tx, &caller, &fp, StatusCode::OK, &summary).await;
+    if done.is_err() {
+        // Histories in memory saw events that were not stored: reload them next time.
+        s.detector.forget(caller.tenant(), &touched);
+    }
+    done
 }
 
 /// A budget as sent.

@@ -1,0 +1,695 @@
+//! Detection rules: a condition in CEL over the event, the customer and the customer's recent
+//! history, compiled once and checked before it is saved.
+//!
+//! Variables: `event` (`type`, `event_id`, `meter_category`, `meter_name`, `region`,
+//! `resource_id`, `quantity`, `unit`, `cost`, `currency`, `operation`, `actor`, `status`,
+//! `properties`, `hour` 0–23 UTC, `weekday` 1–7) and `customer` (`id`, `age_days`, `country`,
+//! `cloud_instance`, `risk_status`, `admin_access`, `credit_limit`, `budget_used_pct`; the
+//! last two are -1 when unset). Functions over the customer's history up to and including the
+//! event, each taking a window `"10m"`, `"1h"`, `"24h"`, `"7d"` or `"30d"`: `spend(w)`,
+//! `spend_in(category, w)`, `events(w)`, `ops(operation, w)`, `failed_ops(operation, w)`,
+//! `distinct_regions(w)`, `distinct_actors(w)`, `baseline_ratio(w)` (spend in the window over
+//! the customer's average for a window that long in the 7 days before it); and `new_region()`,
+//! `new_sku()` (not seen in the customer's previous 30 days). Costs in rules are doubles: a
+//! rule compares, the stored money stays exact.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use cel::{Context, ExecutionError, Program, Value};
+
+/// What a rule looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Usage,
+    Activity,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "usage" => Some(Scope::Usage),
+            "activity" => Some(Scope::Activity),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Usage => "usage",
+            Scope::Activity => "activity",
+        }
+    }
+}
+
+pub const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+pub const MODES: [&str; 3] = ["active", "shadow", "disabled"];
+
+/// The windows functions accept, in µs.
+pub fn window_micros(w: &str) -> Option<i64> {
+    const MIN: i64 = 60_000_000;
+    match w {
+        "10m" => Some(10 * MIN),
+        "1h" => Some(60 * MIN),
+        "24h" => Some(24 * 60 * MIN),
+        "7d" => Some(7 * 24 * 60 * MIN),
+        "30d" => Some(30 * 24 * 60 * MIN),
+        _ => None,
+    }
+}
+
+/// How far back history must reach for every function (30 days + the baseline's 7 days).
+pub const HISTORY_MICROS: i64 = 37 * 24 * 3_600_000_000;
+
+/// One past event as the window functions see it.
+#[derive(Clone, Debug)]
+pub struct Rec {
+    pub at: i64,
+    pub usage: bool,
+    pub cost: f64,
+    pub category: Arc<str>,
+    pub region: Arc<str>,
+    pub sku: Arc<str>,
+    pub operation: Arc<str>,
+    pub failed: bool,
+    pub actor: Arc<str>,
+}
+
+/// A customer's recent events, ordered by time (late events are inserted in place).
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    recs: Vec<Rec>,
+}
+
+impl History {
+    pub fn push(&mut self, r: Rec) {
+        let at = r.at;
+        let pos = self.recs.partition_point(|x| x.at <= at);
+        self.recs.insert(pos, r);
+    }
+
+    pub fn len(&self) -> usize {
+        self.recs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.recs.is_empty()
+    }
+
+    /// Drops what is older than every window needs, relative to `now`.
+    pub fn trim(&mut self, now: i64) {
+        let cut = self.recs.partition_point(|x| x.at < now - HISTORY_MICROS);
+        if cut > 0 {
+            self.recs.drain(..cut);
+        }
+    }
+
+    /// Records in (from, to].
+    fn between(&self, from: i64, to: i64) -> &[Rec] {
+        let a = self.recs.partition_point(|x| x.at <= from);
+        let b = self.recs.partition_point(|x| x.at <= to);
+        &self.recs[a..b.max(a)]
+    }
+}
+
+/// The event and customer a rule sees, as CEL values.
+pub struct Subject {
+    pub event: Value,
+    pub customer: Value,
+    pub at: i64,
+    pub region: Arc<str>,
+    pub sku: Arc<str>,
+}
+
+struct Frame {
+    history: History,
+    at: i64,
+    region: Arc<str>,
+    sku: Arc<str>,
+    calls: Vec<(String, serde_json::Value)>,
+}
+
+thread_local! {
+    // The history the window functions read during one evaluation (evaluation is synchronous).
+    static FRAME: RefCell<Option<Frame>> = const { RefCell::new(None) };
+}
+
+fn with_frame<T>(f: impl FnOnce(&mut Frame) -> T) -> Result<T, ExecutionError> {
+    FRAME.with(|c| {
+        c.borrow_mut()
+            .as_mut()
+            .map(f)
+            .ok_or_else(|| ExecutionError::function_error("history", "no history bound"))
+    })
+}
+
+fn window(name: &str, w: &str) -> Result<i64, ExecutionError> {
+    window_micros(w).ok_or_else(|| {
+        ExecutionError::function_error(
+            name,
+            format!("window '{w}' is not one of \"10m\", \"1h\", \"24h\", \"7d\", \"30d\""),
+        )
+    })
+}
+
+fn record(f: &mut Frame, call: String, v: serde_json::Value) {
+    if f.calls.len() < 64 && !f.calls.iter().any(|(c, _)| *c == call) {
+        f.calls.push((call, v));
+    }
+}
+
+fn sum_spend(f: &Frame, from: i64, to: i64, category: Option<&str>) -> f64 {
+    f.history
+        .between(from, to)
+        .iter()
+        .filter(|r| r.usage && category.is_none_or(|c| &*r.category == c))
+        .map(|r| r.cost)
+        .sum()
+}
+
+/// The root context: the standard library plus riskdesk's window functions.
+fn root_context() -> Context<'static, 'static> {
+    let mut ctx = Context::default();
+    let add = |ctx: &mut Context<'static, 'static>, r: Result<(), cel::DeclarationError>| {
+        if let Err(e) = r {
+            // Only a name clash with the standard library can fail; the names are ours.
+            debug_assert!(false, "{e:?}");
+            let _ = ctx;
+        }
+    };
+    let r = ctx.add_function("spend", |w: Arc<String>| -> Result<f64, ExecutionError> {
+        let win = window("spend", &w)?;
+        with_frame(|f| {
+            let v = sum_spend(f, f.at - win, f.at, None);
+            record(f, format!("spend(\"{w}\")"), serde_json::json!(v));
+            v
+        })
+    });
+    add(&mut ctx, r);
+    let r = ctx.add_function(
+        "spend_in",
+        |c: Arc<String>, w: Arc<String>| -> Result<f64, ExecutionError> {
+            let win = window("spend_in", &w)?;
+            with_frame(|f| {
+                let v = sum_spend(f, f.at - win, f.at, Some(&c));
+                record(
+                    f,
+                    format!("spend_in(\"{c}\", \"{w}\")"),
+                    serde_json::json!(v),
+                );
+                v
+            })
+        },
+    );
+    add(&mut ctx, r);
+    let r = ctx.add_function("events", |w: Arc<String>| -> Result<i64, ExecutionError> {
+        let win = window("events", &w)?;
+        with_frame(|f| {
+            let v = f.history.between(f.at - win, f.at).len() as i64;
+            record(f, format!("events(\"{w}\")"), serde_json::json!(v));
+            v
+        })
+    });
+    add(&mut ctx, r);
+    let r = ctx.add_function(
+        "ops",
+        |op: Arc<String>, w: Arc<String>| -> Result<i64, ExecutionError> {
+            let win = window("ops", &w)?;
+            with_frame(|f| {
+                let v = f
+                    .history
+                    .between(f.at - win, f.at)
+                    .iter()
+                    .filter(|r| !r.usage && *r.operation == **op)
+                    .count() as i64;
+                record(f, format!("ops(\"{op}\", \"{w}\")"), serde_json::json!(v));
+                v
+            })
+        },
+    );
+    add(&mut ctx, r);
+    let r = ctx.add_function(
+        "failed_ops",
+        |op: Arc<String>, w: Arc<String>| -> Result<i64, ExecutionError> {
+            let win = window("failed_ops", &w)?;
+            with_frame(|f| {
+                let v = f
+                    .history
+                    .between(f.at - win, f.at)
+                    .iter()
+                    .filter(|r| !r.usage && r.failed && *r.operation == **op)
+                    .count() as i64;
+                record(
+                    f,
+                    format!("failed_ops(\"{op}\", \"{w}\")"),
+                    serde_json::json!(v),
+                );
+                v
+            })
+        },
+    );
+    add(&mut ctx, r);
+    let r = ctx.add_function(
+        "distinct_regions",
+        |w: Arc<String>| -> Result<i64, ExecutionError> {
+            let win = window("distinct_regions", &w)?;
+            with_frame(|f| {
+                let mut seen: Vec<&str> = f
+                    .history
+                    .between(f.at - win, f.at)
+                    .iter()
+                    .filter(|r| r.usage)
+                    .map(|r| &*r.region)
+                    .collect();
+                seen.sort_unstable();
+                seen.dedup();
+                let v = seen.len() as i64;
+                record(
+                    f,
+                    format!("distinct_regions(\"{w}\")"),
+                    serde_json::json!(v),
+                );
+                v
+            })
+        },
+    );
+    add(&mut ctx, r);
+    let r = ctx.add_function(
+        "distinct_actors",
+        |w: Arc<String>| -> Result<i64, ExecutionError> {
+            let win = window("distinct_actors", &w)?;
+            with_frame(|f| {
+                let mut seen: Vec<&str> = f
+                    .history
+                    .between(f.at - win, f.at)
+                    .iter()
+                    .filter(|r| !r.usage && !r.actor.is_empty())
+                    .map(|r| &*r.actor)
+                    .collect();
+                seen.sort_unstable();
+                seen.dedup();
+                let v = seen.len() as i64;
+                record(f, format!("distinct_actors(\"{w}\")"), serde_json::json!(v));
+                v
+            })
+        },
+    );
+    add(&mut ctx, r);
+    let r = ctx.add_function(
+        "baseline_ratio",
+        |w: Arc<String>| -> Result<f64, ExecutionError> {
+            let win = window("baseline_ratio", &w)?;
+            with_frame(|f| {
+                let week = 7 * 24 * 3_600_000_000i64;
+                let now = sum_spend(f, f.at - win, f.at, None);
+                let before = sum_spend(f, f.at - win - week, f.at - win, None);
+                let baseline = before * win as f64 / week as f64;
+                let v = now / baseline.max(0.01);
+                record(
+                    f,
+                    format!("baseline_ratio(\"{w}\")"),
+                    serde_json::json!({"ratio": v, "window_spend": now, "baseline": baseline}),
+                );
+                v
+            })
+        },
+    );
+    add(&mut ctx, r);
+    let r = ctx.add_function("new_region", || -> Result<bool, ExecutionError> {
+        with_frame(|f| {
+            let month = 30 * 24 * 3_600_000_000i64;
+            let seen = f
+                .history
+                .between(f.at - month, f.at)
+                .iter()
+                .filter(|r| r.usage && r.region == f.region)
+                .count();
+            // The event itself is in the history: new means it is the only one.
+            let v = seen <= 1;
+            record(f, "new_region()".into(), serde_json::json!(v));
+            v
+        })
+    });
+    add(&mut ctx, r);
+    let r = ctx.add_function("new_sku", || -> Result<bool, ExecutionError> {
+        with_frame(|f| {
+            let month = 30 * 24 * 3_600_000_000i64;
+            let seen = f
+                .history
+                .between(f.at - month, f.at)
+                .iter()
+                .filter(|r| r.usage && r.sku == f.sku)
+                .count();
+            let v = seen <= 1;
+            record(f, "new_sku()".into(), serde_json::json!(v));
+            v
+        })
+    });
+    add(&mut ctx, r);
+    ctx
+}
+
+const FUNCTIONS: [&str; 10] = [
+    "spend",
+    "spend_in",
+    "events",
+    "ops",
+    "failed_ops",
+    "distinct_regions",
+    "distinct_actors",
+    "baseline_ratio",
+    "new_region",
+    "new_sku",
+];
+
+/// An error in a rule's condition, with its position (1-based line and column) when known.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct RuleError {
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub message: String,
+}
+
+/// A compiled condition.
+pub struct Compiled {
+    program: Program,
+    pub source: String,
+    pub scope: Scope,
+}
+
+/// What an evaluation found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub hit: bool,
+    /// Each window function called and what it returned.
+    pub calls: Vec<(String, serde_json::Value)>,
+}
+
+/// The compiler and evaluator (the CEL context with riskdesk's functions, built once).
+pub struct RuleRuntime {
+    root: Context<'static, 'static>,
+}
+
+impl Default for RuleRuntime {
+    fn default() -> Self {
+        RuleRuntime {
+            root: root_context(),
+        }
+    }
+}
+
+impl RuleRuntime {
+    /// Parses the condition, checks its names, and runs it once on a sample event of its scope:
+    /// what cannot run or is not a boolean is refused with the reason.
+    pub fn compile(&self, source: &str, scope: Scope) -> Result<Compiled, Vec<RuleError>> {
+        if source.trim().is_empty() {
+            return Err(vec![RuleError {
+                line: None,
+                column: None,
+                message: "the condition is empty".into(),
+            }]);
+        }
+        if source.len() > 4096 {
+            return Err(vec![RuleError {
+                line: None,
+                column: None,
+                message: "the condition is longer than 4096 characters".into(),
+            }]);
+        }
+        let program = Program::compile(source).map_err(|e| {
+            e.errors
+                .iter()
+                .map(|p| RuleError {
+                    line: u32::try_from(p.pos.0).ok(),
+                    column: u32::try_from(p.pos.1 + 1).ok(),
+                    message: p.msg.clone(),
+                })
+                .collect::<Vec<_>>()
+        })?;
+        let refs = program.references();
+        let mut errors = Vec::new();
+        for v in refs.variables() {
+            if !matches!(v, "event" | "customer") {
+                errors.push(RuleError {
+                    line: None,
+                    column: None,
+                    message: format!("unknown variable '{v}': use `event` or `customer`"),
+                });
+            }
+        }
+        for f in refs.functions() {
+            let std = self.root_has_std(f);
+            if !std && !FUNCTIONS.contains(&f) {
+                errors.push(RuleError {
+                    line: None,
+                    column: None,
+                    message: format!("unknown function '{f}'"),
+                });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let compiled = Compiled {
+            program,
+            source: source.to_owned(),
+            scope,
+        };
+        let sample = sample_subject(scope);
+        match self.evaluate(&compiled, &sample, &mut History::default()) {
+            Ok(_) => Ok(compiled),
+            Err(e) => Err(vec![RuleError {
+                line: None,
+                column: None,
+                message: e,
+            }]),
+        }
+    }
+
+    fn root_has_std(&self, f: &str) -> bool {
+        // The CEL standard library's functions and macros.
+        matches!(
+            f,
+            "size"
+                | "contains"
+                | "startsWith"
+                | "endsWith"
+                | "matches"
+                | "has"
+                | "all"
+                | "exists"
+                | "exists_one"
+                | "map"
+                | "filter"
+                | "int"
+                | "uint"
+                | "double"
+                | "string"
+                | "bytes"
+                | "bool"
+                | "type"
+                | "max"
+                | "min"
+                | "duration"
+                | "timestamp"
+                | "dyn"
+                | "@in"
+                | "_==_"
+                | "_!=_"
+                | "_<_"
+                | "_<=_"
+                | "_>_"
+                | "_>=_"
+                | "_&&_"
+                | "_||_"
+                | "!_"
+                | "_+_"
+                | "_-_"
+                | "_*_"
+                | "_/_"
+                | "_%_"
+                | "-_"
+                | "_?_:_"
+                | "_[_]"
+                | "@not_strictly_false"
+        )
+    }
+
+    /// Runs a condition on one event with the customer's history (which must already hold the
+    /// event). The history is lent to the window functions and given back.
+    pub fn evaluate(
+        &self,
+        rule: &Compiled,
+        s: &Subject,
+        history: &mut History,
+    ) -> Result<Outcome, String> {
+        let mut scope = self.root.new_inner_scope();
+        scope.add_variable_from_value("event", s.event.clone());
+        scope.add_variable_from_value("customer", s.customer.clone());
+        FRAME.with(|c| {
+            *c.borrow_mut() = Some(Frame {
+                history: std::mem::take(history),
+                at: s.at,
+                region: s.region.clone(),
+                sku: s.sku.clone(),
+                calls: Vec::new(),
+            })
+        });
+        let result = rule.program.execute(&scope);
+        let frame = FRAME.with(|c| c.borrow_mut().take());
+        let calls = match frame {
+            Some(f) => {
+                *history = f.history;
+                f.calls
+            }
+            None => Vec::new(),
+        };
+        match result {
+            Ok(Value::Bool(hit)) => Ok(Outcome { hit, calls }),
+            Ok(other) => Err(format!(
+                "the condition must give true or false, it gave {other:?}"
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A plausible event and customer of a scope, every field present (used to check rules).
+pub fn sample_subject(scope: Scope) -> Subject {
+    let event = serde_json::json!({
+        "type": scope.as_str(), "event_id": "sample", "meter_category": "Virtual Machines",
+        "meter_name": "NC24ads A100 v4", "region": "westeurope", "resource_id": "/subscriptions/x/vm",
+        "quantity": 1.0, "unit": "Hours", "cost": 1.0, "currency": "USD", "operation": "sign_in",
+        "actor": "someone@example.com", "status": "succeeded", "properties": {}, "hour": 12, "weekday": 3,
+    });
+    Subject {
+        event: json_to_cel(&event),
+        customer: json_to_cel(&serde_json::json!({
+            "id": "00000000-0000-0000-0000-000000000000", "age_days": 10, "country": "FR",
+            "cloud_instance": "global", "risk_status": "normal", "admin_access": "restricted",
+            "credit_limit": 1000.0, "budget_used_pct": 10.0,
+        })),
+        at: 0,
+        region: Arc::from("westeurope"),
+        sku: Arc::from("NC24ads A100 v4"),
+    }
+}
+
+/// JSON to a CEL value (numbers: integers stay ints, others doubles).
+pub fn json_to_cel(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) if !n.to_string().contains('.') => Value::Int(i),
+            _ => Value::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+        serde_json::Value::Array(a) => Value::List(Arc::new(a.iter().map(json_to_cel).collect())),
+        serde_json::Value::Object(m) => {
+            let map: std::collections::HashMap<String, Value> =
+                m.iter().map(|(k, v)| (k.clone(), json_to_cel(v))).collect();
+            Value::from(map)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(at_min: i64, cost: f64, region: &str) -> Rec {
+        Rec {
+            at: at_min * 60_000_000,
+            usage: true,
+            cost,
+            category: Arc::from("Virtual Machines"),
+            region: Arc::from(region),
+            sku: Arc::from("D2"),
+            operation: Arc::from(""),
+            failed: false,
+            actor: Arc::from(""),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_position_or_the_name() {
+        let rt = RuleRuntime::default();
+        let e = rt.compile("event.cost > ", Scope::Usage).err().unwrap();
+        assert!(e[0].line.is_some() && e[0].column.is_some(), "{e:?}");
+        let e = rt.compile("evnt.cost > 1.0", Scope::Usage).err().unwrap();
+        assert!(e[0].message.contains("unknown variable 'evnt'"), "{e:?}");
+        let e = rt
+            .compile("spend_all(\"1h\") > 1.0", Scope::Usage)
+            .err()
+            .unwrap();
+        assert!(
+            e[0].message.contains("unknown function 'spend_all'"),
+            "{e:?}"
+        );
+        let e = rt
+            .compile("spend(\"2h\") > 1.0", Scope::Usage)
+            .err()
+            .unwrap();
+        assert!(e[0].message.contains("window '2h'"), "{e:?}");
+        let e = rt.compile("event.cost + 1.0", Scope::Usage).err().unwrap();
+        assert!(e[0].message.contains("true or false"), "{e:?}");
+        let e = rt.compile("event.cots > 1.0", Scope::Usage).err().unwrap();
+        assert!(e[0].message.contains("cots"), "{e:?}");
+        let e = rt
+            .compile("event.cost > 'a lot'", Scope::Usage)
+            .err()
+            .unwrap();
+        assert!(!e[0].message.is_empty());
+        assert!(
+            rt.compile("event.cost > 1.0 && customer.age_days < 30", Scope::Usage)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn windows_see_the_history_up_to_the_event() {
+        let rt = RuleRuntime::default();
+        let mut h = History::default();
+        for (m, c) in [(0, 10.0), (50, 20.0), (119, 30.0), (120, 40.0)] {
+            h.push(rec(m, c, "westeurope"));
+        }
+        h.push(rec(121, 5.0, "brazilsouth"));
+        let rule = rt
+            .compile(
+                "spend(\"1h\") > 70.0 && new_region() && distinct_regions(\"24h\") == 2",
+                Scope::Usage,
+            )
+            .unwrap();
+        let mut s = sample_subject(Scope::Usage);
+        s.at = 121 * 60_000_000;
+        s.region = Arc::from("brazilsouth");
+        let out = rt.evaluate(&rule, &s, &mut h).unwrap();
+        assert!(out.hit, "{out:?}");
+        assert_eq!(
+            out.calls[0],
+            ("spend(\"1h\")".to_owned(), serde_json::json!(75.0))
+        );
+        assert_eq!(h.len(), 5, "the history is given back");
+        // An hour later the window has moved on.
+        s.at = 240 * 60_000_000;
+        assert!(!rt.evaluate(&rule, &s, &mut h).unwrap().hit);
+    }
+
+    #[test]
+    fn baseline_ratio_compares_with_the_week_before() {
+        let rt = RuleRuntime::default();
+        let mut h = History::default();
+        // 1.0 per hour for a week, then 50 in the last hour.
+        for hour in 0..168 {
+            h.push(rec(hour * 60, 1.0, "x"));
+        }
+        h.push(rec(168 * 60 + 30, 50.0, "x"));
+        let rule = rt
+            .compile("baseline_ratio(\"1h\") > 10.0", Scope::Usage)
+            .unwrap();
+        let mut s = sample_subject(Scope::Usage);
+        s.at = (168 * 60 + 30) * 60_000_000;
+        let out = rt.evaluate(&rule, &s, &mut h).unwrap();
+        assert!(out.hit, "{out:?}");
+    }
+}

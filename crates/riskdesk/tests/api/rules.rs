@@ -1,0 +1,306 @@
+//! Detection rules over HTTP: validate, shadow, active, versions, folding, backtest, enforcement.
+
+use riskdesk_domain::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, customer_body, spawn_app};
+
+fn gpu(event_id: &str, customer: &str, time: &str, cost: &str, region: &str) -> Value {
+    json!({"type": "usage", "event_id": event_id, "customer_id": customer, "time": time,
+           "meter_category": "Virtual Machines", "meter_name": "NC24ads A100 v4", "region": region,
+           "cost": cost, "currency": "USD"})
+}
+
+async fn put(app: &TestApp, path: &str, body: &Value) -> crate::helpers::Resp {
+    app.send(
+        app.client
+            .put(format!("{}{path}", app.base))
+            .bearer_auth(&app.admin)
+            .json(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn validate_names_the_position_and_the_problem() {
+    let app = spawn_app().await;
+    let v = |cond: &str| json!({"scope": "usage", "condition": cond});
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/rules/validate",
+            &v("event.cost > 10.0 && spend(\"24h\") > 100.0"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["valid"], true);
+    let r = app
+        .post(&app.admin, "/v1/rules/validate", &v("event.cost >"))
+        .await;
+    assert_eq!(r.body["valid"], false);
+    assert_eq!(r.body["errors"][0]["line"], 1, "{}", r.body);
+    assert!(r.body["errors"][0]["column"].as_u64().is_some());
+    let r = app
+        .post(&app.admin, "/v1/rules/validate", &v("event.cost + 1.0"))
+        .await;
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("true or false"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .post(&app.admin, "/v1/rules/validate", &v("spend(\"5h\") > 1.0"))
+        .await;
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("window '5h'"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .post(&app.admin, "/v1/rules/validate", &v("evnt.cost > 1.0"))
+        .await;
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown variable 'evnt'")
+    );
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/rules/validate",
+            &json!({"scope": "signals", "condition": "true"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+
+    let r = app.post(&app.admin, "/v1/rules", &json!({"name": "bad", "scope": "usage", "condition": "event.cost >", "severity": "high"})).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.fields(), vec!["condition"]);
+    assert!(r.detail().contains("line 1, column"), "{}", r.detail());
+    let auditor = app.token("default", Role::Auditor).await;
+    let r = app
+        .post(
+            &auditor,
+            "/v1/rules",
+            &json!({"name": "x", "scope": "usage", "condition": "true", "severity": "low"}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+}
+
+#[tokio::test]
+async fn a_rule_is_tried_in_shadow_then_alerts_with_its_evidence_and_folds() {
+    let app = spawn_app().await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Miner"))
+        .await;
+    let cid = c["id"].as_str().unwrap();
+    let rule = json!({"name": "GPU surge", "scope": "usage", "severity": "high", "cooldown_seconds": 3600,
+        "condition": "event.meter_category == 'Virtual Machines' && spend(\"1h\") > 100.0 && customer.age_days < 30"});
+    let r = app.post(&app.admin, "/v1/rules", &rule).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["mode"], "shadow");
+    assert_eq!(r.body["version"], 1);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/events",
+            &json!([
+                gpu("g-1", cid, "2026-11-02T10:00:00Z", "60", "westeurope"),
+                gpu("g-2", cid, "2026-11-02T10:20:00Z", "60", "westeurope"),
+            ]),
+        )
+        .await;
+    assert_eq!(r.body["shadow_hits"], 1, "{}", r.body);
+    assert_eq!(r.body["alerts"], json!([]));
+    assert_eq!(
+        app.get(&app.admin, &format!("/v1/rules/{id}")).await.body["shadow_hits"],
+        1
+    );
+
+    // Switched on: version 2; the next hit alerts and says why.
+    let mut active = rule.clone();
+    active["mode"] = json!("active");
+    let r = put(&app, &format!("/v1/rules/{id}"), &active).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["version"], 2);
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/events",
+            &json!([gpu("g-3", cid, "2026-11-02T10:40:00Z", "10", "westeurope")]),
+        )
+        .await;
+    let alert_id = r.body["alerts"][0].as_str().unwrap().to_owned();
+    let a = app.get(&app.admin, &format!("/v1/alerts/{alert_id}")).await;
+    assert_eq!(a.body["severity"], "high");
+    assert_eq!(a.body["title"], "GPU surge");
+    assert_eq!(a.body["rule"], id);
+    assert_eq!(
+        a.body["evidence"]["values"]["spend(\"1h\")"], 130.0,
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body["evidence"]["rule"]["version"], 2);
+    assert_eq!(a.body["evidence"]["event"]["event_id"], "g-3");
+    assert_eq!(a.body["evidence"]["customer"]["age_days"], 0);
+
+    // Within the cool-down, another hit folds into the same alert.
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/events",
+            &json!([gpu("g-4", cid, "2026-11-02T10:50:00Z", "10", "westeurope")]),
+        )
+        .await;
+    assert_eq!(r.body["alerts"][0], alert_id.as_str());
+    let a = app.get(&app.admin, &format!("/v1/alerts/{alert_id}")).await;
+    assert_eq!(a.body["count"], 2);
+
+    // Both versions are in the audit log.
+    let audit = app
+        .get(&app.admin, &format!("/v1/audit?entity_id={id}"))
+        .await;
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["rule.create", "rule.update"]);
+}
+
+#[tokio::test]
+async fn backtest_reports_hits_per_customer_and_day_and_writes_nothing() {
+    let app = spawn_app().await;
+    let a = app.create_customer(&app.admin, customer_body("A")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = app.create_customer(&app.admin, customer_body("B")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &app.admin,
+        "/v1/events",
+        &json!([
+            gpu("a-1", &a, "2026-11-01T08:00:00Z", "5", "westeurope"),
+            gpu("a-2", &a, "2026-11-01T09:00:00Z", "5", "brazilsouth"),
+            gpu("a-3", &a, "2026-11-02T09:00:00Z", "5", "japaneast"),
+            gpu("b-1", &b, "2026-11-01T08:00:00Z", "5", "westeurope"),
+            gpu("b-2", &b, "2026-11-03T08:00:00Z", "5", "westeurope"),
+        ]),
+    )
+    .await;
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/rules",
+            &json!({"name": "new region", "scope": "usage", "severity": "medium",
+        "condition": "new_region() && events(\"30d\") > 1", "mode": "disabled"}),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/rules/{id}/backtest"),
+            &json!({"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["events_evaluated"], 5);
+    assert_eq!(r.body["hits"], 2, "{}", r.body);
+    assert_eq!(
+        r.body["by_customer"],
+        json!([{"customer_id": a, "hits": 2}])
+    );
+    assert_eq!(
+        r.body["by_day"],
+        json!([{"day": "2026-11-01", "hits": 1}, {"day": "2026-11-02", "hits": 1}])
+    );
+    // The window functions saw history before `from`.
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/rules/{id}/backtest"),
+            &json!({"from": "2026-11-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.body["hits"], 1);
+    assert_eq!(r.body["events_scanned"], 5);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/rules/{id}/backtest"),
+            &json!({"from": "2026-11-02T00:00:00Z", "to": "2026-11-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.fields(), vec!["to"]);
+    let alerts = app.get(&app.admin, "/v1/alerts").await;
+    assert_eq!(alerts.body["items"], json!([]));
+}
+
+#[tokio::test]
+async fn an_automatic_action_suspends_the_customers_subscriptions() {
+    let app = spawn_app().await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Spammer"))
+        .await;
+    let cid = c["id"].as_str().unwrap();
+    let sub = app.create_subscription(&app.admin, cid).await;
+    let r = app.post(&app.admin, "/v1/rules", &json!({"name": "port 25", "scope": "activity", "severity": "critical", "mode": "active",
+        "condition": "event.operation == 'firewall_rule_opened' && event.properties.port == 25",
+        "action": {"action": "suspend", "mode": "auto"}})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ev = |id: &str, port: i64| {
+        json!({"type": "activity", "event_id": id, "customer_id": cid, "time": "2026-11-02T10:00:00Z",
+        "operation": "firewall_rule_opened", "actor": "x@example.com", "status": "succeeded", "properties": {"port": port}})
+    };
+    let r = app
+        .post(&app.admin, "/v1/events", &json!([ev("f-1", 443)]))
+        .await;
+    assert_eq!(r.body["alerts"], json!([]));
+    let r = app
+        .post(&app.admin, "/v1/events", &json!([ev("f-2", 25)]))
+        .await;
+    let alert = app
+        .get(
+            &app.admin,
+            &format!("/v1/alerts/{}", r.body["alerts"][0].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(
+        alert.body["evidence"]["enforcement"]["subscriptions_acted_on"],
+        json!([sub["id"]])
+    );
+    let s = app
+        .get(
+            &app.admin,
+            &format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(s.body["status"], "suspended");
+    // An event without the property the rule reads is an evaluation error, not a failed batch.
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/events",
+            &json!([{"type": "activity", "event_id": "f-3", "customer_id": cid,
+        "time": "2026-11-02T11:00:00Z", "operation": "firewall_rule_opened"}]),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["accepted"], 1);
+    assert_eq!(r.body["rule_errors"], 1, "{}", r.body);
+}

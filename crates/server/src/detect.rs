@@ -1,0 +1,347 @@
+//! Detection rules at ingest: each tenant's compiled rules, each customer's recent history (in
+//! memory, rebuilt from stored events when missing or stale), and what a hit does — an alert
+//! with the evidence, a recorded hit in shadow mode, an enforcement action.
+//!
+//! The in-memory state is a cache of storage: a process that restarts, or another process
+//! that ingested meanwhile, is caught up by reloading (histories older than `HISTORY_TTL` and
+//! rule sets older than `RULES_TTL` are reloaded).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use riskdesk_domain::TenantId;
+use riskdesk_domain::lifecycle::LifecycleAction;
+use riskdesk_domain::monitoring::budget::EnforcementMode;
+use riskdesk_domain::monitoring::cost::{format_picos, join};
+use riskdesk_domain::monitoring::rules::{
+    Compiled, HISTORY_MICROS, History, Rec, RuleRuntime, Scope, Subject, json_to_cel,
+};
+use riskdesk_domain::monitoring::{Event, EventBody};
+use riskdesk_storage::Tx;
+use riskdesk_storage::events::{self, StoredEvent};
+use riskdesk_storage::rules::{self, RuleRow};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+const HISTORY_TTL: Duration = Duration::from_secs(300);
+const RULES_TTL: Duration = Duration::from_secs(5);
+/// Customers whose history is kept in memory at most (then the cache starts over).
+const MAX_CACHED: usize = 100_000;
+
+/// A rule's optional enforcement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RuleAction {
+    pub action: String,
+    pub mode: String,
+}
+
+pub struct LoadedRule {
+    pub row: RuleRow,
+    pub compiled: Compiled,
+    pub action: Option<(LifecycleAction, EnforcementMode)>,
+}
+
+/// A tenant's rules that run (active and shadow).
+pub struct RuleSet {
+    pub rules: Vec<LoadedRule>,
+    /// Whether a rule reads `customer.budget_used_pct` (costly to compute, so only then).
+    pub needs_budget: bool,
+    loaded: Instant,
+}
+
+struct CachedHistory {
+    history: History,
+    loaded: Instant,
+}
+
+/// Rules and histories for every tenant of this process.
+pub struct Detector {
+    pub runtime: RuleRuntime,
+    rule_sets: Mutex<HashMap<Uuid, Arc<RuleSet>>>,
+    histories: Mutex<HashMap<(Uuid, Uuid), CachedHistory>>,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Detector {
+            runtime: RuleRuntime::default(),
+            rule_sets: Mutex::new(HashMap::new()),
+            histories: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Parses a stored or requested action (`{"action": "suspend", "mode": "auto"}`).
+pub fn parse_action(a: &RuleAction) -> Result<(LifecycleAction, EnforcementMode), String> {
+    let action = LifecycleAction::parse(&a.action)
+        .filter(|x| matches!(x, LifecycleAction::Suspend | LifecycleAction::DisableAccess))
+        .ok_or("must be suspend or disable_access")?;
+    let mode = EnforcementMode::parse(&a.mode).ok_or("must be auto or require_approval")?;
+    Ok((action, mode))
+}
+
+impl Detector {
+    /// The tenant's running rules (compiled; a stored rule that no longer compiles is skipped
+    /// and logged).
+    pub async fn rules(&self, tx: &mut Tx, tenant: TenantId) -> Result<Arc<RuleSet>, ApiError> {
+        if let Some(s) = self.lock_sets().get(&tenant.0) {
+            if s.loaded.elapsed() < RULES_TTL {
+                return Ok(s.clone());
+            }
+        }
+        let rows = rules::list_tx(tx, tenant).await?;
+        let mut loaded = Vec::new();
+        for row in rows.into_iter().filter(|r| r.mode != "disabled") {
+            let Some(scope) = Scope::parse(&row.scope) else {
+                continue;
+            };
+            match self.runtime.compile(&row.condition, scope) {
+                Ok(compiled) => {
+                    let action = row
+                        .action_json
+                        .as_deref()
+                        .and_then(|j| serde_json::from_str::<RuleAction>(j).ok())
+                        .and_then(|a| parse_action(&a).ok());
+                    loaded.push(LoadedRule {
+                        row,
+                        compiled,
+                        action,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(rule = %row.id, errors = ?e, "a stored rule does not compile; skipped")
+                }
+            }
+        }
+        let set = Arc::new(RuleSet {
+            needs_budget: loaded
+                .iter()
+                .any(|r| r.row.condition.contains("budget_used_pct")),
+            rules: loaded,
+            loaded: Instant::now(),
+        });
+        self.lock_sets().insert(tenant.0, set.clone());
+        Ok(set)
+    }
+
+    /// Forget a tenant's compiled rules (after a rule changes).
+    pub fn invalidate(&self, tenant: TenantId) {
+        self.lock_sets().remove(&tenant.0);
+    }
+
+    fn lock_sets(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<RuleSet>>> {
+        self.rule_sets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_histories(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, Uuid), CachedHistory>> {
+        self.histories.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a customer's history out of the cache, or loads it from storage (events from
+    /// `since`). Give it back with [`Detector::give_back`].
+    pub async fn take_history(
+        &self,
+        tx: &mut Tx,
+        tenant: TenantId,
+        customer: Uuid,
+        since: i64,
+    ) -> Result<History, ApiError> {
+        let cached = self.lock_histories().remove(&(tenant.0, customer));
+        if let Some(c) = cached {
+            if c.loaded.elapsed() < HISTORY_TTL {
+                return Ok(c.history);
+            }
+        }
+        let mut h = History::default();
+        for e in
+            events::for_customer_between(tx, tenant, customer, since - HISTORY_MICROS, i64::MAX)
+                .await?
+        {
+            h.push(rec_of_stored(&e));
+        }
+        Ok(h)
+    }
+
+    pub fn give_back(&self, tenant: TenantId, customer: Uuid, mut history: History, newest: i64) {
+        history.trim(newest);
+        let mut all = self.lock_histories();
+        if all.len() >= MAX_CACHED {
+            all.clear();
+        }
+        all.insert(
+            (tenant.0, customer),
+            CachedHistory {
+                history,
+                loaded: Instant::now(),
+            },
+        );
+    }
+
+    /// Drops cached histories (when the unit of work that updated them did not commit).
+    pub fn forget(&self, tenant: TenantId, customers: &[Uuid]) {
+        let mut all = self.lock_histories();
+        for c in customers {
+            all.remove(&(tenant.0, *c));
+        }
+    }
+}
+
+fn arc(s: Option<&str>) -> Arc<str> {
+    Arc::from(s.unwrap_or(""))
+}
+
+fn failed(status: Option<&str>) -> bool {
+    status.is_some_and(|s| {
+        let s = s.to_ascii_lowercase();
+        s.contains("fail") || s == "denied" || s == "error"
+    })
+}
+
+pub fn rec_of_event(e: &Event, at: i64) -> Rec {
+    match &e.body {
+        EventBody::Usage(u) => Rec {
+            at,
+            usage: true,
+            cost: u.cost.picos as f64 / 1e12,
+            category: Arc::from(u.meter_category.as_str()),
+            region: Arc::from(u.region.as_str()),
+            sku: Arc::from(u.meter_name.as_str()),
+            operation: Arc::from(""),
+            failed: false,
+            actor: Arc::from(""),
+        },
+        EventBody::Activity(a) => Rec {
+            at,
+            usage: false,
+            cost: 0.0,
+            category: Arc::from(""),
+            region: Arc::from(""),
+            sku: Arc::from(""),
+            operation: Arc::from(a.operation.as_str()),
+            failed: failed(a.status.as_deref()),
+            actor: arc(a.actor.as_deref()),
+        },
+    }
+}
+
+pub fn rec_of_stored(e: &StoredEvent) -> Rec {
+    let usage = e.kind == "usage";
+    Rec {
+        at: e.time,
+        usage,
+        cost: match (e.cost_units, e.cost_rem) {
+            (Some(u), Some(r)) => join(u, r) as f64 / 1e12,
+            _ => 0.0,
+        },
+        category: arc(e.meter_category.as_deref()),
+        region: arc(e.region.as_deref()),
+        sku: arc(e.meter_name.as_deref()),
+        operation: arc(e.operation.as_deref()),
+        failed: failed(e.status.as_deref()),
+        actor: arc(e.actor.as_deref()),
+    }
+}
+
+fn hour_and_weekday(at: i64) -> (i64, i64) {
+    let t = riskdesk_storage::time::from_micros(at).to_zoned(jiff::tz::TimeZone::UTC);
+    (
+        i64::from(t.hour()),
+        i64::from(t.weekday().to_monday_one_offset()),
+    )
+}
+
+/// The `event` a rule sees, as JSON (also the evidence).
+pub fn event_json(e: &Event) -> serde_json::Value {
+    let at = riskdesk_storage::time::to_micros(e.time);
+    let (hour, weekday) = hour_and_weekday(at);
+    let mut m = serde_json::json!({
+        "type": e.kind(), "event_id": e.event_id, "time": e.time.to_string(), "hour": hour, "weekday": weekday,
+        "meter_category": "", "meter_name": "", "region": "", "resource_id": "", "quantity": 0.0, "unit": "",
+        "cost": 0.0, "currency": "", "operation": "", "actor": "", "status": "", "properties": {},
+    });
+    match &e.body {
+        EventBody::Usage(u) => {
+            m["meter_category"] = u.meter_category.clone().into();
+            m["meter_name"] = u.meter_name.clone().into();
+            m["region"] = u.region.clone().into();
+            m["resource_id"] = u.resource_id.clone().unwrap_or_default().into();
+            m["quantity"] = u
+                .quantity
+                .as_deref()
+                .and_then(|q| q.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                .into();
+            m["unit"] = u.unit.clone().unwrap_or_default().into();
+            m["cost"] = (u.cost.picos as f64 / 1e12).into();
+            m["cost_exact"] = format_picos(u.cost.picos).into();
+            m["currency"] = u.cost.currency.code().into();
+        }
+        EventBody::Activity(a) => {
+            m["operation"] = a.operation.clone().into();
+            m["actor"] = a.actor.clone().unwrap_or_default().into();
+            m["status"] = a.status.clone().unwrap_or_default().into();
+            m["properties"] = a.properties.clone();
+        }
+    }
+    m
+}
+
+/// A customer context with `age_days` as of `at` (µs).
+pub fn customer_at(ctx: &serde_json::Value, at: i64) -> serde_json::Value {
+    let mut c = ctx.clone();
+    if let Some(created) = ctx.get("created_at_us").and_then(|v| v.as_i64()) {
+        c["age_days"] = ((at - created).max(0) / 86_400_000_000).into();
+    }
+    if let Some(m) = c.as_object_mut() {
+        m.remove("created_at_us");
+    }
+    c
+}
+
+/// The `event` a rule sees for a stored event (backtests).
+pub fn stored_event_json(e: &StoredEvent) -> serde_json::Value {
+    let (hour, weekday) = hour_and_weekday(e.time);
+    let cost = match (e.cost_units, e.cost_rem) {
+        (Some(u), Some(r)) => join(u, r),
+        _ => 0,
+    };
+    serde_json::json!({
+        "type": e.kind, "event_id": e.event_id, "time": riskdesk_storage::time::from_micros(e.time).to_string(),
+        "hour": hour, "weekday": weekday,
+        "meter_category": e.meter_category.clone().unwrap_or_default(), "meter_name": e.meter_name.clone().unwrap_or_default(),
+        "region": e.region.clone().unwrap_or_default(), "resource_id": e.resource_id.clone().unwrap_or_default(),
+        "quantity": e.quantity.as_deref().and_then(|q| q.parse::<f64>().ok()).unwrap_or(0.0),
+        "unit": e.unit.clone().unwrap_or_default(), "cost": cost as f64 / 1e12, "cost_exact": format_picos(cost),
+        "currency": e.currency.clone().unwrap_or_default(), "operation": e.operation.clone().unwrap_or_default(),
+        "actor": e.actor.clone().unwrap_or_default(), "status": e.status.clone().unwrap_or_default(),
+        "properties": e.properties_json.as_deref().and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok()).unwrap_or_else(|| serde_json::json!({})),
+    })
+}
+
+/// The subject of an evaluation.
+pub fn subject(e: &Event, event: &serde_json::Value, customer: &serde_json::Value) -> Subject {
+    let (region, sku) = match &e.body {
+        EventBody::Usage(u) => (
+            Arc::from(u.region.as_str()),
+            Arc::from(u.meter_name.as_str()),
+        ),
+        EventBody::Activity(_) => (Arc::from(""), Arc::from("")),
+    };
+    Subject {
+        event: json_to_cel(event),
+        customer: json_to_cel(customer),
+        at: riskdesk_storage::time::to_micros(e.time),
+        region,
+        sku,
+    }
+}
+
+pub fn scope_of(e: &Event) -> Scope {
+    match e.body {
+        EventBody::Usage(_) => Scope::Usage,
+        EventBody::Activity(_) => Scope::Activity,
+    }
+}

@@ -1,0 +1,32 @@
+-- Detection rules (CEL conditions), versioned: every change bumps `version`; the audit log holds
+-- each version's text. Hits of rules in shadow mode are recorded here instead of raising alerts.
+CREATE TABLE rules (
+    id                UUID PRIMARY KEY,
+    tenant_id         UUID NOT NULL REFERENCES tenants(id),
+    name              TEXT NOT NULL,
+    scope             TEXT NOT NULL CHECK (scope IN ('usage', 'activity')),
+    condition         TEXT NOT NULL,
+    severity          TEXT NOT NULL CHECK (severity IN ('info', 'low', 'medium', 'high', 'critical')),
+    cooldown_seconds  BIGINT NOT NULL,
+    mode              TEXT NOT NULL CHECK (mode IN ('active', 'shadow', 'disabled')),
+    action_json       TEXT,
+    builtin           TEXT,
+    version           BIGINT NOT NULL,
+    created_at        BIGINT NOT NULL,
+    updated_at        BIGINT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE rule_hits (
+    tenant_id      UUID NOT NULL REFERENCES tenants(id),
+    rule_id        UUID NOT NULL,
+    version        BIGINT NOT NULL,
+    customer_id    UUID NOT NULL,
+    event_id       TEXT NOT NULL,
+    at             BIGINT NOT NULL,
+    evidence_json  TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, rule_id, event_id)
+);
+
+-- Rules read a customer's recent events (history) and backtests replay them per customer in time order.
+CREATE INDEX events_customer_time ON events(tenant_id, customer_id, time);

@@ -1,0 +1,32 @@
+-- Detection rules (CEL conditions), versioned: every change bumps `version`; the audit log holds
+-- each version's text. Hits of rules in shadow mode are recorded here instead of raising alerts.
+CREATE TABLE rules (
+    id                BLOB PRIMARY KEY,
+    tenant_id         BLOB NOT NULL REFERENCES tenants(id),
+    name              TEXT NOT NULL,
+    scope             TEXT NOT NULL CHECK (scope IN ('usage', 'activity')),
+    condition         TEXT NOT NULL,
+    severity          TEXT NOT NULL CHECK (severity IN ('info', 'low', 'medium', 'high', 'critical')),
+    cooldown_seconds  INTEGER NOT NULL,
+    mode              TEXT NOT NULL CHECK (mode IN ('active', 'shadow', 'disabled')),
+    action_json       TEXT,
+    builtin           TEXT,
+    version           INTEGER NOT NULL,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE rule_hits (
+    tenant_id      BLOB NOT NULL REFERENCES tenants(id),
+    rule_id        BLOB NOT NULL,
+    version        INTEGER NOT NULL,
+    customer_id    BLOB NOT NULL,
+    event_id       TEXT NOT NULL,
+    at             INTEGER NOT NULL,
+    evidence_json  TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, rule_id, event_id)
+);
+
+-- Rules read a customer's recent events (history) and backtests replay them per customer in time order.
+CREATE INDEX events_customer_time ON events(tenant_id, customer_id, time);
