@@ -140,29 +140,45 @@ impl Detector {
         self.histories.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes a customer's history out of the cache, or loads it from storage (events from
-    /// `since`). Give it back with [`Detector::give_back`].
-    pub async fn take_history(
+    /// Takes customers' histories out of the cache, loading the missing ones from storage in
+    /// one scan (events from each customer's earliest new event minus the longest window).
+    /// Give them back with [`Detector::give_back`].
+    pub async fn take_histories(
         &self,
         tx: &mut Tx,
         tenant: TenantId,
-        customer: Uuid,
-        since: i64,
-    ) -> Result<History, ApiError> {
-        let cached = self.lock_histories().remove(&(tenant.0, customer));
-        if let Some(c) = cached {
-            if c.loaded.elapsed() < HISTORY_TTL {
-                return Ok(c.history);
+        earliest: &std::collections::BTreeMap<Uuid, i64>,
+    ) -> Result<std::collections::BTreeMap<Uuid, History>, ApiError> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut missing = Vec::new();
+        let mut since = i64::MAX;
+        {
+            let mut all = self.lock_histories();
+            for (c, t) in earliest {
+                match all.remove(&(tenant.0, *c)) {
+                    Some(h) if h.loaded.elapsed() < HISTORY_TTL => {
+                        out.insert(*c, h.history);
+                    }
+                    _ => {
+                        missing.push(*c);
+                        since = since.min(*t);
+                    }
+                }
             }
         }
-        let mut h = History::default();
-        for e in
-            events::for_customer_between(tx, tenant, customer, since - HISTORY_MICROS, i64::MAX)
-                .await?
-        {
-            h.push(rec_of_stored(&e));
+        if !missing.is_empty() {
+            for c in &missing {
+                out.insert(*c, History::default());
+            }
+            for e in
+                events::recent_for_customers(tx, tenant, &missing, since - HISTORY_MICROS).await?
+            {
+                if let Some(h) = out.get_mut(&e.customer_id) {
+                    h.push(rec_of_stored(&e));
+                }
+            }
         }
-        Ok(h)
+        Ok(out)
     }
 
     pub fn give_back(&self, tenant: TenantId, customer: Uuid, mut history: History, newest: i64) {

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::detect::{self, Detector, LoadedRule, RuleSet};
 use crate::error::ApiError;
 use crate::service;
-use riskdesk_domain::monitoring::rules::History;
+use riskdesk_domain::monitoring::rules::{Compiled, History};
 use riskdesk_storage::customers;
 
 const HOUR_MICROS: i64 = 3_600_000_000;
@@ -142,9 +142,7 @@ pub async fn ingest(
                 *e = (*e).min(*t);
             }
         }
-        for (c, t) in earliest {
-            histories.insert(c, detector.take_history(tx, tenant, c, t).await?);
-        }
+        histories = detector.take_histories(tx, tenant, &earliest).await?;
     }
     let stored = events::insert_new(tx, tenant, rows).await?;
 
@@ -248,15 +246,21 @@ async fn run_rules<'e>(
         let n = newest.entry(customer).or_insert(at);
         *n = (*n).max(at);
         let scope = detect::scope_of(e);
-        let mut event_json: Option<serde_json::Value> = None;
-        let mut subject = None;
-        for rule in set.rules.iter().filter(|r| r.compiled.scope == scope) {
-            let ev = event_json.get_or_insert_with(|| detect::event_json(e));
-            let subj = subject.get_or_insert_with(|| {
-                let ctx = contexts.get(&customer).map(|c| detect::customer_at(c, at));
-                detect::subject(e, ev, ctx.as_ref().unwrap_or(&empty))
-            });
-            match detector.runtime.evaluate(&rule.compiled, subj, history) {
+        let matching: Vec<&LoadedRule> = set
+            .rules
+            .iter()
+            .filter(|r| r.compiled.scope == scope)
+            .collect();
+        if matching.is_empty() {
+            continue;
+        }
+        let ev = detect::event_json(e);
+        let ctx = contexts.get(&customer).map(|c| detect::customer_at(c, at));
+        let subj = detect::subject(e, &ev, ctx.as_ref().unwrap_or(&empty));
+        let compiled: Vec<&Compiled> = matching.iter().map(|r| &r.compiled).collect();
+        let results = detector.runtime.evaluate_all(&compiled, &subj, history);
+        for (rule, result) in matching.into_iter().zip(results) {
+            match result {
                 Ok(o) if o.hit => hits.push(Hit {
                     rule,
                     customer,

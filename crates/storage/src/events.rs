@@ -409,50 +409,53 @@ impl FromRow for StoredEvent {
 const STORED: &str = "SELECT event_id, kind, customer_id, time, meter_category, meter_name, region, resource_id, quantity, unit, \
     cost_units, cost_rem, currency, operation, actor, status, properties_json FROM events";
 
-/// A customer's events in [from, to), oldest first (a rule's history).
-pub async fn for_customer_between(
+/// The events of some customers from `since` on, oldest first (the rules' histories), in one
+/// range scan of the tenant's recent events.
+pub async fn recent_for_customers(
     tx: &mut Tx,
     tenant: TenantId,
-    customer: Uuid,
-    from: i64,
-    to: i64,
+    customers: &[Uuid],
+    since: i64,
 ) -> Result<Vec<StoredEvent>> {
-    tx.fetch_all(
-        Q::new(format!(
-            "{STORED} WHERE tenant_id = $1 AND customer_id = $2 AND time >= $3 AND time < $4 ORDER BY time"
+    let mut out = Vec::new();
+    for chunk in customers.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let mut q = Q::new(format!(
+            "{STORED} WHERE tenant_id = $1 AND time >= $2 AND customer_id IN ({}) ORDER BY time",
+            list.join(", ")
         ))
         .bind(tenant.0)
-        .bind(customer)
-        .bind(from)
-        .bind(to),
-    )
-    .await
+        .bind(since);
+        for c in chunk {
+            q = q.bind(*c);
+        }
+        out.extend(tx.fetch_all::<StoredEvent>(q).await?);
+    }
+    Ok(out)
 }
 
-/// Events of known customers with time in [from, to), ordered by customer then time, a page at
-/// a time: pass the last (customer, time, event_id) seen to continue.
-pub async fn page_by_customer(
+/// Events of known customers with time in [from, to), in time order, a page at a time: pass
+/// the last (time, event_id) seen to continue.
+pub async fn page_by_time(
     db: &Db,
     tenant: TenantId,
     from: i64,
     to: i64,
-    after: Option<(Uuid, i64, String)>,
+    after: Option<(i64, String)>,
     limit: u32,
 ) -> Result<Vec<StoredEvent>> {
-    let (c, t, e) = match after {
-        Some((c, t, e)) => (Some(c), Some(t), Some(e)),
-        None => (None, None, None),
+    let (t, e) = match after {
+        Some((t, e)) => (Some(t), Some(e)),
+        None => (None, None),
     };
     db.fetch_all(
         Q::new(format!(
-            "{STORED} WHERE tenant_id = $1 AND customer_id IS NOT NULL AND time >= $2 AND time < $3 \
-             AND ($4 IS NULL OR customer_id > $4 OR (customer_id = $4 AND (time > $5 OR (time = $5 AND event_id > $6)))) \
-             ORDER BY customer_id, time, event_id LIMIT $7"
+            "{STORED} WHERE tenant_id = $1 AND time >= $2 AND time < $3 AND customer_id IS NOT NULL \
+             AND ($4 IS NULL OR time > $4 OR (time = $4 AND event_id > $5)) ORDER BY time, event_id LIMIT $6"
         ))
         .bind(tenant.0)
         .bind(from)
         .bind(to)
-        .bind(c)
         .bind(t)
         .bind(e)
         .bind(i64::from(limit)),

@@ -78,6 +78,8 @@ pub struct Rec {
 #[derive(Clone, Debug, Default)]
 pub struct History {
     recs: Vec<Rec>,
+    /// `spent[i]` = usage cost of `recs[..i]`, so a window's spend is two look-ups.
+    spent: Vec<f64>,
 }
 
 impl History {
@@ -85,6 +87,30 @@ impl History {
         let at = r.at;
         let pos = self.recs.partition_point(|x| x.at <= at);
         self.recs.insert(pos, r);
+        if self.spent.is_empty() {
+            self.spent.push(0.0);
+        }
+        // Appends (the usual case) extend the prefix sums; a late event recomputes from it.
+        self.spent.truncate(pos + 1);
+        for i in pos..self.recs.len() {
+            let c = if self.recs[i].usage {
+                self.recs[i].cost
+            } else {
+                0.0
+            };
+            let prev = self.spent[i];
+            self.spent.push(prev + c);
+        }
+    }
+
+    /// Usage cost in (from, to].
+    fn spend_between(&self, from: i64, to: i64) -> f64 {
+        let a = self.recs.partition_point(|x| x.at <= from);
+        let b = self.recs.partition_point(|x| x.at <= to).max(a);
+        if self.spent.len() <= b {
+            return 0.0;
+        }
+        self.spent[b] - self.spent[a]
     }
 
     pub fn len(&self) -> usize {
@@ -100,6 +126,11 @@ impl History {
         let cut = self.recs.partition_point(|x| x.at < now - HISTORY_MICROS);
         if cut > 0 {
             self.recs.drain(..cut);
+            let base = self.spent.get(cut).copied().unwrap_or(0.0);
+            self.spent.drain(..cut);
+            for v in &mut self.spent {
+                *v -= base;
+            }
         }
     }
 
@@ -158,6 +189,9 @@ fn record(f: &mut Frame, call: String, v: serde_json::Value) {
 }
 
 fn sum_spend(f: &Frame, from: i64, to: i64, category: Option<&str>) -> f64 {
+    if category.is_none() {
+        return f.history.spend_between(from, to);
+    }
     f.history
         .between(from, to)
         .iter()
@@ -522,6 +556,19 @@ impl RuleRuntime {
         s: &Subject,
         history: &mut History,
     ) -> Result<Outcome, String> {
+        self.evaluate_all(&[rule], s, history)
+            .pop()
+            .unwrap_or_else(|| Err("no rule".into()))
+    }
+
+    /// Runs several conditions on one event: the event and customer are bound once, the
+    /// history is lent once.
+    pub fn evaluate_all(
+        &self,
+        rules: &[&Compiled],
+        s: &Subject,
+        history: &mut History,
+    ) -> Vec<Result<Outcome, String>> {
         let mut scope = self.root.new_inner_scope();
         scope.add_variable_from_value("event", s.event.clone());
         scope.add_variable_from_value("customer", s.customer.clone());
@@ -534,22 +581,27 @@ impl RuleRuntime {
                 calls: Vec::new(),
             })
         });
-        let result = rule.program.execute(&scope);
-        let frame = FRAME.with(|c| c.borrow_mut().take());
-        let calls = match frame {
-            Some(f) => {
-                *history = f.history;
-                f.calls
-            }
-            None => Vec::new(),
-        };
-        match result {
-            Ok(Value::Bool(hit)) => Ok(Outcome { hit, calls }),
-            Ok(other) => Err(format!(
-                "the condition must give true or false, it gave {other:?}"
-            )),
-            Err(e) => Err(e.to_string()),
+        let mut out = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let result = rule.program.execute(&scope);
+            let calls = FRAME.with(|c| {
+                c.borrow_mut()
+                    .as_mut()
+                    .map(|f| std::mem::take(&mut f.calls))
+                    .unwrap_or_default()
+            });
+            out.push(match result {
+                Ok(Value::Bool(hit)) => Ok(Outcome { hit, calls }),
+                Ok(other) => Err(format!(
+                    "the condition must give true or false, it gave {other:?}"
+                )),
+                Err(e) => Err(e.to_string()),
+            });
         }
+        if let Some(f) = FRAME.with(|c| c.borrow_mut().take()) {
+            *history = f.history;
+        }
+        out
     }
 }
 

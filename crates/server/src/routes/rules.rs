@@ -425,20 +425,12 @@ pub async fn backtest_rule(
         elapsed_ms: 0,
     };
     let mut days: BTreeMap<String, u64> = BTreeMap::new();
-    let mut current: Option<(Uuid, History, serde_json::Value, u64)> = None;
+    // Per customer: its history so far, its context, its hits.
+    let mut state: std::collections::HashMap<Uuid, (History, serde_json::Value, u64)> =
+        std::collections::HashMap::new();
     let mut after = None;
-    let flush = |cur: Option<(Uuid, History, serde_json::Value, u64)>, report: &mut BacktestOut| {
-        if let Some((c, _, _, n)) = cur {
-            if n > 0 {
-                report.by_customer.push(CustomerHits {
-                    customer_id: c,
-                    hits: n,
-                });
-            }
-        }
-    };
     loop {
-        let page = events::page_by_customer(
+        let page = events::page_by_time(
             &s.db,
             tenant,
             from_us - HISTORY_MICROS,
@@ -448,15 +440,14 @@ pub async fn backtest_rule(
         )
         .await?;
         let Some(last) = page.last() else { break };
-        after = Some((last.customer_id, last.time, last.event_id.clone()));
+        after = Some((last.time, last.event_id.clone()));
         for e in &page {
             report.events_scanned += 1;
-            if current.as_ref().is_none_or(|(c, ..)| *c != e.customer_id) {
-                flush(current.take(), &mut report);
+            if !state.contains_key(&e.customer_id) {
                 let ctx = backtest_customer(&s, tenant, e.customer_id).await?;
-                current = Some((e.customer_id, History::default(), ctx, 0));
+                state.insert(e.customer_id, (History::default(), ctx, 0));
             }
-            let Some((_, history, ctx, n)) = current.as_mut() else {
+            let Some((history, ctx, n)) = state.get_mut(&e.customer_id) else {
                 continue;
             };
             history.push(detect::rec_of_stored(e));
@@ -489,7 +480,13 @@ pub async fn backtest_rule(
             break;
         }
     }
-    flush(current.take(), &mut report);
+    let mut by_customer: Vec<CustomerHits> = state
+        .into_iter()
+        .filter(|(_, (_, _, n))| *n > 0)
+        .map(|(customer_id, (_, _, hits))| CustomerHits { customer_id, hits })
+        .collect();
+    by_customer.sort_by(|a, b| b.hits.cmp(&a.hits).then(a.customer_id.cmp(&b.customer_id)));
+    report.by_customer = by_customer;
     report.by_day = days
         .into_iter()
         .map(|(day, hits)| DayHits { day, hits })
