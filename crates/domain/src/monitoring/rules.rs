@@ -157,6 +157,7 @@ struct Frame {
     region: Arc<str>,
     sku: Arc<str>,
     calls: Vec<(String, serde_json::Value)>,
+    recording: bool,
 }
 
 thread_local! {
@@ -182,7 +183,18 @@ fn window(name: &str, w: &str) -> Result<i64, ExecutionError> {
     })
 }
 
-fn record(f: &mut Frame, call: String, v: serde_json::Value) {
+/// Records a window function's call and value for the evidence — only when recording: rules
+/// are evaluated without it, and a hit is evaluated once more to record (formatting every
+/// call of every rule on every event was the largest cost of evaluation).
+macro_rules! record {
+    ($f:expr, $call:expr, $v:expr $(,)?) => {
+        if $f.recording {
+            record_call($f, $call, $v)
+        }
+    };
+}
+
+fn record_call(f: &mut Frame, call: String, v: serde_json::Value) {
     if f.calls.len() < 64 && !f.calls.iter().any(|(c, _)| *c == call) {
         f.calls.push((call, v));
     }
@@ -214,7 +226,7 @@ fn root_context() -> Context<'static, 'static> {
         let win = window("spend", &w)?;
         with_frame(|f| {
             let v = sum_spend(f, f.at - win, f.at, None);
-            record(f, format!("spend(\"{w}\")"), serde_json::json!(v));
+            record!(f, format!("spend(\"{w}\")"), serde_json::json!(v));
             v
         })
     });
@@ -225,7 +237,7 @@ fn root_context() -> Context<'static, 'static> {
             let win = window("spend_in", &w)?;
             with_frame(|f| {
                 let v = sum_spend(f, f.at - win, f.at, Some(&c));
-                record(
+                record!(
                     f,
                     format!("spend_in(\"{c}\", \"{w}\")"),
                     serde_json::json!(v),
@@ -239,7 +251,7 @@ fn root_context() -> Context<'static, 'static> {
         let win = window("events", &w)?;
         with_frame(|f| {
             let v = f.history.between(f.at - win, f.at).len() as i64;
-            record(f, format!("events(\"{w}\")"), serde_json::json!(v));
+            record!(f, format!("events(\"{w}\")"), serde_json::json!(v));
             v
         })
     });
@@ -255,7 +267,7 @@ fn root_context() -> Context<'static, 'static> {
                     .iter()
                     .filter(|r| !r.usage && *r.operation == **op)
                     .count() as i64;
-                record(f, format!("ops(\"{op}\", \"{w}\")"), serde_json::json!(v));
+                record!(f, format!("ops(\"{op}\", \"{w}\")"), serde_json::json!(v));
                 v
             })
         },
@@ -272,7 +284,7 @@ fn root_context() -> Context<'static, 'static> {
                     .iter()
                     .filter(|r| !r.usage && r.failed && *r.operation == **op)
                     .count() as i64;
-                record(
+                record!(
                     f,
                     format!("failed_ops(\"{op}\", \"{w}\")"),
                     serde_json::json!(v),
@@ -297,7 +309,7 @@ fn root_context() -> Context<'static, 'static> {
                 seen.sort_unstable();
                 seen.dedup();
                 let v = seen.len() as i64;
-                record(
+                record!(
                     f,
                     format!("distinct_regions(\"{w}\")"),
                     serde_json::json!(v),
@@ -322,7 +334,7 @@ fn root_context() -> Context<'static, 'static> {
                 seen.sort_unstable();
                 seen.dedup();
                 let v = seen.len() as i64;
-                record(f, format!("distinct_actors(\"{w}\")"), serde_json::json!(v));
+                record!(f, format!("distinct_actors(\"{w}\")"), serde_json::json!(v));
                 v
             })
         },
@@ -338,7 +350,7 @@ fn root_context() -> Context<'static, 'static> {
                 let before = sum_spend(f, f.at - win - week, f.at - win, None);
                 let baseline = before * win as f64 / week as f64;
                 let v = now / baseline.max(0.01);
-                record(
+                record!(
                     f,
                     format!("baseline_ratio(\"{w}\")"),
                     serde_json::json!({"ratio": v, "window_spend": now, "baseline": baseline}),
@@ -359,7 +371,7 @@ fn root_context() -> Context<'static, 'static> {
                 .count();
             // The event itself is in the history: new means it is the only one.
             let v = seen <= 1;
-            record(f, "new_region()".into(), serde_json::json!(v));
+            record!(f, "new_region()".into(), serde_json::json!(v));
             v
         })
     });
@@ -374,7 +386,7 @@ fn root_context() -> Context<'static, 'static> {
                 .filter(|r| r.usage && r.sku == f.sku)
                 .count();
             let v = seen <= 1;
-            record(f, "new_sku()".into(), serde_json::json!(v));
+            record!(f, "new_sku()".into(), serde_json::json!(v));
             v
         })
     });
@@ -579,24 +591,49 @@ impl RuleRuntime {
                 region: s.region.clone(),
                 sku: s.sku.clone(),
                 calls: Vec::new(),
+                recording: false,
             })
         });
+        let set_recording = |on: bool| {
+            FRAME.with(|c| {
+                if let Some(f) = c.borrow_mut().as_mut() {
+                    f.recording = on;
+                    f.calls.clear();
+                }
+            })
+        };
         let mut out = Vec::with_capacity(rules.len());
         for rule in rules {
-            let result = rule.program.execute(&scope);
-            let calls = FRAME.with(|c| {
-                c.borrow_mut()
-                    .as_mut()
-                    .map(|f| std::mem::take(&mut f.calls))
-                    .unwrap_or_default()
-            });
-            out.push(match result {
-                Ok(Value::Bool(hit)) => Ok(Outcome { hit, calls }),
+            let result = match rule.program.execute(&scope) {
+                Ok(Value::Bool(true)) => {
+                    // A hit: run again, recording what each window function saw.
+                    set_recording(true);
+                    let again = rule.program.execute(&scope);
+                    let calls = FRAME.with(|c| {
+                        c.borrow_mut()
+                            .as_mut()
+                            .map(|f| std::mem::take(&mut f.calls))
+                            .unwrap_or_default()
+                    });
+                    set_recording(false);
+                    match again {
+                        Ok(Value::Bool(hit)) => Ok(Outcome { hit, calls }),
+                        Ok(other) => Err(format!(
+                            "the condition must give true or false, it gave {other:?}"
+                        )),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                Ok(Value::Bool(false)) => Ok(Outcome {
+                    hit: false,
+                    calls: Vec::new(),
+                }),
                 Ok(other) => Err(format!(
                     "the condition must give true or false, it gave {other:?}"
                 )),
                 Err(e) => Err(e.to_string()),
-            });
+            };
+            out.push(result);
         }
         if let Some(f) = FRAME.with(|c| c.borrow_mut().take()) {
             *history = f.history;
