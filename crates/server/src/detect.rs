@@ -92,6 +92,8 @@ impl Detector {
                 return Ok(s.clone());
             }
         }
+        // First read for this tenant in this process: make sure the shipped detectors exist.
+        crate::builtin_rules::ensure(tx, tenant, jiff::Timestamp::now()).await?;
         let rows = rules::list_tx(tx, tenant).await?;
         let mut loaded = Vec::new();
         for row in rows.into_iter().filter(|r| r.mode != "disabled") {

@@ -4,6 +4,7 @@
 
 pub mod auth_cache;
 pub mod batch;
+pub mod builtin_rules;
 pub mod demo;
 pub mod detect;
 pub mod dto;

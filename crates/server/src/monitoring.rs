@@ -405,6 +405,7 @@ async fn customer_contexts(
                 "id": id.to_string(), "age_days": age_days, "country": c.country, "cloud_instance": c.cloud_instance,
                 "risk_status": c.risk_status, "admin_access": c.admin_access, "credit_limit": credit_limit,
                 "budget_used_pct": budget_used_pct, "created_at_us": c.created_at,
+                "paid": c.first_payment_at.is_some(),
             }),
         );
     }

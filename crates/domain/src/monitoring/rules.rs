@@ -9,7 +9,8 @@
 //! event, each taking a window `"10m"`, `"1h"`, `"24h"`, `"7d"` or `"30d"`: `spend(w)`,
 //! `spend_in(category, w)`, `events(w)`, `ops(operation, w)`, `failed_ops(operation, w)`,
 //! `distinct_regions(w)`, `distinct_actors(w)`, `baseline_ratio(w)` (spend in the window over
-//! the customer's average for a window that long in the 7 days before it); and `new_region()`,
+//! the customer's average for a window that long in the 7 days before it, or in the part of them
+//! the customer has history for; 1.0 with less than one window of history); and `new_region()`,
 //! `new_sku()` (not seen in the customer's previous 30 days). Costs in rules are doubles: a
 //! rule compares, the stored money stays exact.
 
@@ -101,6 +102,11 @@ impl History {
             let prev = self.spent[i];
             self.spent.push(prev + c);
         }
+    }
+
+    /// When the oldest kept event happened.
+    pub fn first_at(&self) -> Option<i64> {
+        self.recs.first().map(|r| r.at)
     }
 
     /// Usage cost in (from, to].
@@ -347,9 +353,20 @@ fn root_context() -> Context<'static, 'static> {
             with_frame(|f| {
                 let week = 7 * 24 * 3_600_000_000i64;
                 let now = sum_spend(f, f.at - win, f.at, None);
-                let before = sum_spend(f, f.at - win - week, f.at - win, None);
-                let baseline = before * win as f64 / week as f64;
-                let v = now / baseline.max(0.01);
+                // The baseline covers the part of the 7 days before the window that the
+                // customer has history for: a customer seen for two days is compared with
+                // those two days, not with a week of zeros.
+                let first = f.history.first_at().unwrap_or(f.at);
+                let start = (f.at - win - week).max(first - 1);
+                let observed = (f.at - win) - start;
+                let (baseline, v) = if observed < win {
+                    // Less history than one window: nothing to compare with, neutral.
+                    (now, 1.0)
+                } else {
+                    let before = sum_spend(f, start, f.at - win, None);
+                    let baseline = before * win as f64 / observed as f64;
+                    (baseline, now / baseline.max(0.01))
+                };
                 record!(
                     f,
                     format!("baseline_ratio(\"{w}\")"),
@@ -655,7 +672,7 @@ pub fn sample_subject(scope: Scope) -> Subject {
         customer: json_to_cel(&serde_json::json!({
             "id": "00000000-0000-0000-0000-000000000000", "age_days": 10, "country": "FR",
             "cloud_instance": "global", "risk_status": "normal", "admin_access": "restricted",
-            "credit_limit": 1000.0, "budget_used_pct": 10.0,
+            "credit_limit": 1000.0, "budget_used_pct": 10.0, "paid": false,
         })),
         at: 0,
         region: Arc::from("westeurope"),

@@ -7,7 +7,7 @@ use crate::helpers::{TestApp, customer_body, spawn_app};
 
 fn usage(event_id: &str, customer: &str, time: &str, cost: &str) -> Value {
     json!({"type": "usage", "event_id": event_id, "customer_id": customer, "time": time,
-           "meter_category": "Virtual Machines", "meter_name": "NC24ads A100 v4", "region": "westeurope",
+           "meter_category": "Virtual Machines", "meter_name": "D4s v5", "region": "westeurope",
            "quantity": 1, "unit": "Hours", "cost": cost, "currency": "USD"})
 }
 

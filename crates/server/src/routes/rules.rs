@@ -248,6 +248,12 @@ pub async fn list_rules(
     caller: Caller,
 ) -> Result<Json<Vec<RuleOut>>, ApiError> {
     caller.require(Permission::ReadCustomers)?;
+    // The shipped detectors appear from the first look, before any event arrives.
+    let mut tx = s.db.begin().await?;
+    if crate::builtin_rules::ensure(&mut tx, caller.tenant(), s.clock.now()).await? > 0 {
+        tx.commit().await?;
+        s.detector.invalidate(caller.tenant());
+    }
     let mut items = Vec::new();
     for r in rules::list(&s.db, caller.tenant()).await? {
         let hits = rules::hit_count(&s.db, caller.tenant(), r.id).await?;
@@ -505,6 +511,7 @@ async fn backtest_customer(
     Ok(serde_json::json!({
         "id": id.to_string(), "age_days": 0, "country": c.country, "cloud_instance": c.cloud_instance,
         "risk_status": c.risk_status, "admin_access": c.admin_access, "credit_limit": -1.0, "budget_used_pct": -1.0,
+        "paid": c.first_payment_at.is_some(),
         "created_at_us": c.created_at,
     }))
 }
