@@ -282,7 +282,37 @@ async fn run_rules<'e>(
         detector.give_back(tenant, c, h, at);
     }
     let actor = Actor::system("rules");
+    // Hits of one rule for one customer inside its cool-down fold before anything is written:
+    // one alert write per run of hits, not one per event.
+    struct Run<'a> {
+        hit: Hit<'a>,
+        first_at: i64,
+        count: i64,
+    }
+    let mut runs: Vec<Run> = Vec::new();
+    let mut open: std::collections::HashMap<(Uuid, Uuid), usize> = std::collections::HashMap::new();
     for hit in hits {
+        let key = (hit.rule.row.id, hit.customer);
+        let shadow = hit.rule.row.mode == "shadow";
+        let cooldown = hit.rule.row.cooldown_seconds.saturating_mul(1_000_000);
+        if !shadow {
+            if let Some(&i) = open.get(&key) {
+                if hit.at - runs[i].hit.at <= cooldown && hit.at >= runs[i].hit.at {
+                    runs[i].count += 1;
+                    runs[i].hit = hit;
+                    continue;
+                }
+            }
+            open.insert(key, runs.len());
+        }
+        runs.push(Run {
+            first_at: hit.at,
+            count: 1,
+            hit,
+        });
+    }
+    for run in runs {
+        let (hit, first_at, occurrences) = (run.hit, run.first_at, run.count);
         let row = &hit.rule.row;
         let mut evidence = serde_json::json!({
             "rule": {"id": row.id, "name": row.name, "version": row.version, "condition": row.condition, "mode": row.mode},
@@ -347,8 +377,10 @@ async fn run_rules<'e>(
                 severity: &row.severity,
                 title: &row.name,
                 evidence_json: evidence.to_string(),
-                at: hit.at,
+                at: first_at,
                 cooldown_micros: row.cooldown_seconds.saturating_mul(1_000_000),
+                occurrences,
+                last_at: hit.at,
             },
             now,
         )
@@ -640,6 +672,8 @@ pub async fn evaluate_budget(
                 evidence_json: evidence(&mark.key(), if reached { "reached" } else { "recovered" }),
                 at: to_micros(as_of),
                 cooldown_micros: 0,
+                occurrences: 1,
+                last_at: to_micros(as_of),
             },
             now,
         )
@@ -747,6 +781,8 @@ async fn enforce(
             evidence_json: ev.to_string(),
             at: to_micros(as_of),
             cooldown_micros: 0,
+            occurrences: 1,
+            last_at: to_micros(as_of),
         },
         now,
     )

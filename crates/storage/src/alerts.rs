@@ -57,6 +57,10 @@ pub struct NewAlert<'a> {
     pub at: i64,
     /// A later occurrence within this many µs of the last one folds into the same alert.
     pub cooldown_micros: i64,
+    /// Occurrences this raise stands for (hits of one batch folded before writing), ≥ 1.
+    pub occurrences: i64,
+    /// When the last of them happened (µs); `at` for a single occurrence.
+    pub last_at: i64,
 }
 
 /// Raises an alert or folds it into the open one of the same rule and customer still inside its
@@ -81,20 +85,22 @@ pub async fn raise(
             )
             .await?;
         if let Some(open) = open {
-            let last_at = open.last_at.max(a.at);
+            let last_at = open.last_at.max(a.last_at);
+            let n = a.occurrences.max(1);
             tx.execute(
                 Q::new(
-                    "UPDATE alerts SET count = count + 1, last_at = $3, evidence_json = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2",
+                    "UPDATE alerts SET count = count + $6, last_at = $3, evidence_json = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind(tenant.0)
                 .bind(open.id)
                 .bind(last_at)
                 .bind(&a.evidence_json)
-                .bind(now),
+                .bind(now)
+                .bind(n),
             )
             .await?;
             let row = AlertRow {
-                count: open.count + 1,
+                count: open.count + n,
                 last_at,
                 evidence_json: a.evidence_json,
                 updated_at: now,
@@ -111,9 +117,9 @@ pub async fn raise(
         status: "open".into(),
         title: a.title.to_owned(),
         evidence_json: a.evidence_json,
-        count: 1,
+        count: a.occurrences.max(1),
         first_at: a.at,
-        last_at: a.at,
+        last_at: a.last_at.max(a.at),
         created_at: now,
         updated_at: now,
         note: None,
