@@ -3,6 +3,7 @@
 //! Architecture invariant: this crate does no I/O, holds no sqlx/axum types and never reads the
 //! clock. Callers pass time in (`as_of`) so every decision can be replayed.
 
+pub mod anomaly;
 pub mod audit;
 pub mod cloud;
 pub mod customer;

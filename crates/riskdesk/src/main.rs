@@ -1,5 +1,6 @@
 //! `riskdesk`: the server and the administration CLI in one binary.
 
+mod anomaly;
 mod config;
 mod ingest;
 
@@ -73,6 +74,22 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Score a series for anomalies: reads a CSV with the header `timestamp,value`, writes the
+    /// same rows with `anomaly_score` in [0, 1] added (the streaming detector of the monitoring
+    /// pipeline: each score uses only its row and earlier ones).
+    Detect {
+        #[arg(long)]
+        input: std::path::PathBuf,
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
+    /// Evaluate the anomaly detector on the Numenta Anomaly Benchmark (a directory with `data/`
+    /// and `labels/combined_windows.json`, e.g. `data/nab`) with NAB's scoring; prints the score
+    /// per profile at NAB's best threshold.
+    Nab {
+        #[arg(default_value = "data/nab")]
+        dir: std::path::PathBuf,
     },
     /// Load usage and activity events from files: NDJSON events (the POST /v1/events
     /// contract) or FOCUS cost-and-usage CSV (1.0, 1.2). Every record is stored once (re-loading
@@ -453,6 +470,15 @@ async fn run(
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Detect { input, output } => {
+            let n = anomaly::detect(&input, &output)?;
+            eprintln!("{n} rows scored into {}", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Nab { dir } => {
+            anomaly::nab(&dir)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Data {
             command: DataCommand::Status,

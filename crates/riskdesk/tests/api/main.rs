@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod cli;
 mod customers;
+mod detect;
 mod detectors;
 mod edges;
 mod helpers;

@@ -1,0 +1,158 @@
+//! `riskdesk detect` (score any `timestamp,value` series) and `riskdesk nab` (evaluate the
+//! detector on the Numenta Anomaly Benchmark with its own scoring).
+
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use riskdesk_domain::anomaly::detector::Detector;
+use riskdesk_domain::anomaly::nab::{self, Profile};
+
+/// Seconds since the epoch from `2014-04-01 00:00:00`, RFC 3339, or a window bound with
+/// fractional seconds.
+pub fn seconds(s: &str) -> anyhow::Result<i64> {
+    let s = s.trim();
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t.as_second());
+    }
+    let civil: jiff::civil::DateTime = s
+        .replace(' ', "T")
+        .parse()
+        .with_context(|| format!("'{s}' is not a timestamp"))?;
+    Ok(civil
+        .to_zoned(jiff::tz::TimeZone::UTC)?
+        .timestamp()
+        .as_second())
+}
+
+/// Reads `timestamp,value` (header required), scores each row, writes
+/// `timestamp,value,anomaly_score`.
+pub fn detect(input: &Path, output: &Path) -> anyhow::Result<usize> {
+    let mut r = csv::Reader::from_path(input)
+        .with_context(|| format!("cannot read {}", input.display()))?;
+    let h = r.headers()?.clone();
+    let ts = h.iter().position(|c| c.trim() == "timestamp");
+    let val = h.iter().position(|c| c.trim() == "value");
+    let (Some(ts), Some(val)) = (ts, val) else {
+        bail!(
+            "{}: the header must name the columns `timestamp` and `value`",
+            input.display()
+        );
+    };
+    let mut w = csv::Writer::from_path(output)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    w.write_record(["timestamp", "value", "anomaly_score"])?;
+    let mut d = Detector::default();
+    let mut n = 0;
+    let mut last = i64::MIN;
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: row {}", input.display(), i + 2))?;
+        let t = seconds(&rec[ts]).with_context(|| format!("{}: row {}", input.display(), i + 2))?;
+        if t < last {
+            bail!(
+                "{}: row {}: timestamps must not go back in time",
+                input.display(),
+                i + 2
+            );
+        }
+        last = t;
+        let v: f64 = rec[val]
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .with_context(|| {
+                format!(
+                    "{}: row {}: value '{}' is not a number",
+                    input.display(),
+                    i + 2,
+                    &rec[val]
+                )
+            })?;
+        let s = d.score(t, v);
+        w.write_record([&rec[ts], &rec[val], &format!("{s:.6}")])?;
+        n += 1;
+    }
+    w.flush()?;
+    Ok(n)
+}
+
+type Scored = (Vec<i64>, Vec<f64>, Vec<(i64, i64)>);
+
+/// Runs the detector on every series under `dir/data` and scores it with NAB's rules; prints
+/// the per-profile score at NAB's best threshold and the per-category scores.
+pub fn nab(dir: &Path) -> anyhow::Result<()> {
+    let windows: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("labels/combined_windows.json"))
+            .context("labels/combined_windows.json")?,
+    )?;
+    let windows = windows.as_object().context("windows: an object")?;
+    let mut files: Vec<(String, Scored)> = Vec::new();
+    for (name, wins) in windows {
+        let path = dir.join("data").join(name);
+        if !path.exists() {
+            continue;
+        }
+        let mut r = csv::Reader::from_path(&path)?;
+        let mut d = Detector::default();
+        let (mut times, mut scores) = (Vec::new(), Vec::new());
+        for rec in r.records() {
+            let rec = rec?;
+            let t = seconds(&rec[0])?;
+            let v: f64 = rec[1].trim().parse().unwrap_or(0.0);
+            scores.push(d.score(t, v));
+            times.push(t);
+        }
+        let wins: Vec<(i64, i64)> = wins
+            .as_array()
+            .context("windows: lists")?
+            .iter()
+            .map(|w| {
+                Ok((
+                    seconds(w[0].as_str().unwrap_or(""))?,
+                    seconds(w[1].as_str().unwrap_or(""))?,
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        files.push((name.clone(), (times, scores, wins)));
+    }
+    if files.is_empty() {
+        bail!("no NAB series found under {}", dir.display());
+    }
+    println!(
+        "{} series, {} windows",
+        files.len(),
+        files.iter().map(|f| f.1.2.len()).sum::<usize>()
+    );
+    let all: Vec<Scored> = files.iter().map(|f| f.1.clone()).collect();
+    for (name, profile) in [
+        ("standard", nab::STANDARD),
+        ("reward_low_FP_rate", nab::REWARD_LOW_FP),
+        ("reward_low_FN_rate", nab::REWARD_LOW_FN),
+    ] {
+        let (t, score) = nab::best_threshold(&all, profile);
+        println!("{name:<20} score {score:6.2} at threshold {t:.4}");
+        if name == "standard" {
+            per_category(&files, t, profile);
+        }
+    }
+    Ok(())
+}
+
+fn per_category(files: &[(String, Scored)], t: f64, p: Profile) {
+    let mut cats: std::collections::BTreeMap<&str, Vec<nab::FileScore>> = Default::default();
+    for (name, (times, scores, wins)) in files {
+        let cat = name.split('/').next().unwrap_or("");
+        cats.entry(cat)
+            .or_default()
+            .push(nab::score_file(times, scores, wins, t, p));
+    }
+    for (cat, scored) in cats {
+        let fp: u32 = scored.iter().map(|f| f.fp).sum();
+        let tp: u32 = scored.iter().map(|f| f.tp).sum();
+        let fns: u32 = scored.iter().map(|f| f.fn_).sum();
+        let raw: f64 = scored.iter().map(|f| f.raw).sum();
+        println!(
+            "  {cat:<24} raw {raw:7.2}  windows found {tp}, missed {fns}, false positives {fp}"
+        );
+    }
+}
