@@ -19,6 +19,9 @@ use std::sync::Arc;
 
 use cel::{Context, ExecutionError, Program, Value};
 
+/// CEL's value type, for callers building a [`Subject`].
+pub use cel::Value as CelValue;
+
 /// What a rule looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
@@ -437,6 +440,10 @@ pub struct Compiled {
     program: Program,
     pub source: String,
     pub scope: Scope,
+    /// Whether the condition reads `event` / `customer` (building them costs more than many
+    /// conditions: callers skip what no rule reads).
+    pub uses_event: bool,
+    pub uses_customer: bool,
 }
 
 /// What an evaluation found.
@@ -512,10 +519,15 @@ impl RuleRuntime {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let vars = refs.variables();
+        let (uses_event, uses_customer) = (vars.contains(&"event"), vars.contains(&"customer"));
+        drop(refs);
         let compiled = Compiled {
             program,
             source: source.to_owned(),
             scope,
+            uses_event,
+            uses_customer,
         };
         let sample = sample_subject(scope);
         match self.evaluate(&compiled, &sample, &mut History::default()) {

@@ -461,11 +461,21 @@ pub async fn backtest_rule(
                 continue;
             }
             report.events_evaluated += 1;
-            let ev = detect::stored_event_json(e);
-            let cust = detect::customer_at(ctx, e.time);
+            use riskdesk_domain::monitoring::rules::json_to_cel;
+            // Only what the condition reads is built (most of a backtest's time otherwise).
+            let event = if compiled.uses_event {
+                json_to_cel(&detect::stored_event_json(e))
+            } else {
+                cel_null()
+            };
+            let customer = if compiled.uses_customer {
+                json_to_cel(&detect::customer_at(ctx, e.time))
+            } else {
+                cel_null()
+            };
             let subject = riskdesk_domain::monitoring::rules::Subject {
-                event: riskdesk_domain::monitoring::rules::json_to_cel(&ev),
-                customer: riskdesk_domain::monitoring::rules::json_to_cel(&cust),
+                event,
+                customer,
                 at: e.time,
                 region: std::sync::Arc::from(e.region.as_deref().unwrap_or("")),
                 sku: std::sync::Arc::from(e.meter_name.as_deref().unwrap_or("")),
@@ -514,4 +524,8 @@ async fn backtest_customer(
         "paid": c.first_payment_at.is_some(),
         "created_at_us": c.created_at,
     }))
+}
+
+fn cel_null() -> riskdesk_domain::monitoring::rules::CelValue {
+    riskdesk_domain::monitoring::rules::CelValue::Null
 }
