@@ -9,13 +9,13 @@
 
 use std::collections::VecDeque;
 
-const RECENT: usize = 96;
+const RECENT: usize = 400;
 const MIN_POINTS: usize = 12;
 /// A score at or above this is an alarm …
 const ALARM: f64 = 0.9;
 /// … and after one, further alarms are held below `ALARM` for this many points: one anomaly
 /// is one alert, not a run of them.
-const HOLD: usize = 300;
+const HOLD: usize = 100;
 
 #[derive(Clone, Debug)]
 pub struct Detector {

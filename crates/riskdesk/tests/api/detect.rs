@@ -43,8 +43,13 @@ async fn detect_scores_every_row_finds_the_jump_and_stays_quiet_without_anomalie
     let s = scores(&out);
     assert_eq!(s.len(), 4032);
     assert!(s.iter().all(|(_, x)| (0.0..=1.0).contains(x)));
-    // The labelled window is 2014-04-10 16:15 – 2014-04-12 01:45: the highest score lies in it.
-    let (at, best) = s.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+    // The labelled window is 2014-04-10 16:15 – 2014-04-12 01:45: after NAB's probationary
+    // period (the detector's first day has no seasonal history yet), the highest score lies in it.
+    let probation = (s.len() * 15 / 100).min(750);
+    let (at, best) = s[probation..]
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
     assert!(*best >= 0.9, "{best}");
     assert!(
         at.as_str() >= "2014-04-10 16:15:00" && at.as_str() <= "2014-04-12 01:45:00",
@@ -118,6 +123,6 @@ async fn nab_scores_the_detector_with_the_benchmarks_rules() {
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|x| x.parse().ok())
         .unwrap();
-    // Today's detector scores ~31 (BENCHMARKS.md); this guards against regressions only.
-    assert!(standard > 25.0, "{standard}");
+    // Today's detector scores ~39 (BENCHMARKS.md); this guards against regressions only.
+    assert!(standard > 35.0, "{standard}");
 }
