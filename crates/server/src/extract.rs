@@ -82,7 +82,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// serde_json appends " at line L column C" to data errors; the field path says more.
-fn strip_position(msg: &str) -> String {
+/// A serde_json message without its " at line L column C" suffix (positions in a request body
+/// mean nothing to the caller; the field path or index says where).
+pub fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_owned(),
         None => msg.to_owned(),

@@ -147,7 +147,7 @@ pub fn focus<R: std::io::Read>(
         unit: col("ConsumedUnit"),
     };
     let opts = opts.clone();
-    let mut seen: HashMap<[u8; 16], u32> = HashMap::new();
+    let mut keys = OccurrenceKeys::default();
     Ok(csv.into_records().enumerate().map(move |(i, rec)| {
         // Line numbers count the header as line 0.
         let line = i + 1;
@@ -162,12 +162,27 @@ pub fn focus<R: std::io::Read>(
             h.update(f.as_bytes());
             h.update([0x1f]);
         }
-        let digest: [u8; 16] = h.finalize()[..16].try_into().unwrap_or([0; 16]);
-        let n = seen.entry(digest).or_insert(0);
-        let row_key = format!("{}-{}", hex::encode(digest), n);
-        *n += 1;
+        let row_key = keys.key(h);
         (line, focus_row(&rec, &c, &opts, &row_key))
     }))
+}
+
+/// Ids for records that have none: the hash of the record and its occurrence number, so
+/// identical records are distinct charges and loading the same file (or a reordered export)
+/// again gives the same ids.
+#[derive(Default)]
+struct OccurrenceKeys {
+    seen: HashMap<[u8; 16], u32>,
+}
+
+impl OccurrenceKeys {
+    fn key(&mut self, record_hash: Sha256) -> String {
+        let digest: [u8; 16] = record_hash.finalize()[..16].try_into().unwrap_or([0; 16]);
+        let n = self.seen.entry(digest).or_insert(0);
+        let key = format!("{}-{}", hex::encode(digest), n);
+        *n += 1;
+        key
+    }
 }
 
 struct FocusColumns {
@@ -194,18 +209,7 @@ fn cell(rec: &csv::StringRecord, i: Option<usize>) -> Option<String> {
 
 /// FOCUS datetimes are UTC: `2024-09-18 22:00:00` or `2024-09-18T22:00:00Z`.
 fn focus_time(s: &str) -> Result<String, String> {
-    if let Ok(t) = s.parse::<Timestamp>() {
-        return Ok(t.to_string());
-    }
-    let civil: jiff::civil::DateTime = s
-        .replace(' ', "T")
-        .trim_end_matches('Z')
-        .parse()
-        .map_err(|_| format!("ChargePeriodStart '{s}' is not a date-time"))?;
-    civil
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .map(|z| z.timestamp().to_string())
-        .map_err(|e| format!("ChargePeriodStart '{s}': {e}"))
+    utc_time(s).map_err(|_| format!("ChargePeriodStart '{s}' is not a date-time"))
 }
 
 fn focus_row(
@@ -293,17 +297,14 @@ pub fn json_document(
     let raw: Box<serde_json::value::RawValue> =
         serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let records = records_of(&doc, raw.get())?;
-    let mut seen: HashMap<[u8; 16], u32> = HashMap::new();
+    let mut keys = OccurrenceKeys::default();
     Ok(records
         .into_iter()
         .enumerate()
         .map(|(i, (value, raw))| {
-            let digest: [u8; 16] = Sha256::digest(raw.as_bytes())[..16]
-                .try_into()
-                .unwrap_or([0; 16]);
-            let n = seen.entry(digest).or_insert(0);
-            let key = format!("{}-{}", hex::encode(digest), n);
-            *n += 1;
+            let mut h = Sha256::new();
+            h.update(raw.as_bytes());
+            let key = keys.key(h);
             (i, record_event(&value, &raw, opts, &key))
         })
         .collect())
@@ -697,14 +698,17 @@ fn activity_export(v: &serde_json::Value, opts: &FileOptions, key: &str) -> Resu
     .validate()
 }
 
-/// Times in these documents: RFC 3339, or without an offset (Partner Center's
-/// `2019-08-05T00:00:00`), which is UTC.
+/// Times in these files: RFC 3339, or without an offset (Partner Center's `2019-08-05T00:00:00`,
+/// FOCUS's `2024-09-18 22:00:00`), which is UTC.
 fn utc_time(s: &str) -> Result<String, String> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Ok(t.to_string());
     }
-    let civil: jiff::civil::DateTime =
-        s.parse().map_err(|_| format!("'{s}' is not a date-time"))?;
+    let civil: jiff::civil::DateTime = s
+        .replace(' ', "T")
+        .trim_end_matches('Z')
+        .parse()
+        .map_err(|_| format!("'{s}' is not a date-time"))?;
     civil
         .to_zoned(jiff::tz::TimeZone::UTC)
         .map(|z| z.timestamp().to_string())

@@ -336,34 +336,16 @@ async fn run_rules<'e>(
             continue;
         }
         if let Some((action, mode)) = hit.rule.action {
-            let mut acted = Vec::new();
-            if mode == EnforcementMode::Auto {
-                for id in subscriptions::ids_in_status_tx(
-                    tx,
-                    tenant,
-                    CustomerId(hit.customer),
-                    SubscriptionStatus::Active,
-                )
-                .await?
-                {
-                    let note = format!(
-                        "rule '{}' (version {}) fired on event {}",
-                        row.name, row.version, hit.event_id
-                    );
-                    service::act_on_subscription(
-                        tx,
-                        tenant,
-                        &actor,
-                        id,
-                        action,
-                        Reason::Investigation,
-                        Some(&note),
-                        now,
-                    )
-                    .await?;
-                    acted.push(id.0);
-                }
-            }
+            let acted = if mode == EnforcementMode::Auto {
+                let note = format!(
+                    "rule '{}' (version {}) fired on event {}",
+                    row.name, row.version, hit.event_id
+                );
+                act_on_active_subscriptions(tx, tenant, &actor, hit.customer, action, &note, now)
+                    .await?
+            } else {
+                Vec::new()
+            };
             evidence["enforcement"] = serde_json::json!({"action": action.as_str(), "mode": mode.as_str(), "subscriptions_acted_on": acted});
         }
         let rule_key = row.id.to_string();
@@ -725,31 +707,12 @@ async fn enforce(
     as_of: Timestamp,
 ) -> Result<Uuid, ApiError> {
     let action = e.action.as_str();
-    let mut acted = Vec::new();
-    if e.mode == EnforcementMode::Auto {
-        for id in subscriptions::ids_in_status_tx(
-            tx,
-            tenant,
-            CustomerId(customer),
-            SubscriptionStatus::Active,
-        )
-        .await?
-        {
-            let note = format!("spend reached {} % of the monthly budget", e.at_percent);
-            service::act_on_subscription(
-                tx,
-                tenant,
-                actor,
-                id,
-                e.action,
-                Reason::Investigation,
-                Some(&note),
-                now,
-            )
-            .await?;
-            acted.push(id.0);
-        }
-    }
+    let acted = if e.mode == EnforcementMode::Auto {
+        let note = format!("spend reached {} % of the monthly budget", e.at_percent);
+        act_on_active_subscriptions(tx, tenant, actor, customer, e.action, &note, now).await?
+    } else {
+        Vec::new()
+    };
     let mut ev: serde_json::Value = serde_json::from_str(evidence).unwrap_or_default();
     ev["enforcement"] = serde_json::json!({
         "action": action, "mode": e.mode.as_str(), "at_percent": e.at_percent,
@@ -824,4 +787,41 @@ pub async fn standing_now(
     .await?;
     let mine = spend_in(&spend, budget.monthly.currency);
     Ok((month, budget::standing(budget, &month, mine, as_of), spend))
+}
+
+/// Applies an enforcement action to every active subscription of a customer (through the
+/// lifecycle, so the cloud instance's rules hold); returns the subscriptions acted on. Already
+/// suspended or disabled subscriptions are left alone, so repeating it does nothing new.
+async fn act_on_active_subscriptions(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    customer: Uuid,
+    action: LifecycleAction,
+    note: &str,
+    now: Timestamp,
+) -> Result<Vec<Uuid>, ApiError> {
+    let mut acted = Vec::new();
+    let active = subscriptions::ids_in_status_tx(
+        tx,
+        tenant,
+        CustomerId(customer),
+        SubscriptionStatus::Active,
+    )
+    .await?;
+    for id in active {
+        service::act_on_subscription(
+            tx,
+            tenant,
+            actor,
+            id,
+            action,
+            Reason::Investigation,
+            Some(note),
+            now,
+        )
+        .await?;
+        acted.push(id.0);
+    }
+    Ok(acted)
 }

@@ -135,10 +135,10 @@ pub async fn customers_by_external_id(
 ) -> Result<HashMap<String, Uuid>> {
     let mut out = HashMap::new();
     for chunk in external.chunks(500) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let list = crate::query::placeholders(2, chunk.len());
         let mut q = Q::new(format!(
             "SELECT id, external_id FROM customers WHERE tenant_id = $1 AND external_id IN ({})",
-            list.join(", ")
+            list
         ))
         .bind(tenant.0);
         for e in chunk {
@@ -159,10 +159,10 @@ pub async fn existing_customers(
 ) -> Result<HashSet<Uuid>> {
     let mut out = HashSet::new();
     for chunk in ids.chunks(500) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let list = crate::query::placeholders(2, chunk.len());
         let mut q = Q::new(format!(
             "SELECT id, '' AS external_id FROM customers WHERE tenant_id = $1 AND id IN ({})",
-            list.join(", ")
+            list
         ))
         .bind(tenant.0);
         for id in chunk {
@@ -419,10 +419,10 @@ pub async fn recent_for_customers(
 ) -> Result<Vec<StoredEvent>> {
     let mut out = Vec::new();
     for chunk in customers.chunks(500) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let list = crate::query::placeholders(3, chunk.len());
         let mut q = Q::new(format!(
             "{STORED} WHERE tenant_id = $1 AND time >= $2 AND customer_id IN ({}) ORDER BY time",
-            list.join(", ")
+            list
         ))
         .bind(tenant.0)
         .bind(since);

@@ -101,6 +101,14 @@ impl Q {
     }
 }
 
+/// `$first, $first+1, …` — `n` placeholders for an `IN (…)` list.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Typed access to a result row by column name, whatever the backend.
 pub trait RowLike {
     fn uuid(&self, col: &str) -> Result<Uuid>;

@@ -221,6 +221,14 @@ fn sum_spend(f: &Frame, from: i64, to: i64, category: Option<&str>) -> f64 {
         .sum()
 }
 
+/// How many different values.
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> i64 {
+    let mut seen: Vec<&str> = values.collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len() as i64
+}
+
 /// The root context: the standard library plus riskdesk's window functions.
 fn root_context() -> Context<'static, 'static> {
     let mut ctx = Context::default();
@@ -308,16 +316,13 @@ fn root_context() -> Context<'static, 'static> {
         |w: Arc<String>| -> Result<i64, ExecutionError> {
             let win = window("distinct_regions", &w)?;
             with_frame(|f| {
-                let mut seen: Vec<&str> = f
-                    .history
-                    .between(f.at - win, f.at)
-                    .iter()
-                    .filter(|r| r.usage)
-                    .map(|r| &*r.region)
-                    .collect();
-                seen.sort_unstable();
-                seen.dedup();
-                let v = seen.len() as i64;
+                let v = distinct(
+                    f.history
+                        .between(f.at - win, f.at)
+                        .iter()
+                        .filter(|r| r.usage)
+                        .map(|r| &*r.region),
+                );
                 record!(
                     f,
                     format!("distinct_regions(\"{w}\")"),
@@ -333,16 +338,13 @@ fn root_context() -> Context<'static, 'static> {
         |w: Arc<String>| -> Result<i64, ExecutionError> {
             let win = window("distinct_actors", &w)?;
             with_frame(|f| {
-                let mut seen: Vec<&str> = f
-                    .history
-                    .between(f.at - win, f.at)
-                    .iter()
-                    .filter(|r| !r.usage && !r.actor.is_empty())
-                    .map(|r| &*r.actor)
-                    .collect();
-                seen.sort_unstable();
-                seen.dedup();
-                let v = seen.len() as i64;
+                let v = distinct(
+                    f.history
+                        .between(f.at - win, f.at)
+                        .iter()
+                        .filter(|r| !r.usage && !r.actor.is_empty())
+                        .map(|r| &*r.actor),
+                );
                 record!(f, format!("distinct_actors(\"{w}\")"), serde_json::json!(v));
                 v
             })

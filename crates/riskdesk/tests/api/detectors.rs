@@ -503,7 +503,7 @@ async fn a_shipped_detector_is_an_ordinary_rule_that_can_be_turned_off() {
     let ids = builtin_ids(&app).await;
     let id = &ids["spam_port_25_opened"];
     let r = app.get(&app.admin, &format!("/v1/rules/{id}")).await;
-    let mut body = json!({"name": r.body["name"], "scope": r.body["scope"], "condition": r.body["condition"],
+    let body = json!({"name": r.body["name"], "scope": r.body["scope"], "condition": r.body["condition"],
         "severity": r.body["severity"], "cooldown_seconds": r.body["cooldown_seconds"], "mode": "disabled"});
     let r = app
         .send(
@@ -536,6 +536,4 @@ async fn a_shipped_detector_is_an_ordinary_rule_that_can_be_turned_off() {
         )
         .await;
     assert_eq!(r.body["alerts"], json!([]), "{}", r.body);
-    body["mode"] = json!("active");
-    let _ = body;
 }

@@ -28,7 +28,7 @@ use super::parse_id;
 use crate::AppState;
 use crate::dto::{Page, check_limit, decode_cursor, page, rfc3339};
 use crate::error::{ApiError, Problem, Validator};
-use crate::extract::{ApiJson, ApiQuery, Caller, IdempotencyKey};
+use crate::extract::{ApiJson, ApiQuery, Caller, IdempotencyKey, strip_position};
 use crate::idem::{self, Fingerprint};
 use crate::monitoring::{self, IngestSummary, StoredEnforcement};
 
@@ -97,13 +97,6 @@ pub fn parse_batch(bytes: &[u8], ndjson: bool) -> Result<Vec<Result<Event, Strin
         )));
     }
     Ok(out)
-}
-
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg.to_owned(),
-    }
 }
 
 /// Send usage and activity events: a JSON array (`application/json`) or NDJSON
