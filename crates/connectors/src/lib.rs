@@ -2,5 +2,7 @@
 //! interface and tested against a local fake server; none returns canned answers.
 
 pub mod breaker;
+pub mod email;
 pub mod sms;
 pub mod verification;
+pub mod webhook;

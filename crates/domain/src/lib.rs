@@ -5,6 +5,7 @@
 
 pub mod anomaly;
 pub mod audit;
+pub mod billing;
 pub mod cloud;
 pub mod customer;
 pub mod ids;

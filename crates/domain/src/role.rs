@@ -31,6 +31,8 @@ pub enum Permission {
     TriageAlerts,
     /// Write detection rules.
     ManageRules,
+    /// Register webhook endpoints and re-send outbox messages (admin only).
+    ManageIntegrations,
 }
 
 impl Role {

@@ -29,6 +29,29 @@ pub struct Settings {
     pub verification: Option<riskdesk_connectors::verification::VerificationSettings>,
     /// `[sms]`: the SMS provider (Twilio Messages API) for MFA codes (optional).
     pub sms: Option<riskdesk_connectors::sms::SmsSettings>,
+    /// `[email]`: the SMTP server customer notices go out through (optional: without it,
+    /// emails wait in the outbox, visible as pending).
+    pub email: Option<riskdesk_connectors::email::SmtpConfig>,
+    /// `[dunning]`: the default ladder and how often the server runs it.
+    pub dunning: DunningSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DunningSettings {
+    /// The ladder for tenants that have not set their own with `PUT /v1/dunning/policy`.
+    pub policy: riskdesk_domain::billing::dunning::Policy,
+    /// Minutes between runs of the ladder for today in `serve` (0: never; runs are idempotent).
+    pub run_every_minutes: u64,
+}
+
+impl Default for DunningSettings {
+    fn default() -> Self {
+        Self {
+            policy: Default::default(),
+            run_every_minutes: 60,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -43,6 +66,8 @@ impl Default for Settings {
             onboarding: Default::default(),
             verification: None,
             sms: None,
+            email: None,
+            dunning: Default::default(),
         }
     }
 }
@@ -69,6 +94,17 @@ impl Settings {
             fig = fig.merge(("database_url", d));
         }
         let s: Settings = fig.extract()?;
+        let problems = s.dunning.policy.problems();
+        if !problems.is_empty() {
+            anyhow::bail!(
+                "[dunning.policy]: {}",
+                problems
+                    .iter()
+                    .map(|(f, m)| format!("{f}: {m}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
         if !matches!(s.sqlite_synchronous.as_str(), "full" | "normal") {
             anyhow::bail!(
                 "sqlite_synchronous must be 'full' or 'normal', not '{}'",
@@ -102,6 +138,11 @@ impl Settings {
                 )),
                 None => None,
             },
+            dunning_policy: std::sync::Arc::new(self.dunning.policy.clone()),
+            smtp: self.email.clone(),
+            outbox_interval: std::time::Duration::from_secs(2),
+            dunning_every: (self.dunning.run_every_minutes > 0)
+                .then(|| std::time::Duration::from_secs(self.dunning.run_every_minutes * 60)),
         })
     }
 

@@ -95,6 +95,10 @@ pub struct Customer {
     pub risk_status: String,
     /// The sign-up assessment the customer came from.
     pub signup_id: Option<Uuid>,
+    /// When the first payment (or prepayment) was received.
+    pub first_payment_at: Option<String>,
+    /// Set by the dunning ladder: new subscriptions are refused (409) until overdue invoices are paid.
+    pub purchases_blocked: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -135,6 +139,8 @@ impl From<CustomerRow> for Customer {
             admin_access: r.admin_access,
             risk_status: r.risk_status,
             signup_id: r.signup_id,
+            first_payment_at: r.first_payment_at.map(rfc3339),
+            purchases_blocked: r.purchases_blocked,
         }
     }
 }

@@ -4,10 +4,12 @@
 
 pub mod auth_cache;
 pub mod batch;
+pub mod billing;
 pub mod builtin_rules;
 pub mod demo;
 pub mod detect;
 pub mod dto;
+pub mod dunning;
 pub mod error;
 pub mod extract;
 pub mod formats;
@@ -15,7 +17,9 @@ pub mod idem;
 pub mod metrics;
 pub mod mfa;
 pub mod monitoring;
+pub mod notices;
 pub mod onboarding;
+pub mod outbox;
 pub mod risk;
 pub mod routes;
 pub mod service;
@@ -85,6 +89,8 @@ pub struct AppState {
     pub sms: Option<Arc<riskdesk_connectors::sms::SmsClient>>,
     /// Detection rules and customers' recent histories (a cache of storage).
     pub detector: Arc<detect::Detector>,
+    /// The dunning ladder for tenants that have not set their own.
+    pub dunning_policy: Arc<riskdesk_domain::billing::dunning::Policy>,
 }
 
 /// Server settings that are not the database or the address.
@@ -99,6 +105,14 @@ pub struct ServerOptions {
     pub verifier: Option<Arc<riskdesk_connectors::verification::VerificationClient>>,
     /// The SMS provider for MFA codes, if configured.
     pub sms: Option<Arc<riskdesk_connectors::sms::SmsClient>>,
+    /// The dunning ladder for tenants that have not set their own (`PUT /v1/dunning/policy`).
+    pub dunning_policy: Arc<riskdesk_domain::billing::dunning::Policy>,
+    /// Where customer emails go out (none: emails wait in the outbox, visible as pending).
+    pub smtp: Option<riskdesk_connectors::email::SmtpConfig>,
+    /// How often the outbox worker looks for messages to deliver.
+    pub outbox_interval: std::time::Duration,
+    /// Run the dunning ladder for today this often (none: only on request / from the CLI).
+    pub dunning_every: Option<std::time::Duration>,
 }
 
 impl Default for ServerOptions {
@@ -111,6 +125,10 @@ impl Default for ServerOptions {
             ),
             verifier: None,
             sms: None,
+            dunning_policy: Arc::new(riskdesk_domain::billing::dunning::Policy::default()),
+            smtp: None,
+            outbox_interval: std::time::Duration::from_secs(2),
+            dunning_every: None,
         }
     }
 }
@@ -193,6 +211,42 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::rules::validate_rule))
         .routes(routes!(routes::rules::backtest_rule))
         .routes(routes!(
+            routes::billing::create_invoice,
+            routes::billing::list_invoices
+        ))
+        .routes(routes!(routes::billing::get_invoice))
+        .routes(routes!(routes::billing::credit_note))
+        .routes(routes!(routes::billing::write_off))
+        .routes(routes!(routes::billing::dispute))
+        .routes(routes!(routes::billing::create_payment))
+        .routes(routes!(routes::billing::chargeback))
+        .routes(routes!(routes::billing::get_balance))
+        .routes(routes!(routes::billing::top_up))
+        .routes(routes!(routes::billing::refund))
+        .routes(routes!(routes::billing::get_exposure))
+        .routes(routes!(routes::billing::exposure_report))
+        .routes(routes!(routes::billing::get_aging))
+        .routes(routes!(
+            routes::collections::add_instrument,
+            routes::collections::list_instruments
+        ))
+        .routes(routes!(
+            routes::collections::get_policy,
+            routes::collections::put_policy
+        ))
+        .routes(routes!(routes::collections::run))
+        .routes(routes!(
+            routes::collections::get_customer_dunning,
+            routes::collections::put_customer_dunning
+        ))
+        .routes(routes!(routes::collections::collections_policy))
+        .routes(routes!(
+            routes::collections::create_endpoint,
+            routes::collections::list_endpoints
+        ))
+        .routes(routes!(routes::collections::list_outbox))
+        .routes(routes!(routes::collections::resend))
+        .routes(routes!(
             routes::monitoring::get_alert,
             routes::monitoring::act_on_alert
         ))
@@ -218,6 +272,7 @@ pub fn router(db: Db, clock: Arc<dyn Clock>, opts: &ServerOptions) -> Router {
         verifier: opts.verifier.clone(),
         sms: opts.sms.clone(),
         detector: Arc::new(detect::Detector::default()),
+        dunning_policy: opts.dunning_policy.clone(),
     };
     router
         .fallback(|uri: axum::http::Uri| async move {
@@ -238,6 +293,8 @@ pub fn router(db: Db, clock: Arc<dyn Clock>, opts: &ServerOptions) -> Router {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// Background workers (outbox delivery, the dunning schedule) stop when this is dropped.
+    _stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -250,9 +307,34 @@ impl Application {
         let listener = TcpListener::bind(bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let smtp = match &opts.smtp {
+            Some(c) => Some(Arc::new(
+                riskdesk_connectors::email::SmtpSender::new(c)
+                    .map_err(|e| anyhow::anyhow!("SMTP settings: {e}"))?,
+            )),
+            None => None,
+        };
+        let deliverer = outbox::Deliverer {
+            db: db.clone(),
+            clock: clock.clone(),
+            smtp,
+            http: reqwest::Client::new(),
+        };
+        tokio::spawn(deliverer.run(opts.outbox_interval, stopped.clone()));
+        if let Some(every) = opts.dunning_every {
+            tokio::spawn(dunning::schedule(
+                db.clone(),
+                clock.clone(),
+                opts.dunning_policy.clone(),
+                every,
+                stopped,
+            ));
+        }
         Ok(Self {
             listener,
             router: router(db, clock, opts),
+            _stop: stop,
         })
     }
 

@@ -88,7 +88,12 @@ pub async fn create_subscription(
     now: Timestamp,
 ) -> Result<SubscriptionRow, ApiError> {
     // Confirms the customer exists in this tenant (another tenant's is "not found").
-    customers::get_tx(tx, tenant, customer).await?;
+    let c = customers::get_tx(tx, tenant, customer).await?;
+    if c.purchases_blocked {
+        return Err(ApiError::Conflict(
+            "new purchases are blocked for this customer until its overdue invoices are paid (dunning)".into(),
+        ));
+    }
     let new = NewSubscription {
         offer: s.offer,
         external_id: s.external_id,

@@ -36,6 +36,8 @@ pub struct CustomerRow {
     /// When the first payment was received (set by billing).
     pub first_payment_at: Option<i64>,
     pub admin_access_granted_at: Option<i64>,
+    /// Set by the dunning ladder: new subscriptions are refused while it holds.
+    pub purchases_blocked: bool,
 }
 
 impl FromRow for CustomerRow {
@@ -62,13 +64,14 @@ impl FromRow for CustomerRow {
             verified_at: r.opt_i64("verified_at")?,
             first_payment_at: r.opt_i64("first_payment_at")?,
             admin_access_granted_at: r.opt_i64("admin_access_granted_at")?,
+            purchases_blocked: r.i64("purchases_blocked")? != 0,
         })
     }
 }
 
 const SELECT: &str = "SELECT id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, \
                       created_at, updated_at, credit_limit_minor, credit_currency, prepayment_required, admin_access, \
-                      risk_status, signup_id, verified_at, first_payment_at, admin_access_granted_at FROM customers";
+                      risk_status, signup_id, verified_at, first_payment_at, admin_access_granted_at, purchases_blocked FROM customers";
 
 fn external_id_taken(ext: &Option<String>) -> impl FnOnce() -> String + '_ {
     move || {
@@ -108,6 +111,7 @@ pub async fn insert(
         verified_at: None,
         first_payment_at: None,
         admin_access_granted_at: None,
+        purchases_blocked: false,
     };
     tx.execute(
         Q::new(
@@ -200,7 +204,7 @@ pub async fn list(
 /// Reads a customer, applies `mutate`, and — if anything changed — stamps `updated_at` and
 /// writes every mutable column in one statement. Returns (before, after); every change to a
 /// customer goes through here, so there is one UPDATE to keep in step with the table.
-async fn change(
+pub async fn change(
     tx: &mut Tx,
     tenant: TenantId,
     id: CustomerId,
@@ -218,7 +222,8 @@ async fn change(
         Q::new(
             "UPDATE customers SET external_id = $3, name = $4, domain = $5, country = $6, email = $7, phone = $8, locale = $9, \
              updated_at = $10, credit_limit_minor = $11, credit_currency = $12, prepayment_required = $13, admin_access = $14, \
-             risk_status = $15, signup_id = $16, verified_at = $17, first_payment_at = $18, admin_access_granted_at = $19 \
+             risk_status = $15, signup_id = $16, verified_at = $17, first_payment_at = $18, admin_access_granted_at = $19, \
+             purchases_blocked = $20 \
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.0)
@@ -239,7 +244,8 @@ async fn change(
         .bind(after.signup_id)
         .bind(after.verified_at)
         .bind(after.first_payment_at)
-        .bind(after.admin_access_granted_at),
+        .bind(after.admin_access_granted_at)
+        .bind(i64::from(after.purchases_blocked)),
     )
     .await
     .map_err(|e| conflict_on_unique(e, external_id_taken(&after.external_id)))?;
@@ -346,4 +352,20 @@ pub async fn grant_admin_access(
         c.admin_access_granted_at = Some(to_micros(now));
     })
     .await
+}
+
+/// Several customers by id, inside a unit of work (missing ids are simply absent).
+pub async fn get_many_tx(tx: &mut Tx, tenant: TenantId, ids: &[Uuid]) -> Result<Vec<CustomerRow>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut q = Q::new(format!(
+        "{SELECT} WHERE tenant_id = $1 AND id IN ({}) ORDER BY id",
+        crate::query::placeholders(2, ids.len())
+    ))
+    .bind(tenant.0);
+    for c in ids {
+        q = q.bind(*c);
+    }
+    tx.fetch_all(q).await
 }

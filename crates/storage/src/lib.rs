@@ -7,14 +7,17 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod billing;
 pub mod budgets;
 pub mod challenges;
 pub mod customers;
 mod db;
+pub mod dunning;
 pub mod events;
 pub mod idempotency;
 pub mod maintenance;
 mod migrate;
+pub mod outbox;
 pub mod query;
 pub mod rules;
 pub mod signups;

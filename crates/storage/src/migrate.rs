@@ -30,6 +30,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_rules.sql",
         include_str!("../migrations/sqlite/0005_rules.sql"),
     ),
+    (
+        6,
+        "0006_billing.sql",
+        include_str!("../migrations/sqlite/0006_billing.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

@@ -204,3 +204,23 @@ pub async fn ids_in_status_tx(
         .await?;
     Ok(rows.into_iter().map(|r| SubscriptionId(r.id)).collect())
 }
+
+/// Every subscription of several customers, inside a unit of work (for the dunning ladder).
+pub async fn of_customers_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customers: &[Uuid],
+) -> Result<Vec<SubscriptionRow>> {
+    if customers.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut q = Q::new(format!(
+        "{SELECT} WHERE tenant_id = $1 AND customer_id IN ({}) ORDER BY customer_id, id",
+        crate::query::placeholders(2, customers.len())
+    ))
+    .bind(tenant.0);
+    for c in customers {
+        q = q.bind(*c);
+    }
+    tx.fetch_all(q).await
+}

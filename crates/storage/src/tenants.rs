@@ -80,3 +80,9 @@ pub async fn list(db: &Db) -> Result<Vec<TenantRow>> {
     db.fetch_all(Q::new(format!("{SELECT} ORDER BY slug")))
         .await
 }
+
+pub async fn get_tx(tx: &mut Tx, id: TenantId) -> Result<TenantRow> {
+    tx.fetch_optional(Q::new(format!("{SELECT} WHERE id = $1")).bind(id.0))
+        .await?
+        .ok_or(StorageError::NotFound("tenant"))
+}

@@ -3,10 +3,12 @@
 
 mod audit;
 mod auth;
+mod billing;
 mod cli;
 mod customers;
 mod detect;
 mod detectors;
+mod dunning;
 mod edges;
 mod helpers;
 mod ingest;

@@ -1,4 +1,6 @@
 pub mod audit;
+pub mod billing;
+pub mod collections;
 pub mod customers;
 pub mod health;
 pub mod monitoring;

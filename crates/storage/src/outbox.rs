@@ -1,0 +1,257 @@
+//! The outbox: every email and webhook riskdesk sends is first a row here, written in the unit
+//! of work that decided it, then delivered by a worker that marks it sent or schedules a retry.
+//! A crash before the commit sends nothing; after it, the row is delivered (at least once; the
+//! webhook carries its id so receivers can drop a repeat).
+
+use riskdesk_domain::TenantId;
+use uuid::Uuid;
+
+use crate::query::{FromRow, Q, RowLike};
+use crate::{Db, Result, StorageError, Tx};
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// email, webhook
+    pub channel: String,
+    /// One decision, one message: enqueueing the same key again does nothing.
+    pub dedupe_key: String,
+    pub customer_id: Option<Uuid>,
+    /// An email address, or a webhook endpoint id.
+    pub destination: String,
+    /// e.g. dunning.final_warning, budget.threshold_reached
+    pub event_type: String,
+    pub subject: Option<String>,
+    /// The email text, or the webhook's JSON body — rendered when decided, never re-read.
+    pub body: String,
+    /// pending, sent, failed (gave up after the last retry)
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+impl FromRow for OutboxRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(OutboxRow {
+            id: r.uuid("id")?,
+            tenant_id: r.uuid("tenant_id")?,
+            channel: r.text("channel")?,
+            dedupe_key: r.text("dedupe_key")?,
+            customer_id: r.opt_uuid("customer_id")?,
+            destination: r.text("destination")?,
+            event_type: r.text("event_type")?,
+            subject: r.opt_text("subject")?,
+            body: r.text("body")?,
+            status: r.text("status")?,
+            attempts: r.i64("attempts")?,
+            next_attempt_at: r.i64("next_attempt_at")?,
+            last_error: r.opt_text("last_error")?,
+            created_at: r.i64("created_at")?,
+            sent_at: r.opt_i64("sent_at")?,
+        })
+    }
+}
+
+const COLS: &str = "id, tenant_id, channel, dedupe_key, customer_id, destination, event_type, subject, body, status, attempts, \
+     next_attempt_at, last_error, created_at, sent_at";
+
+/// Enqueues a message unless one with the same dedupe key exists; true if it was new.
+pub async fn enqueue(tx: &mut Tx, m: &OutboxRow) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new(format!(
+                "INSERT INTO outbox ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 ON CONFLICT (tenant_id, dedupe_key) DO NOTHING"
+            ))
+            .bind(m.id)
+            .bind(m.tenant_id)
+            .bind(&m.channel)
+            .bind(&m.dedupe_key)
+            .bind(m.customer_id)
+            .bind(&m.destination)
+            .bind(&m.event_type)
+            .bind(&m.subject)
+            .bind(&m.body)
+            .bind(&m.status)
+            .bind(m.attempts)
+            .bind(m.next_attempt_at)
+            .bind(&m.last_error)
+            .bind(m.created_at)
+            .bind(m.sent_at),
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// Pending messages due by `now` (all tenants), oldest first.
+pub async fn due(db: &Db, now: i64, limit: u32) -> Result<Vec<OutboxRow>> {
+    db.fetch_all(
+        Q::new(format!(
+            "SELECT {COLS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+        ))
+        .bind(now)
+        .bind(i64::from(limit)),
+    )
+    .await
+}
+
+/// Records a delivery attempt's outcome. `next` None = sent; Some(t) = retry at t; a failure
+/// with `give_up` marks it failed.
+pub async fn record_attempt(
+    tx: &mut Tx,
+    id: Uuid,
+    now: i64,
+    outcome: Result<(), (String, Option<i64>)>,
+) -> Result<()> {
+    let q = match outcome {
+        Ok(()) => Q::new(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(now),
+        Err((error, Some(retry_at))) => Q::new(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(retry_at)
+        .bind(error),
+        Err((error, None)) => Q::new(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(error),
+    };
+    tx.execute(q).await?;
+    Ok(())
+}
+
+pub struct OutboxFilter {
+    pub customer: Option<Uuid>,
+    pub channel: Option<String>,
+    pub status: Option<String>,
+    pub limit: u32,
+}
+
+pub async fn list(db: &Db, tenant: TenantId, f: &OutboxFilter) -> Result<Vec<OutboxRow>> {
+    db.fetch_all(
+        Q::new(format!(
+            "SELECT {COLS} FROM outbox WHERE tenant_id = $1 AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR channel = $3) \
+             AND ($4 IS NULL OR status = $4) ORDER BY created_at DESC, id DESC LIMIT $5"
+        ))
+        .bind(tenant.0)
+        .bind(f.customer)
+        .bind(f.channel.clone())
+        .bind(f.status.clone())
+        .bind(i64::from(f.limit)),
+    )
+    .await
+}
+
+pub async fn get(db: &Db, tenant: TenantId, id: Uuid) -> Result<OutboxRow> {
+    db.fetch_optional(
+        Q::new(format!(
+            "SELECT {COLS} FROM outbox WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(id),
+    )
+    .await?
+    .ok_or(StorageError::NotFound("outbox message"))
+}
+
+/// Queues a message again (manual re-send): pending, due now, attempts kept.
+pub async fn resend(tx: &mut Tx, tenant: TenantId, id: Uuid, now: i64) -> Result<OutboxRow> {
+    tx.execute(
+        Q::new(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = $3 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(id)
+        .bind(now),
+    )
+    .await?;
+    tx.fetch_optional(
+        Q::new(format!(
+            "SELECT {COLS} FROM outbox WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(id),
+    )
+    .await?
+    .ok_or(StorageError::NotFound("outbox message"))
+}
+
+/// A partner endpoint that receives signed webhooks.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EndpointRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub url: String,
+    #[serde(skip)]
+    pub secret: String,
+    pub active: bool,
+    pub created_at: i64,
+}
+
+impl FromRow for EndpointRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(EndpointRow {
+            id: r.uuid("id")?,
+            tenant_id: r.uuid("tenant_id")?,
+            url: r.text("url")?,
+            secret: r.text("secret")?,
+            active: r.i64("active")? != 0,
+            created_at: r.i64("created_at")?,
+        })
+    }
+}
+
+pub async fn insert_endpoint(tx: &mut Tx, e: &EndpointRow) -> Result<()> {
+    tx.execute(
+        Q::new(
+            "INSERT INTO webhook_endpoints (id, tenant_id, url, secret, active, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(e.id)
+        .bind(e.tenant_id)
+        .bind(&e.url)
+        .bind(&e.secret)
+        .bind(i64::from(e.active))
+        .bind(e.created_at),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn endpoints_tx(tx: &mut Tx, tenant: TenantId) -> Result<Vec<EndpointRow>> {
+    tx.fetch_all(
+        Q::new(
+            "SELECT id, tenant_id, url, secret, active, created_at FROM webhook_endpoints WHERE tenant_id = $1 AND active <> 0 ORDER BY created_at, id",
+        )
+        .bind(tenant.0),
+    )
+    .await
+}
+
+pub async fn endpoints(db: &Db, tenant: TenantId) -> Result<Vec<EndpointRow>> {
+    db.fetch_all(
+        Q::new(
+            "SELECT id, tenant_id, url, secret, active, created_at FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant.0),
+    )
+    .await
+}
+
+pub async fn endpoint(db: &Db, id: Uuid) -> Result<Option<EndpointRow>> {
+    db.fetch_optional(
+        Q::new(
+            "SELECT id, tenant_id, url, secret, active, created_at FROM webhook_endpoints WHERE id = $1",
+        )
+        .bind(id),
+    )
+    .await
+}
