@@ -1,6 +1,7 @@
 //! `riskdesk`: the server and the administration CLI in one binary.
 
 mod anomaly;
+mod collections;
 mod config;
 mod ingest;
 
@@ -30,6 +31,46 @@ struct Cli {
     database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Aged receivables: open invoices in buckets by days past due, per customer and currency.
+    Aging {
+        /// The day (YYYY-MM-DD, its end) or instant (RFC 3339) to age at; default now.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// `due_date` or `issue_date`.
+        #[arg(long, default_value = "due_date")]
+        basis: String,
+        /// Bucket edges in days.
+        #[arg(long, default_value = "30,60,90")]
+        buckets: String,
+        /// `table`, `csv` or `json`.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+        format: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DunningCommand {
+    /// Run the ladder for a day (idempotent; a late run catches up every skipped notice).
+    Run {
+        /// YYYY-MM-DD (default today, UTC).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// One tenant (slug); default every tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum NoticesCommand {
+    /// List messages missing from a language (they fall back to English); exits 1 if any.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +131,21 @@ enum Command {
     Nab {
         #[arg(default_value = "data/nab")]
         dir: std::path::PathBuf,
+    },
+    /// Reports.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+    /// The dunning ladder.
+    Dunning {
+        #[command(subcommand)]
+        command: DunningCommand,
+    },
+    /// Customer notice templates.
+    Notices {
+        #[command(subcommand)]
+        command: NoticesCommand,
     },
     /// Load usage and activity events from files: NDJSON events (the POST /v1/events
     /// contract) or FOCUS cost-and-usage CSV (1.0, 1.2). Every record is stored once (re-loading
@@ -470,6 +526,75 @@ async fn run(
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Report {
+            command:
+                ReportCommand::Aging {
+                    as_of,
+                    basis,
+                    buckets,
+                    format,
+                    tenant,
+                },
+        } => {
+            let as_of = riskdesk_server::routes::billing::parse_as_of(&as_of, clock.now())
+                .map_err(|e| anyhow::anyhow!("--as-of: {e}"))?;
+            let basis = riskdesk_domain::billing::aging::Basis::parse(&basis)
+                .map_err(|e| anyhow::anyhow!("--basis: {}", e.0))?;
+            let buckets = riskdesk_domain::billing::aging::Buckets::parse(&buckets)
+                .map_err(|e| anyhow::anyhow!("--buckets: {}", e.0))?;
+            let db = open_db(&settings).await?;
+            let tenant = service::tenant_by_slug(&db, &tenant).await?;
+            print!(
+                "{}",
+                collections::aging(&db, tenant.tenant_id(), as_of, basis, &buckets, &format)
+                    .await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dunning {
+            command: DunningCommand::Run { as_of, tenant },
+        } => {
+            let now = clock.now();
+            let day = match as_of {
+                Some(d) => riskdesk_domain::billing::Day::parse_date_or_instant(&d)
+                    .map_err(|e| anyhow::anyhow!("--as-of: {}", e.0))?,
+                None => riskdesk_domain::billing::Day::of(now),
+            };
+            let db = open_db(&settings).await?;
+            let tenants = match tenant {
+                Some(t) => vec![service::tenant_by_slug(&db, &t).await?],
+                None => riskdesk_storage::tenants::list(&db).await?,
+            };
+            for t in tenants {
+                print!(
+                    "{}: {}",
+                    t.slug,
+                    collections::dunning_run(
+                        &db,
+                        t.tenant_id(),
+                        &settings.dunning.policy,
+                        day,
+                        now
+                    )
+                    .await?
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Notices {
+            command: NoticesCommand::Check,
+        } => {
+            let missing = riskdesk_server::notices::missing_translations();
+            if missing.is_empty() {
+                println!("every notice message exists in en, zh-CN, zh-TW, fr-FR and pt-BR");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for m in &missing {
+                    println!("missing (falls back to English): {m}");
+                }
+                Ok(ExitCode::FAILURE)
+            }
         }
         Command::Detect { input, output } => {
             let n = anomaly::detect(&input, &output)?;

@@ -344,7 +344,7 @@ mod tests {
             "{global}"
         );
         assert!(global.contains("6. 60 days after the due date: a notice that subscriptions are cancelled. Your subscriptions are cancelled."), "{global}");
-        assert!(global.contains("at least 5 days"));
+        assert!(global.contains("has been out for 5 days."), "{global}");
         let china = render_policy(
             Locale::ZhCn,
             &p,

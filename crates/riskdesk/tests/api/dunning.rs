@@ -531,3 +531,59 @@ async fn notices_arrive_by_email_in_the_customers_language_and_webhooks_verify()
         .await;
     assert_eq!(again.body.as_array().unwrap().len(), 4);
 }
+
+#[tokio::test]
+async fn the_cli_runs_the_ladder_and_prints_the_aging_report() {
+    let app = spawn_app().await;
+    let c = customer(&app, "global").await;
+    let inv = invoice(&app, &c, "INV-9", "2026-10-01", "2026-10-31", "1250.00").await;
+    let out = app.cli(&[
+        "dunning",
+        "run",
+        "--as-of",
+        "2026-11-02",
+        "--tenant",
+        "default",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 steps sent"), "{text}");
+    assert_eq!(names(&steps(&app, &c, &inv).await), ["reminder", "overdue"]);
+    let out = app.cli(&[
+        "report",
+        "aging",
+        "--as-of",
+        "2026-11-30",
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "customer,customer_id,currency,current,1-30,31-60,61-90,90+,total"
+    );
+    assert_eq!(
+        lines[1],
+        format!("Fabrikam,{c},EUR,0.00,1250.00,0.00,0.00,0.00,1250.00")
+    );
+    assert_eq!(lines[2], "TOTAL,,EUR,0.00,1250.00,0.00,0.00,0.00,1250.00");
+    let out = app.cli(&["report", "aging", "--as-of", "2026-11-30"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("Fabrikam  EUR"), "{table}");
+    let out = app.cli(&["notices", "check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -113,22 +113,39 @@ pub struct RunQuery {
 /// a second run for the same day does nothing new; a run after missed days sends every
 /// skipped notice, in order.
 #[utoipa::path(post, path = "/v1/dunning/run", tag = "collections", security(("bearer" = [])),
-    params(RunQuery),
+    params(RunQuery, ("Idempotency-Key" = Option<String>, Header, description = "A retried request gets the first run's summary")),
     responses((status = 200, body = RunSummary)))]
 pub async fn run(
     State(s): State<AppState>,
     caller: Caller,
+    key: IdempotencyKey,
     ApiQuery(q): ApiQuery<RunQuery>,
-) -> Result<Json<RunSummary>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Permission::WriteBilling)?;
     let now = s.clock.now();
     let day = match &q.as_of {
         None => Day::of(now),
         Some(d) => Day::parse_date_or_instant(d).map_err(|e| ApiError::field("as_of", e.0))?,
     };
-    Ok(Json(
-        crate::dunning::run_tenant(&s.db, caller.tenant(), &s.dunning_policy, day, now).await?,
-    ))
+    let fp = Fingerprint {
+        key: &key,
+        method_path: format!("POST /v1/dunning/run?as_of={day}"),
+        body_sha256: "",
+    };
+    // The run commits in batches of customers, so the key is checked first and recorded after;
+    // a retry racing the first run runs the ladder again, which is idempotent.
+    let mut tx = s.db.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
+    drop(tx);
+    let summary =
+        crate::dunning::run_tenant(&s.db, caller.tenant(), &s.dunning_policy, day, now).await?;
+    let mut tx = s.db.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
+    idem::finish(tx, &caller, &fp, StatusCode::OK, &summary).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -556,11 +573,13 @@ pub struct EndpointOut {
 /// Register a webhook endpoint. The answer carries its signing secret, once. Every delivery is
 /// signed: `Riskdesk-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 #[utoipa::path(post, path = "/v1/webhook-endpoints", tag = "integrations", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = EndpointIn,
     responses((status = 201, body = EndpointOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_endpoint(
     State(s): State<AppState>,
     caller: Caller,
+    key: IdempotencyKey,
     body: ApiJson<EndpointIn>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::ManageIntegrations)?;
@@ -585,7 +604,15 @@ pub async fn create_endpoint(
         active: true,
         created_at: to_micros(now),
     };
+    let fp = Fingerprint {
+        key: &key,
+        method_path: "POST /v1/webhook-endpoints".into(),
+        body_sha256: &body.body_sha256,
+    };
     let mut tx = s.db.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
     outbox::insert_endpoint(&mut tx, &row).await?;
     audit::append(
         &mut tx,
@@ -600,18 +627,14 @@ pub async fn create_endpoint(
         .after(&row),
     )
     .await?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(EndpointOut {
-            id: row.id,
-            url: row.url,
-            active: true,
-            created_at: rfc3339(row.created_at),
-            secret: Some(secret),
-        }),
-    )
-        .into_response())
+    let out = EndpointOut {
+        id: row.id,
+        url: row.url,
+        active: true,
+        created_at: rfc3339(row.created_at),
+        secret: Some(secret),
+    };
+    idem::finish(tx, &caller, &fp, StatusCode::CREATED, &out).await
 }
 
 /// The tenant's webhook endpoints (secrets are never shown again).
@@ -737,18 +760,27 @@ pub async fn list_outbox(
 /// Queue a message again (e.g. after fixing an endpoint); it keeps its id, so receivers can
 /// still drop a repeat.
 #[utoipa::path(post, path = "/v1/outbox/{id}/resend", tag = "integrations", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     responses((status = 200, body = OutboxOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn resend(
     State(s): State<AppState>,
     caller: Caller,
+    key: IdempotencyKey,
     Path(id): Path<String>,
-) -> Result<Json<OutboxOut>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Permission::ManageIntegrations)?;
     let id: Uuid = parse_id(&id, "outbox message")?;
     let now = s.clock.now();
     outbox::get(&s.db, caller.tenant(), id).await?;
+    let fp = Fingerprint {
+        key: &key,
+        method_path: format!("POST /v1/outbox/{id}/resend"),
+        body_sha256: "",
+    };
     let mut tx = s.db.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
     let m = outbox::resend(&mut tx, caller.tenant(), id, to_micros(now)).await?;
     audit::append(
         &mut tx,
@@ -757,6 +789,5 @@ pub async fn resend(
         AuditDraft::new(&caller.actor(), "outbox.resend", "outbox", id),
     )
     .await?;
-    tx.commit().await?;
-    Ok(Json(m.into()))
+    idem::finish(tx, &caller, &fp, StatusCode::OK, &OutboxOut::from(m)).await
 }
