@@ -230,6 +230,7 @@ pub async fn create_invoice(
         )
         .await?;
     }
+    check_credit_limit(tx, tenant, cust.id, now).await?;
     Ok(inv)
 }
 
@@ -478,6 +479,7 @@ pub async fn chargeback(
     )
     .await?;
     crate::dunning::run_customers(tx, tenant, fallback, &[before.customer_id], None, now).await?;
+    check_credit_limit(tx, tenant, before.customer_id, now).await?;
     Ok(after)
 }
 
@@ -745,5 +747,96 @@ pub async fn refund(
             .note(Some(reason)),
     )
     .await?;
+    check_credit_limit(tx, tenant, customer.0, now).await?;
     Ok(left)
+}
+
+/// Per currency: [unbilled usage, unpaid invoices, prepaid balance] in minor units. Exposure is
+/// `unbilled + unpaid − prepaid`.
+pub type ExposureParts = std::collections::BTreeMap<String, [i64; 3]>;
+
+/// Folds the three stored figures into per-currency exposure parts (usage picos rounded to the
+/// currency's minor unit; currencies never mixed).
+pub fn fold_exposure(
+    unpaid: Vec<billing::CurrencyAmount>,
+    prepaid: Vec<billing::CurrencyAmount>,
+    usage: Vec<riskdesk_storage::events::CurrencySpend>,
+) -> ExposureParts {
+    let mut per = ExposureParts::new();
+    for u in unpaid {
+        per.entry(u.currency).or_default()[1] += u.minor;
+    }
+    for w in prepaid {
+        per.entry(w.currency).or_default()[2] += w.minor;
+    }
+    for sp in usage {
+        if let Ok(cur) = Currency::parse(&sp.currency) {
+            per.entry(sp.currency).or_default()[0] +=
+                riskdesk_domain::monitoring::cost::picos_to_minor(
+                    riskdesk_domain::monitoring::cost::join(sp.units, sp.rem),
+                    cur,
+                );
+        }
+    }
+    per
+}
+
+/// When a customer's exposure in its credit currency is above its credit limit, raises (or
+/// folds, within a day) a `credit_limit.exceeded` alert with the figures as evidence.
+pub async fn check_credit_limit(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    now: Timestamp,
+) -> Result<Option<Uuid>, ApiError> {
+    let c = customers::get_tx(tx, tenant, CustomerId(customer)).await?;
+    let (Some(limit), Some(cur)) = (c.credit_limit_minor, c.credit_currency.clone()) else {
+        return Ok(None);
+    };
+    let before = to_micros(now);
+    let day = Day::of(now);
+    let unpaid = billing::unpaid_by_currency_tx(tx, tenant, customer, day.0, before).await?;
+    let prepaid = billing::wallet_balance_tx(tx, tenant, customer, before).await?;
+    let from = match billing::last_issue_day_tx(tx, tenant, customer, day.0).await? {
+        Some(d) => to_micros(Day(d).start()),
+        None => i64::MIN,
+    };
+    let usage =
+        riskdesk_storage::events::spend_between_tx(tx, tenant, customer, from, before).await?;
+    let parts = fold_exposure(unpaid, prepaid, usage);
+    let [unbilled, unpaid, prepaid] = parts.get(&cur).copied().unwrap_or_default();
+    let exposure = unbilled + unpaid - prepaid;
+    if exposure <= limit {
+        return Ok(None);
+    }
+    let currency = Currency::parse(&cur).map_err(|e| ApiError::Internal(e.0))?;
+    let m = |minor| Money { minor, currency }.to_decimal_string();
+    let title = format!(
+        "Exposure {} {cur} is over the credit limit of {} {cur}",
+        m(exposure),
+        m(limit)
+    );
+    let evidence = serde_json::json!({
+        "exposure": m(exposure), "credit_limit": m(limit), "currency": cur,
+        "unbilled": m(unbilled), "unpaid": m(unpaid), "prepaid": m(prepaid),
+    });
+    let row = crate::monitoring::raise(
+        tx,
+        tenant,
+        &Actor::system("billing"),
+        riskdesk_storage::alerts::NewAlert {
+            customer_id: Some(customer),
+            rule: "credit_limit.exceeded",
+            severity: "high",
+            title: &title,
+            evidence_json: evidence.to_string(),
+            at: before,
+            cooldown_micros: 24 * 3600 * 1_000_000,
+            occurrences: 1,
+            last_at: before,
+        },
+        now,
+    )
+    .await?;
+    Ok(Some(row.id))
 }

@@ -537,23 +537,24 @@ pub async fn last_issue_day(
     customer: Uuid,
     as_of_day: i32,
 ) -> Result<Option<i32>> {
-    struct D(Option<i64>);
-    impl FromRow for D {
-        fn from_row(r: &dyn RowLike) -> Result<Self> {
-            Ok(D(r.opt_i64("d")?))
-        }
-    }
-    let v: Option<D> = db
-        .fetch_optional(
-            Q::new(
-                "SELECT MAX(issue_day) AS d FROM invoices WHERE tenant_id = $1 AND customer_id = $2 AND issue_day <= $3",
-            )
-            .bind(tenant.0)
-            .bind(customer)
-            .bind(i64::from(as_of_day)),
-        )
+    let v: Option<MaxDay> = db
+        .fetch_optional(last_issue_query(tenant, customer, as_of_day))
         .await?;
     Ok(v.and_then(|d| d.0).map(|d| d as i32))
+}
+
+struct MaxDay(Option<i64>);
+impl FromRow for MaxDay {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(MaxDay(r.opt_i64("d")?))
+    }
+}
+
+fn last_issue_query(tenant: TenantId, customer: Uuid, as_of_day: i32) -> Q {
+    Q::new("SELECT MAX(issue_day) AS d FROM invoices WHERE tenant_id = $1 AND customer_id = $2 AND issue_day <= $3")
+        .bind(tenant.0)
+        .bind(customer)
+        .bind(i64::from(as_of_day))
 }
 
 /// An open invoice as aging sees it.
@@ -689,4 +690,17 @@ pub async fn wallet_entries_from_source_tx(
         .bind(source),
     )
     .await
+}
+
+/// `last_issue_day` inside a unit of work.
+pub async fn last_issue_day_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    as_of_day: i32,
+) -> Result<Option<i32>> {
+    let v: Option<MaxDay> = tx
+        .fetch_optional(last_issue_query(tenant, customer, as_of_day))
+        .await?;
+    Ok(v.and_then(|d| d.0).map(|d| d as i32))
 }

@@ -430,3 +430,60 @@ async fn prepaid_and_stored_value_cards_cannot_be_registered() {
     let list = app.get(&app.admin, &path).await;
     assert_eq!(list.body.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn exposure_over_the_credit_limit_raises_one_alert_a_day() {
+    let app = spawn_app().await;
+    let signup = json!({
+        "company": {"name": "Contoso Ltd", "domain": "contoso.co.uk", "country": "GB", "address": "1 High St, London"},
+        "contact": {"email": "ops@contoso.co.uk", "phone": "+442071838750", "name": "Ada"},
+        "ip": "203.0.113.7", "device_id": "dev-1", "payment_instrument": {"type": "bank_transfer"},
+        "cloud_instance": "global", "locale": "en", "as_of": "2026-11-01T12:00:00Z",
+    });
+    let r = app.post(&app.admin, "/v1/signups/assess", &signup).await;
+    assert_eq!(r.body["decision"], "approve", "{}", r.body);
+    let c = r.body["customer_id"].as_str().unwrap().to_owned();
+    let limit = r.body["credit"]["limit"].as_str().unwrap().to_owned();
+    let cur = r.body["credit"]["currency"].as_str().unwrap().to_owned();
+    let limit_units: i64 = limit.split('.').next().unwrap().parse().unwrap();
+    let inv = |n: &str, total: String| {
+        json!({"customer_id": c, "number": n, "issue_date": "2026-11-01", "due_date": "2026-11-30", "currency": cur,
+               "lines": [{"description": "usage", "amount": total}], "total": total})
+    };
+    // At the limit: no alert.
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/invoices",
+            &inv("L-1", format!("{limit_units}")),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let alerts = app
+        .get(&app.admin, "/v1/alerts?rule=credit_limit.exceeded")
+        .await;
+    assert_eq!(alerts.body["items"], json!([]), "{}", alerts.body);
+    // Over it: one alert with the figures; a second invoice the same day folds into it.
+    app.post(&app.admin, "/v1/invoices", &inv("L-2", "10".into()))
+        .await;
+    app.post(&app.admin, "/v1/invoices", &inv("L-3", "5".into()))
+        .await;
+    let alerts = app
+        .get(&app.admin, "/v1/alerts?rule=credit_limit.exceeded")
+        .await;
+    let items = alerts.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", alerts.body);
+    assert_eq!(items[0]["count"], 2);
+    assert_eq!(items[0]["severity"], "high");
+    let one = app
+        .get(
+            &app.admin,
+            &format!("/v1/alerts/{}", items[0]["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(one.body["evidence"]["credit_limit"], json!(limit));
+    let e = app
+        .get(&app.admin, &format!("/v1/customers/{c}/exposure"))
+        .await;
+    assert_eq!(e.body["over_limit"], true, "{}", e.body);
+}

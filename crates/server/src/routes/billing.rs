@@ -8,7 +8,6 @@ use jiff::Timestamp;
 use riskdesk_domain::billing::Day;
 use riskdesk_domain::billing::aging::{self, Basis, Buckets, OpenItem};
 use riskdesk_domain::money::{Currency, Money};
-use riskdesk_domain::monitoring::cost::{join, picos_to_minor};
 use riskdesk_domain::{CustomerId, Permission, TenantId};
 use riskdesk_storage::billing::{self, EntryRow, InvoiceFilter, InvoiceRow};
 use riskdesk_storage::customers::{self, CustomerRow};
@@ -988,25 +987,17 @@ pub async fn exposure_of(
     c: &CustomerRow,
     as_of: Timestamp,
 ) -> Result<ExposureOut, ApiError> {
-    use std::collections::BTreeMap;
     let before = to_micros(as_of);
     let day = report_day(as_of);
-    let mut per: BTreeMap<String, [i64; 3]> = BTreeMap::new();
-    for u in billing::unpaid_by_currency(db, tenant, c.id, day.0, before).await? {
-        per.entry(u.currency).or_default()[1] += u.minor;
-    }
-    for w in billing::wallet_balance(db, tenant, c.id, before).await? {
-        per.entry(w.currency).or_default()[2] += w.minor;
-    }
     let from = match billing::last_issue_day(db, tenant, c.id, day.0).await? {
         Some(d) => to_micros(Day(d).start()),
         None => i64::MIN,
     };
-    for sp in events::spend_between(db, tenant, c.id, from, before).await? {
-        if let Ok(cur) = Currency::parse(&sp.currency) {
-            per.entry(sp.currency).or_default()[0] += picos_to_minor(join(sp.units, sp.rem), cur);
-        }
-    }
+    let per = ops::fold_exposure(
+        billing::unpaid_by_currency(db, tenant, c.id, day.0, before).await?,
+        billing::wallet_balance(db, tenant, c.id, before).await?,
+        events::spend_between(db, tenant, c.id, from, before).await?,
+    );
     let currency = c
         .credit_currency
         .clone()
