@@ -15,6 +15,9 @@ pub enum SubscriptionStatus {
     Disabled,
     /// Final: nothing leaves this state.
     Cancelled,
+    /// Waiting for the prepayment its customer must make: it activates when the prepaid balance
+    /// covers its first period, and can only be cancelled meanwhile.
+    PendingPayment,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -50,7 +53,7 @@ macro_rules! str_enum {
         }
     };
 }
-str_enum!(SubscriptionStatus { Active => "active", Suspended => "suspended", Disabled => "disabled", Cancelled => "cancelled" });
+str_enum!(SubscriptionStatus { Active => "active", Suspended => "suspended", Disabled => "disabled", Cancelled => "cancelled", PendingPayment => "pending_payment" });
 str_enum!(LifecycleAction { Suspend => "suspend", DisableAccess => "disable_access", Reactivate => "reactivate", Cancel => "cancel" });
 str_enum!(Reason { Investigation => "investigation", Fraud => "fraud", NonPayment => "non_payment", AupViolation => "aup_violation", CustomerRequest => "customer_request", Resolved => "resolved" });
 
@@ -72,6 +75,10 @@ pub enum TransitionError {
     Final,
     #[error("the subscription is already {}", status.as_str())]
     AlreadyInState { status: SubscriptionStatus },
+    #[error(
+        "the subscription waits for its prepayment: it activates when the customer's prepaid balance covers its first period, and can only be cancelled meanwhile"
+    )]
+    AwaitingPayment,
 }
 
 /// The reasons that make sense for each action. Reactivation is for a resolved problem or at the
@@ -118,6 +125,9 @@ pub fn transition(
     if current == Cancelled {
         return Err(TransitionError::Final);
     }
+    if current == PendingPayment && action != LifecycleAction::Cancel {
+        return Err(TransitionError::AwaitingPayment);
+    }
     let target = match action {
         LifecycleAction::Suspend => Suspended,
         LifecycleAction::DisableAccess => Disabled,
@@ -142,6 +152,8 @@ mod tests {
         let expected = |from: S, a: A| -> Result<S, &'static str> {
             match (from, a) {
                 (S::Cancelled, _) => Err("final"),
+                (S::PendingPayment, A::Cancel) => Ok(S::Cancelled),
+                (S::PendingPayment, _) => Err("awaiting"),
                 (S::Active, A::Reactivate) => Err("already"),
                 (S::Suspended, A::Suspend) => Err("already"),
                 (S::Disabled, A::DisableAccess) => Err("already"),
@@ -165,6 +177,7 @@ mod tests {
                     match (expected(from, a), got) {
                         (Ok(s), Ok(g)) => assert_eq!(s, g, "{from:?} {a:?} {r:?}"),
                         (Err("final"), Err(TransitionError::Final)) => {}
+                        (Err("awaiting"), Err(TransitionError::AwaitingPayment)) => {}
                         (Err("already"), Err(TransitionError::AlreadyInState { status })) => {
                             assert_eq!(status, from)
                         }

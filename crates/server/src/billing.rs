@@ -381,6 +381,9 @@ pub async fn record_payment(
     if cust.first_payment_at.is_none() {
         first_payment(tx, tenant, actor, &cust, at, now).await?;
     }
+    if left > 0 {
+        activate_prepaid(tx, tenant, actor, cust.id, now).await?;
+    }
     crate::dunning::run_customers(tx, tenant, fallback, &[cust.id], None, now).await?;
     Ok((pay, allocations, to_balance))
 }
@@ -816,14 +819,67 @@ pub async fn check_credit_limit(
         m(exposure),
         m(limit)
     );
-    let evidence = serde_json::json!({
+    let mut evidence = serde_json::json!({
         "exposure": m(exposure), "credit_limit": m(limit), "currency": cur,
         "unbilled": m(unbilled), "unpaid": m(unpaid), "prepaid": m(prepaid),
     });
+    let actor = Actor::system("billing");
+    if let Some(e) = billing::credit_enforcement_tx(tx, tenant, customer).await? {
+        let auto = e.mode == "auto";
+        let mut acted = Vec::new();
+        if auto {
+            let note = format!(
+                "exposure {} {cur} over the credit limit of {} {cur}",
+                m(exposure),
+                m(limit)
+            );
+            match e.action.as_str() {
+                "suspend" => {
+                    acted = crate::monitoring::act_on_active_subscriptions(
+                        tx,
+                        tenant,
+                        &actor,
+                        customer,
+                        riskdesk_domain::LifecycleAction::Suspend,
+                        &note,
+                        now,
+                    )
+                    .await?;
+                }
+                _ => {
+                    let (before, after) =
+                        customers::change(tx, tenant, CustomerId(customer), now, |c| {
+                            c.prepayment_required = true
+                        })
+                        .await?;
+                    if before != after {
+                        audit::append(
+                            tx,
+                            tenant,
+                            now,
+                            AuditDraft::new(
+                                &actor,
+                                "customer.prepayment_required",
+                                "customer",
+                                customer,
+                            )
+                            .before(&before)
+                            .after(&after)
+                            .note(Some(&note)),
+                        )
+                        .await?;
+                    }
+                }
+            }
+        }
+        evidence["enforcement"] = serde_json::json!({
+            "action": e.action, "mode": e.mode, "applied": auto, "subscriptions_acted_on": acted,
+        });
+    }
     let row = crate::monitoring::raise(
         tx,
         tenant,
-        &Actor::system("billing"),
+        &actor,
         riskdesk_storage::alerts::NewAlert {
             customer_id: Some(customer),
             rule: "credit_limit.exceeded",
@@ -839,4 +895,58 @@ pub async fn check_credit_limit(
     )
     .await?;
     Ok(Some(row.id))
+}
+
+/// Activates the customer's `pending_payment` subscriptions, oldest first, as far as its
+/// prepaid balance covers their first periods (each currency on its own). Returns how many.
+pub async fn activate_prepaid(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    customer: Uuid,
+    now: Timestamp,
+) -> Result<u64, ApiError> {
+    let pending =
+        riskdesk_storage::subscriptions::pending_tx(tx, tenant, CustomerId(customer)).await?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let mut left: std::collections::HashMap<String, i64> =
+        billing::wallet_balance_tx(tx, tenant, customer, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|b| (b.currency, b.minor))
+            .collect();
+    let mut n = 0;
+    for sub in pending {
+        let (Some(price), Some(cur)) = (sub.first_period_minor, sub.first_period_currency.clone())
+        else {
+            continue;
+        };
+        let available = left.entry(cur).or_insert(0);
+        if *available < price {
+            // Oldest first: a later, cheaper subscription does not jump the queue.
+            break;
+        }
+        *available -= price;
+        let after = riskdesk_storage::subscriptions::set_status(
+            tx,
+            &sub,
+            riskdesk_domain::SubscriptionStatus::Active,
+            now,
+        )
+        .await?;
+        audit::append(
+            tx,
+            tenant,
+            now,
+            AuditDraft::new(actor, "subscription.activate", "subscription", sub.id)
+                .before(&sub)
+                .after(&after)
+                .reason("prepayment"),
+        )
+        .await?;
+        n += 1;
+    }
+    Ok(n)
 }

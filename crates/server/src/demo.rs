@@ -383,6 +383,7 @@ pub async fn load(db: &Db, tenant: TenantId, now: Timestamp) -> Result<usize, Ap
                 offer: OFFERS[(i + j) % OFFERS.len()].to_owned(),
                 external_id: None,
                 quantity: 1 + ((i * 7 + j * 3) % 50) as i64,
+                first_period: None,
             };
             let sub = service::create_subscription(
                 &mut tx,

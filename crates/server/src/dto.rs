@@ -155,6 +155,11 @@ pub struct CreateSubscription {
     pub external_id: Option<String>,
     /// Seats or units; default 1.
     pub quantity: Option<i64>,
+    /// The first period's price (decimal string, with `currency`). Required for a customer
+    /// that must prepay: its subscription stays `pending_payment` until the prepaid balance
+    /// covers this.
+    pub first_period_amount: Option<String>,
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -194,6 +199,8 @@ pub struct Subscription {
     pub status: String,
     pub created_at: String,
     pub updated_at: String,
+    /// The first period's price, when given: `{"amount", "currency"}`.
+    pub first_period: Option<serde_json::Value>,
     /// Present on single-subscription responses: every change, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryEntry>>,
@@ -210,6 +217,15 @@ impl From<SubscriptionRow> for Subscription {
             status: r.status,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
+            first_period: match (r.first_period_minor, r.first_period_currency.as_deref()) {
+                (Some(m), Some(c)) => riskdesk_domain::money::Currency::parse(c).ok().map(|cur| {
+                    serde_json::json!({
+                        "amount": riskdesk_domain::money::Money { minor: m, currency: cur }.to_decimal_string(),
+                        "currency": c,
+                    })
+                }),
+                _ => None,
+            },
             history: None,
         }
     }

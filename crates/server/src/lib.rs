@@ -240,6 +240,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::collections::put_customer_dunning
         ))
         .routes(routes!(routes::collections::collections_policy))
+        .routes(routes!(routes::collections::put_credit_terms))
         .routes(routes!(
             routes::collections::create_endpoint,
             routes::collections::list_endpoints

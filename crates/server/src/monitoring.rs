@@ -792,7 +792,7 @@ pub async fn standing_now(
 /// Applies an enforcement action to every active subscription of a customer (through the
 /// lifecycle, so the cloud instance's rules hold); returns the subscriptions acted on. Already
 /// suspended or disabled subscriptions are left alone, so repeating it does nothing new.
-async fn act_on_active_subscriptions(
+pub(crate) async fn act_on_active_subscriptions(
     tx: &mut Tx,
     tenant: TenantId,
     actor: &Actor,

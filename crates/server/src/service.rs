@@ -77,6 +77,9 @@ pub struct SubscriptionInput {
     pub offer: String,
     pub external_id: Option<String>,
     pub quantity: i64,
+    /// The first period's price: a customer that must prepay gets the subscription
+    /// `pending_payment` until its prepaid balance covers it.
+    pub first_period: Option<riskdesk_domain::money::Money>,
 }
 
 pub async fn create_subscription(
@@ -94,11 +97,38 @@ pub async fn create_subscription(
             "new purchases are blocked for this customer until its overdue invoices are paid (dunning)".into(),
         ));
     }
+    let status = if c.prepayment_required {
+        let price = s.first_period.ok_or_else(|| {
+            ApiError::field(
+                "first_period_amount",
+                "this customer must prepay: give the first period's price (first_period_amount and currency)",
+            )
+        })?;
+        let balance =
+            riskdesk_storage::billing::wallet_balance_tx(tx, tenant, customer.0, i64::MAX)
+                .await?
+                .into_iter()
+                .find(|b| b.currency == price.currency.code())
+                .map_or(0, |b| b.minor);
+        let waiting =
+            subscriptions::pending_first_periods_tx(tx, tenant, customer, price.currency.code())
+                .await?;
+        if balance - waiting >= price.minor {
+            SubscriptionStatus::Active
+        } else {
+            SubscriptionStatus::PendingPayment
+        }
+    } else {
+        SubscriptionStatus::Active
+    };
     let new = NewSubscription {
         offer: s.offer,
         external_id: s.external_id,
         quantity: s.quantity,
-        status: SubscriptionStatus::Active,
+        status,
+        first_period: s
+            .first_period
+            .map(|m| (m.minor, m.currency.code().to_owned())),
     };
     let row = subscriptions::insert(tx, tenant, customer, &new, now).await?;
     audit::append(

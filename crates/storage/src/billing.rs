@@ -704,3 +704,62 @@ pub async fn last_issue_day_tx(
         .await?;
     Ok(v.and_then(|d| d.0).map(|d| d as i32))
 }
+
+/// What happens when a customer's exposure goes over its credit limit.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CreditEnforcementRow {
+    /// `require_prepayment` or `suspend`
+    pub action: String,
+    /// `auto` or `require_approval`
+    pub mode: String,
+}
+
+impl FromRow for CreditEnforcementRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(CreditEnforcementRow {
+            action: r.text("action")?,
+            mode: r.text("mode")?,
+        })
+    }
+}
+
+pub async fn credit_enforcement_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+) -> Result<Option<CreditEnforcementRow>> {
+    tx.fetch_optional(
+        Q::new(
+            "SELECT action, mode FROM credit_enforcement WHERE tenant_id = $1 AND customer_id = $2",
+        )
+        .bind(tenant.0)
+        .bind(customer),
+    )
+    .await
+}
+
+/// Sets (Some) or removes (None) a customer's credit-limit enforcement.
+pub async fn put_credit_enforcement(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    e: Option<&CreditEnforcementRow>,
+    now: i64,
+) -> Result<()> {
+    let q = match e {
+        Some(e) => Q::new(
+            "INSERT INTO credit_enforcement (tenant_id, customer_id, action, mode, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, customer_id) DO UPDATE SET action = excluded.action, mode = excluded.mode, updated_at = excluded.updated_at",
+        )
+        .bind(tenant.0)
+        .bind(customer)
+        .bind(&e.action)
+        .bind(&e.mode)
+        .bind(now),
+        None => Q::new("DELETE FROM credit_enforcement WHERE tenant_id = $1 AND customer_id = $2")
+            .bind(tenant.0)
+            .bind(customer),
+    };
+    tx.execute(q).await?;
+    Ok(())
+}

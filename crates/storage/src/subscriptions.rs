@@ -18,6 +18,9 @@ pub struct SubscriptionRow {
     pub status: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The price of the first period, which a customer that must prepay has to cover first.
+    pub first_period_minor: Option<i64>,
+    pub first_period_currency: Option<String>,
 }
 
 impl FromRow for SubscriptionRow {
@@ -32,6 +35,8 @@ impl FromRow for SubscriptionRow {
             status: r.text("status")?,
             created_at: r.i64("created_at")?,
             updated_at: r.i64("updated_at")?,
+            first_period_minor: r.opt_i64("first_period_minor")?,
+            first_period_currency: r.opt_text("first_period_currency")?,
         })
     }
 }
@@ -64,13 +69,16 @@ impl FromRow for SubscriptionWithInstance {
     }
 }
 
-const SELECT: &str = "SELECT id, tenant_id, customer_id, offer, external_id, quantity, status, created_at, updated_at FROM subscriptions";
+const SELECT: &str = "SELECT id, tenant_id, customer_id, offer, external_id, quantity, status, created_at, updated_at, \
+                      first_period_minor, first_period_currency FROM subscriptions";
 
 pub struct NewSubscription {
     pub offer: String,
     pub external_id: Option<String>,
     pub quantity: i64,
     pub status: SubscriptionStatus,
+    /// (minor units, currency) of the first period.
+    pub first_period: Option<(i64, String)>,
 }
 
 pub async fn insert(
@@ -91,11 +99,13 @@ pub async fn insert(
         status: s.status.as_str().to_owned(),
         created_at: now,
         updated_at: now,
+        first_period_minor: s.first_period.as_ref().map(|f| f.0),
+        first_period_currency: s.first_period.as_ref().map(|f| f.1.clone()),
     };
     tx.execute(
         Q::new(
-            "INSERT INTO subscriptions (id, tenant_id, customer_id, offer, external_id, quantity, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO subscriptions (id, tenant_id, customer_id, offer, external_id, quantity, status, created_at, updated_at, \
+             first_period_minor, first_period_currency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(row.id)
         .bind(row.tenant_id)
@@ -105,7 +115,9 @@ pub async fn insert(
         .bind(row.quantity)
         .bind(&row.status)
         .bind(row.created_at)
-        .bind(row.updated_at),
+        .bind(row.updated_at)
+        .bind(row.first_period_minor)
+        .bind(&row.first_period_currency),
     )
     .await
     .map_err(|e| {
@@ -135,7 +147,7 @@ pub async fn get_with_instance_tx(
     tx.fetch_optional(
         Q::new(
             "SELECT s.id, s.tenant_id, s.customer_id, s.offer, s.external_id, s.quantity, s.status, s.created_at, s.updated_at, \
-             c.cloud_instance FROM subscriptions s JOIN customers c ON c.id = s.customer_id WHERE s.tenant_id = $1 AND s.id = $2",
+             s.first_period_minor, s.first_period_currency, c.cloud_instance FROM subscriptions s JOIN customers c ON c.id = s.customer_id WHERE s.tenant_id = $1 AND s.id = $2",
         )
         .bind(tenant.0)
         .bind(id.0),
@@ -223,4 +235,36 @@ pub async fn of_customers_tx(
         q = q.bind(*c);
     }
     tx.fetch_all(q).await
+}
+
+/// The sum of the first-period prices of a customer's subscriptions still waiting for their
+/// prepayment, in one currency.
+pub async fn pending_first_periods_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: CustomerId,
+    currency: &str,
+) -> Result<i64> {
+    Ok(pending_tx(tx, tenant, customer)
+        .await?
+        .iter()
+        .filter(|s| s.first_period_currency.as_deref() == Some(currency))
+        .filter_map(|s| s.first_period_minor)
+        .sum())
+}
+
+/// A customer's subscriptions waiting for their prepayment, oldest first.
+pub async fn pending_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: CustomerId,
+) -> Result<Vec<SubscriptionRow>> {
+    tx.fetch_all(
+        Q::new(format!(
+            "{SELECT} WHERE tenant_id = $1 AND customer_id = $2 AND status = 'pending_payment' ORDER BY created_at, id"
+        ))
+        .bind(tenant.0)
+        .bind(customer.0),
+    )
+    .await
 }

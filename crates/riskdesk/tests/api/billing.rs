@@ -487,3 +487,161 @@ async fn exposure_over_the_credit_limit_raises_one_alert_a_day() {
         .await;
     assert_eq!(e.body["over_limit"], true, "{}", e.body);
 }
+
+async fn put_terms(app: &TestApp, c: &str, body: Value) -> crate::helpers::Resp {
+    app.send(
+        app.client
+            .put(format!("{}/v1/customers/{c}/credit-terms", app.base))
+            .bearer_auth(&app.admin)
+            .json(&body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn with_prepayment_required_new_subscriptions_wait_until_the_balance_covers_them() {
+    let app = spawn_app().await;
+    let c = customer(&app, "global").await;
+    let r = put_terms(
+        &app,
+        &c,
+        json!({"limit": "0", "currency": "EUR", "prepayment_required": true}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["customer"]["credit"]["prepayment_required"], true);
+    let subs = format!("/v1/customers/{c}/subscriptions");
+    // The price of the first period is required for such a customer.
+    let r = app
+        .post(&app.admin, &subs, &json!({"offer": "Azure plan"}))
+        .await;
+    assert_eq!(r.problem(422)["errors"][0]["field"], "first_period_amount");
+    let a = app
+        .post(
+            &app.admin,
+            &subs,
+            &json!({"offer": "Azure plan", "first_period_amount": "300.00", "currency": "EUR"}),
+        )
+        .await;
+    assert_eq!(a.body["status"], "pending_payment", "{}", a.body);
+    let b = app
+        .post(
+            &app.admin,
+            &subs,
+            &json!({"offer": "M365 E3", "first_period_amount": "100.00", "currency": "EUR"}),
+        )
+        .await;
+    assert_eq!(b.body["status"], "pending_payment");
+    // Waiting subscriptions cannot be suspended or reactivated, only cancelled.
+    let r = app
+        .act(
+            &app.admin,
+            a.body["id"].as_str().unwrap(),
+            "reactivate",
+            "resolved",
+        )
+        .await;
+    assert!(
+        r.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("waits for its prepayment")
+    );
+    let top_up = format!("/v1/customers/{c}/balance/top-ups");
+    // 250 covers neither the oldest (300) nor — in order — the next one.
+    app.post(
+        &app.admin,
+        &top_up,
+        &json!({"amount": "250.00", "currency": "EUR"}),
+    )
+    .await;
+    let sub = |v: &Value| format!("/v1/subscriptions/{}", v["id"].as_str().unwrap());
+    assert_eq!(
+        app.get(&app.admin, &sub(&a.body)).await.body["status"],
+        "pending_payment"
+    );
+    app.post(
+        &app.admin,
+        &top_up,
+        &json!({"amount": "150.00", "currency": "EUR"}),
+    )
+    .await;
+    let got = app.get(&app.admin, &sub(&a.body)).await;
+    assert_eq!(got.body["status"], "active");
+    assert_eq!(
+        got.body["history"].as_array().unwrap().last().unwrap()["action"],
+        "subscription.activate"
+    );
+    assert_eq!(
+        app.get(&app.admin, &sub(&b.body)).await.body["status"],
+        "active"
+    );
+    // The first payment lifted the admin-access payment condition.
+    assert!(
+        app.get(&app.admin, &format!("/v1/customers/{c}"))
+            .await
+            .body["first_payment_at"]
+            .is_string()
+    );
+}
+
+#[tokio::test]
+async fn a_credit_limit_breach_can_suspend_automatically_or_only_propose_it() {
+    let app = spawn_app().await;
+    let auto = customer(&app, "global").await;
+    let manual = customer(&app, "global").await;
+    let s_auto = app.create_subscription(&app.admin, &auto).await;
+    let s_manual = app.create_subscription(&app.admin, &manual).await;
+    for (c, mode) in [(&auto, "auto"), (&manual, "require_approval")] {
+        let r = put_terms(
+            &app,
+            c,
+            json!({"limit": "100.00", "currency": "EUR", "prepayment_required": false,
+                   "on_breach": {"action": "suspend", "mode": mode}}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        invoice(
+            &app,
+            c,
+            &format!("OVER-{mode}"),
+            "2026-11-01",
+            "2026-11-30",
+            "150.00",
+        )
+        .await;
+    }
+    let status = |s: &Value| format!("/v1/subscriptions/{}", s["id"].as_str().unwrap());
+    assert_eq!(
+        app.get(&app.admin, &status(&s_auto)).await.body["status"],
+        "suspended"
+    );
+    assert_eq!(
+        app.get(&app.admin, &status(&s_manual)).await.body["status"],
+        "active"
+    );
+    let alerts = app
+        .get(
+            &app.admin,
+            &format!("/v1/alerts?rule=credit_limit.exceeded&customer_id={manual}"),
+        )
+        .await;
+    let id = alerts.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let one = app.get(&app.admin, &format!("/v1/alerts/{id}")).await;
+    assert_eq!(
+        one.body["evidence"]["enforcement"],
+        json!({"action": "suspend", "mode": "require_approval", "applied": false, "subscriptions_acted_on": []})
+    );
+    let bad = put_terms(
+        &app,
+        &auto,
+        json!({"limit": "-1", "currency": "EUR", "prepayment_required": false,
+                                             "on_breach": {"action": "cancel", "mode": "later"}}),
+    )
+    .await;
+    bad.problem(422);
+    assert_eq!(
+        bad.fields(),
+        ["limit", "on_breach.action", "on_breach.mode"]
+    );
+}

@@ -314,6 +314,7 @@ async fn openapi_is_valid_and_covers_every_route() {
         ("POST", "/v1/subscriptions/{id}/actions"),
         ("POST", "/v1/webhook-endpoints"),
         ("PUT", "/v1/customers/{id}/budget"),
+        ("PUT", "/v1/customers/{id}/credit-terms"),
         ("PUT", "/v1/customers/{id}/dunning"),
         ("PUT", "/v1/dunning/policy"),
         ("PUT", "/v1/rules/{id}"),

@@ -791,3 +791,118 @@ pub async fn resend(
     .await?;
     idem::finish(tx, &caller, &fp, StatusCode::OK, &OutboxOut::from(m)).await
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditTermsIn {
+    /// Decimal string in `currency`.
+    pub limit: String,
+    pub currency: String,
+    /// New subscriptions wait (`pending_payment`) until the prepaid balance covers their first period.
+    pub prepayment_required: bool,
+    /// What happens when exposure goes over the limit (absent: an alert only).
+    pub on_breach: Option<OnBreachIn>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnBreachIn {
+    /// `require_prepayment` or `suspend` (every active subscription).
+    pub action: String,
+    /// `auto` (applied with the alert) or `require_approval` (the alert proposes it).
+    pub mode: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditTermsOut {
+    pub customer: crate::dto::Customer,
+    pub on_breach: Option<OnBreachIn>,
+}
+
+/// Set a customer's credit terms (staff decision, audited): credit limit, prepayment required,
+/// and what a credit-limit breach does. Pending subscriptions are activated if the balance now
+/// covers them; a limit already exceeded raises its alert at once.
+#[utoipa::path(put, path = "/v1/customers/{id}/credit-terms", tag = "billing", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    request_body = CreditTermsIn,
+    responses((status = 200, body = CreditTermsOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn put_credit_terms(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: ApiJson<CreditTermsIn>,
+) -> Result<Json<CreditTermsOut>, ApiError> {
+    caller.require(Permission::WriteBilling)?;
+    let id: CustomerId = parse_id(&id, "customer")?;
+    let b = body.value;
+    let mut v = crate::error::Validator::default();
+    let currency = v.check("currency", Currency::parse(&b.currency).map_err(|e| e.0));
+    let limit = currency.and_then(|c| {
+        v.check(
+            "limit",
+            riskdesk_domain::money::Money::parse(&b.limit, c)
+                .map_err(|e| e.0)
+                .and_then(|m| {
+                    if m.minor >= 0 {
+                        Ok(m)
+                    } else {
+                        Err("must not be negative".into())
+                    }
+                }),
+        )
+    });
+    if let Some(e) = &b.on_breach {
+        if !matches!(e.action.as_str(), "require_prepayment" | "suspend") {
+            v.fail(
+                "on_breach.action",
+                format!("'{}' is not require_prepayment or suspend", e.action),
+            );
+        }
+        if !matches!(e.mode.as_str(), "auto" | "require_approval") {
+            v.fail(
+                "on_breach.mode",
+                format!("'{}' is not auto or require_approval", e.mode),
+            );
+        }
+    }
+    v.finish()?;
+    let limit = limit.ok_or_else(|| ApiError::field("limit", "is required"))?;
+    let now = s.clock.now();
+    let tenant = caller.tenant();
+    let actor = caller.actor();
+    let mut tx = s.db.begin().await?;
+    let (before, after) = customers::set_terms(
+        &mut tx,
+        tenant,
+        id,
+        limit.minor,
+        limit.currency.code(),
+        b.prepayment_required,
+        None,
+        now,
+    )
+    .await?;
+    let enforcement = b.on_breach.as_ref().map(|e| billing::CreditEnforcementRow {
+        action: e.action.clone(),
+        mode: e.mode.clone(),
+    });
+    billing::put_credit_enforcement(&mut tx, tenant, id.0, enforcement.as_ref(), to_micros(now))
+        .await?;
+    audit::append(
+        &mut tx,
+        tenant,
+        now,
+        AuditDraft::new(&actor, "customer.credit_terms", "customer", id.0)
+            .before(&before)
+            .after(&serde_json::json!({"customer": &after, "on_breach": &enforcement})),
+    )
+    .await?;
+    crate::billing::activate_prepaid(&mut tx, tenant, &actor, id.0, now).await?;
+    crate::billing::check_credit_limit(&mut tx, tenant, id.0, now).await?;
+    tx.commit().await?;
+    let c = customers::get(&s.db, tenant, id).await?;
+    Ok(Json(CreditTermsOut {
+        customer: c.into(),
+        on_breach: b.on_breach,
+    }))
+}

@@ -54,11 +54,45 @@ pub async fn create_subscription(
         .as_deref()
         .and_then(|e| v.check("external_id", parse_external_id(e)));
     let quantity = v.check("quantity", parse_quantity(b.quantity.unwrap_or(1)));
+    let first_period = match (&b.first_period_amount, &b.currency) {
+        (None, None) => None,
+        (Some(a), Some(c)) => v
+            .check(
+                "currency",
+                riskdesk_domain::money::Currency::parse(c).map_err(|e| e.0),
+            )
+            .and_then(|cur| {
+                v.check(
+                    "first_period_amount",
+                    riskdesk_domain::money::Money::parse(a, cur)
+                        .map_err(|e| e.0)
+                        .and_then(|m| {
+                            if m.minor > 0 {
+                                Ok(m)
+                            } else {
+                                Err("must be more than zero".into())
+                            }
+                        }),
+                )
+            }),
+        (Some(_), None) => {
+            v.fail("currency", "give the currency of first_period_amount");
+            None
+        }
+        (None, Some(_)) => {
+            v.fail(
+                "first_period_amount",
+                "currency is only for first_period_amount",
+            );
+            None
+        }
+    };
     v.finish()?;
     let input = SubscriptionInput {
         offer: offer.unwrap_or_default(),
         external_id,
         quantity: quantity.unwrap_or(1),
+        first_period,
     };
     let now = s.clock.now();
     let mut tx = s.db.begin().await?;

@@ -165,3 +165,21 @@ CREATE TABLE webhook_endpoints (
     created_at  BIGINT NOT NULL
 );
 CREATE INDEX webhook_endpoints_tenant ON webhook_endpoints(tenant_id);
+
+-- Subscriptions can wait for a prepayment (`pending_payment`) and carry the price of their
+-- first period.
+ALTER TABLE subscriptions DROP CONSTRAINT subscriptions_status_check;
+ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_status_check
+    CHECK (status IN ('active', 'suspended', 'disabled', 'cancelled', 'pending_payment'));
+ALTER TABLE subscriptions ADD COLUMN first_period_minor BIGINT;
+ALTER TABLE subscriptions ADD COLUMN first_period_currency TEXT;
+
+-- What to do when a customer's exposure goes over its credit limit (absent: alert only).
+CREATE TABLE credit_enforcement (
+    tenant_id    UUID NOT NULL REFERENCES tenants(id),
+    customer_id  UUID NOT NULL REFERENCES customers(id),
+    action       TEXT NOT NULL CHECK (action IN ('require_prepayment', 'suspend')),
+    mode         TEXT NOT NULL CHECK (mode IN ('auto', 'require_approval')),
+    updated_at   BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, customer_id)
+);

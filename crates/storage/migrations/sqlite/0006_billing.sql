@@ -165,3 +165,36 @@ CREATE TABLE webhook_endpoints (
     created_at  INTEGER NOT NULL
 );
 CREATE INDEX webhook_endpoints_tenant ON webhook_endpoints(tenant_id);
+
+-- Subscriptions can wait for a prepayment (`pending_payment`) and carry the price of their
+-- first period. SQLite cannot change a CHECK constraint in place: the table is rebuilt
+-- (nothing references it).
+CREATE TABLE subscriptions_new (
+    id                     BLOB PRIMARY KEY,
+    tenant_id              BLOB NOT NULL REFERENCES tenants(id),
+    customer_id            BLOB NOT NULL REFERENCES customers(id),
+    offer                  TEXT NOT NULL,
+    external_id            TEXT,
+    quantity               INTEGER NOT NULL,
+    status                 TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'disabled', 'cancelled', 'pending_payment')),
+    created_at             INTEGER NOT NULL,
+    updated_at             INTEGER NOT NULL,
+    first_period_minor     INTEGER,
+    first_period_currency  TEXT,
+    UNIQUE (tenant_id, external_id)
+);
+INSERT INTO subscriptions_new (id, tenant_id, customer_id, offer, external_id, quantity, status, created_at, updated_at)
+    SELECT id, tenant_id, customer_id, offer, external_id, quantity, status, created_at, updated_at FROM subscriptions;
+DROP TABLE subscriptions;
+ALTER TABLE subscriptions_new RENAME TO subscriptions;
+CREATE INDEX subscriptions_customer ON subscriptions(tenant_id, customer_id, id);
+
+-- What to do when a customer's exposure goes over its credit limit (absent: alert only).
+CREATE TABLE credit_enforcement (
+    tenant_id    BLOB NOT NULL REFERENCES tenants(id),
+    customer_id  BLOB NOT NULL REFERENCES customers(id),
+    action       TEXT NOT NULL CHECK (action IN ('require_prepayment', 'suspend')),
+    mode         TEXT NOT NULL CHECK (mode IN ('auto', 'require_approval')),
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, customer_id)
+);
