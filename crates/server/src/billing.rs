@@ -784,14 +784,28 @@ pub fn fold_exposure(
     per
 }
 
-/// When a customer's exposure in its credit currency is above its credit limit, raises (or
-/// folds, within a day) a `credit_limit.exceeded` alert with the figures as evidence.
-pub async fn check_credit_limit(
+/// A customer's exposure against its credit limit, in the credit currency (minor units).
+pub struct CreditStanding {
+    pub currency: String,
+    pub limit: i64,
+    pub unbilled: i64,
+    pub unpaid: i64,
+    pub prepaid: i64,
+}
+
+impl CreditStanding {
+    pub fn exposure(&self) -> i64 {
+        self.unbilled + self.unpaid - self.prepaid
+    }
+}
+
+/// The customer's credit standing now (None without a credit limit).
+pub async fn credit_standing_tx(
     tx: &mut Tx,
     tenant: TenantId,
     customer: Uuid,
     now: Timestamp,
-) -> Result<Option<Uuid>, ApiError> {
+) -> Result<Option<CreditStanding>, ApiError> {
     let c = customers::get_tx(tx, tenant, CustomerId(customer)).await?;
     let (Some(limit), Some(cur)) = (c.credit_limit_minor, c.credit_currency.clone()) else {
         return Ok(None);
@@ -806,12 +820,73 @@ pub async fn check_credit_limit(
     };
     let usage =
         riskdesk_storage::events::spend_between_tx(tx, tenant, customer, from, before).await?;
-    let parts = fold_exposure(unpaid, prepaid, usage);
-    let [unbilled, unpaid, prepaid] = parts.get(&cur).copied().unwrap_or_default();
-    let exposure = unbilled + unpaid - prepaid;
+    let [unbilled, unpaid, prepaid] = fold_exposure(unpaid, prepaid, usage)
+        .get(&cur)
+        .copied()
+        .unwrap_or_default();
+    Ok(Some(CreditStanding {
+        currency: cur,
+        limit,
+        unbilled,
+        unpaid,
+        prepaid,
+    }))
+}
+
+/// Refuses a new purchase when the customer's credit terms block purchases over the limit
+/// (`on_breach: block_new_purchases`, `auto`) and its exposure is over it now.
+pub async fn check_purchase_allowed(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let Some(e) = billing::credit_enforcement_tx(tx, tenant, customer).await? else {
+        return Ok(());
+    };
+    if e.action != "block_new_purchases" || e.mode != "auto" {
+        return Ok(());
+    }
+    if let Some(st) = credit_standing_tx(tx, tenant, customer, now).await?
+        && st.exposure() > st.limit
+    {
+        let currency = Currency::parse(&st.currency).map_err(|e| ApiError::Internal(e.0))?;
+        let m = |minor| Money { minor, currency }.to_decimal_string();
+        return Err(ApiError::Conflict(format!(
+            "new purchases are blocked: exposure {} {} is over the credit limit of {} {}",
+            m(st.exposure()),
+            st.currency,
+            m(st.limit),
+            st.currency
+        )));
+    }
+    Ok(())
+}
+
+/// When a customer's exposure in its credit currency is above its credit limit, raises (or
+/// folds, within a day) a `credit_limit.exceeded` alert with the figures as evidence, and
+/// applies or proposes the enforcement its credit terms name.
+pub async fn check_credit_limit(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    now: Timestamp,
+) -> Result<Option<Uuid>, ApiError> {
+    let Some(st) = credit_standing_tx(tx, tenant, customer, now).await? else {
+        return Ok(None);
+    };
+    let (limit, cur, unbilled, unpaid, prepaid) = (
+        st.limit,
+        st.currency.clone(),
+        st.unbilled,
+        st.unpaid,
+        st.prepaid,
+    );
+    let exposure = st.exposure();
     if exposure <= limit {
         return Ok(None);
     }
+    let before = to_micros(now);
     let currency = Currency::parse(&cur).map_err(|e| ApiError::Internal(e.0))?;
     let m = |minor| Money { minor, currency }.to_decimal_string();
     let title = format!(
@@ -834,6 +909,8 @@ pub async fn check_credit_limit(
                 m(limit)
             );
             match e.action.as_str() {
+                // Applied where it bites: `create_subscription` refuses while over the limit.
+                "block_new_purchases" => {}
                 "suspend" => {
                     acted = crate::monitoring::act_on_active_subscriptions(
                         tx,

@@ -97,6 +97,7 @@ pub async fn create_subscription(
             "new purchases are blocked for this customer until its overdue invoices are paid (dunning)".into(),
         ));
     }
+    crate::billing::check_purchase_allowed(tx, tenant, customer.0, now).await?;
     let status = if c.prepayment_required {
         let price = s.first_period.ok_or_else(|| {
             ApiError::field(

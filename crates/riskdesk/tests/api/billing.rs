@@ -645,3 +645,36 @@ async fn a_credit_limit_breach_can_suspend_automatically_or_only_propose_it() {
         ["limit", "on_breach.action", "on_breach.mode"]
     );
 }
+
+#[tokio::test]
+async fn over_the_limit_new_purchases_are_refused_until_exposure_drops() {
+    let app = spawn_app().await;
+    let c = customer(&app, "global").await;
+    let r = put_terms(&app, &c, json!({"limit": "100.00", "currency": "EUR", "prepayment_required": false,
+                                        "on_breach": {"action": "block_new_purchases", "mode": "auto"}})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let subs = format!("/v1/customers/{c}/subscriptions");
+    assert_eq!(
+        app.post(&app.admin, &subs, &json!({"offer": "Azure plan"}))
+            .await
+            .status,
+        201
+    );
+    invoice(&app, &c, "INV-1", "2026-11-01", "2026-11-30", "150.00").await;
+    let r = app
+        .post(&app.admin, &subs, &json!({"offer": "Azure plan"}))
+        .await;
+    assert!(
+        r.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("exposure 150.00 EUR is over the credit limit of 100.00 EUR")
+    );
+    pay(&app, &c, "60.00", "2026-11-10T10:00:00Z", None).await;
+    assert_eq!(
+        app.post(&app.admin, &subs, &json!({"offer": "Azure plan"}))
+            .await
+            .status,
+        201
+    );
+}

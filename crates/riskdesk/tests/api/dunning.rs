@@ -587,3 +587,99 @@ async fn the_cli_runs_the_ladder_and_prints_the_aging_report() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test]
+async fn a_manual_hold_pauses_the_account_until_its_day() {
+    let app = spawn_app().await;
+    let c = customer(&app, "global").await;
+    let inv = invoice(&app, &c, "INV-1", "2026-11-01", "2026-12-01", "100.00").await;
+    let put = |body: Value| {
+        app.client
+            .put(format!("{}/v1/customers/{c}/dunning", app.base))
+            .bearer_auth(&app.admin)
+            .json(&body)
+    };
+    app.send(put(json!({"hold_until": "2026-12-20"})))
+        .await
+        .problem(422);
+    let r = app
+        .send(put(
+            json!({"hold_until": "2026-12-20", "hold_reason": "payment plan agreed by phone"}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["hold_until"], "2026-12-20");
+    run_daily(&app, "2026-11-25", 25).await; // through Dec 19
+    assert_eq!(steps(&app, &c, &inv).await, []);
+    run(&app, "2026-12-20").await;
+    assert_eq!(names(&steps(&app, &c, &inv).await), ["reminder", "overdue"]);
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_retried_logged_and_can_be_re_sent() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let healthy = Arc::new(AtomicBool::new(false));
+    let got = Arc::new(Mutex::new(0usize));
+    let (h, g) = (healthy.clone(), got.clone());
+    let hook = axum::Router::new().route(
+        "/h",
+        axum::routing::post(move || {
+            let (h, g) = (h.clone(), g.clone());
+            async move {
+                if h.load(Ordering::SeqCst) {
+                    *g.lock().unwrap() += 1;
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/h", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, hook).await.ok() });
+    let app = spawn_app_with(ServerOptions {
+        outbox_interval: std::time::Duration::from_millis(100),
+        ..ServerOptions::default()
+    })
+    .await;
+    let ep = app
+        .post(&app.admin, "/v1/webhook-endpoints", &json!({"url": url}))
+        .await;
+    assert_eq!(ep.status, 201);
+    let c = customer(&app, "global").await;
+    invoice(&app, &c, "INV-1", "2026-11-01", "2026-12-01", "100.00").await;
+    run(&app, "2026-11-28").await; // the reminder
+    let mut msg = Value::Null;
+    for _ in 0..100 {
+        let log = app.get(&app.admin, "/v1/outbox?channel=webhook").await.body;
+        msg = log[0].clone();
+        if msg["attempts"].as_i64() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(msg["status"], "pending", "{msg}");
+    assert!(msg["last_error"].as_str().unwrap().contains("500"), "{msg}");
+    // The retry is scheduled with backoff (30 s after the first failure), not hammered.
+    assert!(msg["next_attempt_at"].as_str().unwrap() > msg["created_at"].as_str().unwrap());
+    healthy.store(true, Ordering::SeqCst);
+    let id = msg["id"].as_str().unwrap();
+    let r = app
+        .post(&app.admin, &format!("/v1/outbox/{id}/resend"), &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sent = wait_for("the re-sent webhook", || {
+        (*got.lock().unwrap() >= 1).then_some(())
+    })
+    .await;
+    let _ = sent;
+    for _ in 0..50 {
+        let m = app.get(&app.admin, "/v1/outbox?channel=webhook").await.body;
+        if m[0]["status"] == "sent" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the re-sent message was not marked sent");
+}

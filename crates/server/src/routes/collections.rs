@@ -807,7 +807,8 @@ pub struct CreditTermsIn {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnBreachIn {
-    /// `require_prepayment` or `suspend` (every active subscription).
+    /// `require_prepayment`, `block_new_purchases` (new subscriptions are refused while over the
+    /// limit) or `suspend` (every active subscription).
     pub action: String,
     /// `auto` (applied with the alert) or `require_approval` (the alert proposes it).
     pub mode: String,
@@ -852,10 +853,16 @@ pub async fn put_credit_terms(
         )
     });
     if let Some(e) = &b.on_breach {
-        if !matches!(e.action.as_str(), "require_prepayment" | "suspend") {
+        if !matches!(
+            e.action.as_str(),
+            "require_prepayment" | "block_new_purchases" | "suspend"
+        ) {
             v.fail(
                 "on_breach.action",
-                format!("'{}' is not require_prepayment or suspend", e.action),
+                format!(
+                    "'{}' is not require_prepayment, block_new_purchases or suspend",
+                    e.action
+                ),
             );
         }
         if !matches!(e.mode.as_str(), "auto" | "require_approval") {

@@ -178,7 +178,7 @@ ALTER TABLE subscriptions ADD COLUMN first_period_currency TEXT;
 CREATE TABLE credit_enforcement (
     tenant_id    UUID NOT NULL REFERENCES tenants(id),
     customer_id  UUID NOT NULL REFERENCES customers(id),
-    action       TEXT NOT NULL CHECK (action IN ('require_prepayment', 'suspend')),
+    action       TEXT NOT NULL CHECK (action IN ('require_prepayment', 'block_new_purchases', 'suspend')),
     mode         TEXT NOT NULL CHECK (mode IN ('auto', 'require_approval')),
     updated_at   BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, customer_id)

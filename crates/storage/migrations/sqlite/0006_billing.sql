@@ -193,7 +193,7 @@ CREATE INDEX subscriptions_customer ON subscriptions(tenant_id, customer_id, id)
 CREATE TABLE credit_enforcement (
     tenant_id    BLOB NOT NULL REFERENCES tenants(id),
     customer_id  BLOB NOT NULL REFERENCES customers(id),
-    action       TEXT NOT NULL CHECK (action IN ('require_prepayment', 'suspend')),
+    action       TEXT NOT NULL CHECK (action IN ('require_prepayment', 'block_new_purchases', 'suspend')),
     mode         TEXT NOT NULL CHECK (mode IN ('auto', 'require_approval')),
     updated_at   INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, customer_id)
