@@ -34,6 +34,26 @@ pub struct Settings {
     pub email: Option<riskdesk_connectors::email::SmtpConfig>,
     /// `[dunning]`: the default ladder and how often the server runs it.
     pub dunning: DunningSettings,
+    /// `[monitoring]`: anomaly detection on customers' hourly spend.
+    pub monitoring: MonitoringSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringSettings {
+    /// Score at or above which an hour of spend raises an `anomaly.spend` alert (0–1).
+    pub anomaly_threshold: f64,
+    /// Seconds between scoring passes over the spend series ingest touched (`serve`).
+    pub anomaly_every_seconds: u64,
+}
+
+impl Default for MonitoringSettings {
+    fn default() -> Self {
+        Self {
+            anomaly_threshold: riskdesk_domain::anomaly::detector::ALARM_THRESHOLD,
+            anomaly_every_seconds: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +88,7 @@ impl Default for Settings {
             sms: None,
             email: None,
             dunning: Default::default(),
+            monitoring: Default::default(),
         }
     }
 }
@@ -94,6 +115,12 @@ impl Settings {
             fig = fig.merge(("database_url", d));
         }
         let s: Settings = fig.extract()?;
+        if !(0.0..=1.0).contains(&s.monitoring.anomaly_threshold) {
+            anyhow::bail!(
+                "[monitoring] anomaly_threshold must be between 0 and 1, not {}",
+                s.monitoring.anomaly_threshold
+            );
+        }
         let problems = s.dunning.policy.problems();
         if !problems.is_empty() {
             anyhow::bail!(
@@ -143,6 +170,10 @@ impl Settings {
             outbox_interval: std::time::Duration::from_secs(2),
             dunning_every: (self.dunning.run_every_minutes > 0)
                 .then(|| std::time::Duration::from_secs(self.dunning.run_every_minutes * 60)),
+            anomaly_every: std::time::Duration::from_secs(
+                self.monitoring.anomaly_every_seconds.max(1),
+            ),
+            anomaly_threshold: self.monitoring.anomaly_threshold,
         })
     }
 

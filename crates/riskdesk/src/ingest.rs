@@ -26,9 +26,11 @@ pub async fn run(
     batch: usize,
     clock: &dyn Clock,
     as_of: Timestamp,
+    anomaly_threshold: f64,
 ) -> anyhow::Result<bool> {
     let tenant = TenantId(tenant.id);
-    let detector = riskdesk_server::detect::Detector::default();
+    let mut detector = riskdesk_server::detect::Detector::default();
+    detector.spend.threshold = anomaly_threshold;
     let mut all_ok = true;
     let started = std::time::Instant::now();
     let mut total = IngestSummary::default();
@@ -169,5 +171,23 @@ pub async fn run(
         total.rejected.len(),
         total.alerts.len()
     );
+    // Spend anomalies: the completed hours of every series the files touched, in order.
+    let series = detector.spend.pending();
+    if series > 0 {
+        let t = std::time::Instant::now();
+        let now = clock.now();
+        let p = detector
+            .spend
+            .pass(db, now, now)
+            .await
+            .map_err(|e| anyhow::anyhow!("spend anomaly pass: {e}"))?;
+        eprintln!(
+            "spend anomalies: {} hours of {} series scored in {:.2} s, {} alerts",
+            p.hours_scored,
+            p.series,
+            t.elapsed().as_secs_f64(),
+            p.alerts
+        );
+    }
     Ok(all_ok)
 }

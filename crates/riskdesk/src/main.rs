@@ -519,6 +519,7 @@ async fn run(
                 batch.max(1),
                 clock.as_ref(),
                 as_of,
+                settings.monitoring.anomaly_threshold,
             )
             .await?;
             Ok(if ok {

@@ -62,6 +62,8 @@ pub struct Detector {
     pub runtime: RuleRuntime,
     rule_sets: Mutex<HashMap<Uuid, Arc<RuleSet>>>,
     histories: Mutex<HashMap<(Uuid, Uuid), CachedHistory>>,
+    /// Anomaly detection on the hourly spend series ingest touches.
+    pub spend: crate::spend_anomaly::SpendScorer,
 }
 
 impl Default for Detector {
@@ -70,6 +72,7 @@ impl Default for Detector {
             runtime: RuleRuntime::default(),
             rule_sets: Mutex::new(HashMap::new()),
             histories: Mutex::new(HashMap::new()),
+            spend: Default::default(),
         }
     }
 }

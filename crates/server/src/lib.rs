@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod risk;
 pub mod routes;
 pub mod service;
+pub mod spend_anomaly;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,6 +114,10 @@ pub struct ServerOptions {
     pub outbox_interval: std::time::Duration,
     /// Run the dunning ladder for today this often (none: only on request / from the CLI).
     pub dunning_every: Option<std::time::Duration>,
+    /// How often completed hours of the spend series touched by ingest are scored for anomalies.
+    pub anomaly_every: std::time::Duration,
+    /// Score at or above which an hour of spend raises an `anomaly.spend` alert.
+    pub anomaly_threshold: f64,
 }
 
 impl Default for ServerOptions {
@@ -129,6 +134,8 @@ impl Default for ServerOptions {
             smtp: None,
             outbox_interval: std::time::Duration::from_secs(2),
             dunning_every: None,
+            anomaly_every: std::time::Duration::from_secs(60),
+            anomaly_threshold: riskdesk_domain::anomaly::detector::ALARM_THRESHOLD,
         }
     }
 }
@@ -260,6 +267,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(db: Db, clock: Arc<dyn Clock>, opts: &ServerOptions) -> Router {
+    router_with(db, clock, opts, Arc::new(detect::Detector::default()))
+}
+
+fn router_with(
+    db: Db,
+    clock: Arc<dyn Clock>,
+    opts: &ServerOptions,
+    detector: Arc<detect::Detector>,
+) -> Router {
     metrics::init();
     let (router, doc) = api();
     let openapi_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
@@ -272,7 +288,7 @@ pub fn router(db: Db, clock: Arc<dyn Clock>, opts: &ServerOptions) -> Router {
         risk: opts.risk.clone(),
         verifier: opts.verifier.clone(),
         sms: opts.sms.clone(),
-        detector: Arc::new(detect::Detector::default()),
+        detector,
         dunning_policy: opts.dunning_policy.clone(),
     };
     router
@@ -323,6 +339,16 @@ impl Application {
             http: reqwest::Client::new(),
         };
         tokio::spawn(deliverer.run(opts.outbox_interval, stopped.clone()));
+        let mut detector = detect::Detector::default();
+        detector.spend.threshold = opts.anomaly_threshold;
+        let detector = Arc::new(detector);
+        tokio::spawn(spend_anomaly::schedule(
+            db.clone(),
+            clock.clone(),
+            detector.clone(),
+            opts.anomaly_every,
+            stopped.clone(),
+        ));
         if let Some(every) = opts.dunning_every {
             tokio::spawn(dunning::schedule(
                 db.clone(),
@@ -334,7 +360,7 @@ impl Application {
         }
         Ok(Self {
             listener,
-            router: router(db, clock, opts),
+            router: router_with(db, clock, opts, detector),
             _stop: stop,
         })
     }

@@ -180,6 +180,13 @@ pub async fn ingest(
             )
         })
         .collect();
+    detector.spend.mark(
+        tenant,
+        buckets
+            .keys()
+            .map(|k| (k.customer_id, k.meter_category.clone()))
+            .collect::<BTreeSet<_>>(),
+    );
     add_buckets(tx, tenant, buckets).await?;
     for (customer, month_start) in touched {
         let month = Month::of(riskdesk_storage::time::from_micros(month_start));

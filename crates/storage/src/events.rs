@@ -462,3 +462,91 @@ pub async fn page_by_time(
     )
     .await
 }
+
+/// The next hour a spend series will score (None: never scored).
+pub async fn anomaly_next_hour_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    category: &str,
+) -> Result<Option<i64>> {
+    struct H(i64);
+    impl FromRow for H {
+        fn from_row(r: &dyn RowLike) -> Result<Self> {
+            Ok(H(r.i64("next_hour")?))
+        }
+    }
+    Ok(tx
+        .fetch_optional::<H>(
+            Q::new(
+                "SELECT next_hour FROM anomaly_series WHERE tenant_id = $1 AND customer_id = $2 AND meter_category = $3",
+            )
+            .bind(tenant.0)
+            .bind(customer)
+            .bind(category),
+        )
+        .await?
+        .map(|h| h.0))
+}
+
+pub async fn set_anomaly_next_hour(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    category: &str,
+    next_hour: i64,
+) -> Result<()> {
+    tx.execute(
+        Q::new(
+            "INSERT INTO anomaly_series (tenant_id, customer_id, meter_category, next_hour) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, customer_id, meter_category) DO UPDATE SET next_hour = excluded.next_hour",
+        )
+        .bind(tenant.0)
+        .bind(customer)
+        .bind(category)
+        .bind(next_hour),
+    )
+    .await?;
+    Ok(())
+}
+
+/// One hour of a spend series: (hour µs, total cost in pico-units over every currency).
+#[derive(Clone, Debug)]
+pub struct HourSpend {
+    pub hour: i64,
+    pub units: i64,
+    pub rem: i64,
+}
+
+impl FromRow for HourSpend {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(HourSpend {
+            hour: r.i64("hour")?,
+            units: r.i64("units")?,
+            rem: r.i64("rem")?,
+        })
+    }
+}
+
+/// The hourly spend of one series in [from, to), hours without spend absent.
+pub async fn series_hours_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    category: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<HourSpend>> {
+    tx.fetch_all(
+        Q::new(
+            "SELECT hour, CAST(SUM(cost_units) AS BIGINT) AS units, CAST(SUM(cost_rem) AS BIGINT) AS rem FROM spend_hourly \
+             WHERE tenant_id = $1 AND customer_id = $2 AND meter_category = $3 AND hour >= $4 AND hour < $5 GROUP BY hour ORDER BY hour",
+        )
+        .bind(tenant.0)
+        .bind(customer)
+        .bind(category)
+        .bind(from)
+        .bind(to),
+    )
+    .await
+}

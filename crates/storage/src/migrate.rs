@@ -35,6 +35,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_billing.sql",
         include_str!("../migrations/sqlite/0006_billing.sql"),
     ),
+    (
+        7,
+        "0007_spend_anomaly.sql",
+        include_str!("../migrations/sqlite/0007_spend_anomaly.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

@@ -62,19 +62,42 @@ fn robust(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (m, mad.max(floor))
 }
 
+/// A point's score and what the detector expected there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scored {
+    /// In [0, 1); at or above [`ALARM_THRESHOLD`] is an alarm.
+    pub score: f64,
+    /// The expectation the point was judged against (recent level or same seasonal phase,
+    /// whichever it was closer to).
+    pub expected: f64,
+}
+
+/// The score at which a point is an alarm.
+pub const ALARM_THRESHOLD: f64 = ALARM;
+
+/// Seasonal look-back needs at most three weeks of points; older ones are dropped.
+const MAX_SEASONS_BACK: i64 = 3 * 7 * 86_400;
+
 impl Detector {
     /// Scores the next point (`time` in seconds) and adds it to the history.
     pub fn score(&mut self, time: i64, value: f64) -> f64 {
+        self.score_explained(time, value).score
+    }
+
+    /// Like [`Detector::score`], with the expected value.
+    pub fn score_explained(&mut self, time: i64, value: f64) -> Scored {
         if let Some(&last) = self.times.last() {
             if self.step.is_none() && time > last {
                 self.step = Some(time - last);
             }
         }
+        let mut expected = value;
         let score = if self.recent.len() < MIN_POINTS {
             0.0
         } else {
             let (m, s) = robust(self.recent.iter().copied());
             let mut z = (value - m).abs() / s;
+            expected = m;
             if let Some(step) = self.step.filter(|s| *s > 0) {
                 for season in [86_400 / step, 7 * 86_400 / step] {
                     let season = season as usize;
@@ -88,7 +111,10 @@ impl Detector {
                         .map(|i| self.history[i]);
                     let (sm, _) = robust(same_phase);
                     let zs = (value - sm).abs() / s;
-                    z = z.min(zs);
+                    if zs < z {
+                        z = zs;
+                        expected = sm;
+                    }
                 }
             }
             // 3 robust sigmas → 0.5, 6 → 0.8, growing towards 1.
@@ -114,7 +140,16 @@ impl Detector {
         }
         self.history.push(value);
         self.times.push(time);
-        score
+        // Keep what seasonal look-back can use (amortised: trim when twice that long).
+        if let Some(step) = self.step.filter(|s| *s > 0) {
+            let keep = (MAX_SEASONS_BACK / step) as usize + 1;
+            if self.history.len() > 2 * keep.max(HOLD) {
+                let cut = self.history.len() - keep.max(HOLD);
+                self.history.drain(..cut);
+                self.times.drain(..cut);
+            }
+        }
+        Scored { score, expected }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The API tested as a user sees it: over HTTP against a real server and database. Runs on
 //! SQLite by default and on PostgreSQL with RISKDESK_TEST_BACKEND=postgres.
 
+mod anomaly;
 mod audit;
 mod auth;
 mod billing;
