@@ -121,6 +121,9 @@ pub async fn run(
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             tx.commit().await?;
+            detector
+                .spend
+                .mark(tenant, std::mem::take(&mut s.spend_series));
             // Batch positions back to the file's line numbers.
             for r in &mut s.rejected {
                 r.index = lines[r.index];

@@ -60,6 +60,10 @@ pub struct IngestSummary {
     /// Customers whose cached history this batch updated (forgotten if it does not commit).
     #[serde(skip)]
     pub touched: Vec<Uuid>,
+    /// Spend series (customer, meter category) that got new spend: marked for anomaly scoring
+    /// by the caller once the unit of work has committed.
+    #[serde(skip)]
+    pub spend_series: BTreeSet<(Uuid, String)>,
 }
 
 impl IngestSummary {
@@ -76,6 +80,7 @@ impl IngestSummary {
         self.shadow_hits += other.shadow_hits;
         self.rule_errors += other.rule_errors;
         self.touched.extend(other.touched);
+        self.spend_series.extend(other.spend_series);
     }
 }
 
@@ -180,12 +185,10 @@ pub async fn ingest(
             )
         })
         .collect();
-    detector.spend.mark(
-        tenant,
+    summary.spend_series.extend(
         buckets
             .keys()
-            .map(|k| (k.customer_id, k.meter_category.clone()))
-            .collect::<BTreeSet<_>>(),
+            .map(|k| (k.customer_id, k.meter_category.clone())),
     );
     add_buckets(tx, tenant, buckets).await?;
     for (customer, month_start) in touched {

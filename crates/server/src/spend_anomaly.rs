@@ -1,6 +1,6 @@
 //! Anomaly detection on each customer's hourly spend per meter category.
 //!
-//! Ingest marks the series it touched; a pass (every minute in `serve`, at the end of
+//! Ingest marks the series it touched, once its unit of work has committed; a pass (every minute in `serve`, at the end of
 //! `riskdesk ingest`) scores each marked series' *completed* hours, in order, with the streaming
 //! detector of `riskdesk_domain::anomaly` (hours without spend are zeros), and raises an
 //! `anomaly.spend` alert with the observed and expected values when a score reaches the
@@ -108,7 +108,8 @@ impl SpendScorer {
                     .score_series(&mut tx, key, horizon, now, &mut summary)
                     .await
                 {
-                    Ok(s) => scored.push((key.clone(), s)),
+                    Ok(Some(s)) => scored.push((key.clone(), s)),
+                    Ok(None) => {}
                     Err(e) => {
                         // Put the chunk back for the next pass.
                         self.mark(TenantId(key.0), chunk.iter().map(|k| (k.1, k.2.clone())));
@@ -142,7 +143,7 @@ impl SpendScorer {
         horizon: i64,
         now: Timestamp,
         summary: &mut PassSummary,
-    ) -> Result<Series, ApiError> {
+    ) -> Result<Option<Series>, ApiError> {
         let tenant = TenantId(key.0);
         let (customer, category) = (key.1, key.2.as_str());
         let cached = self
@@ -163,7 +164,8 @@ impl SpendScorer {
                 let next_hour = match (stored, first) {
                     (Some(n), _) => n,
                     (None, Some(f)) => f,
-                    (None, None) => horizon,
+                    // No spend stored (yet): nothing to score, nothing to remember.
+                    (None, None) => return Ok(None),
                 };
                 let mut det = Detector::default();
                 let from = next_hour - WARM_UP;
@@ -187,7 +189,7 @@ impl SpendScorer {
             }
         };
         if s.next_hour >= horizon {
-            return Ok(s);
+            return Ok(Some(s));
         }
         let rows =
             events::series_hours_tx(tx, tenant, customer, category, s.next_hour, horizon).await?;
@@ -250,7 +252,7 @@ impl SpendScorer {
             s.next_hour += HOUR;
         }
         events::set_anomaly_next_hour(tx, tenant, customer, category, s.next_hour).await?;
-        Ok(s)
+        Ok(Some(s))
     }
 }
 

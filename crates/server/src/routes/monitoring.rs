@@ -160,10 +160,14 @@ pub async fn post_events(
     let summary =
         monitoring::ingest(&mut tx, caller.tenant(), &s.detector, lines, now, as_of).await?;
     let touched = summary.touched.clone();
+    let series = summary.spend_series.clone();
     let done = idem::finish(tx, &caller, &fp, StatusCode::OK, &summary).await;
     if done.is_err() {
         // Histories in memory saw events that were not stored: reload them next time.
         s.detector.forget(caller.tenant(), &touched);
+    } else {
+        // Scored only once committed: a pass must see the spend it scores.
+        s.detector.spend.mark(caller.tenant(), series);
     }
     done
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `riskdesk ingest` benchmark: 1,000,000 NDJSON usage events (2,000 customers by external id
+# CUST-0 … CUST-1999, 5 meter categories, November 2026 times, costs 0.0001–9.9999) into a fresh
+# SQLite database (synchronous=FULL), release build. Runs, each on a copy of the same database:
+#   1. no rules (the shipped detectors disabled) — the baseline,
+#   2. the shipped detectors active (the default configuration),
+# and prints each run's rate and its spend-anomaly pass (scored hours, series, alerts).
+# Needs python3. Usage: scripts/bench-ingest.sh [EVENTS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q
+n="${1:-1000000}"
+dir=$(mktemp -d)
+trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+port=18184
+RISKDESK_LOG=warn target/release/riskdesk serve --bind 127.0.0.1:$port --database-url "$dir/base.db" --config "$dir/none.toml" >"$dir/out" 2>&1 &
+pid=$!
+for _ in $(seq 1 50); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.2; done
+token=$(grep '^rdk_' "$dir/out")
+TOKEN=$token PORT=$port N=$n OUT="$dir/events.ndjson" python3 - <<'PY'
+import http.client, json, os, random
+t, port, n = os.environ["TOKEN"], int(os.environ["PORT"]), int(os.environ["N"])
+c = http.client.HTTPConnection("127.0.0.1", port)
+def call(method, path, body=None):
+    c.request(method, path, json.dumps(body) if body is not None else None,
+              {"Authorization": "Bearer " + t, "Content-Type": "application/json"})
+    r = c.getresponse(); data = r.read()
+    assert r.status < 300, (r.status, data)
+    return json.loads(data) if data else None
+for i in range(2000):
+    call("POST", "/v1/customers", {"name": f"Cust {i}", "domain": f"c{i}.example.com", "country": "FR",
+        "email": f"a@c{i}.example.com", "cloud_instance": "global", "external_id": f"CUST-{i}"})
+call("GET", "/v1/rules")  # installs the shipped detectors
+rng = random.Random(7)
+cats = ["Virtual Machines", "Bandwidth", "Storage", "SQL Database", "Networking"]
+with open(os.environ["OUT"], "w") as f:
+    for i in range(n):
+        day, hour, minute = 1 + rng.randrange(29), rng.randrange(24), rng.randrange(60)
+        f.write(json.dumps({"type": "usage", "event_id": f"ev-{i}", "customer_external_id": f"CUST-{i % 2000}",
+            "time": f"2026-11-{day:02d}T{hour:02d}:{minute:02d}:00Z", "meter_category": cats[i % 5],
+            "meter_name": "D4s v5", "region": "westeurope", "quantity": 1, "unit": "Hours",
+            "cost": f"{rng.randrange(1, 100000) / 10000:.4f}", "currency": "EUR"}) + "\n")
+PY
+kill $pid; wait $pid 2>/dev/null || true
+cp "$dir/base.db" "$dir/detectors.db"
+sqlite3_disable() {
+  python3 - "$1" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE rules SET mode = 'disabled'"); c.commit()
+PY
+}
+sqlite3_disable "$dir/base.db"
+for run in base detectors; do
+  echo "== $run"
+  RISKDESK_LOG=warn target/release/riskdesk ingest "$dir/events.ndjson" --as-of 2026-11-30T00:00:00Z \
+    --database-url "$dir/$run.db" --config "$dir/none.toml" 2>&1 | grep -E 'records in|spend anomalies'
+done
