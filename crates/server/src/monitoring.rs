@@ -835,3 +835,123 @@ pub(crate) async fn act_on_active_subscriptions(
     }
     Ok(acted)
 }
+
+/// Runs the tenant's `signup` rules on an assessed sign-up, in the assessment's unit of work: an
+/// active rule's hit raises an alert (on the customer if the sign-up created one), a shadow
+/// rule's hit is recorded (under the assessment's id). Returns the alerts raised.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_signup_rules(
+    tx: &mut Tx,
+    tenant: TenantId,
+    detector: &detect::Detector,
+    signup: &riskdesk_storage::signups::SignupRow,
+    input: &riskdesk_domain::onboarding::assess::SignupInput,
+    assessment: &riskdesk_domain::onboarding::assess::Assessment,
+    cloud_instance: &str,
+    now: Timestamp,
+) -> Result<Vec<Uuid>, ApiError> {
+    use riskdesk_domain::monitoring::rules::{Scope, Subject, json_to_cel};
+    use riskdesk_domain::onboarding::assess::PaymentInstrument;
+    let set = detector.rules(tx, tenant).await?;
+    let rules: Vec<&LoadedRule> = set
+        .rules
+        .iter()
+        .filter(|r| r.compiled.scope == Scope::Signup)
+        .collect();
+    if rules.is_empty() {
+        return Ok(vec![]);
+    }
+    let (payment_type, card_bin, card_country) = match &input.payment {
+        Some(PaymentInstrument::Card { bin, country, .. }) => (
+            "card",
+            bin.clone(),
+            country.map(|c| c.as_str().to_owned()).unwrap_or_default(),
+        ),
+        Some(PaymentInstrument::BankTransfer) => ("bank_transfer", String::new(), String::new()),
+        Some(PaymentInstrument::Invoice) => ("invoice", String::new(), String::new()),
+        None => ("none", String::new(), String::new()),
+    };
+    let at = input.as_of;
+    let zoned = at.to_zoned(jiff::tz::TimeZone::UTC);
+    let event = serde_json::json!({
+        "type": "signup", "assessment_id": signup.id, "decision": assessment.decision.as_str(),
+        "score": assessment.score, "reasons": assessment.reasons.iter().map(|r| r.code).collect::<Vec<_>>(),
+        "company_name": input.company_name, "company_domain": input.company_domain.to_string(),
+        "company_country": input.company_country.as_str(), "email": input.email.to_string(),
+        "email_domain": input.email.domain(), "phone": input.phone.clone().unwrap_or_default(),
+        "ip": input.ip.to_string(), "device_id": input.device_id.clone().unwrap_or_default(),
+        "payment_type": payment_type, "card_bin": card_bin, "card_country": card_country,
+        "cloud_instance": cloud_instance, "mfa_required": assessment.mfa_required,
+        "hour": zoned.hour(), "weekday": zoned.weekday().to_monday_zero_offset(),
+    });
+    let customer = match signup.customer_id {
+        Some(c) => customer_contexts(tx, tenant, &[c], false, now)
+            .await?
+            .remove(&c)
+            .unwrap_or_default(),
+        None => serde_json::json!({}),
+    };
+    let subj = Subject {
+        event: json_to_cel(&event),
+        customer: json_to_cel(&customer),
+        at: to_micros(at),
+        region: std::sync::Arc::from(""),
+        sku: std::sync::Arc::from(""),
+    };
+    let compiled: Vec<&Compiled> = rules.iter().map(|r| &r.compiled).collect();
+    let results = detector
+        .runtime
+        .evaluate_all(&compiled, &subj, &mut Default::default());
+    let actor = Actor::system("rules");
+    let mut alerts = Vec::new();
+    for (rule, result) in rules.into_iter().zip(results) {
+        let row = &rule.row;
+        match result {
+            Ok(o) if o.hit => {
+                let evidence = serde_json::json!({
+                    "rule": {"id": row.id, "name": row.name, "version": row.version, "condition": row.condition, "mode": row.mode},
+                    "signup": event, "customer": customer,
+                });
+                if row.mode == "shadow" {
+                    riskdesk_storage::rules::record_hit(
+                        tx,
+                        tenant,
+                        row.id,
+                        row.version,
+                        signup.customer_id.unwrap_or(signup.id),
+                        &format!("signup:{}", signup.id),
+                        to_micros(at),
+                        &evidence.to_string(),
+                    )
+                    .await?;
+                    continue;
+                }
+                let rule_key = row.id.to_string();
+                let a = raise(
+                    tx,
+                    tenant,
+                    &actor,
+                    NewAlert {
+                        customer_id: signup.customer_id,
+                        rule: &rule_key,
+                        severity: &row.severity,
+                        title: &row.name,
+                        evidence_json: evidence.to_string(),
+                        at: to_micros(at),
+                        cooldown_micros: 0,
+                        occurrences: 1,
+                        last_at: to_micros(at),
+                    },
+                    now,
+                )
+                .await?;
+                alerts.push(a.id);
+            }
+            Ok(_) => {}
+            Err(why) => {
+                tracing::debug!(rule = %row.id, signup = %signup.id, %why, "signup rule could not be evaluated")
+            }
+        }
+    }
+    Ok(alerts)
+}

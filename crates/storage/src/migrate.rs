@@ -40,6 +40,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_spend_anomaly.sql",
         include_str!("../migrations/sqlite/0007_spend_anomaly.sql"),
     ),
+    (
+        8,
+        "0008_signup_rules.sql",
+        include_str!("../migrations/sqlite/0008_signup_rules.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

@@ -27,6 +27,9 @@ pub use cel::Value as CelValue;
 pub enum Scope {
     Usage,
     Activity,
+    /// Evaluated on each sign-up assessment: `event` is the sign-up (no history, so no window
+    /// functions), `customer` the customer it created (empty before approval).
+    Signup,
 }
 
 impl Scope {
@@ -34,6 +37,7 @@ impl Scope {
         match s {
             "usage" => Some(Scope::Usage),
             "activity" => Some(Scope::Activity),
+            "signup" => Some(Scope::Signup),
             _ => None,
         }
     }
@@ -41,6 +45,7 @@ impl Scope {
         match self {
             Scope::Usage => "usage",
             Scope::Activity => "activity",
+            Scope::Signup => "signup",
         }
     }
 }
@@ -510,7 +515,15 @@ impl RuleRuntime {
         }
         for f in refs.functions() {
             let std = self.root_has_std(f);
-            if !std && !FUNCTIONS.contains(&f) {
+            if scope == Scope::Signup && FUNCTIONS.contains(&f) {
+                errors.push(RuleError {
+                    line: None,
+                    column: None,
+                    message: format!(
+                        "'{f}' reads a customer's event history, which a sign-up does not have"
+                    ),
+                });
+            } else if !std && !FUNCTIONS.contains(&f) {
                 errors.push(RuleError {
                     line: None,
                     column: None,
@@ -673,8 +686,29 @@ impl RuleRuntime {
     }
 }
 
+/// A plausible sign-up as signup rules see it (every field present).
+pub fn sample_signup() -> serde_json::Value {
+    serde_json::json!({
+        "type": "signup", "assessment_id": "sample", "decision": "review", "score": 40,
+        "reasons": ["email_free_provider"], "company_name": "Contoso Ltd", "company_domain": "contoso.com",
+        "company_country": "FR", "email": "ops@contoso.com", "email_domain": "contoso.com",
+        "phone": "+33142685300", "ip": "203.0.113.7", "device_id": "dev-1", "payment_type": "card",
+        "card_bin": "411111", "card_country": "FR", "cloud_instance": "global", "mfa_required": false,
+        "hour": 12, "weekday": 3,
+    })
+}
+
 /// A plausible event and customer of a scope, every field present (used to check rules).
 pub fn sample_subject(scope: Scope) -> Subject {
+    if scope == Scope::Signup {
+        return Subject {
+            event: json_to_cel(&sample_signup()),
+            customer: json_to_cel(&serde_json::json!({})),
+            at: 0,
+            region: Arc::from(""),
+            sku: Arc::from(""),
+        };
+    }
     let event = serde_json::json!({
         "type": scope.as_str(), "event_id": "sample", "meter_category": "Virtual Machines",
         "meter_name": "NC24ads A100 v4", "region": "westeurope", "resource_id": "/subscriptions/x/vm",

@@ -310,3 +310,75 @@ async fn an_automatic_action_suspends_the_customers_subscriptions() {
     assert_eq!(r.body["accepted"], 1);
     assert_eq!(r.body["rule_errors"], 1, "{}", r.body);
 }
+
+#[tokio::test]
+async fn signup_rules_see_each_assessment_and_alert_without_window_functions() {
+    let app = crate::helpers::spawn_app().await;
+    // Window functions read a customer's history, which a sign-up has not.
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/rules/validate",
+            &json!({"scope": "signup", "condition": "spend(\"1h\") > 1.0"}),
+        )
+        .await;
+    assert_eq!(r.body["valid"], false, "{}", r.body);
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/rules",
+            &json!({"name": "Night sign-ups from free mail", "scope": "signup", "severity": "medium",
+                    "condition": "event.email_domain == 'gmail.com' && 'email_free_provider' in event.reasons",
+                    "mode": "active"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let rule_id = r.body["id"].as_str().unwrap().to_owned();
+    let signup = |email: &str, ip: &str| {
+        json!({
+            "company": {"name": "Contoso Ltd", "domain": "contoso.co.uk", "country": "GB", "address": "1 High St"},
+            "contact": {"email": email, "phone": "+442071838750", "name": "Ada"},
+            "ip": ip, "payment_instrument": {"type": "bank_transfer"},
+            "cloud_instance": "global", "locale": "en", "as_of": "2026-11-01T12:00:00Z",
+        })
+    };
+    let a = app
+        .post(
+            &app.admin,
+            "/v1/signups/assess",
+            &signup("founder@gmail.com", "203.0.113.20"),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    app.post(
+        &app.admin,
+        "/v1/signups/assess",
+        &signup("ops@contoso.co.uk", "203.0.113.21"),
+    )
+    .await;
+    let alerts = app
+        .get(&app.admin, &format!("/v1/alerts?rule={rule_id}"))
+        .await;
+    let items = alerts.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", alerts.body);
+    let one = app
+        .get(
+            &app.admin,
+            &format!("/v1/alerts/{}", items[0]["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(one.body["evidence"]["signup"]["email"], "founder@gmail.com");
+    assert_eq!(
+        one.body["evidence"]["signup"]["assessment_id"],
+        a.body["assessment_id"]
+    );
+    // Signup rules are tried in shadow mode, not backtested over events.
+    let b = app
+        .post(
+            &app.admin,
+            &format!("/v1/rules/{rule_id}/backtest"),
+            &json!({"from": "2026-10-01T00:00:00Z", "to": "2026-11-30T00:00:00Z"}),
+        )
+        .await;
+    b.problem(409);
+}

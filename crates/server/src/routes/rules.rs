@@ -106,7 +106,7 @@ fn check(s: &AppState, b: &RuleIn) -> Result<RuleRow, ApiError> {
     }
     let scope = v.check(
         "scope",
-        Scope::parse(&b.scope).ok_or("must be usage or activity"),
+        Scope::parse(&b.scope).ok_or("must be usage, activity or signup"),
     );
     if !SEVERITIES.contains(&b.severity.as_str()) {
         v.fail(
@@ -307,7 +307,7 @@ pub async fn validate_rule(
 ) -> Result<Json<ValidateOut>, ApiError> {
     caller.require(Permission::ReadCustomers)?;
     let scope = Scope::parse(&body.value.scope)
-        .ok_or_else(|| ApiError::field("scope", "must be usage or activity"))?;
+        .ok_or_else(|| ApiError::field("scope", "must be usage, activity or signup"))?;
     Ok(Json(
         match s.detector.runtime.compile(&body.value.condition, scope) {
             Ok(_) => ValidateOut {
@@ -405,6 +405,11 @@ pub async fn backtest_rule(
     let rule = rules::get(&s.db, tenant, id).await?;
     let scope =
         Scope::parse(&rule.scope).ok_or_else(|| ApiError::Internal("stored rule scope".into()))?;
+    if scope == Scope::Signup {
+        return Err(ApiError::Conflict(
+            "backtests replay stored usage and activity events; a signup rule is tried in shadow mode instead".into(),
+        ));
+    }
     let compiled = s
         .detector
         .runtime

@@ -326,7 +326,7 @@ pub async fn assess(
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    let (row, _) = onboarding::assess_signup(
+    let (row, assessment) = onboarding::assess_signup(
         &mut tx,
         id,
         verification,
@@ -336,6 +336,17 @@ pub async fn assess(
         &input,
         &details,
         body.value,
+        now,
+    )
+    .await?;
+    crate::monitoring::run_signup_rules(
+        &mut tx,
+        caller.tenant(),
+        &s.detector,
+        &row,
+        &input,
+        &assessment,
+        details.cloud_instance.as_str(),
         now,
     )
     .await?;
