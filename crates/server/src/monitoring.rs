@@ -775,6 +775,28 @@ pub async fn raise(
     let draft = AuditDraft::new(actor, if new { "alert.raise" } else { "alert.fold" }, "alert", row.id)
         .after(&serde_json::json!({"rule": row.rule, "severity": row.severity, "count": row.count, "customer_id": row.customer_id}));
     audit::append(tx, tenant, now, draft).await?;
+    if new {
+        // Staff and partner systems hear of a new alert through the outbox (a fold does not
+        // repeat it).
+        let endpoints = riskdesk_storage::outbox::endpoints_tx(tx, tenant).await?;
+        if !endpoints.is_empty() {
+            crate::outbox::webhooks(
+                tx,
+                tenant,
+                &endpoints,
+                row.customer_id,
+                "alert.raised",
+                &format!("alert:{}", row.id),
+                serde_json::json!({
+                    "alert_id": row.id, "rule": row.rule, "severity": row.severity, "title": row.title,
+                    "customer_id": row.customer_id,
+                    "evidence": serde_json::from_str::<serde_json::Value>(&row.evidence_json).unwrap_or_default(),
+                }),
+                now,
+            )
+            .await?;
+        }
+    }
     Ok(row)
 }
 

@@ -683,3 +683,52 @@ async fn a_failing_endpoint_is_retried_logged_and_can_be_re_sent() {
     }
     panic!("the re-sent message was not marked sent");
 }
+
+#[tokio::test]
+async fn a_new_alert_is_sent_to_the_partners_endpoints_signed() {
+    let (url, hooks) = webhook_receiver().await;
+    let app = spawn_app_with(ServerOptions {
+        outbox_interval: std::time::Duration::from_millis(100),
+        ..ServerOptions::default()
+    })
+    .await;
+    let ep = app
+        .post(&app.admin, "/v1/webhook-endpoints", &json!({"url": url}))
+        .await;
+    let secret = ep.body["secret"].as_str().unwrap().to_owned();
+    let c = customer(&app, "global").await;
+    let budget = app
+        .send(
+            app.client
+                .put(format!("{}/v1/customers/{c}/budget", app.base))
+                .bearer_auth(&app.admin)
+                .json(&json!({"monthly_amount": "100.00", "currency": "EUR", "thresholds": [50]})),
+        )
+        .await;
+    assert_eq!(budget.status, 200, "{}", budget.body);
+    let usage = |id: &str| {
+        json!({"type": "usage", "event_id": id, "customer_id": c, "time": "2026-11-02T10:00:00Z",
+               "meter_category": "Storage", "meter_name": "LRS", "region": "westeurope",
+               "quantity": 1, "unit": "GB", "cost": "60.00", "currency": "EUR"})
+    };
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/events?as_of=2026-11-02T11:00:00Z",
+            &json!([usage("u-1")]),
+        )
+        .await;
+    assert_eq!(r.body["accepted"], 1, "{}", r.body);
+    let got = wait_for("the alert webhook", || {
+        let h = hooks.lock().unwrap();
+        h.iter()
+            .find(|(_, _, b)| b.contains("\"alert.raised\""))
+            .cloned()
+    })
+    .await;
+    let now = jiff::Timestamp::now().as_second();
+    riskdesk_connectors::webhook::verify(&secret, &got.0, got.2.as_bytes(), now, 300).unwrap();
+    let v: Value = serde_json::from_str(&got.2).unwrap();
+    assert_eq!(v["data"]["rule"], "budget.percent:50", "{v}");
+    assert_eq!(v["data"]["customer_id"], json!(c));
+}
