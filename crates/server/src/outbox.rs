@@ -123,7 +123,7 @@ impl Deliverer {
     /// One pass over the due messages; returns how many were attempted.
     pub async fn pass(&self) -> Result<usize, ApiError> {
         let now = self.clock.now();
-        let due = outbox::due(&self.db, to_micros(now), 200).await?;
+        let due = outbox::due(&self.db, to_micros(now), 200, self.smtp.is_some()).await?;
         let mut attempted = 0;
         for m in due {
             let outcome = match m.channel.as_str() {

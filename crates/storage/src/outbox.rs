@@ -87,14 +87,17 @@ pub async fn enqueue(tx: &mut Tx, m: &OutboxRow) -> Result<bool> {
     Ok(n > 0)
 }
 
-/// Pending messages due by `now` (all tenants), oldest first.
-pub async fn due(db: &Db, now: i64, limit: u32) -> Result<Vec<OutboxRow>> {
+/// Pending messages due by `now` (all tenants), oldest first; only webhooks when
+/// `with_email` is false (emails wait for an SMTP server and must not hold webhooks back).
+pub async fn due(db: &Db, now: i64, limit: u32, with_email: bool) -> Result<Vec<OutboxRow>> {
     db.fetch_all(
         Q::new(format!(
-            "SELECT {COLS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+            "SELECT {COLS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 AND ($3 = 1 OR channel = 'webhook') \
+             ORDER BY next_attempt_at, id LIMIT $2"
         ))
         .bind(now)
-        .bind(i64::from(limit)),
+        .bind(i64::from(limit))
+        .bind(i64::from(with_email)),
     )
     .await
 }

@@ -732,3 +732,40 @@ async fn a_new_alert_is_sent_to_the_partners_endpoints_signed() {
     assert_eq!(v["data"]["rule"], "budget.percent:50", "{v}");
     assert_eq!(v["data"]["customer_id"], json!(c));
 }
+
+#[tokio::test]
+async fn emails_waiting_for_an_smtp_server_do_not_hold_webhooks_back() {
+    let (url, hooks) = webhook_receiver().await;
+    let app = spawn_app_with(ServerOptions {
+        outbox_interval: std::time::Duration::from_millis(100),
+        ..ServerOptions::default()
+    })
+    .await;
+    app.post(&app.admin, "/v1/webhook-endpoints", &json!({"url": url}))
+        .await;
+    let c = customer(&app, "global").await;
+    for i in 0..101 {
+        invoice(
+            &app,
+            &c,
+            &format!("INV-{i}"),
+            "2026-11-01",
+            "2026-12-01",
+            "10.00",
+        )
+        .await;
+    }
+    assert_eq!(run(&app, "2026-12-02").await["steps"], 202);
+    // 202 emails stay pending (no [email] configured); every webhook still goes out.
+    wait_for("202 webhooks", || {
+        (hooks.lock().unwrap().len() >= 202).then_some(())
+    })
+    .await;
+    let pending = app
+        .get(
+            &app.admin,
+            &format!("/v1/outbox?customer_id={c}&channel=email&status=pending&limit=500"),
+        )
+        .await;
+    assert_eq!(pending.body.as_array().unwrap().len(), 202);
+}
