@@ -442,5 +442,95 @@ pub async fn load(db: &Db, tenant: TenantId, now: Timestamp) -> Result<usize, Ap
         }
     }
     tx.commit().await?;
+    load_receivables(db, tenant, now).await?;
     Ok(BOOK.len())
+}
+
+/// Two invoices per demo customer (one issued 75 days ago, due 45 days ago; one current), the
+/// old one paid, unpaid or half paid, and a few prepaid balances: the aging report, exposure and
+/// the dunning ladder (which the server runs for today at start) have something to show.
+async fn load_receivables(db: &Db, tenant: TenantId, now: Timestamp) -> Result<(), ApiError> {
+    use riskdesk_domain::billing::Day;
+    use riskdesk_domain::money::{Currency, Money};
+    let actor = Actor::system("demo-loader");
+    let eur = Currency::parse("EUR").map_err(|e| ApiError::Internal(e.0))?;
+    let policy = riskdesk_domain::billing::dunning::Policy::default();
+    let today = Day::of(now);
+    let customers =
+        riskdesk_storage::customers::list(db, tenant, &Default::default(), None, 500).await?;
+    let mut tx = db.begin().await?;
+    for (i, c) in customers.iter().enumerate() {
+        let amount = Money {
+            minor: 10_000 + (i as i64 * 3_750) % 250_000,
+            currency: eur,
+        };
+        for (k, (issued, due)) in [(-75, -45), (-10, 20)].into_iter().enumerate() {
+            let inv = crate::billing::create_invoice(
+                &mut tx,
+                tenant,
+                &actor,
+                crate::billing::NewInvoice {
+                    customer: CustomerId(c.id),
+                    number: format!("DEMO-{i:02}-{}", k + 1),
+                    issue: today.plus(issued),
+                    due: today.plus(due),
+                    currency: eur,
+                    lines: vec![("Azure plan usage".to_owned(), amount)],
+                    total: amount,
+                    subscriptions: vec![],
+                },
+                now,
+            )
+            .await?;
+            let paid = match (k, i % 4) {
+                (0, 0) | (0, 3) => amount.minor,
+                (0, 2) => amount.minor / 2,
+                _ => 0,
+            };
+            if paid > 0 {
+                crate::billing::record_payment(
+                    &mut tx,
+                    tenant,
+                    &actor,
+                    &policy,
+                    crate::billing::NewPayment {
+                        customer: CustomerId(c.id),
+                        amount: Money {
+                            minor: paid,
+                            currency: eur,
+                        },
+                        received_at: today.plus(due - 2).start(),
+                        reference: Some(format!("demo transfer {i}")),
+                        invoice: Some(inv.id),
+                        top_up: false,
+                    },
+                    now,
+                )
+                .await?;
+            }
+        }
+        if i % 8 == 5 {
+            crate::billing::record_payment(
+                &mut tx,
+                tenant,
+                &actor,
+                &policy,
+                crate::billing::NewPayment {
+                    customer: CustomerId(c.id),
+                    amount: Money {
+                        minor: 50_000,
+                        currency: eur,
+                    },
+                    received_at: today.plus(-5).start(),
+                    reference: Some("demo prepayment".into()),
+                    invoice: None,
+                    top_up: true,
+                },
+                now,
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -169,6 +169,21 @@ async fn serve_first_start_and_demo() {
         statuses.into_iter().collect::<Vec<_>>(),
         ["active", "cancelled", "disabled", "suspended"]
     );
+    // The demo book has receivables: 45-day-old invoices (some unpaid or half paid) and
+    // current ones.
+    let aging: serde_json::Value = client
+        .get(format!("{base}/v1/reports/aging"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let eur = &aging["totals"][0];
+    assert_eq!(eur["currency"], "EUR", "{aging}");
+    assert_ne!(eur["amounts"][0], "0.00", "{aging}");
+    assert_ne!(eur["amounts"][2], "0.00", "{aging}");
     child.kill().unwrap();
     child.wait().unwrap();
 
