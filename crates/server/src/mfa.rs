@@ -344,6 +344,26 @@ pub async fn missing_for_admin(
             message: "no payment has been received yet".into(),
         });
     }
+    let serious = riskdesk_storage::alerts::open_serious_count_tx(tx, tenant, c.id).await?;
+    if serious > 0 {
+        missing.push(FieldError {
+            field: "open_alerts".into(),
+            message: format!("{serious} open alert(s) of high or critical severity"),
+        });
+    }
+    let overdue = riskdesk_storage::billing::overdue_count_tx(
+        tx,
+        tenant,
+        c.id,
+        riskdesk_domain::billing::Day::of(as_of).0,
+    )
+    .await?;
+    if overdue > 0 {
+        missing.push(FieldError {
+            field: "overdue_invoices".into(),
+            message: format!("{overdue} invoice(s) past their due date"),
+        });
+    }
     let days = (to_micros(as_of) - c.created_at) / 86_400_000_000;
     if days < i64::from(policy.admin_access_min_days) {
         missing.push(FieldError {

@@ -229,3 +229,18 @@ pub async fn list(db: &Db, tenant: TenantId, f: &AlertFilter, limit: u32) -> Res
     )
     .await
 }
+
+/// How many open alerts of high or critical severity a customer has.
+pub async fn open_serious_count_tx(tx: &mut Tx, tenant: TenantId, customer: Uuid) -> Result<i64> {
+    Ok(tx
+        .fetch_optional::<i64>(
+            Q::new(
+                "SELECT COUNT(*) AS n FROM alerts WHERE tenant_id = $1 AND customer_id = $2 AND status = 'open' \
+                 AND severity IN ('high', 'critical')",
+            )
+            .bind(tenant.0)
+            .bind(customer),
+        )
+        .await?
+        .unwrap_or(0))
+}

@@ -763,3 +763,24 @@ pub async fn put_credit_enforcement(
     tx.execute(q).await?;
     Ok(())
 }
+
+/// How many of a customer's invoices are open past their due date on `day`.
+pub async fn overdue_count_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    day: i32,
+) -> Result<i64> {
+    Ok(tx
+        .fetch_optional::<i64>(
+            Q::new(
+                "SELECT COUNT(*) AS n FROM invoices WHERE tenant_id = $1 AND customer_id = $2 AND open_minor > 0 \
+                 AND due_day < $3 AND disputed = 0",
+            )
+            .bind(tenant.0)
+            .bind(customer)
+            .bind(i64::from(day)),
+        )
+        .await?
+        .unwrap_or(0))
+}

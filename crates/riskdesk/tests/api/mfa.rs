@@ -177,6 +177,46 @@ async fn admin_access_waits_for_every_control() {
     missing.sort();
     assert_eq!(r.problem(409)["type"], "/problems/conditions-unmet");
     assert_eq!(missing, ["first_payment", "min_days", "verified"]);
+    // An overdue invoice and an open high-severity alert (here: over a zero credit limit) are
+    // controls too.
+    let id = c["id"].as_str().unwrap();
+    let terms = app
+        .send(
+            app.client
+                .put(format!("{}/v1/customers/{id}/credit-terms", app.base))
+                .bearer_auth(&app.admin)
+                .json(&json!({"limit": "0", "currency": "EUR", "prepayment_required": false})),
+        )
+        .await;
+    assert_eq!(terms.status, 200, "{}", terms.body);
+    let inv = app
+        .post(
+            &app.admin,
+            "/v1/invoices",
+            &json!({"customer_id": id, "number": "OLD-1", "issue_date": "2026-10-01", "due_date": "2026-10-31",
+                    "currency": "EUR", "lines": [{"description": "usage", "amount": "10.00"}], "total": "10.00"}),
+        )
+        .await;
+    assert_eq!(inv.status, 201, "{}", inv.body);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/customers/{id}/admin-access"),
+            &json!({}),
+        )
+        .await;
+    let mut missing = r.fields();
+    missing.sort();
+    assert_eq!(
+        missing,
+        [
+            "first_payment",
+            "min_days",
+            "open_alerts",
+            "overdue_invoices",
+            "verified"
+        ]
+    );
     assert_eq!(
         app.get(
             &app.admin,
