@@ -6,7 +6,7 @@
 #   2. the shipped detectors active (the default configuration),
 # and prints each run's rate and its spend-anomaly pass (scored hours, series, alerts).
 # Events come in time order, as a feed does. Needs python3.
-# Usage: [RUNS="base detectors"] scripts/bench-ingest.sh [EVENTS]
+# Usage: [RUNS="base detectors"] [KEEP_DB=path] scripts/bench-ingest.sh [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
@@ -58,3 +58,5 @@ for run in ${RUNS:-base detectors}; do
   RISKDESK_LOG=warn target/release/riskdesk ingest "$dir/events.ndjson" --as-of 2026-11-30T00:00:00Z \
     --database-url "$dir/$run.db" --config "$dir/none.toml" 2>&1 | grep -E 'records in|spend anomalies'
 done
+# KEEP_DB=path keeps the baseline database (1M stored events) for other benchmarks.
+if [ -n "${KEEP_DB:-}" ]; then cp "$dir/base.db" "$KEEP_DB"; fi
