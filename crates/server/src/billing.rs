@@ -758,6 +758,12 @@ pub async fn refund(
 /// `unbilled + unpaid − prepaid`.
 pub type ExposureParts = std::collections::BTreeMap<String, [i64; 3]>;
 
+/// Where unbilled usage starts (µs): the last invoice's issue date (it billed what came
+/// before), or the beginning when nothing was invoiced yet.
+pub fn unbilled_from(last_issue_day: Option<i32>) -> i64 {
+    last_issue_day.map_or(i64::MIN, |d| to_micros(Day(d).start()))
+}
+
 /// Folds the three stored figures into per-currency exposure parts (usage picos rounded to the
 /// currency's minor unit; currencies never mixed).
 pub fn fold_exposure(
@@ -814,10 +820,7 @@ pub async fn credit_standing_tx(
     let day = Day::of(now);
     let unpaid = billing::unpaid_by_currency_tx(tx, tenant, customer, day.0, before).await?;
     let prepaid = billing::wallet_balance_tx(tx, tenant, customer, before).await?;
-    let from = match billing::last_issue_day_tx(tx, tenant, customer, day.0).await? {
-        Some(d) => to_micros(Day(d).start()),
-        None => i64::MIN,
-    };
+    let from = unbilled_from(billing::last_issue_day_tx(tx, tenant, customer, day.0).await?);
     let usage =
         riskdesk_storage::events::spend_between_tx(tx, tenant, customer, from, before).await?;
     let [unbilled, unpaid, prepaid] = fold_exposure(unpaid, prepaid, usage)

@@ -63,17 +63,34 @@ fn actor() -> Actor {
     Actor::system("dunning")
 }
 
+/// A policy as stored (validated when it was written; a failure here is corruption).
+pub fn stored_policy(json: &str) -> Result<Policy, ApiError> {
+    dunning::parse_policy(json)
+        .map_err(|e| ApiError::Internal(format!("stored dunning policy: {}", e.0)))
+}
+
+/// The ladder that applies and where it comes from: the customer's override (`customer`), else
+/// the tenant's (`tenant`), else the installation's (`default`).
+pub fn applicable_policy(
+    customer: Option<&str>,
+    tenant: Option<&str>,
+    fallback: &Policy,
+) -> Result<(Policy, &'static str), ApiError> {
+    Ok(match (customer, tenant) {
+        (Some(j), _) => (stored_policy(j)?, "customer"),
+        (None, Some(j)) => (stored_policy(j)?, "tenant"),
+        (None, None) => (fallback.clone(), "default"),
+    })
+}
+
 /// The tenant's policy, or the installation's default.
 pub async fn tenant_policy(
     tx: &mut Tx,
     tenant: TenantId,
     fallback: &Policy,
 ) -> Result<Policy, ApiError> {
-    match store::policy_tx(tx, tenant).await? {
-        Some(json) => dunning::parse_policy(&json)
-            .map_err(|e| ApiError::Internal(format!("stored dunning policy: {}", e.0))),
-        None => Ok(fallback.clone()),
-    }
+    let json = store::policy_tx(tx, tenant).await?;
+    Ok(applicable_policy(None, json.as_deref(), fallback)?.0)
 }
 
 /// Runs the ladder for every customer of a tenant that needs it on `day`.
@@ -153,8 +170,7 @@ pub async fn run_customers(
         let instance = CloudInstance::parse(&c.cloud_instance).unwrap_or(CloudInstance::Global);
         let ov = overrides.get(&c.id).cloned().unwrap_or_default();
         let policy = match &ov.policy_json {
-            Some(j) => dunning::parse_policy(j)
-                .map_err(|e| ApiError::Internal(format!("stored dunning override: {}", e.0)))?,
+            Some(j) => stored_policy(j)?,
             None => default.clone(),
         };
         let held_until = ov.hold_until_day.filter(|d| today.0 < *d);

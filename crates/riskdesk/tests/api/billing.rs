@@ -489,11 +489,10 @@ async fn exposure_over_the_credit_limit_raises_one_alert_a_day() {
 }
 
 async fn put_terms(app: &TestApp, c: &str, body: Value) -> crate::helpers::Resp {
-    app.send(
-        app.client
-            .put(format!("{}/v1/customers/{c}/credit-terms", app.base))
-            .bearer_auth(&app.admin)
-            .json(&body),
+    app.put(
+        &app.admin,
+        &format!("/v1/customers/{c}/credit-terms"),
+        &body,
     )
     .await
 }

@@ -505,14 +505,7 @@ async fn a_shipped_detector_is_an_ordinary_rule_that_can_be_turned_off() {
     let r = app.get(&app.admin, &format!("/v1/rules/{id}")).await;
     let body = json!({"name": r.body["name"], "scope": r.body["scope"], "condition": r.body["condition"],
         "severity": r.body["severity"], "cooldown_seconds": r.body["cooldown_seconds"], "mode": "disabled"});
-    let r = app
-        .send(
-            app.client
-                .put(format!("{}/v1/rules/{id}", app.base))
-                .bearer_auth(&app.admin)
-                .json(&body),
-        )
-        .await;
+    let r = app.put(&app.admin, &format!("/v1/rules/{id}"), &body).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["builtin"], "spam_port_25_opened");
     assert_eq!(r.body["version"], 2);

@@ -228,11 +228,10 @@ async fn a_dispute_pauses_the_invoice_and_enforcement_off_sends_notices_only() {
     )
     .await;
     let r = app
-        .send(
-            app.client
-                .put(format!("{}/v1/customers/{c}/dunning", app.base))
-                .bearer_auth(&app.admin)
-                .json(&json!({"enforcement_off": true})),
+        .put(
+            &app.admin,
+            &format!("/v1/customers/{c}/dunning"),
+            &json!({"enforcement_off": true}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -301,14 +300,7 @@ async fn the_collections_policy_document_is_the_ladder_in_the_customers_language
     // A changed ladder changes the document.
     let mut p = app.get(&app.admin, "/v1/dunning/policy").await.body["policy"].clone();
     p["steps"][3]["offset_days"] = json!(20);
-    let put = app
-        .send(
-            app.client
-                .put(format!("{}/v1/dunning/policy", app.base))
-                .bearer_auth(&app.admin)
-                .json(&p),
-        )
-        .await;
+    let put = app.put(&app.admin, "/v1/dunning/policy", &p).await;
     assert_eq!(put.status, 200, "{}", put.body);
     let html = app
         .client
@@ -324,14 +316,7 @@ async fn the_collections_policy_document_is_the_ladder_in_the_customers_language
     // A bad ladder is refused with every problem named.
     p["steps"][1]["offset_days"] = json!(-10);
     p["steps"][2]["notice"] = json!("shout");
-    let bad = app
-        .send(
-            app.client
-                .put(format!("{}/v1/dunning/policy", app.base))
-                .bearer_auth(&app.admin)
-                .json(&p),
-        )
-        .await;
+    let bad = app.put(&app.admin, "/v1/dunning/policy", &p).await;
     bad.problem(422);
     assert_eq!(bad.fields(), ["steps[1].offset_days", "steps[2].notice"]);
 }
@@ -593,19 +578,16 @@ async fn a_manual_hold_pauses_the_account_until_its_day() {
     let app = spawn_app().await;
     let c = customer(&app, "global").await;
     let inv = invoice(&app, &c, "INV-1", "2026-11-01", "2026-12-01", "100.00").await;
-    let put = |body: Value| {
-        app.client
-            .put(format!("{}/v1/customers/{c}/dunning", app.base))
-            .bearer_auth(&app.admin)
-            .json(&body)
-    };
-    app.send(put(json!({"hold_until": "2026-12-20"})))
+    let path = format!("/v1/customers/{c}/dunning");
+    app.put(&app.admin, &path, &json!({"hold_until": "2026-12-20"}))
         .await
         .problem(422);
     let r = app
-        .send(put(
-            json!({"hold_until": "2026-12-20", "hold_reason": "payment plan agreed by phone"}),
-        ))
+        .put(
+            &app.admin,
+            &path,
+            &json!({"hold_until": "2026-12-20", "hold_reason": "payment plan agreed by phone"}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["hold_until"], "2026-12-20");
@@ -698,11 +680,10 @@ async fn a_new_alert_is_sent_to_the_partners_endpoints_signed() {
     let secret = ep.body["secret"].as_str().unwrap().to_owned();
     let c = customer(&app, "global").await;
     let budget = app
-        .send(
-            app.client
-                .put(format!("{}/v1/customers/{c}/budget", app.base))
-                .bearer_auth(&app.admin)
-                .json(&json!({"monthly_amount": "100.00", "currency": "EUR", "thresholds": [50]})),
+        .put(
+            &app.admin,
+            &format!("/v1/customers/{c}/budget"),
+            &json!({"monthly_amount": "100.00", "currency": "EUR", "thresholds": [50]}),
         )
         .await;
     assert_eq!(budget.status, 200, "{}", budget.body);

@@ -186,6 +186,16 @@ impl TestApp {
         .await
     }
 
+    pub async fn put(&self, token: &str, path: &str, body: &Value) -> Resp {
+        self.send(
+            self.client
+                .put(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
     pub async fn patch(&self, token: &str, path: &str, body: &Value) -> Resp {
         self.send(
             self.client

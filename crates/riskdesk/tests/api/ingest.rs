@@ -74,13 +74,10 @@ async fn a_focus_export_lands_in_each_customers_month_once() {
     let c = app.create_customer(&app.admin, body).await;
     let id = c["id"].as_str().unwrap();
     let r = app
-        .send(
-            app.client
-                .put(format!("{}/v1/customers/{id}/budget", app.base))
-                .bearer_auth(&app.admin)
-                .json(
-                    &json!({"monthly_amount": "10.00", "currency": "USD", "thresholds": [50, 100]}),
-                ),
+        .put(
+            &app.admin,
+            &format!("/v1/customers/{id}/budget"),
+            &json!({"monthly_amount": "10.00", "currency": "USD", "thresholds": [50, 100]}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -122,11 +119,10 @@ async fn a_focus_export_lands_in_each_customers_month_once() {
     body["external_id"] = json!("18938484842");
     let later = app.create_customer(&app.admin, body).await;
     let lid = later["id"].as_str().unwrap();
-    app.send(
-        app.client
-            .put(format!("{}/v1/customers/{lid}/budget", app.base))
-            .bearer_auth(&app.admin)
-            .json(&json!({"monthly_amount": "1000.00", "currency": "USD"})),
+    app.put(
+        &app.admin,
+        &format!("/v1/customers/{lid}/budget"),
+        &json!({"monthly_amount": "1000.00", "currency": "USD"}),
     )
     .await;
     let b = app
@@ -199,11 +195,10 @@ async fn partner_center_rated_usage_and_audit_records() {
     body["external_id"] = json!("ACME");
     let acme = app.create_customer(&app.admin, body).await;
     let id = acme["id"].as_str().unwrap();
-    app.send(
-        app.client
-            .put(format!("{}/v1/customers/{id}/budget", app.base))
-            .bearer_auth(&app.admin)
-            .json(&json!({"monthly_amount": "100.00", "currency": "USD"})),
+    app.put(
+        &app.admin,
+        &format!("/v1/customers/{id}/budget"),
+        &json!({"monthly_amount": "100.00", "currency": "USD"}),
     )
     .await;
     // The published samples leave customerId empty: the option names the customer.

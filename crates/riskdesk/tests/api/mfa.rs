@@ -181,11 +181,10 @@ async fn admin_access_waits_for_every_control() {
     // controls too.
     let id = c["id"].as_str().unwrap();
     let terms = app
-        .send(
-            app.client
-                .put(format!("{}/v1/customers/{id}/credit-terms", app.base))
-                .bearer_auth(&app.admin)
-                .json(&json!({"limit": "0", "currency": "EUR", "prepayment_required": false})),
+        .put(
+            &app.admin,
+            &format!("/v1/customers/{id}/credit-terms"),
+            &json!({"limit": "0", "currency": "EUR", "prepayment_required": false}),
         )
         .await;
     assert_eq!(terms.status, 200, "{}", terms.body);

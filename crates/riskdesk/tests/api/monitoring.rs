@@ -143,11 +143,10 @@ async fn events_for_an_unknown_external_id_wait_for_their_customer() {
 
     let c = customer(&app, Some("CRM-77")).await;
     let r = app
-        .send(
-            app.client
-                .put(format!("{}/v1/customers/{c}/budget", app.base))
-                .bearer_auth(&app.admin)
-                .json(&json!({"monthly_amount": "1000.00", "currency": "USD"})),
+        .put(
+            &app.admin,
+            &format!("/v1/customers/{c}/budget"),
+            &json!({"monthly_amount": "1000.00", "currency": "USD"}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -161,13 +160,8 @@ async fn events_for_an_unknown_external_id_wait_for_their_customer() {
 }
 
 async fn put_budget(app: &TestApp, c: &str, body: Value) -> crate::helpers::Resp {
-    app.send(
-        app.client
-            .put(format!("{}/v1/customers/{c}/budget", app.base))
-            .bearer_auth(&app.admin)
-            .json(&body),
-    )
-    .await
+    app.put(&app.admin, &format!("/v1/customers/{c}/budget"), &body)
+        .await
 }
 
 async fn alerts_for(app: &TestApp, c: &str) -> Vec<Value> {

@@ -3,22 +3,12 @@
 use riskdesk_domain::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, customer_body, spawn_app};
+use crate::helpers::{customer_body, spawn_app};
 
 fn gpu(event_id: &str, customer: &str, time: &str, cost: &str, region: &str) -> Value {
     json!({"type": "usage", "event_id": event_id, "customer_id": customer, "time": time,
            "meter_category": "Virtual Machines", "meter_name": "NC24ads A100 v4", "region": region,
            "cost": cost, "currency": "USD"})
-}
-
-async fn put(app: &TestApp, path: &str, body: &Value) -> crate::helpers::Resp {
-    app.send(
-        app.client
-            .put(format!("{}{path}", app.base))
-            .bearer_auth(&app.admin)
-            .json(body),
-    )
-    .await
 }
 
 #[tokio::test]
@@ -130,7 +120,9 @@ async fn a_rule_is_tried_in_shadow_then_alerts_with_its_evidence_and_folds() {
     // Switched on: version 2; the next hit alerts and says why.
     let mut active = rule.clone();
     active["mode"] = json!("active");
-    let r = put(&app, &format!("/v1/rules/{id}"), &active).await;
+    let r = app
+        .put(&app.admin, &format!("/v1/rules/{id}"), &active)
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["version"], 2);
     let r = app

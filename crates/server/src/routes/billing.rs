@@ -327,13 +327,7 @@ pub async fn list_invoices(
 ) -> Result<Json<Page<InvoiceOut>>, ApiError> {
     caller.require(Permission::ReadCustomers)?;
     let limit = check_limit(q.limit)?;
-    let customer =
-        match &q.customer_id {
-            None => None,
-            Some(c) => Some(c.parse::<Uuid>().map_err(|_| {
-                ApiError::field("customer_id", format!("'{c}' is not a customer id"))
-            })?),
-        };
+    let customer = super::customer_filter(&q.customer_id)?;
     let open = match q.status.as_deref() {
         None => None,
         Some("open") => Some(true),
@@ -989,10 +983,7 @@ pub async fn exposure_of(
 ) -> Result<ExposureOut, ApiError> {
     let before = to_micros(as_of);
     let day = report_day(as_of);
-    let from = match billing::last_issue_day(db, tenant, c.id, day.0).await? {
-        Some(d) => to_micros(Day(d).start()),
-        None => i64::MIN,
-    };
+    let from = ops::unbilled_from(billing::last_issue_day(db, tenant, c.id, day.0).await?);
     let per = ops::fold_exposure(
         billing::unpaid_by_currency(db, tenant, c.id, day.0, before).await?,
         billing::wallet_balance(db, tenant, c.id, before).await?,

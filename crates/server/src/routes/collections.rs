@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 use riskdesk_domain::billing::Day;
-use riskdesk_domain::billing::dunning::{self, Policy};
+use riskdesk_domain::billing::dunning::Policy;
 use riskdesk_domain::money::Currency;
 use riskdesk_domain::{CloudInstance, CustomerId, Locale, Permission};
 use riskdesk_storage::audit::{self, AuditDraft};
@@ -56,15 +56,12 @@ pub async fn get_policy(
     caller: Caller,
 ) -> Result<Json<PolicyOut>, ApiError> {
     caller.require(Permission::ReadCustomers)?;
-    Ok(Json(match store::policy(&s.db, caller.tenant()).await? {
-        Some(j) => PolicyOut {
-            source: "tenant".into(),
-            policy: dunning::parse_policy(&j).map_err(|e| ApiError::Internal(e.0))?,
-        },
-        None => PolicyOut {
-            source: "default".into(),
-            policy: (*s.dunning_policy).clone(),
-        },
+    let json = store::policy(&s.db, caller.tenant()).await?;
+    let (policy, source) =
+        crate::dunning::applicable_policy(None, json.as_deref(), &s.dunning_policy)?;
+    Ok(Json(PolicyOut {
+        source: source.into(),
+        policy,
     }))
 }
 
@@ -207,19 +204,15 @@ async fn customer_dunning(
     let ov = store::override_of(&s.db, tenant, id.0)
         .await?
         .unwrap_or_default();
-    let (policy, source) = match &ov.policy_json {
-        Some(j) => (
-            dunning::parse_policy(j).map_err(|e| ApiError::Internal(e.0))?,
-            "customer",
-        ),
-        None => match store::policy(&s.db, tenant).await? {
-            Some(j) => (
-                dunning::parse_policy(&j).map_err(|e| ApiError::Internal(e.0))?,
-                "tenant",
-            ),
-            None => ((*s.dunning_policy).clone(), "default"),
-        },
+    let tenant_json = match ov.policy_json {
+        Some(_) => None,
+        None => store::policy(&s.db, tenant).await?,
     };
+    let (policy, source) = crate::dunning::applicable_policy(
+        ov.policy_json.as_deref(),
+        tenant_json.as_deref(),
+        &s.dunning_policy,
+    )?;
     Ok(CustomerDunning {
         customer_id: c.id,
         policy,
@@ -721,13 +714,7 @@ pub async fn list_outbox(
     ApiQuery(q): ApiQuery<OutboxQuery>,
 ) -> Result<Json<Vec<OutboxOut>>, ApiError> {
     caller.require(Permission::ReadCustomers)?;
-    let customer =
-        match &q.customer_id {
-            None => None,
-            Some(c) => Some(c.parse::<Uuid>().map_err(|_| {
-                ApiError::field("customer_id", format!("'{c}' is not a customer id"))
-            })?),
-        };
+    let customer = super::customer_filter(&q.customer_id)?;
     if let Some(ch) = &q.channel
         && !matches!(ch.as_str(), "email" | "webhook")
     {

@@ -16,3 +16,13 @@ pub fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiErr
     raw.parse()
         .map_err(|_| ApiError::NotFound(format!("no {what} with id '{raw}' (ids are UUIDs)")))
 }
+
+/// An optional customer id filter from the query string; a malformed one is a 422 naming it.
+pub fn customer_filter(raw: &Option<String>) -> Result<Option<uuid::Uuid>, ApiError> {
+    raw.as_deref()
+        .map(|c| {
+            c.parse()
+                .map_err(|_| ApiError::field("customer_id", format!("'{c}' is not a customer id")))
+        })
+        .transpose()
+}
