@@ -313,6 +313,8 @@ async fn aging_buckets_by_due_date_per_currency_and_reproduces_a_past_day() {
         r.body["buckets"],
         json!(["current", "1-30", "31-60", "61-90", "90+"])
     );
+    // The day asked for, not the instant that ends it.
+    assert_eq!(r.body["as_of"], "2026-11-30");
     assert_eq!(
         r.body["totals"][0]["amounts"],
         json!(["25.00", "50.00", "0.00", "0.00", "100.00"])

@@ -1143,6 +1143,7 @@ pub struct AgingRowOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgingReport {
+    /// The day aged at (`YYYY-MM-DD`, UTC): invoices are aged by whole days.
     pub as_of: String,
     pub basis: String,
     pub buckets: Vec<String>,
@@ -1191,7 +1192,7 @@ pub async fn aging_report(
         currency: cur,
     };
     Ok(AgingReport {
-        as_of: as_of.to_string(),
+        as_of: day.to_string(),
         basis: match basis {
             Basis::DueDate => "due_date",
             Basis::IssueDate => "issue_date",
