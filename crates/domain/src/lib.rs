@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod money;
 pub mod monitoring;
 pub mod onboarding;
+pub mod response;
 pub mod role;
 pub mod values;
 
