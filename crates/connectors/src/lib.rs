@@ -3,6 +3,10 @@
 
 pub mod breaker;
 pub mod email;
+pub mod partner_center;
+#[cfg(feature = "fake")]
+pub mod partner_center_fake;
+pub mod pc_webhook;
 pub mod sms;
 pub mod verification;
 pub mod webhook;

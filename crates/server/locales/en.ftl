@@ -66,3 +66,13 @@ status-block_new_purchases = New purchases are blocked; current services continu
 status-disable_access = Access to your subscriptions is blocked.
 status-suspend = Your subscriptions are suspended.
 status-cancel = Your subscriptions are cancelled.
+
+# Actions taken on a customer's subscription from a case.
+action-suspend-subject = Your subscription { $offer } is suspended
+action-suspend-body = We have suspended your subscription { $offer } while we look into unusual activity on your account. Your data is kept. Please contact us so we can restore it as soon as possible.
+action-disable_access-subject = Access to your subscription { $offer } is blocked
+action-disable_access-body = We have blocked access to your subscription { $offer } while we look into unusual activity on your account. Your data is kept. Please contact us so we can restore it as soon as possible.
+action-reactivate-subject = Your subscription { $offer } is active again
+action-reactivate-body = Your subscription { $offer } is active again. Thank you for your patience.
+action-cancel-subject = Your subscription { $offer } is cancelled
+action-cancel-body = We have cancelled your subscription { $offer }. Please contact us if you have questions.

@@ -65,3 +65,13 @@ status-block_new_purchases = Les nouveaux achats sont bloqués ; les services ac
 status-disable_access = L’accès à vos abonnements est bloqué.
 status-suspend = Vos abonnements sont suspendus.
 status-cancel = Vos abonnements sont résiliés.
+
+# Actions prises sur un abonnement depuis un dossier.
+action-suspend-subject = Votre abonnement { $offer } est suspendu
+action-suspend-body = Nous avons suspendu votre abonnement { $offer } le temps d'examiner une activité inhabituelle sur votre compte. Vos données sont conservées. Contactez-nous pour que nous puissions le rétablir au plus vite.
+action-disable_access-subject = L'accès à votre abonnement { $offer } est bloqué
+action-disable_access-body = Nous avons bloqué l'accès à votre abonnement { $offer } le temps d'examiner une activité inhabituelle sur votre compte. Vos données sont conservées. Contactez-nous pour que nous puissions le rétablir au plus vite.
+action-reactivate-subject = Votre abonnement { $offer } est de nouveau actif
+action-reactivate-body = Votre abonnement { $offer } est de nouveau actif. Merci de votre patience.
+action-cancel-subject = Votre abonnement { $offer } est résilié
+action-cancel-body = Nous avons résilié votre abonnement { $offer }. Contactez-nous pour toute question.

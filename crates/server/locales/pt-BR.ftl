@@ -65,3 +65,13 @@ status-block_new_purchases = Novas compras são bloqueadas; os serviços atuais 
 status-disable_access = O acesso às suas assinaturas é bloqueado.
 status-suspend = Suas assinaturas são suspensas.
 status-cancel = Suas assinaturas são canceladas.
+
+# Ações tomadas em uma assinatura a partir de um caso.
+action-suspend-subject = Sua assinatura { $offer } foi suspensa
+action-suspend-body = Suspendemos sua assinatura { $offer } enquanto analisamos uma atividade incomum na sua conta. Seus dados foram mantidos. Entre em contato conosco para que possamos restaurá-la o quanto antes.
+action-disable_access-subject = O acesso à sua assinatura { $offer } foi bloqueado
+action-disable_access-body = Bloqueamos o acesso à sua assinatura { $offer } enquanto analisamos uma atividade incomum na sua conta. Seus dados foram mantidos. Entre em contato conosco para que possamos restaurá-lo o quanto antes.
+action-reactivate-subject = Sua assinatura { $offer } está ativa novamente
+action-reactivate-body = Sua assinatura { $offer } está ativa novamente. Obrigado pela paciência.
+action-cancel-subject = Sua assinatura { $offer } foi cancelada
+action-cancel-body = Cancelamos sua assinatura { $offer }. Entre em contato conosco se tiver dúvidas.

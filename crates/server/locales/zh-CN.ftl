@@ -56,3 +56,13 @@ status-block_new_purchases = 新购买被阻止；现有服务继续运行。
 status-disable_access = 您对订阅的访问被阻止。
 status-suspend = 您的订阅被暂停。
 status-cancel = 您的订阅被取消。
+
+# 从案件对订阅采取的操作。
+action-suspend-subject = 您的订阅 { $offer } 已暂停
+action-suspend-body = 我们正在调查您账户上的异常活动，已暂停您的订阅 { $offer }。您的数据已保留。请与我们联系，以便尽快恢复。
+action-disable_access-subject = 您的订阅 { $offer } 的访问已被阻止
+action-disable_access-body = 我们正在调查您账户上的异常活动，已阻止对您的订阅 { $offer } 的访问。您的数据已保留。请与我们联系，以便尽快恢复。
+action-reactivate-subject = 您的订阅 { $offer } 已恢复
+action-reactivate-body = 您的订阅 { $offer } 已恢复正常。感谢您的耐心等待。
+action-cancel-subject = 您的订阅 { $offer } 已取消
+action-cancel-body = 我们已取消您的订阅 { $offer }。如有疑问，请与我们联系。

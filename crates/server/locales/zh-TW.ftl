@@ -56,3 +56,13 @@ status-block_new_purchases = 新購買被封鎖；現有服務繼續運作。
 status-disable_access = 您對訂閱的存取被封鎖。
 status-suspend = 您的訂閱被暫停。
 status-cancel = 您的訂閱被取消。
+
+# 從案件對訂閱採取的動作。
+action-suspend-subject = 您的訂閱 { $offer } 已暫停
+action-suspend-body = 我們正在調查您帳戶上的異常活動，已暫停您的訂閱 { $offer }。您的資料已保留。請與我們聯絡，以便盡快恢復。
+action-disable_access-subject = 您的訂閱 { $offer } 的存取已被封鎖
+action-disable_access-body = 我們正在調查您帳戶上的異常活動，已封鎖對您的訂閱 { $offer } 的存取。您的資料已保留。請與我們聯絡，以便盡快恢復。
+action-reactivate-subject = 您的訂閱 { $offer } 已恢復
+action-reactivate-body = 您的訂閱 { $offer } 已恢復正常。感謝您的耐心等候。
+action-cancel-subject = 您的訂閱 { $offer } 已取消
+action-cancel-body = 我們已取消您的訂閱 { $offer }。如有疑問，請與我們聯絡。

@@ -974,6 +974,29 @@ pub async fn check_credit_limit(
         now,
     )
     .await?;
+    if let Some(e) = billing::credit_enforcement_tx(tx, tenant, customer).await?
+        && e.mode == "require_approval"
+    {
+        let kind = match e.action.as_str() {
+            "suspend" => Some(riskdesk_domain::response::ActionKind::Suspend),
+            "require_prepayment" => Some(riskdesk_domain::response::ActionKind::RequirePrepayment),
+            // Blocking new purchases has no action of its own: the alert's case carries it.
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            crate::response::propose_enforcement(
+                tx,
+                tenant,
+                &actor,
+                customer,
+                kind,
+                &title,
+                Some(row.id),
+                now,
+            )
+            .await?;
+        }
+    }
     Ok(Some(row.id))
 }
 

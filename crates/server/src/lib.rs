@@ -20,6 +20,9 @@ pub mod monitoring;
 pub mod notices;
 pub mod onboarding;
 pub mod outbox;
+pub mod provider;
+pub mod provider_events;
+pub mod response;
 pub mod risk;
 pub mod routes;
 pub mod service;
@@ -92,6 +95,10 @@ pub struct AppState {
     pub detector: Arc<detect::Detector>,
     /// The dunning ladder for tenants that have not set their own.
     pub dunning_policy: Arc<riskdesk_domain::billing::dunning::Policy>,
+    /// Partner Center clients per cloud instance (empty: actions act locally only).
+    pub provider: Arc<provider::ProviderHub>,
+    /// Verifies Partner Center webhook callbacks (None: `POST /v1/provider/webhooks` is off).
+    pub pc_webhooks: Option<Arc<riskdesk_connectors::pc_webhook::WebhookVerifier>>,
 }
 
 /// Server settings that are not the database or the address.
@@ -118,6 +125,22 @@ pub struct ServerOptions {
     pub anomaly_every: std::time::Duration,
     /// Score at or above which an hour of spend raises an `anomaly.spend` alert.
     pub anomaly_threshold: f64,
+    /// Cases, SLAs, staff notifications (`[response]`).
+    pub response: response::ResponseSettings,
+    /// `[partner_center.<instance>]`: the provider's API per cloud instance.
+    pub partner_center: std::collections::HashMap<
+        String,
+        riskdesk_connectors::partner_center::PartnerCenterSettings,
+    >,
+    /// `[partner_center_webhooks]`: how inbound Partner Center callbacks are verified
+    /// (None: the endpoint answers 404).
+    pub pc_webhooks: Option<riskdesk_connectors::pc_webhook::WebhookVerifySettings>,
+    /// How often the provider worker looks for due calls, and how long a call it started is
+    /// left alone before being tried again (longer than a call with its retries can take).
+    pub provider_interval: std::time::Duration,
+    pub provider_lease: std::time::Duration,
+    /// How often cases are checked against their deadlines.
+    pub sla_every: std::time::Duration,
 }
 
 impl Default for ServerOptions {
@@ -136,6 +159,12 @@ impl Default for ServerOptions {
             dunning_every: None,
             anomaly_every: std::time::Duration::from_secs(60),
             anomaly_threshold: riskdesk_domain::anomaly::detector::ALARM_THRESHOLD,
+            response: Default::default(),
+            partner_center: Default::default(),
+            pc_webhooks: None,
+            provider_interval: std::time::Duration::from_secs(2),
+            provider_lease: std::time::Duration::from_secs(120),
+            sla_every: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -266,8 +295,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().1
 }
 
-pub fn router(db: Db, clock: Arc<dyn Clock>, opts: &ServerOptions) -> Router {
-    router_with(db, clock, opts, Arc::new(detect::Detector::default()))
+pub fn router(db: Db, clock: Arc<dyn Clock>, opts: &ServerOptions) -> anyhow::Result<Router> {
+    let hub = provider::ProviderHub::new(&opts.partner_center).map_err(|e| anyhow::anyhow!(e))?;
+    router_with(
+        db,
+        clock,
+        opts,
+        Arc::new(detect::Detector::default()),
+        Arc::new(hub),
+    )
 }
 
 fn router_with(
@@ -275,7 +311,23 @@ fn router_with(
     clock: Arc<dyn Clock>,
     opts: &ServerOptions,
     detector: Arc<detect::Detector>,
-) -> Router {
+    hub: Arc<provider::ProviderHub>,
+) -> anyhow::Result<Router> {
+    response::configure(opts.response.clone());
+    let pc_webhooks = match &opts.pc_webhooks {
+        Some(s) => Some(Arc::new(
+            riskdesk_connectors::pc_webhook::WebhookVerifier::new(
+                s,
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(std::time::Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?,
+            )
+            .map_err(|e| anyhow::anyhow!("[partner_center_webhooks]: {e}"))?,
+        )),
+        None => None,
+    };
     metrics::init();
     let (router, doc) = api();
     let openapi_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
@@ -290,8 +342,10 @@ fn router_with(
         sms: opts.sms.clone(),
         detector,
         dunning_policy: opts.dunning_policy.clone(),
+        provider: hub,
+        pc_webhooks,
     };
-    router
+    Ok(router
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::RouteNotFound(format!("no route for {}", uri.path()))
         })
@@ -302,7 +356,7 @@ fn router_with(
         )
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+        .with_state(state))
 }
 
 /// A bound, ready-to-run server. Binding happens in [`Application::build`], so port 0 works
@@ -349,6 +403,25 @@ impl Application {
             opts.anomaly_every,
             stopped.clone(),
         ));
+        let hub = Arc::new(
+            provider::ProviderHub::new(&opts.partner_center).map_err(|e| anyhow::anyhow!(e))?,
+        );
+        response::configure(opts.response.clone());
+        tokio::spawn(
+            provider::ProviderWorker {
+                db: db.clone(),
+                clock: clock.clone(),
+                hub: hub.clone(),
+                lease: opts.provider_lease,
+            }
+            .run(opts.provider_interval, stopped.clone()),
+        );
+        tokio::spawn(response::sla_schedule(
+            db.clone(),
+            clock.clone(),
+            opts.sla_every,
+            stopped.clone(),
+        ));
         if let Some(every) = opts.dunning_every {
             tokio::spawn(dunning::schedule(
                 db.clone(),
@@ -360,7 +433,7 @@ impl Application {
         }
         Ok(Self {
             listener,
-            router: router_with(db, clock, opts, detector),
+            router: router_with(db, clock, opts, detector, hub)?,
             _stop: stop,
         })
     }

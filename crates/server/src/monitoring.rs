@@ -377,6 +377,19 @@ async fn run_rules<'e>(
             now,
         )
         .await?;
+        if let Some((action, EnforcementMode::RequireApproval)) = hit.rule.action {
+            crate::response::propose_enforcement(
+                tx,
+                tenant,
+                &actor,
+                hit.customer,
+                riskdesk_domain::response::ActionKind::from_lifecycle(action),
+                &format!("rule '{}' proposes {}", row.name, action.as_str()),
+                Some(alert.id),
+                now,
+            )
+            .await?;
+        }
         summary.alerts.push(alert.id);
     }
     Ok(())
@@ -760,6 +773,19 @@ async fn enforce(
         now,
     )
     .await?;
+    if e.mode == EnforcementMode::RequireApproval {
+        crate::response::propose_enforcement(
+            tx,
+            tenant,
+            actor,
+            customer,
+            riskdesk_domain::response::ActionKind::from_lifecycle(e.action),
+            &title,
+            Some(alert.id),
+            now,
+        )
+        .await?;
+    }
     Ok(alert.id)
 }
 
@@ -776,6 +802,8 @@ pub async fn raise(
         .after(&serde_json::json!({"rule": row.rule, "severity": row.severity, "count": row.count, "customer_id": row.customer_id}));
     audit::append(tx, tenant, now, draft).await?;
     if new {
+        // A new alert joins its customer's open case, or opens one (by severity).
+        crate::response::on_alert(tx, tenant, actor, &row, now).await?;
         // Staff and partner systems hear of a new alert through the outbox (a fold does not
         // repeat it).
         let endpoints = riskdesk_storage::outbox::endpoints_tx(tx, tenant).await?;
@@ -976,4 +1004,39 @@ pub async fn run_signup_rules(
         }
     }
     Ok(alerts)
+}
+
+/// Sets (or lowers) a customer's monthly budget amount, keeping its thresholds and
+/// enforcement (the default thresholds when it had no budget). Audited as `customer.budget`.
+pub async fn set_budget_amount(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    customer: Uuid,
+    monthly: riskdesk_domain::money::Money,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let current = riskdesk_storage::budgets::get_tx(tx, tenant, customer).await?;
+    let row = riskdesk_storage::budgets::BudgetRow {
+        customer_id: customer,
+        monthly_minor: monthly.minor,
+        currency: monthly.currency.code().to_owned(),
+        thresholds_json: current.as_ref().map_or_else(
+            || "[50,75,90,100]".to_owned(),
+            |b| b.thresholds_json.clone(),
+        ),
+        absolute_json: current
+            .as_ref()
+            .filter(|b| b.currency == monthly.currency.code())
+            .map_or_else(|| "[]".to_owned(), |b| b.absolute_json.clone()),
+        enforcement_json: current.as_ref().and_then(|b| b.enforcement_json.clone()),
+        updated_at: to_micros(now),
+    };
+    let before = riskdesk_storage::budgets::put(tx, tenant, &row).await?;
+    let mut draft = AuditDraft::new(actor, "customer.budget", "customer", customer).after(&row);
+    if let Some(b) = &before {
+        draft = draft.before(b);
+    }
+    audit::append(tx, tenant, now, draft).await?;
+    Ok(())
 }

@@ -369,3 +369,62 @@ mod tests {
         assert!(html.contains("<li>1 jour après l’échéance : un avis de retard. Vos services ne sont pas affectés.</li>"), "{html}");
     }
 }
+
+/// Tells the customer, in its language, what an action did to one of its subscriptions (by
+/// email through the outbox; once per action). Other actions do not write to the customer.
+pub async fn queue_action_notice(
+    tx: &mut riskdesk_storage::Tx,
+    tenant: riskdesk_domain::TenantId,
+    action: &riskdesk_storage::actions::ActionRow,
+    now: jiff::Timestamp,
+) -> Result<(), crate::error::ApiError> {
+    if !matches!(
+        action.kind.as_str(),
+        "suspend" | "disable_access" | "reactivate" | "cancel"
+    ) {
+        return Ok(());
+    }
+    let Some(sid) = action.subscription_id else {
+        return Ok(());
+    };
+    let c = riskdesk_storage::customers::get_tx(
+        tx,
+        tenant,
+        riskdesk_domain::CustomerId(action.customer_id),
+    )
+    .await?;
+    let sub = riskdesk_storage::subscriptions::get_with_instance_tx(
+        tx,
+        tenant,
+        riskdesk_domain::SubscriptionId(sid),
+    )
+    .await?;
+    let partner = riskdesk_storage::tenants::get_tx(tx, tenant).await?.name;
+    let locale = Locale::parse(&c.locale).unwrap_or(Locale::En);
+    let mut a = FluentArgs::new();
+    a.set("customer", c.name.clone());
+    a.set("partner", partner);
+    a.set("offer", sub.sub.offer.clone());
+    let subject = text(locale, &format!("action-{}-subject", action.kind), &a);
+    let body = [
+        text(locale, "greeting", &a),
+        String::new(),
+        text(locale, &format!("action-{}-body", action.kind), &a),
+        String::new(),
+        text(locale, "signoff", &a),
+    ]
+    .join("\n");
+    crate::outbox::email(
+        tx,
+        tenant,
+        Some(c.id),
+        &c.email,
+        &format!("action.{}", action.kind),
+        format!("action:{}:customer", action.id),
+        subject,
+        body,
+        now,
+    )
+    .await?;
+    Ok(())
+}

@@ -5,10 +5,12 @@
 //! column name through [`query::FromRow`], so each query is written once for both backends.
 //! The rare backend-specific statement is an explicit match arm.
 
+pub mod actions;
 pub mod alerts;
 pub mod audit;
 pub mod billing;
 pub mod budgets;
+pub mod cases;
 pub mod challenges;
 pub mod customers;
 mod db;
@@ -18,6 +20,7 @@ pub mod idempotency;
 pub mod maintenance;
 mod migrate;
 pub mod outbox;
+pub mod provider;
 pub mod query;
 pub mod rules;
 pub mod signups;

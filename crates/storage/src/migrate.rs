@@ -45,6 +45,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0008_signup_rules.sql",
         include_str!("../migrations/sqlite/0008_signup_rules.sql"),
     ),
+    (
+        9,
+        "0009_response.sql",
+        include_str!("../migrations/sqlite/0009_response.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

@@ -55,6 +55,14 @@ impl ActionKind {
             _ => None,
         }
     }
+    pub fn from_lifecycle(a: LifecycleAction) -> Self {
+        match a {
+            LifecycleAction::Suspend => ActionKind::Suspend,
+            LifecycleAction::DisableAccess => ActionKind::DisableAccess,
+            LifecycleAction::Reactivate => ActionKind::Reactivate,
+            LifecycleAction::Cancel => ActionKind::Cancel,
+        }
+    }
     /// What the provider is asked to do for this action on this cloud, if anything.
     pub fn provider_call(self, instance: CloudInstance) -> ProviderCall {
         let caps = instance.profile();
@@ -130,7 +138,9 @@ impl ActionStatus {
 pub enum ApprovalError {
     #[error("the action is {0}, not awaiting approval")]
     NotAwaiting(&'static str),
-    #[error("whoever proposed an action cannot approve or reject it (maker-checker): ask another analyst")]
+    #[error(
+        "whoever proposed an action cannot approve or reject it (maker-checker): ask another analyst"
+    )]
     SameActor,
 }
 

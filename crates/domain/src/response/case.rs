@@ -60,7 +60,11 @@ pub fn severity_rank(s: &str) -> usize {
 
 /// The more urgent of two severities.
 pub fn max_severity<'a>(a: &'a str, b: &'a str) -> &'a str {
-    if severity_rank(b) > severity_rank(a) { b } else { a }
+    if severity_rank(b) > severity_rank(a) {
+        b
+    } else {
+        a
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,8 +106,13 @@ impl CaseStatus {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CaseTransitionError {
     #[error("a case that is {from} cannot become {to}")]
-    NotAllowed { from: &'static str, to: &'static str },
-    #[error("the case cannot be {to} while {pending} of its actions are still pending or awaiting approval")]
+    NotAllowed {
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error(
+        "the case cannot be {to} while {pending} of its actions are still pending or awaiting approval"
+    )]
     ActionsPending { to: &'static str, pending: usize },
 }
 
@@ -268,7 +277,10 @@ mod tests {
         // A low notice: the kind's 24 h wins over low's 72 h.
         assert_eq!(p.minutes(CaseKind::ProviderNotice, "low"), 24 * 60);
         assert_eq!(p.minutes(CaseKind::Alert, "low"), 72 * 60);
-        assert_eq!(p.due(CaseKind::Alert, "high", 1_000), 1_000 + 4 * 3_600_000_000);
+        assert_eq!(
+            p.due(CaseKind::Alert, "high", 1_000),
+            1_000 + 4 * 3_600_000_000
+        );
     }
 
     #[test]
@@ -277,7 +289,10 @@ mod tests {
         p.minutes_by_severity.insert("urgent".into(), 5);
         p.minutes_by_kind.insert("alert".into(), 0);
         let fields: Vec<String> = p.problems().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, ["minutes_by_severity.urgent", "minutes_by_kind.alert"]);
+        assert_eq!(
+            fields,
+            ["minutes_by_severity.urgent", "minutes_by_kind.alert"]
+        );
     }
 
     #[test]

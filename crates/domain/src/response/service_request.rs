@@ -113,7 +113,10 @@ mod tests {
         assert_eq!(d.severity, "critical");
         assert_eq!(d.title, "Suspicious activity: Contoso");
         assert!(d.description.contains("customer tenant t-1"));
-        assert!(d.description.contains("- alert crypto mining: 40 GPU hours"));
+        assert!(
+            d.description
+                .contains("- alert crypto mining: 40 GPU hours")
+        );
         assert!(d.description.contains("sub-1"));
         assert!(d.description.ends_with("riskdesk case c1."));
     }

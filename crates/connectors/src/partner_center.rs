@@ -1,0 +1,788 @@
+//! Partner Center REST API client (`docs`: ../shared/reference/partner-center-api.md, from
+//! Microsoft's public documentation).
+//!
+//! - **Auth**: OAuth 2.0 client credentials against the instance's token authority
+//!   (`POST {authority}{partner-tenant}/oauth2/token`), cached until shortly before it expires
+//!   and dropped on a 401.
+//! - **Idempotency**: every call that changes something carries the caller's `MS-RequestId`,
+//!   reused unchanged on every retry (the service answers a repeat without a second effect);
+//!   `MS-CorrelationId` is new per attempt and logged.
+//! - **Retries**: 429 and 5xx wait `Retry-After` (or back off exponentially) and retry up to
+//!   `retries` times; a wait longer than `max_wait_seconds` is handed back to the caller as
+//!   [`PcError::Throttled`] so the outbox retries later instead of holding a worker. Other 4xx
+//!   are final ([`PcError::Rejected`], with the provider's error code).
+//! - **Rate**: at most `requests_per_minute` calls per partner tenant from this process.
+//! - **Subscriptions are PATCHed whole**: the current object is read (with its ETag), changed
+//!   and sent back entire with `If-Match`, so auto-renew and next-term instructions survive; a
+//!   stale ETag (400/2055) is re-read once.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `[partner_center.<instance>]` in riskdesk.toml: one app registration per cloud instance.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerCenterSettings {
+    /// The partner's Entra ID tenant (GUID or domain).
+    pub tenant_id: String,
+    /// The app registration's client id and secret (app-only authentication).
+    pub client_id: String,
+    pub client_secret: String,
+    /// REST base; empty = the instance's documented endpoint.
+    #[serde(default)]
+    pub rest_base: String,
+    /// Token authority ending in `/`; empty = the instance's documented authority.
+    #[serde(default)]
+    pub token_authority: String,
+    #[serde(default = "default_resource")]
+    pub resource: String,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Retries after the first attempt (429, 5xx, transport errors).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    /// A `Retry-After` longer than this is not waited out in the call: the outbox retries later.
+    #[serde(default = "default_max_wait")]
+    pub max_wait_seconds: u64,
+    /// The documented limit is 500/min per tenant for customer and subscription resources.
+    #[serde(default = "default_rpm")]
+    pub requests_per_minute: u32,
+}
+
+fn default_resource() -> String {
+    "https://api.partnercenter.microsoft.com".into()
+}
+fn default_timeout_ms() -> u64 {
+    15_000
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_backoff_ms() -> u64 {
+    500
+}
+fn default_max_wait() -> u64 {
+    60
+}
+fn default_rpm() -> u32 {
+    500
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum PcError {
+    #[error("Partner Center is throttling (429); retry after {0:?}")]
+    Throttled(Duration),
+    #[error("Partner Center is unavailable: {0}")]
+    Unavailable(String),
+    #[error("Partner Center refused the call: HTTP {status}, code {code}: {description}")]
+    Rejected {
+        status: u16,
+        code: String,
+        description: String,
+    },
+    #[error("authentication with Partner Center failed: {0}")]
+    Auth(String),
+    #[error("unexpected answer from Partner Center: {0}")]
+    BadResponse(String),
+}
+
+impl PcError {
+    /// Whether the same call may succeed later (the outbox retries it).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            PcError::Throttled(_) | PcError::Unavailable(_) | PcError::Auth(_)
+        )
+    }
+    /// The provider's wait, if it named one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PcError::Throttled(d) => Some(*d),
+            _ => None,
+        }
+    }
+}
+
+/// What a subscription status change did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatusChange {
+    /// The status before (as the provider spells it).
+    pub before: String,
+    pub after: String,
+    /// `autoRenewEnabled` before the change (kept to restore it on reactivation).
+    pub auto_renew_before: Option<bool>,
+    /// False when the subscription already had the wanted status (nothing was sent).
+    pub patched: bool,
+}
+
+pub struct PartnerCenterClient {
+    settings: PartnerCenterSettings,
+    rest_base: String,
+    authority: String,
+    http: reqwest::Client,
+    token: tokio::sync::Mutex<Option<(String, Instant)>>,
+    window: tokio::sync::Mutex<VecDeque<Instant>>,
+}
+
+impl PartnerCenterClient {
+    /// `default_rest_base` / `default_authority`: the instance's documented endpoints, used
+    /// when the settings leave them empty.
+    pub fn new(
+        settings: PartnerCenterSettings,
+        default_rest_base: &str,
+        default_authority: &str,
+    ) -> Result<Self, String> {
+        let pick = |s: &str, d: &str| {
+            if s.is_empty() {
+                d.to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
+        let rest_base = pick(&settings.rest_base, default_rest_base)
+            .trim_end_matches('/')
+            .to_owned();
+        let mut authority = pick(&settings.token_authority, default_authority);
+        if !authority.ends_with('/') {
+            authority.push('/');
+        }
+        for (name, v) in [
+            ("tenant_id", &settings.tenant_id),
+            ("client_id", &settings.client_id),
+            ("client_secret", &settings.client_secret),
+        ] {
+            if v.trim().is_empty() {
+                return Err(format!("{name} is empty"));
+            }
+        }
+        if settings.requests_per_minute == 0 {
+            return Err("requests_per_minute must be > 0".into());
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(settings.timeout_ms))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            settings,
+            rest_base,
+            authority,
+            http,
+            token: tokio::sync::Mutex::new(None),
+            window: tokio::sync::Mutex::new(VecDeque::new()),
+        })
+    }
+
+    pub fn rest_base(&self) -> &str {
+        &self.rest_base
+    }
+
+    async fn access_token(&self) -> Result<String, PcError> {
+        let mut cached = self.token.lock().await;
+        if let Some((t, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(t.clone());
+        }
+        let url = format!("{}{}/oauth2/token", self.authority, self.settings.tenant_id);
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("client_secret", &self.settings.client_secret)
+            .append_pair("resource", &self.settings.resource)
+            .finish();
+        let r = self
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .map_err(|e| PcError::Auth(format!("token endpoint {url}: {e}")))?;
+        let status = r.status();
+        let body: Value = r
+            .json()
+            .await
+            .map_err(|e| PcError::Auth(format!("token endpoint answered {status}: {e}")))?;
+        if !status.is_success() {
+            return Err(PcError::Auth(format!(
+                "token endpoint answered {status}: {}",
+                body.get("error_description")
+                    .or_else(|| body.get("error"))
+                    .unwrap_or(&body)
+            )));
+        }
+        let token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| PcError::Auth("no access_token in the token response".into()))?
+            .to_owned();
+        // `expires_in` is a string ("3600") in the documented sample, a number elsewhere.
+        let expires = match &body["expires_in"] {
+            Value::String(s) => s.parse::<u64>().ok(),
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        }
+        .unwrap_or(3600);
+        // Renew five minutes early (at most half the lifetime).
+        let keep = Duration::from_secs(expires.saturating_sub(300.min(expires / 2)));
+        *cached = Some((token.clone(), Instant::now() + keep));
+        Ok(token)
+    }
+
+    async fn forget_token(&self) {
+        *self.token.lock().await = None;
+    }
+
+    /// Waits for room in this tenant's per-minute budget.
+    async fn pace(&self) {
+        loop {
+            let wait = {
+                let mut w = self.window.lock().await;
+                let now = Instant::now();
+                while w
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+                {
+                    w.pop_front();
+                }
+                if w.len() < self.settings.requests_per_minute as usize {
+                    w.push_back(now);
+                    return;
+                }
+                Duration::from_secs(60) - now.duration_since(*w.front().expect("non-empty"))
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Sends one logical call with retries. `request_id` is the `MS-RequestId` of every
+    /// attempt. Returns the status, ETag and parsed body (Null when empty).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        request_id: &str,
+        if_match: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<(u16, Option<String>, Value), PcError> {
+        let url = format!("{}{path}", self.rest_base);
+        let mut attempt: u32 = 0;
+        let mut refreshed_token = false;
+        loop {
+            self.pace().await;
+            let token = self.access_token().await?;
+            let correlation = uuid::Uuid::now_v7().to_string();
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&token)
+                .header("Accept", "application/json")
+                .header("MS-RequestId", request_id)
+                .header("MS-CorrelationId", &correlation);
+            if let Some(e) = if_match {
+                req = req.header("If-Match", e);
+            }
+            if let Some(b) = body {
+                req = req
+                    .header("Content-Type", "application/json")
+                    .body(b.to_owned());
+            }
+            let outcome = req.send().await;
+            let wait = match outcome {
+                Err(e) => {
+                    tracing::warn!(%url, %correlation, error = %e, "Partner Center call failed");
+                    if attempt >= self.settings.retries {
+                        return Err(PcError::Unavailable(format!("{method} {path}: {e}")));
+                    }
+                    self.backoff(attempt)
+                }
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let retry_after = r
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let etag = r
+                        .headers()
+                        .get("etag")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let text = r.text().await.unwrap_or_default();
+                    let parsed: Value = if text.trim().is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_str(&text).unwrap_or(Value::String(text.clone()))
+                    };
+                    tracing::debug!(%url, %correlation, status, "Partner Center call");
+                    if (200..300).contains(&status) {
+                        return Ok((status, etag, parsed));
+                    }
+                    if status == 401 && !refreshed_token {
+                        // An expired or revoked token: get a new one once.
+                        refreshed_token = true;
+                        self.forget_token().await;
+                        continue;
+                    }
+                    if status != 429 && !(500..600).contains(&status) {
+                        return Err(rejected(status, &parsed));
+                    }
+                    let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                    if status == 429 {
+                        if attempt >= self.settings.retries
+                            || wait > Duration::from_secs(self.settings.max_wait_seconds)
+                        {
+                            return Err(PcError::Throttled(wait));
+                        }
+                    } else if attempt >= self.settings.retries {
+                        return Err(PcError::Unavailable(format!(
+                            "{method} {path}: HTTP {status}: {}",
+                            describe(&parsed)
+                        )));
+                    }
+                    wait
+                }
+            };
+            attempt += 1;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        Duration::from_millis(
+            self.settings
+                .backoff_ms
+                .saturating_mul(1u64 << attempt.min(10)),
+        )
+    }
+
+    fn sub_path(customer: &str, subscription: &str) -> String {
+        format!(
+            "/v1/customers/{}/subscriptions/{}",
+            seg(customer),
+            seg(subscription)
+        )
+    }
+
+    /// `GET /v1/customers/{customer}/subscriptions/{subscription}`: the object and its ETag.
+    pub async fn get_subscription(
+        &self,
+        customer: &str,
+        subscription: &str,
+    ) -> Result<(Value, Option<String>), PcError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let (_, etag, body) = self
+            .call(
+                reqwest::Method::GET,
+                &Self::sub_path(customer, subscription),
+                &id,
+                None,
+                None,
+            )
+            .await?;
+        let etag = etag.or_else(|| {
+            body.pointer("/attributes/etag")
+                .and_then(Value::as_str)
+                .map(|e| format!("\"{}\"", e.trim_matches('"')))
+        });
+        Ok((body, etag))
+    }
+
+    /// Sets a subscription's status (`suspended`, `active`, `deleted`) with a full-object
+    /// PATCH. `auto_renew` restores auto-renew (reactivation after an NCE suspension turned it
+    /// off). Does nothing when the status is already the wanted one.
+    pub async fn set_subscription_status(
+        &self,
+        customer: &str,
+        subscription: &str,
+        status: &str,
+        auto_renew: Option<bool>,
+        request_id: &str,
+    ) -> Result<StatusChange, PcError> {
+        let mut stale_retried = false;
+        loop {
+            let (mut obj, etag) = self.get_subscription(customer, subscription).await?;
+            let before = obj
+                .get("status")
+                .map(enum_name)
+                .ok_or_else(|| PcError::BadResponse("subscription without status".into()))?;
+            let auto_renew_before = obj.get("autoRenewEnabled").and_then(Value::as_bool);
+            if before == status {
+                return Ok(StatusChange {
+                    before: before.clone(),
+                    after: before,
+                    auto_renew_before,
+                    patched: false,
+                });
+            }
+            let Some(map) = obj.as_object_mut() else {
+                return Err(PcError::BadResponse("subscription is not an object".into()));
+            };
+            map.insert("status".into(), Value::String(status.into()));
+            if let Some(a) = auto_renew {
+                map.insert("autoRenewEnabled".into(), Value::Bool(a));
+            }
+            let body = obj.to_string();
+            match self
+                .call(
+                    reqwest::Method::PATCH,
+                    &Self::sub_path(customer, subscription),
+                    request_id,
+                    etag.as_deref(),
+                    Some(&body),
+                )
+                .await
+            {
+                Ok((_, _, after)) => {
+                    let after = after
+                        .get("status")
+                        .map(enum_name)
+                        .unwrap_or_else(|| status.to_owned());
+                    return Ok(StatusChange {
+                        before,
+                        after,
+                        auto_renew_before,
+                        patched: true,
+                    });
+                }
+                Err(PcError::Rejected {
+                    status: 400, code, ..
+                }) if code == "2055" && !stale_retried => {
+                    // "Etag is no longer valid": read again and re-apply, once.
+                    stale_retried = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `PATCH /v1/customers/{customer}/usagebudget` with `amount` (a decimal string, sent as an
+    /// exact JSON number).
+    pub async fn set_usage_budget(
+        &self,
+        customer: &str,
+        amount: &str,
+        request_id: &str,
+    ) -> Result<Value, PcError> {
+        if amount.is_empty()
+            || !amount.chars().all(|c| c.is_ascii_digit() || c == '.')
+            || amount.matches('.').count() > 1
+            || amount.starts_with('.')
+            || amount.ends_with('.')
+        {
+            return Err(PcError::BadResponse(format!(
+                "'{amount}' is not a decimal amount"
+            )));
+        }
+        let body =
+            format!(r#"{{"amount":{amount},"attributes":{{"objectType":"SpendingBudget"}}}}"#);
+        let (_, _, v) = self
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/v1/customers/{}/usagebudget", seg(customer)),
+                request_id,
+                None,
+                Some(&body),
+            )
+            .await?;
+        Ok(v)
+    }
+
+    /// `GET /v1/customers/{customer}/usagebudget`: the amount as sent (None = no budget).
+    pub async fn get_usage_budget(&self, customer: &str) -> Result<Option<String>, PcError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let (_, _, v) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/customers/{}/usagebudget", seg(customer)),
+                &id,
+                None,
+                None,
+            )
+            .await?;
+        Ok(match v.get("amount") {
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        })
+    }
+
+    /// `GET /v1/servicerequests/{id}`.
+    pub async fn get_service_request(&self, id: &str) -> Result<Value, PcError> {
+        let rid = uuid::Uuid::now_v7().to_string();
+        let (_, _, v) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/servicerequests/{}", seg(id)),
+                &rid,
+                None,
+                None,
+            )
+            .await?;
+        Ok(v)
+    }
+
+    /// `PATCH /v1/servicerequests/{id}` with `{"NewNote": {"Text": …}}`.
+    pub async fn add_service_request_note(
+        &self,
+        id: &str,
+        text: &str,
+        request_id: &str,
+    ) -> Result<Value, PcError> {
+        let body = serde_json::json!({"NewNote": {"Text": text}}).to_string();
+        let (_, _, v) = self
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/v1/servicerequests/{}", seg(id)),
+                request_id,
+                None,
+                Some(&body),
+            )
+            .await?;
+        Ok(v)
+    }
+}
+
+/// One path segment, percent-encoded.
+fn seg(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// An enum as the provider sends it: lower snake_case string, or an integer (subscriptions:
+/// none=0, active=1, suspended=2, deleted=3, expired=4, pending=5, disabled=6).
+pub fn enum_name(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_ascii_lowercase(),
+        Value::Number(n) => match n.as_i64() {
+            Some(0) => "none".into(),
+            Some(1) => "active".into(),
+            Some(2) => "suspended".into(),
+            Some(3) => "deleted".into(),
+            Some(4) => "expired".into(),
+            Some(5) => "pending".into(),
+            Some(6) => "disabled".into(),
+            _ => format!("unknown({n})"),
+        },
+        other => format!("unknown({other})"),
+    }
+}
+
+fn describe(v: &Value) -> String {
+    v.get("description")
+        .or_else(|| v.get("message"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// The error body `{code, description, data, source}`; `code` arrives as a number or a string.
+fn rejected(status: u16, v: &Value) -> PcError {
+    let code = match v.get("code") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    PcError::Rejected {
+        status,
+        code,
+        description: describe(v),
+    }
+}
+
+#[cfg(all(test, feature = "fake"))]
+mod tests {
+    use super::*;
+    use crate::partner_center_fake::FakePartnerCenter;
+
+    fn client(fake: &FakePartnerCenter) -> PartnerCenterClient {
+        PartnerCenterClient::new(
+            PartnerCenterSettings {
+                tenant_id: "partner-tenant".into(),
+                client_id: "app".into(),
+                client_secret: "secret".into(),
+                rest_base: fake.url.clone(),
+                token_authority: format!("{}/", fake.url),
+                resource: default_resource(),
+                timeout_ms: 2_000,
+                retries: 3,
+                backoff_ms: 10,
+                max_wait_seconds: 5,
+                requests_per_minute: 500,
+            },
+            "https://unused.example",
+            "https://unused.example/",
+        )
+        .expect("client")
+    }
+
+    #[tokio::test]
+    async fn suspend_patches_the_whole_object_once_and_keeps_auto_renew_to_restore() {
+        let fake = FakePartnerCenter::start().await;
+        fake.add_subscription("cust-1", "sub-1", true, true);
+        let c = client(&fake);
+        let change = c
+            .set_subscription_status("cust-1", "sub-1", "suspended", None, "req-1")
+            .await
+            .expect("suspend");
+        assert_eq!(change.before, "active");
+        assert_eq!(change.after, "suspended");
+        assert_eq!(change.auto_renew_before, Some(true));
+        assert!(change.patched);
+        let patches = fake.requests_with("PATCH");
+        assert_eq!(patches.len(), 1);
+        let p = &patches[0];
+        assert_eq!(p.request_id.as_deref(), Some("req-1"));
+        assert!(p.if_match.is_some(), "PATCH carries If-Match");
+        // Whole object: offer and quantity went back unchanged.
+        let body: Value = serde_json::from_str(&p.body).unwrap();
+        assert_eq!(body["offerId"], "CFQ7TTC0LH18:0001");
+        assert_eq!(body["quantity"], 5);
+        // The fake, like NCE, turned auto-renew off on suspension.
+        assert_eq!(
+            fake.subscription("cust-1", "sub-1")["autoRenewEnabled"],
+            false
+        );
+
+        // Again: already suspended, nothing is sent.
+        let again = c
+            .set_subscription_status("cust-1", "sub-1", "suspended", None, "req-2")
+            .await
+            .unwrap();
+        assert!(!again.patched);
+        assert_eq!(fake.requests_with("PATCH").len(), 1);
+
+        // Reactivation restores auto-renew.
+        c.set_subscription_status("cust-1", "sub-1", "active", Some(true), "req-3")
+            .await
+            .unwrap();
+        let s = fake.subscription("cust-1", "sub-1");
+        assert_eq!(s["status"], "active");
+        assert_eq!(s["autoRenewEnabled"], true);
+        // One token for all of it.
+        assert_eq!(fake.tokens_issued(), 1);
+    }
+
+    #[tokio::test]
+    async fn throttling_and_outages_are_retried_with_the_same_request_id() {
+        let fake = FakePartnerCenter::start().await;
+        fake.add_subscription("c", "s", false, false);
+        fake.throttle_next(1, 1);
+        fake.fail_next(1);
+        let c = client(&fake);
+        c.set_subscription_status("c", "s", "suspended", None, "req-x")
+            .await
+            .expect("retried to success");
+        // GET throttled, GET 503, GET ok, PATCH ok.
+        let calls: Vec<(String, u16)> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains("/subscriptions/"))
+            .map(|r| (r.method.clone(), r.status))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                ("GET".to_owned(), 429),
+                ("GET".to_owned(), 503),
+                ("GET".to_owned(), 200),
+                ("PATCH".to_owned(), 200)
+            ]
+        );
+        assert_eq!(fake.subscription("c", "s")["status"], "suspended");
+    }
+
+    #[tokio::test]
+    async fn a_long_retry_after_goes_back_to_the_caller_and_a_4xx_is_final() {
+        let fake = FakePartnerCenter::start().await;
+        fake.add_subscription("c", "s", false, false);
+        fake.throttle_next(1, 57);
+        let c = client(&fake);
+        let e = c
+            .set_subscription_status("c", "s", "suspended", None, "r")
+            .await
+            .unwrap_err();
+        assert_eq!(e, PcError::Throttled(Duration::from_secs(57)));
+        assert!(e.is_retryable());
+        let e = c
+            .set_subscription_status("c", "missing", "suspended", None, "r")
+            .await
+            .unwrap_err();
+        match &e {
+            PcError::Rejected { status, code, .. } => {
+                assert_eq!(*status, 404);
+                assert_eq!(code, "20003");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!e.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn a_replayed_request_id_has_no_second_effect() {
+        let fake = FakePartnerCenter::start().await;
+        fake.add_subscription("c", "s", false, false);
+        let c = client(&fake);
+        c.set_subscription_status("c", "s", "suspended", None, "same")
+            .await
+            .unwrap();
+        // Someone reactivates at the provider; a replay of the old request must not re-suspend.
+        fake.set_status("c", "s", "active");
+        let http = reqwest::Client::new();
+        let r = http
+            .patch(format!("{}/v1/customers/c/subscriptions/s", fake.url))
+            .bearer_auth("t")
+            .header("MS-RequestId", "same")
+            .body(r#"{"status":"suspended"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(fake.subscription("c", "s")["status"], "active");
+        assert_eq!(fake.effects(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_renewed_once() {
+        let fake = FakePartnerCenter::start().await;
+        fake.add_subscription("c", "s", false, false);
+        let c = client(&fake);
+        c.get_subscription("c", "s").await.unwrap();
+        fake.unauthorize_next();
+        c.get_subscription("c", "s").await.unwrap();
+        assert_eq!(fake.tokens_issued(), 2);
+    }
+
+    #[tokio::test]
+    async fn budget_is_sent_exactly() {
+        let fake = FakePartnerCenter::start().await;
+        let c = client(&fake);
+        assert_eq!(c.get_usage_budget("c").await.unwrap(), None);
+        c.set_usage_budget("c", "1234.56", "b1").await.unwrap();
+        assert_eq!(
+            c.get_usage_budget("c").await.unwrap().as_deref(),
+            Some("1234.56")
+        );
+        assert!(c.set_usage_budget("c", "1e3", "b2").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn service_requests_read_and_note() {
+        let fake = FakePartnerCenter::start().await;
+        fake.add_service_request("SR-1", 1);
+        let c = client(&fake);
+        let v = c.get_service_request("SR-1").await.unwrap();
+        assert_eq!(v["status"], 1, "service requests send integer statuses");
+        c.add_service_request_note("SR-1", "More evidence attached", "n1")
+            .await
+            .unwrap();
+        let v = c.get_service_request("SR-1").await.unwrap();
+        assert_eq!(v["notes"][0]["text"], "More evidence attached");
+    }
+}

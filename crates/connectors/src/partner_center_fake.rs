@@ -1,0 +1,434 @@
+//! A fake Partner Center for tests (feature `fake`): a real HTTP server on 127.0.0.1 that
+//! mimics the documented shapes — client-credentials token endpoint, subscriptions with
+//! full-object PATCH (an omitted `autoRenewEnabled` becomes false; suspension turns it off, as
+//! NCE does), ETags and `If-Match` (stale → 400/2055), the usage budget, service requests
+//! (read and note; the retired create → 404), `MS-RequestId` replay without a second effect,
+//! throttling (429 + `Retry-After` + the documented body), outages (503), an expired token
+//! (401), and a PATCH that is applied but never answered (a lost reply). Every request is
+//! logged for tests to assert on.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    pub request_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub if_match: Option<String>,
+    pub body: String,
+    /// What the fake answered (0: never answered).
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct FakeState {
+    subscriptions: HashMap<(String, String), (Value, u64)>,
+    budgets: HashMap<String, String>,
+    service_requests: HashMap<String, Value>,
+    requests: Vec<LoggedRequest>,
+    /// Successful changes by `MS-RequestId`: a replay gets the same answer, no second effect.
+    replay: HashMap<String, (u16, Value)>,
+    throttle: u32,
+    throttle_seconds: u64,
+    fail: u32,
+    unauthorized: bool,
+    hang_next_patch: bool,
+    tokens: u32,
+    effects: u32,
+}
+
+type Shared = Arc<Mutex<FakeState>>;
+
+pub struct FakePartnerCenter {
+    /// `http://127.0.0.1:PORT` (no trailing slash): the REST base and the token authority.
+    pub url: String,
+    state: Shared,
+}
+
+impl FakePartnerCenter {
+    pub async fn start() -> Self {
+        let state: Shared = Arc::default();
+        let app = Router::new()
+            .route("/{tenant}/oauth2/token", post(token))
+            .fallback(any(resource))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Partner Center");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, state }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut FakeState) -> R) -> R {
+        f(&mut self.state.lock().expect("fake state"))
+    }
+
+    /// Seeds a subscription (active). `nce`: suspension turns auto-renew off.
+    pub fn add_subscription(&self, customer: &str, id: &str, auto_renew: bool, nce: bool) {
+        let v = json!({
+            "id": id, "offerId": "CFQ7TTC0LH18:0001", "offerName": "Microsoft 365 Business Basic",
+            "friendlyName": "Business Basic", "quantity": 5, "unitType": "Licenses",
+            "status": "active", "autoRenewEnabled": auto_renew, "billingCycle": "monthly",
+            "termDuration": "P1M", "isNce": nce,
+            "attributes": {"objectType": "Subscription", "etag": ""}
+        });
+        self.with(|s| {
+            s.subscriptions.insert((customer.into(), id.into()), (v, 1));
+        });
+    }
+
+    pub fn subscription(&self, customer: &str, id: &str) -> Value {
+        self.with(|s| {
+            s.subscriptions
+                .get(&(customer.into(), id.into()))
+                .map(|(v, _)| v.clone())
+                .unwrap_or(Value::Null)
+        })
+    }
+
+    /// Changes a subscription's status at the provider (as the portal would).
+    pub fn set_status(&self, customer: &str, id: &str, status: &str) {
+        self.with(|s| {
+            if let Some((v, etag)) = s.subscriptions.get_mut(&(customer.into(), id.into())) {
+                v["status"] = json!(status);
+                *etag += 1;
+            }
+        });
+    }
+
+    pub fn add_service_request(&self, id: &str, status: i64) {
+        let v = json!({
+            "id": id, "title": "Suspicious activity", "severity": 1, "status": status,
+            "notes": [], "attributes": {"objectType": "ServiceRequest"}
+        });
+        self.with(|s| {
+            s.service_requests.insert(id.into(), v);
+        });
+    }
+
+    pub fn set_service_request_status(&self, id: &str, status: i64) {
+        self.with(|s| {
+            if let Some(v) = s.service_requests.get_mut(id) {
+                v["status"] = json!(status);
+            }
+        });
+    }
+
+    pub fn budget(&self, customer: &str) -> Option<String> {
+        self.with(|s| s.budgets.get(customer).cloned())
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.with(|s| s.requests.clone())
+    }
+
+    pub fn requests_with(&self, method: &str) -> Vec<LoggedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == method)
+            .collect()
+    }
+
+    /// The next `n` resource calls get 429 with `Retry-After: seconds`.
+    pub fn throttle_next(&self, n: u32, seconds: u64) {
+        self.with(|s| {
+            s.throttle = n;
+            s.throttle_seconds = seconds;
+        });
+    }
+
+    /// The next `n` resource calls get 503.
+    pub fn fail_next(&self, n: u32) {
+        self.with(|s| s.fail = n);
+    }
+
+    /// The next resource call gets 401 (an expired token).
+    pub fn unauthorize_next(&self) {
+        self.with(|s| s.unauthorized = true);
+    }
+
+    /// The next PATCH is applied but never answered (the reply is lost).
+    pub fn hang_next_patch(&self) {
+        self.with(|s| s.hang_next_patch = true);
+    }
+
+    pub fn tokens_issued(&self) -> u32 {
+        self.with(|s| s.tokens)
+    }
+
+    /// Changes applied (replays and no-op reads excluded).
+    pub fn effects(&self) -> u32 {
+        self.with(|s| s.effects)
+    }
+}
+
+async fn token(State(state): State<Shared>, body: String) -> Response {
+    let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials")
+        || form.get("client_secret").is_none_or(|s| s.is_empty())
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_request", "error_description": "client credentials required"})),
+        )
+            .into_response();
+    }
+    let n = {
+        let mut s = state.lock().expect("fake state");
+        s.tokens += 1;
+        s.tokens
+    };
+    // `expires_in` as a string, as in the documented sample.
+    axum::Json(json!({
+        "token_type": "Bearer", "expires_in": "3600", "access_token": format!("fake-token-{n}"),
+        "resource": form.get("resource").cloned().unwrap_or_default()
+    }))
+    .into_response()
+}
+
+fn error(status: StatusCode, code: i64, description: &str) -> (StatusCode, Value) {
+    (
+        status,
+        json!({"code": code, "description": description, "data": [], "source": "PartnerFD"}),
+    )
+}
+
+fn header(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Keys compared case-insensitively (the service accepts PascalCase request bodies).
+fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    v.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+async fn resource(
+    State(state): State<Shared>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let mut log = LoggedRequest {
+        method: method.to_string(),
+        path: path.clone(),
+        request_id: header(&headers, "ms-requestid"),
+        correlation_id: header(&headers, "ms-correlationid"),
+        if_match: header(&headers, "if-match"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        status: 0,
+    };
+    let (status, value, hang, retry_after) = {
+        let mut s = state.lock().expect("fake state");
+        let out = decide(&mut s, &method, &path, &headers, &body);
+        log.status = if out.2 { 0 } else { out.0.as_u16() };
+        s.requests.push(log);
+        out
+    };
+    if hang {
+        // Applied, never answered: the caller sees a timeout or its own crash.
+        std::future::pending::<()>().await;
+    }
+    let mut r = (status, axum::Json(value)).into_response();
+    if let Some(secs) = retry_after {
+        r.headers_mut()
+            .insert("retry-after", secs.to_string().parse().expect("digits"));
+    }
+    if let Some(id) = header(&headers, "ms-requestid") {
+        r.headers_mut()
+            .insert("ms-requestid", id.parse().expect("echo"));
+    }
+    r
+}
+
+/// Returns (status, body, hang, retry_after).
+fn decide(
+    s: &mut FakeState,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (StatusCode, Value, bool, Option<u64>) {
+    if !header(headers, "authorization").is_some_and(|a| a.starts_with("Bearer ")) {
+        let (st, v) = error(StatusCode::UNAUTHORIZED, 0, "bearer token required");
+        return (st, v, false, None);
+    }
+    if s.unauthorized {
+        s.unauthorized = false;
+        let (st, v) = error(StatusCode::UNAUTHORIZED, 0, "the token has expired");
+        return (st, v, false, None);
+    }
+    if s.throttle > 0 {
+        s.throttle -= 1;
+        let secs = s.throttle_seconds;
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"statusCode": 429, "message": format!("Rate limit is exceeded. Try again in {secs} seconds.")}),
+            false,
+            Some(secs),
+        );
+    }
+    if s.fail > 0 {
+        s.fail -= 1;
+        let (st, v) = error(StatusCode::SERVICE_UNAVAILABLE, 0, "service unavailable");
+        return (st, v, false, None);
+    }
+    let request_id = header(headers, "ms-requestid");
+    if *method != Method::GET
+        && let Some((st, v)) = request_id.as_ref().and_then(|id| s.replay.get(id))
+    {
+        return (
+            StatusCode::from_u16(*st).expect("stored status"),
+            v.clone(),
+            false,
+            None,
+        );
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (st, v) = match (method.clone(), parts.as_slice()) {
+        (Method::GET, ["v1", "customers", c, "subscriptions", id]) => {
+            match s.subscriptions.get(&(c.to_string(), id.to_string())) {
+                Some((v, etag)) => {
+                    let mut v = v.clone();
+                    v["attributes"]["etag"] = json!(format!("etag-{etag}"));
+                    (StatusCode::OK, v)
+                }
+                None => error(StatusCode::NOT_FOUND, 20003, "Subscription not found"),
+            }
+        }
+        (Method::PATCH, ["v1", "customers", c, "subscriptions", id]) => {
+            let key = (c.to_string(), id.to_string());
+            let Some((current, etag)) = s.subscriptions.get(&key).cloned() else {
+                let (st, v) = error(StatusCode::NOT_FOUND, 20003, "Subscription not found");
+                return (st, v, false, None);
+            };
+            if let Some(m) = header(headers, "if-match")
+                && m.trim_matches('"') != format!("etag-{etag}")
+            {
+                let (st, v) = error(StatusCode::BAD_REQUEST, 2055, "Etag is no longer valid");
+                return (st, v, false, None);
+            }
+            let Ok(sent) = serde_json::from_slice::<Value>(body) else {
+                let (st, v) = error(StatusCode::BAD_REQUEST, 0, "body is not JSON");
+                return (st, v, false, None);
+            };
+            if current["status"] == "deleted" {
+                let (st, v) = error(StatusCode::BAD_REQUEST, 2011, "Subscription is deleted");
+                return (st, v, false, None);
+            }
+            let status = field(&sent, "status")
+                .and_then(Value::as_str)
+                .unwrap_or("active")
+                .to_owned();
+            // Full-object semantics: what is omitted is reset.
+            let mut auto_renew = field(&sent, "autoRenewEnabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if status == "suspended" && current["isNce"] == true {
+                auto_renew = false;
+            }
+            let mut next = current.clone();
+            next["status"] = json!(status);
+            next["autoRenewEnabled"] = json!(auto_renew);
+            if let Some(q) = field(&sent, "quantity") {
+                next["quantity"] = q.clone();
+            }
+            s.subscriptions.insert(key, (next.clone(), etag + 1));
+            s.effects += 1;
+            next["attributes"]["etag"] = json!(format!("etag-{}", etag + 1));
+            if let Some(id) = request_id.clone() {
+                s.replay.insert(id, (200, next.clone()));
+            }
+            if s.hang_next_patch {
+                s.hang_next_patch = false;
+                return (StatusCode::OK, next, true, None);
+            }
+            (StatusCode::OK, next)
+        }
+        (Method::GET, ["v1", "customers", c, "usagebudget"]) => {
+            let mut v = json!({"attributes": {"objectType": "SpendingBudget"}});
+            if let Some(a) = s.budgets.get(*c) {
+                v["amount"] = serde_json::from_str(a).unwrap_or(Value::Null);
+            }
+            (StatusCode::OK, v)
+        }
+        (Method::PATCH, ["v1", "customers", c, "usagebudget"]) => {
+            // Read the amount from the raw text so its digits stay exact.
+            let text = String::from_utf8_lossy(body);
+            let amount = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| field(&v, "amount").cloned());
+            match amount {
+                Some(Value::Number(_)) => {
+                    let digits = raw_number(&text, "amount").unwrap_or_default();
+                    s.budgets.insert(c.to_string(), digits.clone());
+                    s.effects += 1;
+                    let v = json!({"amount": serde_json::from_str::<Value>(&digits).unwrap_or(Value::Null),
+                                   "attributes": {"objectType": "SpendingBudget"}});
+                    if let Some(id) = request_id.clone() {
+                        s.replay.insert(id, (200, v.clone()));
+                    }
+                    (StatusCode::OK, v)
+                }
+                _ => error(StatusCode::BAD_REQUEST, 0, "amount is required"),
+            }
+        }
+        (Method::GET, ["v1", "servicerequests", id]) => match s.service_requests.get(*id) {
+            Some(v) => (StatusCode::OK, v.clone()),
+            None => error(StatusCode::NOT_FOUND, 0, "Service request not found"),
+        },
+        (Method::PATCH, ["v1", "servicerequests", id]) => {
+            let note = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| field(&v, "NewNote").and_then(|n| field(n, "Text")).cloned());
+            match (s.service_requests.get_mut(*id), note) {
+                (Some(sr), Some(Value::String(text))) => {
+                    if let Some(notes) = sr["notes"].as_array_mut() {
+                        notes.push(json!({"createdByName": "partner", "text": text}));
+                    }
+                    let v = sr.clone();
+                    s.effects += 1;
+                    if let Some(id) = request_id.clone() {
+                        s.replay.insert(id, (200, v.clone()));
+                    }
+                    (StatusCode::OK, v)
+                }
+                (None, _) => error(StatusCode::NOT_FOUND, 0, "Service request not found"),
+                (_, _) => error(StatusCode::BAD_REQUEST, 0, "NewNote.Text is required"),
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, 0, "Resource not found"),
+    };
+    (st, v, false, None)
+}
+
+/// The literal digits of a top-level numeric field (serde_json would round them through f64).
+fn raw_number(text: &str, name: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let at = lower.find(&format!("\"{name}\""))? + name.len() + 2;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let n: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | '-'))
+        .collect();
+    (!n.is_empty()).then_some(n)
+}

@@ -1,0 +1,541 @@
+//! What riskdesk knows of the provider (Partner Center): the provider's ids of customers and
+//! subscriptions, the notices it sent by email, the service requests filed with it, and the
+//! events it pushed (once each).
+
+use riskdesk_domain::TenantId;
+use uuid::Uuid;
+
+use crate::query::{FromRow, Q, RowLike};
+use crate::{Db, Result, StorageError, Tx, conflict_on_unique};
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CustomerLink {
+    pub customer_id: Uuid,
+    pub provider_customer_id: String,
+    pub linked_at: i64,
+}
+
+impl FromRow for CustomerLink {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(CustomerLink {
+            customer_id: r.uuid("customer_id")?,
+            provider_customer_id: r.text("provider_customer_id")?,
+            linked_at: r.i64("linked_at")?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SubscriptionLink {
+    pub subscription_id: Uuid,
+    pub provider_subscription_id: String,
+    pub auto_renew_before: Option<i64>,
+    pub provider_status: Option<String>,
+    pub synced_at: Option<i64>,
+    pub linked_at: i64,
+}
+
+impl FromRow for SubscriptionLink {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(SubscriptionLink {
+            subscription_id: r.uuid("subscription_id")?,
+            provider_subscription_id: r.text("provider_subscription_id")?,
+            auto_renew_before: r.opt_i64("auto_renew_before")?,
+            provider_status: r.opt_text("provider_status")?,
+            synced_at: r.opt_i64("synced_at")?,
+            linked_at: r.i64("linked_at")?,
+        })
+    }
+}
+
+/// Links (or re-links) a customer to its provider id; another customer of the tenant already
+/// holding that id is a conflict.
+pub async fn link_customer(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    provider_id: &str,
+    now: i64,
+) -> Result<CustomerLink> {
+    tx.execute(
+        Q::new(
+            "INSERT INTO provider_customers (customer_id, tenant_id, provider_customer_id, linked_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (customer_id) DO UPDATE SET provider_customer_id = excluded.provider_customer_id, linked_at = excluded.linked_at",
+        )
+        .bind(customer)
+        .bind(tenant.0)
+        .bind(provider_id)
+        .bind(now),
+    )
+    .await
+    .map_err(|e| {
+        conflict_on_unique(e, || {
+            format!("provider customer id '{provider_id}' is already linked to another customer")
+        })
+    })?;
+    Ok(CustomerLink {
+        customer_id: customer,
+        provider_customer_id: provider_id.to_owned(),
+        linked_at: now,
+    })
+}
+
+pub async fn customer_link_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+) -> Result<Option<CustomerLink>> {
+    tx.fetch_optional(
+        Q::new(
+            "SELECT customer_id, provider_customer_id, linked_at FROM provider_customers WHERE tenant_id = $1 AND customer_id = $2",
+        )
+        .bind(tenant.0)
+        .bind(customer),
+    )
+    .await
+}
+
+pub async fn customer_link(
+    db: &Db,
+    tenant: TenantId,
+    customer: Uuid,
+) -> Result<Option<CustomerLink>> {
+    db.fetch_optional(
+        Q::new(
+            "SELECT customer_id, provider_customer_id, linked_at FROM provider_customers WHERE tenant_id = $1 AND customer_id = $2",
+        )
+        .bind(tenant.0)
+        .bind(customer),
+    )
+    .await
+}
+
+/// The riskdesk customer holding a provider customer id.
+pub async fn customer_by_provider_id_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    provider_id: &str,
+) -> Result<Option<CustomerLink>> {
+    tx.fetch_optional(
+        Q::new(
+            "SELECT customer_id, provider_customer_id, linked_at FROM provider_customers \
+             WHERE tenant_id = $1 AND lower(provider_customer_id) = lower($2)",
+        )
+        .bind(tenant.0)
+        .bind(provider_id),
+    )
+    .await
+}
+
+pub async fn link_subscription(
+    tx: &mut Tx,
+    tenant: TenantId,
+    subscription: Uuid,
+    provider_id: &str,
+    now: i64,
+) -> Result<SubscriptionLink> {
+    tx.execute(
+        Q::new(
+            "INSERT INTO provider_subscriptions (subscription_id, tenant_id, provider_subscription_id, linked_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (subscription_id) DO UPDATE SET provider_subscription_id = excluded.provider_subscription_id, linked_at = excluded.linked_at",
+        )
+        .bind(subscription)
+        .bind(tenant.0)
+        .bind(provider_id)
+        .bind(now),
+    )
+    .await
+    .map_err(|e| {
+        conflict_on_unique(e, || {
+            format!("provider subscription id '{provider_id}' is already linked to another subscription")
+        })
+    })?;
+    subscription_link_tx(tx, tenant, subscription)
+        .await?
+        .ok_or(StorageError::NotFound("subscription link"))
+}
+
+const SUB_COLS: &str = "subscription_id, provider_subscription_id, auto_renew_before, provider_status, synced_at, linked_at";
+
+pub async fn subscription_link_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    subscription: Uuid,
+) -> Result<Option<SubscriptionLink>> {
+    tx.fetch_optional(
+        Q::new(format!(
+            "SELECT {SUB_COLS} FROM provider_subscriptions WHERE tenant_id = $1 AND subscription_id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(subscription),
+    )
+    .await
+}
+
+pub async fn subscription_link(
+    db: &Db,
+    tenant: TenantId,
+    subscription: Uuid,
+) -> Result<Option<SubscriptionLink>> {
+    db.fetch_optional(
+        Q::new(format!(
+            "SELECT {SUB_COLS} FROM provider_subscriptions WHERE tenant_id = $1 AND subscription_id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(subscription),
+    )
+    .await
+}
+
+pub async fn subscription_by_provider_id_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    provider_id: &str,
+) -> Result<Option<SubscriptionLink>> {
+    tx.fetch_optional(
+        Q::new(format!(
+            "SELECT {SUB_COLS} FROM provider_subscriptions WHERE tenant_id = $1 AND lower(provider_subscription_id) = lower($2)"
+        ))
+        .bind(tenant.0)
+        .bind(provider_id),
+    )
+    .await
+}
+
+/// Records what the provider said of a subscription (status; auto-renew before a suspension).
+pub async fn record_subscription_sync(
+    tx: &mut Tx,
+    tenant: TenantId,
+    subscription: Uuid,
+    provider_status: &str,
+    auto_renew_before: Option<Option<bool>>,
+    now: i64,
+) -> Result<()> {
+    let q = match auto_renew_before {
+        Some(a) => Q::new(
+            "UPDATE provider_subscriptions SET provider_status = $3, synced_at = $4, auto_renew_before = $5 \
+             WHERE tenant_id = $1 AND subscription_id = $2",
+        )
+        .bind(tenant.0)
+        .bind(subscription)
+        .bind(provider_status)
+        .bind(now)
+        .bind(a.map(i64::from)),
+        None => Q::new(
+            "UPDATE provider_subscriptions SET provider_status = $3, synced_at = $4 WHERE tenant_id = $1 AND subscription_id = $2",
+        )
+        .bind(tenant.0)
+        .bind(subscription)
+        .bind(provider_status)
+        .bind(now),
+    };
+    tx.execute(q).await?;
+    Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NoticeRow {
+    pub id: Uuid,
+    pub customer_id: Option<Uuid>,
+    pub case_id: Option<Uuid>,
+    pub message_id: Option<String>,
+    pub received_at: i64,
+    pub sender: String,
+    pub subject: String,
+    pub body: String,
+    pub provider_action: Option<String>,
+    pub requested_action: Option<String>,
+    pub deadline_at: Option<i64>,
+    pub status: String,
+    pub response: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl FromRow for NoticeRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(NoticeRow {
+            id: r.uuid("id")?,
+            customer_id: r.opt_uuid("customer_id")?,
+            case_id: r.opt_uuid("case_id")?,
+            message_id: r.opt_text("message_id")?,
+            received_at: r.i64("received_at")?,
+            sender: r.text("sender")?,
+            subject: r.text("subject")?,
+            body: r.text("body")?,
+            provider_action: r.opt_text("provider_action")?,
+            requested_action: r.opt_text("requested_action")?,
+            deadline_at: r.opt_i64("deadline_at")?,
+            status: r.text("status")?,
+            response: r.opt_text("response")?,
+            created_at: r.i64("created_at")?,
+            updated_at: r.i64("updated_at")?,
+        })
+    }
+}
+
+const NOTICE_COLS: &str = "id, customer_id, case_id, message_id, received_at, sender, subject, body, provider_action, \
+     requested_action, deadline_at, status, response, created_at, updated_at";
+
+/// Records a notice; the same message id again is a conflict (the notice was imported before).
+pub async fn insert_notice(tx: &mut Tx, tenant: TenantId, n: &NoticeRow) -> Result<()> {
+    tx.execute(
+        Q::new(format!(
+            "INSERT INTO provider_notices (tenant_id, {NOTICE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             $14, $15, $16)"
+        ))
+        .bind(tenant.0)
+        .bind(n.id)
+        .bind(n.customer_id)
+        .bind(n.case_id)
+        .bind(&n.message_id)
+        .bind(n.received_at)
+        .bind(&n.sender)
+        .bind(&n.subject)
+        .bind(&n.body)
+        .bind(&n.provider_action)
+        .bind(&n.requested_action)
+        .bind(n.deadline_at)
+        .bind(&n.status)
+        .bind(&n.response)
+        .bind(n.created_at)
+        .bind(n.updated_at),
+    )
+    .await
+    .map_err(|e| {
+        conflict_on_unique(e, || {
+            format!(
+                "a notice with message id '{}' was already recorded",
+                n.message_id.as_deref().unwrap_or("")
+            )
+        })
+    })?;
+    Ok(())
+}
+
+pub async fn notice_tx(tx: &mut Tx, tenant: TenantId, id: Uuid) -> Result<NoticeRow> {
+    tx.fetch_optional(
+        Q::new(format!(
+            "SELECT {NOTICE_COLS} FROM provider_notices WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(id),
+    )
+    .await?
+    .ok_or(StorageError::NotFound("notice"))
+}
+
+pub async fn notice(db: &Db, tenant: TenantId, id: Uuid) -> Result<NoticeRow> {
+    db.fetch_optional(
+        Q::new(format!(
+            "SELECT {NOTICE_COLS} FROM provider_notices WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(id),
+    )
+    .await?
+    .ok_or(StorageError::NotFound("notice"))
+}
+
+pub async fn update_notice(tx: &mut Tx, tenant: TenantId, n: &NoticeRow) -> Result<()> {
+    tx.execute(
+        Q::new(
+            "UPDATE provider_notices SET status = $3, response = $4, updated_at = $5, case_id = $6, customer_id = $7 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(n.id)
+        .bind(&n.status)
+        .bind(&n.response)
+        .bind(n.updated_at)
+        .bind(n.case_id)
+        .bind(n.customer_id),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn notices(
+    db: &Db,
+    tenant: TenantId,
+    status: Option<&str>,
+    customer: Option<Uuid>,
+    limit: u32,
+) -> Result<Vec<NoticeRow>> {
+    db.fetch_all(
+        Q::new(format!(
+            "SELECT {NOTICE_COLS} FROM provider_notices WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR customer_id = $3) ORDER BY received_at DESC, id DESC LIMIT $4"
+        ))
+        .bind(tenant.0)
+        .bind(status)
+        .bind(customer)
+        .bind(i64::from(limit)),
+    )
+    .await
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceRequestRow {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub customer_id: Option<Uuid>,
+    pub title: String,
+    pub severity: String,
+    pub description: String,
+    pub ticket_id: Option<String>,
+    /// draft (prepared, not filed yet), then the provider's status: open, attention_needed,
+    /// closed, … (filed: recorded, not synced yet)
+    pub status: String,
+    pub notes_json: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub synced_at: Option<i64>,
+}
+
+impl FromRow for ServiceRequestRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(ServiceRequestRow {
+            id: r.uuid("id")?,
+            case_id: r.uuid("case_id")?,
+            customer_id: r.opt_uuid("customer_id")?,
+            title: r.text("title")?,
+            severity: r.text("severity")?,
+            description: r.text("description")?,
+            ticket_id: r.opt_text("ticket_id")?,
+            status: r.text("status")?,
+            notes_json: r.text("notes_json")?,
+            created_at: r.i64("created_at")?,
+            updated_at: r.i64("updated_at")?,
+            synced_at: r.opt_i64("synced_at")?,
+        })
+    }
+}
+
+const SR_COLS: &str = "id, case_id, customer_id, title, severity, description, ticket_id, status, notes_json, created_at, \
+     updated_at, synced_at";
+
+pub async fn insert_service_request(
+    tx: &mut Tx,
+    tenant: TenantId,
+    s: &ServiceRequestRow,
+) -> Result<()> {
+    tx.execute(
+        Q::new(format!(
+            "INSERT INTO service_requests (tenant_id, {SR_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(tenant.0)
+        .bind(s.id)
+        .bind(s.case_id)
+        .bind(s.customer_id)
+        .bind(&s.title)
+        .bind(&s.severity)
+        .bind(&s.description)
+        .bind(&s.ticket_id)
+        .bind(&s.status)
+        .bind(&s.notes_json)
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .bind(s.synced_at),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn update_service_request(
+    tx: &mut Tx,
+    tenant: TenantId,
+    s: &ServiceRequestRow,
+) -> Result<()> {
+    tx.execute(
+        Q::new(
+            "UPDATE service_requests SET ticket_id = $3, status = $4, notes_json = $5, updated_at = $6, synced_at = $7 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(s.id)
+        .bind(&s.ticket_id)
+        .bind(&s.status)
+        .bind(&s.notes_json)
+        .bind(s.updated_at)
+        .bind(s.synced_at),
+    )
+    .await
+    .map_err(|e| {
+        conflict_on_unique(e, || {
+            format!(
+                "ticket '{}' is already recorded on another service request",
+                s.ticket_id.as_deref().unwrap_or("")
+            )
+        })
+    })?;
+    Ok(())
+}
+
+pub async fn service_request_tx(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<ServiceRequestRow> {
+    tx.fetch_optional(
+        Q::new(format!(
+            "SELECT {SR_COLS} FROM service_requests WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(id),
+    )
+    .await?
+    .ok_or(StorageError::NotFound("service request"))
+}
+
+pub async fn service_request(db: &Db, tenant: TenantId, id: Uuid) -> Result<ServiceRequestRow> {
+    db.fetch_optional(
+        Q::new(format!(
+            "SELECT {SR_COLS} FROM service_requests WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(id),
+    )
+    .await?
+    .ok_or(StorageError::NotFound("service request"))
+}
+
+pub async fn service_requests_of_case(
+    db: &Db,
+    tenant: TenantId,
+    case: Uuid,
+) -> Result<Vec<ServiceRequestRow>> {
+    db.fetch_all(
+        Q::new(format!(
+            "SELECT {SR_COLS} FROM service_requests WHERE tenant_id = $1 AND case_id = $2 ORDER BY created_at"
+        ))
+        .bind(tenant.0)
+        .bind(case),
+    )
+    .await
+}
+
+/// Records an inbound provider event once; false if this key was seen before.
+pub async fn record_event(
+    tx: &mut Tx,
+    tenant: TenantId,
+    dedupe_key: &str,
+    event_name: &str,
+    body: &str,
+    now: i64,
+) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new(
+                "INSERT INTO provider_events (tenant_id, dedupe_key, event_name, received_at, body) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(dedupe_key)
+            .bind(event_name)
+            .bind(now)
+            .bind(body),
+        )
+        .await?;
+    Ok(n > 0)
+}
