@@ -33,6 +33,11 @@ pub enum Permission {
     ManageRules,
     /// Register webhook endpoints and re-send outbox messages (admin only).
     ManageIntegrations,
+    /// Work the case queue: assign, comment, change status, take or propose actions, record
+    /// provider notices and service requests.
+    WorkCases,
+    /// Approve or reject an action someone else proposed (maker-checker).
+    ApproveActions,
 }
 
 impl Role {
@@ -64,6 +69,8 @@ impl Role {
                     | ManageBudgets
                     | TriageAlerts
                     | ManageRules
+                    | WorkCases
+                    | ApproveActions
             ),
             Role::Collections => matches!(p, ReadCustomers | WriteBilling | ManageBudgets),
             Role::Auditor => matches!(p, ReadCustomers | ReadAudit),
@@ -98,5 +105,9 @@ mod tests {
         assert!(!Role::Collections.allows(IngestEvents));
         assert!(!Role::Auditor.allows(TriageAlerts));
         assert!(Role::Analyst.allows(TriageAlerts));
+        assert!(Role::Analyst.allows(WorkCases));
+        assert!(Role::Analyst.allows(ApproveActions));
+        assert!(!Role::Collections.allows(ApproveActions));
+        assert!(!Role::Auditor.allows(WorkCases));
     }
 }

@@ -36,6 +36,38 @@ pub struct Settings {
     pub dunning: DunningSettings,
     /// `[monitoring]`: anomaly detection on customers' hourly spend.
     pub monitoring: MonitoringSettings,
+    /// `[response]`: which alerts open cases, SLAs per severity and kind, the staff email.
+    pub response: riskdesk_server::response::ResponseSettings,
+    /// `[partner_center.<instance>]` (global, us_government, germany, china_21vianet): the
+    /// provider's API, one app registration per cloud. Without it actions act locally only.
+    pub partner_center: std::collections::HashMap<
+        String,
+        riskdesk_connectors::partner_center::PartnerCenterSettings,
+    >,
+    /// `[partner_center_webhooks]`: accept Partner Center callbacks at
+    /// `POST /v1/provider/webhooks?tenant=…` (signatures checked as configured here).
+    pub partner_center_webhooks: Option<riskdesk_connectors::pc_webhook::WebhookVerifySettings>,
+    /// `[provider_worker]`: how the provider calls queued by actions are made.
+    pub provider_worker: ProviderWorkerSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderWorkerSettings {
+    /// Seconds between looks for due provider calls.
+    pub interval_seconds: u64,
+    /// Seconds a started call is left alone before it may be tried again (after a crash):
+    /// longer than a call with its retries can take.
+    pub lease_seconds: u64,
+}
+
+impl Default for ProviderWorkerSettings {
+    fn default() -> Self {
+        Self {
+            interval_seconds: 2,
+            lease_seconds: 120,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +121,10 @@ impl Default for Settings {
             email: None,
             dunning: Default::default(),
             monitoring: Default::default(),
+            response: Default::default(),
+            partner_center: Default::default(),
+            partner_center_webhooks: None,
+            provider_worker: Default::default(),
         }
     }
 }
@@ -125,6 +161,17 @@ impl Settings {
         if !problems.is_empty() {
             anyhow::bail!(
                 "[dunning.policy]: {}",
+                problems
+                    .iter()
+                    .map(|(f, m)| format!("{f}: {m}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+        let problems = s.response.problems();
+        if !problems.is_empty() {
+            anyhow::bail!(
+                "[response]: {}",
                 problems
                     .iter()
                     .map(|(f, m)| format!("{f}: {m}"))
@@ -174,6 +221,16 @@ impl Settings {
                 self.monitoring.anomaly_every_seconds.max(1),
             ),
             anomaly_threshold: self.monitoring.anomaly_threshold,
+            response: self.response.clone(),
+            partner_center: self.partner_center.clone(),
+            pc_webhooks: self.partner_center_webhooks.clone(),
+            provider_interval: std::time::Duration::from_secs(
+                self.provider_worker.interval_seconds.max(1),
+            ),
+            provider_lease: std::time::Duration::from_secs(
+                self.provider_worker.lease_seconds.max(1),
+            ),
+            sla_every: std::time::Duration::from_secs(60),
         })
     }
 

@@ -71,6 +71,18 @@ enum DunningCommand {
 enum NoticesCommand {
     /// List messages missing from a language (they fall back to English); exits 1 if any.
     Check,
+    /// Record provider notices (Acceptable Use Policy emails) from .eml files: each opens a
+    /// case with the notice SLA. The customer is the one given, else the linked customer
+    /// whose provider id appears in the message. A message already recorded is skipped.
+    Import {
+        /// RFC 5322 message files.
+        files: Vec<std::path::PathBuf>,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// The riskdesk customer id the notices are about.
+        #[arg(long)]
+        customer: Option<uuid::Uuid>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -582,6 +594,66 @@ async fn run(
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Notices {
+            command:
+                NoticesCommand::Import {
+                    files,
+                    tenant,
+                    customer,
+                },
+        } => {
+            let db = open_db(&settings).await?;
+            riskdesk_server::response::configure(settings.response.clone());
+            let t = service::tenant_by_slug(&db, &tenant).await?;
+            let mut failed = false;
+            for f in files {
+                let bytes =
+                    std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?;
+                match riskdesk_server::provider_events::notice_from_eml(&bytes) {
+                    Err(e) => {
+                        eprintln!("{}: {e}", f.display());
+                        failed = true;
+                    }
+                    Ok(mut n) => {
+                        n.customer = customer;
+                        let mut tx = db.begin().await?;
+                        match riskdesk_server::provider_events::record_notice(
+                            &mut tx,
+                            t.tenant_id(),
+                            &riskdesk_domain::audit::Actor::cli(),
+                            n,
+                            clock.now(),
+                        )
+                        .await
+                        {
+                            Ok((notice, case)) => {
+                                tx.commit().await?;
+                                println!(
+                                    "{}: notice {} ({}), customer {}, case {} due {}",
+                                    f.display(),
+                                    notice.id,
+                                    notice.subject,
+                                    notice
+                                        .customer_id
+                                        .map_or("unknown".to_owned(), |c| c.to_string()),
+                                    case.id,
+                                    riskdesk_server::dto::rfc3339(case.due_at)
+                                );
+                            }
+                            Err(e) => {
+                                eprintln!("{}: {e}", f.display());
+                                failed = true;
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Notices {
             command: NoticesCommand::Check,

@@ -180,6 +180,7 @@ impl Default for ServerOptions {
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "onboarding", description = "Sign-up risk assessment, the review queue, credit terms"),
         (name = "monitoring", description = "Usage and activity events, spending budgets, alerts"),
+        (name = "cases", description = "Cases with SLAs, actions and approvals, the provider (Partner Center): links, webhooks, notices, service requests"),
         (name = "operations", description = "Health, metrics, this document"),
     )
 )]
@@ -287,6 +288,34 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::monitoring::get_alert,
             routes::monitoring::act_on_alert
         ))
+        .routes(routes!(routes::cases::list_cases))
+        .routes(routes!(routes::cases::sla_check))
+        .routes(routes!(routes::cases::get_case))
+        .routes(routes!(routes::cases::assign))
+        .routes(routes!(routes::cases::comment))
+        .routes(routes!(routes::cases::set_status))
+        .routes(routes!(routes::cases::act))
+        .routes(routes!(routes::cases::list_actions))
+        .routes(routes!(routes::cases::get_action))
+        .routes(routes!(routes::cases::approve))
+        .routes(routes!(routes::cases::reject))
+        .routes(routes!(routes::cases::retry))
+        .routes(routes!(routes::provider::link_customer))
+        .routes(routes!(routes::provider::link_subscription))
+        .routes(routes!(routes::provider::webhook))
+        .routes(routes!(
+            routes::provider::create_notice,
+            routes::provider::list_notices
+        ))
+        .routes(routes!(routes::provider::get_notice))
+        .routes(routes!(routes::provider::notice_status))
+        .routes(routes!(routes::provider::prepare_service_request))
+        .routes(routes!(
+            routes::provider::get_service_request,
+            routes::provider::record_ticket
+        ))
+        .routes(routes!(routes::provider::sync_service_request))
+        .routes(routes!(routes::provider::add_note))
         .split_for_parts()
 }
 

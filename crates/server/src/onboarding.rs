@@ -241,6 +241,29 @@ pub async fn assess_signup(
         AuditDraft::new(actor, "signup.assess", "signup", id).after(&outcome),
     )
     .await?;
+    if assessment.decision == Decision::Review {
+        let title = format!(
+            "Sign-up in review: {} (score {})",
+            details.company_name, assessment.score
+        );
+        crate::response::open_or_attach(
+            tx,
+            tenant,
+            actor,
+            None,
+            Some(id),
+            crate::response::CaseSource {
+                kind: riskdesk_domain::response::CaseKind::SignupReview,
+                severity: "medium",
+                title: &title,
+                entry_kind: "signup",
+                ref_id: Some(id),
+                data: Some(serde_json::json!({"score": assessment.score})),
+            },
+            now,
+        )
+        .await?;
+    }
     if assessment.decision == Decision::Approve {
         let c = create_customer_from(tx, tenant, actor, input, details, &outcome, id, now).await?;
         row = signups::set_reviewed(tx, &row, "approved", Some(c.id), None, now).await?;
@@ -344,6 +367,8 @@ pub async fn review_signup(
         .note(note);
     draft = draft.reason(if approve { "approve" } else { "reject" });
     audit::append(tx, tenant, now, draft).await?;
+    crate::response::close_signup_case(tx, tenant, actor, id, after.customer_id, approve, now)
+        .await?;
     Ok(after)
 }
 

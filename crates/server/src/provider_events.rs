@@ -261,7 +261,8 @@ pub async fn record_notice(
         created_at: at,
         updated_at: at,
     };
-    let severity = n.severity.unwrap_or_else(|| "high".into());
+    // Medium by default: the notice SLA (24 h) then sets the deadline.
+    let severity = n.severity.unwrap_or_else(|| "medium".into());
     let title = format!("Provider notice: {}", row.subject);
     // The case of a notice without a known customer stands on its own (an analyst links it).
     let (case, _) = open_or_attach(

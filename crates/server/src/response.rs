@@ -932,12 +932,16 @@ pub async fn notify_staff(
     Ok(())
 }
 
-/// Marks every case past its deadline (all tenants) and notifies staff once per case.
+/// Marks every case past its deadline (of one tenant, or all) and notifies staff once per case.
 /// Returns how many breaches were notified.
-pub async fn sla_pass(db: &riskdesk_storage::Db, now: Timestamp) -> Result<usize, ApiError> {
+pub async fn sla_pass(
+    db: &riskdesk_storage::Db,
+    only: Option<TenantId>,
+    now: Timestamp,
+) -> Result<usize, ApiError> {
     let mut n = 0;
     loop {
-        let due = cases::breached(db, to_micros(now), 200).await?;
+        let due = cases::breached(db, only, to_micros(now), 200).await?;
         if due.is_empty() {
             return Ok(n);
         }
@@ -996,7 +1000,7 @@ pub async fn sla_schedule(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = sla_pass(&db, clock.now()).await {
+        if let Err(e) = sla_pass(&db, None, clock.now()).await {
             tracing::warn!(error = %e, "SLA pass failed");
         }
         tokio::select! {
@@ -1004,4 +1008,45 @@ pub async fn sla_schedule(
             _ = stop.changed() => return,
         }
     }
+}
+
+/// The analyst decided a sign-up: its review case closes (resolved when approved, with the new
+/// customer on it; dismissed when rejected).
+pub async fn close_signup_case(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    signup: Uuid,
+    customer: Option<Uuid>,
+    approved: bool,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let Some(before) = cases::open_for_signup_tx(tx, tenant, signup).await? else {
+        return Ok(());
+    };
+    if customer.is_some() && before.customer_id.is_none() {
+        let mut c = before.clone();
+        c.customer_id = customer;
+        cases::update(tx, tenant, &c).await?;
+    }
+    let to = if approved {
+        CaseStatus::Resolved
+    } else {
+        CaseStatus::Dismissed
+    };
+    set_status(
+        tx,
+        tenant,
+        actor,
+        before.id,
+        to,
+        Some(if approved {
+            "sign-up approved after review"
+        } else {
+            "sign-up rejected after review"
+        }),
+        now,
+    )
+    .await?;
+    Ok(())
 }

@@ -191,7 +191,12 @@ pub async fn list(db: &Db, tenant: TenantId, f: &CaseFilter, limit: u32) -> Resu
 }
 
 /// Cases of every tenant past their deadline whose breach has not been notified yet.
-pub async fn breached(db: &Db, now: i64, limit: u32) -> Result<Vec<(Uuid, CaseRow)>> {
+pub async fn breached(
+    db: &Db,
+    tenant: Option<TenantId>,
+    now: i64,
+    limit: u32,
+) -> Result<Vec<(Uuid, CaseRow)>> {
     #[derive(Debug)]
     struct R(Uuid, CaseRow);
     impl FromRow for R {
@@ -205,10 +210,11 @@ pub async fn breached(db: &Db, now: i64, limit: u32) -> Result<Vec<(Uuid, CaseRo
                 "SELECT tenant_id, id, customer_id, signup_id, kind, severity, status, title, assignee, opened_at, due_at, \
                  sla_notified_at, closed_at, updated_at FROM cases \
                  WHERE due_at < $1 AND sla_notified_at IS NULL AND status NOT IN ('resolved', 'dismissed') \
-                 ORDER BY due_at LIMIT $2",
+                 AND ($3 IS NULL OR tenant_id = $3) ORDER BY due_at LIMIT $2",
             )
             .bind(now)
-            .bind(i64::from(limit)),
+            .bind(i64::from(limit))
+            .bind(tenant.map(|t| t.0)),
         )
         .await?;
     Ok(rows.into_iter().map(|R(t, c)| (t, c)).collect())

@@ -15,6 +15,7 @@ mod helpers;
 mod ingest;
 mod mfa;
 mod monitoring;
+mod response;
 mod rules;
 mod signups;
 mod subscriptions;

@@ -1,9 +1,11 @@
 pub mod audit;
 pub mod billing;
+pub mod cases;
 pub mod collections;
 pub mod customers;
 pub mod health;
 pub mod monitoring;
+pub mod provider;
 pub mod rules;
 pub mod signups;
 pub mod subscriptions;

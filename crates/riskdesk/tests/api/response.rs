@@ -1,0 +1,1065 @@
+//! Response: cases from alerts, actions carried out at a fake Partner Center, approvals,
+//! provider webhooks, notices, service requests, SLAs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use riskdesk_connectors::partner_center::PartnerCenterSettings;
+use riskdesk_connectors::partner_center_fake::FakePartnerCenter;
+use riskdesk_connectors::pc_webhook::test_support::{self, CertServer};
+use riskdesk_domain::Role;
+use riskdesk_server::ServerOptions;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, customer_body, spawn_app_with};
+
+fn pc_settings(fake: &FakePartnerCenter) -> PartnerCenterSettings {
+    PartnerCenterSettings {
+        tenant_id: "partner-tenant".into(),
+        client_id: "riskdesk-app".into(),
+        client_secret: "secret".into(),
+        rest_base: fake.url.clone(),
+        token_authority: format!("{}/", fake.url),
+        resource: "https://api.partnercenter.microsoft.com".into(),
+        timeout_ms: 2_000,
+        retries: 2,
+        backoff_ms: 20,
+        max_wait_seconds: 2,
+        requests_per_minute: 500,
+    }
+}
+
+fn options(pcs: &[(&str, &FakePartnerCenter)]) -> ServerOptions {
+    let mut map = HashMap::new();
+    for (instance, fake) in pcs {
+        map.insert((*instance).to_owned(), pc_settings(fake));
+    }
+    ServerOptions {
+        partner_center: map,
+        provider_interval: Duration::from_millis(100),
+        provider_lease: Duration::from_secs(30),
+        ..ServerOptions::default()
+    }
+}
+
+/// A customer on `instance` with one subscription, both linked to their provider ids.
+async fn linked_customer(
+    app: &TestApp,
+    instance: &str,
+    pc_cust: &str,
+    pc_sub: &str,
+) -> (String, String) {
+    let mut body = customer_body("Contoso");
+    body["cloud_instance"] = json!(instance);
+    let c = app.create_customer(&app.admin, body).await;
+    let cid = c["id"].as_str().unwrap().to_owned();
+    let s = app.create_subscription(&app.admin, &cid).await;
+    let sid = s["id"].as_str().unwrap().to_owned();
+    let r = app
+        .put(
+            &app.admin,
+            &format!("/v1/customers/{cid}/provider-link"),
+            &json!({"provider_customer_id": pc_cust}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app
+        .put(
+            &app.admin,
+            &format!("/v1/subscriptions/{sid}/provider-link"),
+            &json!({"provider_subscription_id": pc_sub}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    (cid, sid)
+}
+
+/// The provider's own fraud notification (a shipped detector, critical) for a customer.
+async fn fraud_alert(app: &TestApp, cid: &str) {
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/events",
+            &json!([{"type": "activity", "event_id": format!("fraud-{cid}"), "customer_id": cid,
+                     "time": jiff::Timestamp::now().to_string(), "operation": "provider_fraud_notification",
+                     "actor": "partner-center", "status": "succeeded", "properties": {}}]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["alerts"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.body
+    );
+}
+
+async fn only_case(app: &TestApp, cid: &str) -> Value {
+    let r = app
+        .get(&app.admin, &format!("/v1/cases?customer_id={cid}"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let items = r.body["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1, "{}", r.body);
+    items[0].clone()
+}
+
+/// Polls an action until it leaves `pending` (the provider worker runs every 100 ms).
+async fn settled(app: &TestApp, action: &str) -> Value {
+    for _ in 0..100 {
+        let r = app.get(&app.admin, &format!("/v1/actions/{action}")).await;
+        if r.body["status"] != "pending" {
+            return r.body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("action {action} still pending");
+}
+
+#[tokio::test]
+async fn an_alert_opens_a_case_and_a_suspension_reaches_partner_center_exactly_once() {
+    let pc = FakePartnerCenter::start().await;
+    pc.add_subscription("pc-cust-1", "pc-sub-1", true, true);
+    let app = spawn_app_with(options(&[("global", &pc)])).await;
+    let (cid, sid) = linked_customer(&app, "global", "pc-cust-1", "pc-sub-1").await;
+    fraud_alert(&app, &cid).await;
+
+    // One case, critical, due within the critical SLA (1 h).
+    let case = only_case(&app, &cid).await;
+    assert_eq!(case["kind"], "alert");
+    assert_eq!(case["severity"], "critical");
+    assert_eq!(case["status"], "open");
+    let opened: jiff::Timestamp = case["opened_at"].as_str().unwrap().parse().unwrap();
+    let due: jiff::Timestamp = case["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(due.duration_since(opened).as_secs(), 3600);
+    let case_id = case["id"].as_str().unwrap().to_owned();
+
+    // A second alert of the same customer joins the case.
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/events",
+            &json!([{"type": "activity", "event_id": "fraud-2", "customer_id": cid,
+                     "time": jiff::Timestamp::now().to_string(), "operation": "provider_fraud_notification",
+                     "actor": "partner-center", "status": "succeeded", "properties": {"again": true}}]),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    only_case(&app, &cid).await;
+
+    // The analyst suspends the subscription from the case.
+    let analyst = app.token("default", Role::Analyst).await;
+    let r = app
+        .post_with_key(
+            &analyst,
+            &format!("/v1/cases/{case_id}/actions"),
+            "suspend-1",
+            &json!({"kind": "suspend", "subscription_id": sid, "reason": "fraud", "note": "provider fraud event"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["status"], "pending");
+    assert_eq!(r.body["provider"], "partner_center");
+    let action = r.body["id"].as_str().unwrap().to_owned();
+    // A retry of the same request (same Idempotency-Key) is the same action.
+    let again = app
+        .post_with_key(
+            &analyst,
+            &format!("/v1/cases/{case_id}/actions"),
+            "suspend-1",
+            &json!({"kind": "suspend", "subscription_id": sid, "reason": "fraud", "note": "provider fraud event"}),
+        )
+        .await;
+    assert_eq!(again.body["id"], r.body["id"]);
+    // Applied in riskdesk at once.
+    let sub = app
+        .get(&app.admin, &format!("/v1/subscriptions/{sid}"))
+        .await;
+    assert_eq!(sub.body["status"], "suspended");
+
+    let done = settled(&app, &action).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["provider_result"]["after"], "suspended");
+    assert_eq!(done["provider_result"]["auto_renew_before"], true);
+
+    // Exactly one correct PATCH: the whole object, suspended, with the action's MS-RequestId.
+    let patches = pc.requests_with("PATCH");
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    let p = &patches[0];
+    assert_eq!(p.path, "/v1/customers/pc-cust-1/subscriptions/pc-sub-1");
+    assert_eq!(p.request_id.as_deref(), Some(action.as_str()));
+    assert!(p.if_match.is_some());
+    let sent: Value = serde_json::from_str(&p.body).unwrap();
+    assert_eq!(sent["status"], "suspended");
+    assert_eq!(sent["offerId"], "CFQ7TTC0LH18:0001");
+    assert_eq!(
+        pc.subscription("pc-cust-1", "pc-sub-1")["status"],
+        "suspended"
+    );
+
+    // The case shows it: actioned, its alerts and the action on the timeline.
+    let detail = app.get(&app.admin, &format!("/v1/cases/{case_id}")).await;
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    assert_eq!(detail.body["case"]["status"], "actioned");
+    let kinds: Vec<&str> = detail.body["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "alert").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"action"), "{kinds:?}");
+    assert_eq!(detail.body["actions"][0]["status"], "done");
+    assert_eq!(
+        detail.body["customer"]["subscriptions"][0]["provider_status"],
+        "suspended"
+    );
+    assert_eq!(detail.body["customer"]["provider_customer_id"], "pc-cust-1");
+
+    // The audit log has the decision and the provider's outcome.
+    let audit = app.get(&app.admin, "/v1/audit?limit=500").await;
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for a in [
+        "case.open",
+        "action.take",
+        "subscription.suspend",
+        "action.provider_done",
+        "case.actioned",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    // The customer was told, in French.
+    let outbox = app
+        .get(&app.admin, &format!("/v1/outbox?customer_id={cid}"))
+        .await;
+    let mail = outbox
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["event_type"] == "action.suspend")
+        .cloned()
+        .unwrap_or_else(|| panic!("no customer notice: {}", outbox.body));
+    assert!(
+        mail["subject"].as_str().unwrap().contains("suspendu"),
+        "{mail}"
+    );
+
+    // Nothing is pending: the case can be resolved.
+    let r = app
+        .post(
+            &analyst,
+            &format!("/v1/cases/{case_id}/status"),
+            &json!({"status": "resolved", "note": "confirmed fraud"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Reactivation restores auto-renew as it was before the suspension.
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/status"),
+            &json!({"status": "open"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app
+        .post(
+            &analyst,
+            &format!("/v1/cases/{case_id}/actions"),
+            &json!({"kind": "reactivate", "subscription_id": sid, "reason": "resolved"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let done = settled(&app, r.body["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let s = pc.subscription("pc-cust-1", "pc-sub-1");
+    assert_eq!(s["status"], "active");
+    assert_eq!(s["autoRenewEnabled"], true);
+}
+
+#[tokio::test]
+async fn throttling_and_outages_are_retried_and_a_refusal_is_visible() {
+    let pc = FakePartnerCenter::start().await;
+    pc.add_subscription("c", "s", false, false);
+    let app = spawn_app_with(options(&[("global", &pc)])).await;
+    let (cid, sid) = linked_customer(&app, "global", "c", "s").await;
+    fraud_alert(&app, &cid).await;
+    let case_id = only_case(&app, &cid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A short outage and a short throttle are waited out inside the call.
+    pc.fail_next(1);
+    pc.throttle_next(1, 1);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/actions"),
+            &json!({"kind": "suspend", "subscription_id": sid}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let done = settled(&app, r.body["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let statuses: Vec<u16> = pc.requests().iter().map(|r| r.status).collect();
+    assert!(
+        statuses.contains(&503) && statuses.contains(&429),
+        "{statuses:?}"
+    );
+    assert_eq!(pc.requests_with("PATCH").len(), 1);
+
+    // A long Retry-After leaves the call pending with the provider's answer; the case cannot
+    // close meanwhile; a retry (here asked for at once) goes through.
+    pc.throttle_next(1, 3600);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/actions"),
+            &json!({"kind": "reactivate", "subscription_id": sid}),
+        )
+        .await;
+    let action = r.body["id"].as_str().unwrap().to_owned();
+    let mut waiting = Value::Null;
+    for _ in 0..100 {
+        waiting = app
+            .get(&app.admin, &format!("/v1/actions/{action}"))
+            .await
+            .body;
+        if waiting["last_error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(waiting["status"], "pending", "{waiting}");
+    assert!(
+        waiting["last_error"].as_str().unwrap().contains("429"),
+        "{waiting}"
+    );
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/status"),
+            &json!({"status": "resolved"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.detail().contains("pending"), "{}", r.detail());
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/actions/{action}/retry"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(settled(&app, &action).await["status"], "done");
+    assert_eq!(pc.subscription("c", "s")["status"], "active");
+
+    // The provider refuses (the subscription is unknown there): failed, with its error.
+    let r = app
+        .put(
+            &app.admin,
+            &format!("/v1/subscriptions/{sid}/provider-link"),
+            &json!({"provider_subscription_id": "gone"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/actions"),
+            &json!({"kind": "suspend", "subscription_id": sid}),
+        )
+        .await;
+    let failed = settled(&app, r.body["id"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["last_error"].as_str().unwrap().contains("20003"),
+        "{failed}"
+    );
+}
+
+#[tokio::test]
+async fn a_customer_without_a_provider_link_is_acted_on_locally_and_says_so() {
+    let app = spawn_app_with(ServerOptions::default()).await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Fabrikam"))
+        .await;
+    let cid = c["id"].as_str().unwrap();
+    let sid = app.create_subscription(&app.admin, cid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fraud_alert(&app, cid).await;
+    let case_id = only_case(&app, cid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/actions"),
+            &json!({"kind": "suspend", "subscription_id": sid}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["status"], "done");
+    assert_eq!(r.body["provider"], "none");
+    assert!(
+        r.body["provider_result"]["local_only"]
+            .as_str()
+            .unwrap()
+            .contains("no provider link")
+    );
+}
+
+#[tokio::test]
+async fn whoever_proposes_an_action_cannot_approve_it() {
+    let pc = FakePartnerCenter::start().await;
+    pc.add_subscription("c", "s", true, false);
+    let app = spawn_app_with(options(&[("global", &pc)])).await;
+    let (cid, sid) = linked_customer(&app, "global", "c", "s").await;
+    fraud_alert(&app, &cid).await;
+    let case_id = only_case(&app, &cid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let analyst = app.token("default", Role::Analyst).await;
+    let r = app
+        .post(
+            &analyst,
+            &format!("/v1/cases/{case_id}/actions"),
+            &json!({"kind": "suspend", "subscription_id": sid, "require_approval": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["status"], "awaiting_approval");
+    let action = r.body["id"].as_str().unwrap().to_owned();
+    // Nothing happened yet, here or at the provider.
+    let sub = app
+        .get(&app.admin, &format!("/v1/subscriptions/{sid}"))
+        .await;
+    assert_eq!(sub.body["status"], "active");
+    let queue = app
+        .get(&app.admin, "/v1/actions?status=awaiting_approval")
+        .await;
+    assert_eq!(queue.body.as_array().unwrap().len(), 1);
+    // The case cannot be closed while the proposal waits.
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/status"),
+            &json!({"status": "dismissed"}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+
+    let r = app
+        .post(
+            &analyst,
+            &format!("/v1/actions/{action}/approve"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.problem(403)["status"], 403);
+    assert!(r.detail().contains("maker-checker"), "{}", r.detail());
+    // A collections token has no approval right.
+    let collections = app.token("default", Role::Collections).await;
+    let r = app
+        .post(
+            &collections,
+            &format!("/v1/actions/{action}/approve"),
+            &json!({}),
+        )
+        .await;
+    r.problem(403);
+
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/actions/{action}/approve"),
+            &json!({"note": "confirmed"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["decided_by"], "token:initial-admin");
+    assert_eq!(settled(&app, &action).await["status"], "done");
+    assert_eq!(pc.subscription("c", "s")["status"], "suspended");
+    // Decided once.
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/actions/{action}/reject"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+}
+
+#[tokio::test]
+async fn a_rule_in_require_approval_mode_proposes_and_waits() {
+    let app = spawn_app_with(ServerOptions::default()).await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Northwind"))
+        .await;
+    let cid = c["id"].as_str().unwrap();
+    app.create_subscription(&app.admin, cid).await;
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/rules",
+            &json!({"name": "Big spend", "scope": "usage", "condition": "event.cost > 100.0",
+                    "severity": "high", "mode": "active", "action": {"action": "suspend", "mode": "require_approval"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/events",
+            &json!([{"type": "usage", "event_id": "u1", "customer_id": cid, "time": jiff::Timestamp::now().to_string(),
+                     "meter_category": "Storage", "meter_name": "Hot LRS", "region": "westeurope",
+                     "quantity": "1", "unit": "hours", "cost": "500.00", "currency": "USD"}]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["accepted"], 1, "{}", r.body);
+    assert_eq!(r.body["alerts"].as_array().map(Vec::len), Some(1), "{}", r.body);
+    let waiting = app
+        .get(
+            &app.admin,
+            &format!("/v1/actions?status=awaiting_approval&customer_id={cid}"),
+        )
+        .await;
+    let items = waiting.body.as_array().unwrap();
+    let alerts = app.get(&app.admin, &format!("/v1/alerts?customer_id={cid}")).await;
+    assert_eq!(items.len(), 1, "{} alerts: {}", waiting.body, alerts.body);
+    assert_eq!(items[0]["kind"], "suspend");
+    assert!(
+        items[0]["proposed_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("system:")
+    );
+    let case = only_case(&app, cid).await;
+    assert_eq!(items[0]["case_id"], case["id"]);
+}
+
+#[tokio::test]
+async fn twentyone_vianet_customers_get_blocked_access_never_a_cancel() {
+    let global = FakePartnerCenter::start().await;
+    let china = FakePartnerCenter::start().await;
+    china.add_subscription("cn-cust", "cn-sub", false, false);
+    let app = spawn_app_with(options(&[("global", &global), ("china_21vianet", &china)])).await;
+    let (cid, sid) = linked_customer(&app, "china_21vianet", "cn-cust", "cn-sub").await;
+    fraud_alert(&app, &cid).await;
+    let case_id = only_case(&app, &cid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/actions"),
+            &json!({"kind": "cancel", "subscription_id": sid, "reason": "fraud"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/actions"),
+            &json!({"kind": "disable_access", "subscription_id": sid}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        settled(&app, r.body["id"].as_str().unwrap()).await["status"],
+        "done"
+    );
+    // The 21Vianet endpoint got the block (a suspension there); nothing ever asked for deletion,
+    // and the global endpoint was never called.
+    assert_eq!(
+        china.subscription("cn-cust", "cn-sub")["status"],
+        "suspended"
+    );
+    for p in china.requests_with("PATCH") {
+        assert!(!p.body.contains("deleted"), "{}", p.body);
+    }
+    assert!(global.requests().is_empty());
+    // No usage budget on 21Vianet: set locally, said so.
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/actions"),
+            &json!({"kind": "set_budget", "amount": "500.00", "currency": "CNY"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["provider"], "unsupported");
+    assert_eq!(r.body["status"], "done");
+}
+
+#[tokio::test]
+async fn lowering_the_budget_sets_it_at_the_provider_exactly() {
+    let pc = FakePartnerCenter::start().await;
+    pc.add_subscription("c", "s", false, false);
+    let app = spawn_app_with(options(&[("global", &pc)])).await;
+    let (cid, _) = linked_customer(&app, "global", "c", "s").await;
+    fraud_alert(&app, &cid).await;
+    let case_id = only_case(&app, &cid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/actions"),
+            &json!({"kind": "set_budget", "amount": "1234.56", "currency": "EUR"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        settled(&app, r.body["id"].as_str().unwrap()).await["status"],
+        "done"
+    );
+    assert_eq!(pc.budget("c").as_deref(), Some("1234.56"));
+    let b = app
+        .get(&app.admin, &format!("/v1/customers/{cid}/budget"))
+        .await;
+    assert_eq!(b.body["monthly_amount"], "1234.56", "{}", b.body);
+}
+
+async fn webhook_app() -> (TestApp, FakePartnerCenter, CertServer) {
+    let pc = FakePartnerCenter::start().await;
+    pc.add_subscription(
+        "11111111-2222-3333-4444-555555555555",
+        "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        true,
+        false,
+    );
+    let certs = CertServer::start().await;
+    let mut opts = options(&[("global", &pc)]);
+    opts.pc_webhooks = Some(test_support::settings(&certs.base_url));
+    let app = spawn_app_with(opts).await;
+    (app, pc, certs)
+}
+
+async fn post_webhook(
+    app: &TestApp,
+    certs: &CertServer,
+    body: &str,
+    signed_body: &str,
+) -> crate::helpers::Resp {
+    let sig = test_support::sign(&test_support::leaf_key_pem(), signed_body.as_bytes());
+    app.send(
+        app.client
+            .post(format!("{}/v1/provider/webhooks?tenant=default", app.base))
+            .header("content-type", "application/json")
+            .header("Authorization", format!("Signature {sig}"))
+            .header("X-MS-Certificate-Url", certs.url(test_support::LEAF_CERT))
+            .header("X-MS-Signature-Algorithm", "rsa-sha256")
+            .body(body.to_owned()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_signed_fraud_webhook_opens_a_case_and_a_forged_one_is_refused() {
+    let (app, _pc, certs) = webhook_app().await;
+    let (cid, _) = linked_customer(
+        &app,
+        "global",
+        "11111111-2222-3333-4444-555555555555",
+        "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+    )
+    .await;
+    let body = json!({
+        "EventName": "azure-fraud-event-detected",
+        "ResourceUri": "https://api.partnercenter.microsoft.com/v1/fraudEvents?SubscriptionId=aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee&EventStatus=Active",
+        "ResourceName": "fraudEvent",
+        "ResourceChangeUtcDate": "2026-11-21T08:00:00Z"
+    })
+    .to_string();
+
+    // Forged: the body was changed after signing.
+    let forged = body.replace("fraudEvent", "nothing");
+    let r = post_webhook(&app, &certs, &forged, &body).await;
+    r.problem(401);
+    assert!(r.detail().contains("signature"), "{}", r.detail());
+    // No signature at all.
+    let r = app
+        .send(
+            app.client
+                .post(format!("{}/v1/provider/webhooks?tenant=default", app.base))
+                .body(body.clone()),
+        )
+        .await;
+    r.problem(401);
+    let cases = app
+        .get(&app.admin, &format!("/v1/cases?customer_id={cid}"))
+        .await;
+    assert!(cases.body["items"].as_array().unwrap().is_empty());
+
+    let r = post_webhook(&app, &certs, &body, &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["handled"], "alert");
+    let case = only_case(&app, &cid).await;
+    assert_eq!(case["kind"], "provider_fraud");
+    assert_eq!(case["severity"], "critical");
+    // Partner Center retries deliveries: the same event again does nothing new.
+    let r = post_webhook(&app, &certs, &body, &body).await;
+    assert_eq!(r.body["handled"], "duplicate");
+    only_case(&app, &cid).await;
+}
+
+#[tokio::test]
+async fn subscription_updated_reads_the_subscription_back() {
+    let (app, pc, certs) = webhook_app().await;
+    let (cid, _) = linked_customer(
+        &app,
+        "global",
+        "11111111-2222-3333-4444-555555555555",
+        "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+    )
+    .await;
+    // Someone suspended it at the provider, outside riskdesk.
+    pc.set_status(
+        "11111111-2222-3333-4444-555555555555",
+        "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        "suspended",
+    );
+    let body = json!({
+        "EventName": "subscription-updated",
+        "ResourceUri": "http://api.partnercenter.microsoft.com/webhooks/v1/customers/11111111-2222-3333-4444-555555555555/subscriptions/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        "ResourceName": "subscription",
+        "ResourceChangeUtcDate": "2026-11-21T08:00:00Z"
+    })
+    .to_string();
+    let r = post_webhook(&app, &certs, &body, &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["handled"], "resynced");
+    assert_eq!(r.body["provider_status"], "suspended");
+    let alerts = app
+        .get(&app.admin, &format!("/v1/alerts?customer_id={cid}"))
+        .await;
+    assert_eq!(
+        alerts.body["items"][0]["rule"], "provider.subscription_changed",
+        "{}",
+        alerts.body
+    );
+}
+
+#[tokio::test]
+async fn a_provider_notice_flows_from_received_to_responded() {
+    let pc = FakePartnerCenter::start().await;
+    let app = spawn_app_with(options(&[("global", &pc)])).await;
+    let (cid, _) = linked_customer(
+        &app,
+        "global",
+        "11111111-2222-3333-4444-555555555555",
+        "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+    )
+    .await;
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/provider/notices",
+            &json!({
+                "message_id": "<aup-1@microsoft.com>",
+                "sender": "no-reply@microsoft.com",
+                "subject": "Acceptable Use Policy violation: outbound spam",
+                "body": "We detected outbound spam from subscription aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee. Respond within 24 hours.",
+                "provider_action": "throttled outbound port 25",
+                "requested_action": "confirm remediation"
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Matched to the customer by the subscription id in the text; the notice SLA is 24 h.
+    assert_eq!(r.body["notice"]["customer_id"], json!(cid));
+    assert_eq!(r.body["notice"]["status"], "received");
+    let notice = r.body["notice"]["id"].as_str().unwrap().to_owned();
+    let case = only_case(&app, &cid).await;
+    assert_eq!(case["kind"], "provider_notice");
+    let opened: jiff::Timestamp = case["opened_at"].as_str().unwrap().parse().unwrap();
+    let due: jiff::Timestamp = case["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(due.duration_since(opened).as_secs(), 24 * 3600);
+    // The same email again is refused.
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/provider/notices",
+            &json!({"message_id": "<aup-1@microsoft.com>", "sender": "x@microsoft.com", "subject": "s", "body": "b"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+
+    let step = |status: &str, response: Option<&str>| {
+        let mut b = json!({"status": status});
+        if let Some(r) = response {
+            b["response"] = json!(r);
+        }
+        b
+    };
+    let path = format!("/v1/provider/notices/{notice}/status");
+    assert_eq!(
+        app.post(&app.admin, &path, &step("reviewed", None))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.post(&app.admin, &path, &step("acted", None))
+            .await
+            .status,
+        200
+    );
+    // Backwards, or responded without the response: refused.
+    assert_eq!(
+        app.post(&app.admin, &path, &step("reviewed", None))
+            .await
+            .status,
+        409
+    );
+    let r = app.post(&app.admin, &path, &step("responded", None)).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = app
+        .post(
+            &app.admin,
+            &path,
+            &step(
+                "responded",
+                Some("Port 25 closed, VM deallocated, customer warned."),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "responded");
+    let n = app
+        .get(&app.admin, &format!("/v1/provider/notices/{notice}"))
+        .await;
+    assert_eq!(
+        n.body["response"],
+        "Port 25 closed, VM deallocated, customer warned."
+    );
+    let detail = app
+        .get(
+            &app.admin,
+            &format!("/v1/cases/{}", case["id"].as_str().unwrap()),
+        )
+        .await;
+    let notice_entries = detail.body["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "notice")
+        .count();
+    assert_eq!(notice_entries, 4, "{}", detail.body["timeline"]);
+}
+
+#[tokio::test]
+async fn the_sla_breach_is_notified_once_and_overdue_cases_are_listed() {
+    let app = spawn_app_with(ServerOptions::default()).await;
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/webhook-endpoints",
+            &json!({"url": "http://127.0.0.1:9/hook"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let c = app
+        .create_customer(&app.admin, customer_body("Tailspin"))
+        .await;
+    let cid = c["id"].as_str().unwrap();
+    fraud_alert(&app, cid).await;
+    let case = only_case(&app, cid).await;
+    let due: jiff::Timestamp = case["due_at"].as_str().unwrap().parse().unwrap();
+    let later = (due + jiff::SignedDuration::from_mins(1)).to_string();
+    let before = (due - jiff::SignedDuration::from_mins(1)).to_string();
+    let r = app
+        .get(
+            &app.admin,
+            &format!("/v1/cases?overdue=true&as_of={before}"),
+        )
+        .await;
+    assert!(r.body["items"].as_array().unwrap().is_empty());
+    let r = app
+        .get(&app.admin, &format!("/v1/cases?overdue=true&as_of={later}"))
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["items"][0]["overdue"], true);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/sla-check?as_of={later}"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["breaches_notified"], 1);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/sla-check?as_of={later}"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.body["breaches_notified"], 0);
+    let outbox = app.get(&app.admin, "/v1/outbox?limit=100").await;
+    let breaches = outbox
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["event_type"] == "case.sla_breached")
+        .count();
+    assert_eq!(breaches, 1, "{}", outbox.body);
+    // Another tenant's check does not touch this tenant's cases.
+    let other = app.token("other", Role::Admin).await;
+    let far = (due + jiff::SignedDuration::from_hours(100)).to_string();
+    let r = app
+        .post(
+            &other,
+            &format!("/v1/cases/sla-check?as_of={far}"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.body["breaches_notified"], 0);
+    let r = app.get(&other, "/v1/cases").await;
+    assert!(r.body["items"].as_array().unwrap().is_empty());
+    let r = app
+        .get(
+            &other,
+            &format!("/v1/cases/{}", case["id"].as_str().unwrap()),
+        )
+        .await;
+    r.problem(404);
+}
+
+#[tokio::test]
+async fn a_service_request_is_prepared_filed_and_followed() {
+    let pc = FakePartnerCenter::start().await;
+    pc.add_service_request("SR-4242", 1);
+    let app = spawn_app_with(options(&[("global", &pc)])).await;
+    let (cid, _) = linked_customer(&app, "global", "pc-c", "pc-s").await;
+    fraud_alert(&app, &cid).await;
+    let case_id = only_case(&app, &cid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/service-requests"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["status"], "draft");
+    assert_eq!(r.body["severity"], "critical");
+    let d = r.body["description"].as_str().unwrap();
+    assert!(
+        d.contains("pc-c") && d.contains("pc-s") && d.contains(&case_id),
+        "{d}"
+    );
+    let sr = r.body["id"].as_str().unwrap().to_owned();
+    // Not filed yet: nothing to sync.
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/service-requests/{sr}/sync"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    let r = app
+        .put(
+            &app.admin,
+            &format!("/v1/service-requests/{sr}"),
+            &json!({"ticket_id": "SR-4242"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "filed");
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/service-requests/{sr}/sync"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "open", "{}", r.body);
+    pc.set_service_request_status("SR-4242", 3);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/service-requests/{sr}/sync"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "attention_needed");
+    let r = app
+        .post_with_key(
+            &app.admin,
+            &format!("/v1/service-requests/{sr}/notes"),
+            "n-1",
+            &json!({"text": "Customer suspended; logs attached."}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["notes"][0]["text"],
+        "Customer suspended; logs attached."
+    );
+}
+
+#[tokio::test]
+async fn a_signup_held_for_review_has_a_case_that_its_review_closes() {
+    let app = spawn_app_with(ServerOptions::default()).await;
+    // A free-mail contact on a foreign domain with a mismatched phone scores into review.
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/signups/assess",
+            // Free mail (10) + phone from another country (15) + card from another country (20).
+            &json!({"company": {"name": "Review Me", "domain": "reviewme.example", "country": "GB"},
+                    "contact": {"email": "someone@gmail.com", "phone": "+33142685300", "name": "A B"},
+                    "ip": "203.0.113.9", "cloud_instance": "global",
+                    "payment_instrument": {"type": "card", "bin": "100100", "last4": "0001"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    if r.body["decision"] != "review" {
+        panic!("expected a review decision to test with: {}", r.body);
+    }
+    let signup = r.body["assessment_id"].as_str().unwrap().to_owned();
+    let cases = app.get(&app.admin, "/v1/cases?kind=signup_review").await;
+    let items = cases.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", cases.body);
+    assert_eq!(items[0]["signup_id"], json!(signup));
+    let case_id = items[0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/signups/{signup}/review"),
+            &json!({"decision": "approve", "note": "called them"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = app.get(&app.admin, &format!("/v1/cases/{case_id}")).await;
+    assert_eq!(c.body["case"]["status"], "resolved");
+    assert!(c.body["case"]["customer_id"].is_string());
+}
