@@ -536,7 +536,12 @@ async fn a_rule_in_require_approval_mode_proposes_and_waits() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["accepted"], 1, "{}", r.body);
-    assert_eq!(r.body["alerts"].as_array().map(Vec::len), Some(1), "{}", r.body);
+    assert_eq!(
+        r.body["alerts"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.body
+    );
     let waiting = app
         .get(
             &app.admin,
@@ -544,7 +549,9 @@ async fn a_rule_in_require_approval_mode_proposes_and_waits() {
         )
         .await;
     let items = waiting.body.as_array().unwrap();
-    let alerts = app.get(&app.admin, &format!("/v1/alerts?customer_id={cid}")).await;
+    let alerts = app
+        .get(&app.admin, &format!("/v1/alerts?customer_id={cid}"))
+        .await;
     assert_eq!(items.len(), 1, "{} alerts: {}", waiting.body, alerts.body);
     assert_eq!(items[0]["kind"], "suspend");
     assert!(
@@ -1062,4 +1069,273 @@ async fn a_signup_held_for_review_has_a_case_that_its_review_closes() {
     let c = app.get(&app.admin, &format!("/v1/cases/{case_id}")).await;
     assert_eq!(c.body["case"]["status"], "resolved");
     assert!(c.body["case"]["customer_id"].is_string());
+}
+
+/// A `riskdesk serve` process of the real binary, on a SQLite file, with its stdout read by
+/// a thread.
+struct Server {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    base: String,
+}
+
+impl Server {
+    fn start(config: &std::path::Path) -> Server {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_riskdesk"))
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "serve",
+            ])
+            .env_remove("RISKDESK_DATABASE_URL")
+            .env("RISKDESK_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start riskdesk serve");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            lines,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Lines printed up to "listening" (the admin token on first start is among them).
+    fn wait_listening(&self) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let l = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("riskdesk did not start: {seen:?}"));
+            let done = l.contains("listening on");
+            seen.push(l);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flush, like a crash.
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_crash_neither_loses_nor_doubles_a_provider_call() {
+    let pc = FakePartnerCenter::start().await;
+    pc.add_subscription("pc-c", "pc-s", true, true);
+    let dir = tempfile::tempdir().unwrap();
+    let config = |interval: u64| {
+        let path = dir.path().join(format!("riskdesk-{interval}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"database_url = "{db}"
+sqlite_synchronous = "full"
+
+[dunning]
+run_every_minutes = 0
+
+[provider_worker]
+interval_seconds = {interval}
+lease_seconds = 2
+
+[partner_center.global]
+tenant_id = "partner-tenant"
+client_id = "riskdesk-app"
+client_secret = "secret"
+rest_base = "{pc}"
+token_authority = "{pc}/"
+timeout_ms = 60000
+retries = 0
+"#,
+                db = dir.path().join("riskdesk.db").display(),
+                pc = pc.url
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, base: &str, path: &str, token: &str, body: Value| {
+        let req = client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body);
+        async move {
+            let r = req.send().await.expect("request");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    // 1. The action is decided, then the process dies before its worker's next pass (the
+    //    worker looks once an hour in this process).
+    let p1 = Server::start(&config(3600));
+    let out = p1.wait_listening();
+    let token = out
+        .iter()
+        .skip_while(|l| !l.contains("admin token"))
+        .nth(1)
+        .cloned()
+        .unwrap_or_else(|| panic!("no admin token printed: {out:?}"));
+    let base = p1.base.clone();
+    let mut body = customer_body("Crash Test");
+    body["external_id"] = json!("CRASH-1");
+    let (st, c) = call(reqwest::Method::POST, &base, "/v1/customers", &token, body).await;
+    assert_eq!(st, 201, "{c}");
+    let cid = c["id"].as_str().unwrap().to_owned();
+    let (_, s) = call(
+        reqwest::Method::POST,
+        &base,
+        &format!("/v1/customers/{cid}/subscriptions"),
+        &token,
+        json!({"offer": "Azure plan", "quantity": 1}),
+    )
+    .await;
+    let sid = s["id"].as_str().unwrap().to_owned();
+    call(
+        reqwest::Method::PUT,
+        &base,
+        &format!("/v1/customers/{cid}/provider-link"),
+        &token,
+        json!({"provider_customer_id": "pc-c"}),
+    )
+    .await;
+    call(
+        reqwest::Method::PUT,
+        &base,
+        &format!("/v1/subscriptions/{sid}/provider-link"),
+        &token,
+        json!({"provider_subscription_id": "pc-s"}),
+    )
+    .await;
+    let (st, ev) = call(
+        reqwest::Method::POST,
+        &base,
+        "/v1/events",
+        &token,
+        json!([{"type": "activity", "event_id": "crash-fraud", "customer_id": cid, "time": jiff::Timestamp::now().to_string(),
+                "operation": "provider_fraud_notification", "actor": "pc", "status": "succeeded", "properties": {}}]),
+    )
+    .await;
+    assert_eq!(st, 200, "{ev}");
+    let (_, cases) = call(
+        reqwest::Method::GET,
+        &base,
+        &format!("/v1/cases?customer_id={cid}"),
+        &token,
+        Value::Null,
+    )
+    .await;
+    let case_id = cases["items"][0]["id"].as_str().unwrap().to_owned();
+    let (st, a) = call(
+        reqwest::Method::POST,
+        &base,
+        &format!("/v1/cases/{case_id}/actions"),
+        &token,
+        json!({"kind": "suspend", "subscription_id": sid}),
+    )
+    .await;
+    assert_eq!(st, 201, "{a}");
+    let first = a["id"].as_str().unwrap().to_owned();
+    p1.kill9();
+    assert!(
+        pc.requests_with("PATCH").is_empty(),
+        "no call was made before the crash"
+    );
+
+    // 2. A new process carries it out (once); then it starts a second call whose reply is lost
+    //    (the provider applies it and never answers) and dies in the middle of it.
+    let p2 = Server::start(&config(1));
+    p2.wait_listening();
+    let base = p2.base.clone();
+    let mut done = Value::Null;
+    for _ in 0..100 {
+        done = call(
+            reqwest::Method::GET,
+            &base,
+            &format!("/v1/actions/{first}"),
+            &token,
+            Value::Null,
+        )
+        .await
+        .1;
+        if done["status"] == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(pc.requests_with("PATCH").len(), 1);
+    pc.hang_next_patch();
+    let (st, a) = call(
+        reqwest::Method::POST,
+        &base,
+        &format!("/v1/cases/{case_id}/actions"),
+        &token,
+        json!({"kind": "reactivate", "subscription_id": sid}),
+    )
+    .await;
+    assert_eq!(st, 201, "{a}");
+    let second = a["id"].as_str().unwrap().to_owned();
+    for _ in 0..100 {
+        if pc.requests_with("PATCH").len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        pc.requests_with("PATCH").len(),
+        2,
+        "the second call reached the provider"
+    );
+    p2.kill9();
+
+    // 3. After the lease, the next process repeats the call with the same MS-RequestId: the
+    //    provider already has it, nothing is applied twice, and the action completes.
+    let p3 = Server::start(&config(1));
+    p3.wait_listening();
+    let base = p3.base.clone();
+    for _ in 0..100 {
+        done = call(
+            reqwest::Method::GET,
+            &base,
+            &format!("/v1/actions/{second}"),
+            &token,
+            Value::Null,
+        )
+        .await
+        .1;
+        if done["status"] == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(pc.effects(), 2, "one effect per action");
+    let patches = pc.requests_with("PATCH");
+    let ids: Vec<Option<String>> = patches.iter().map(|p| p.request_id.clone()).collect();
+    assert_eq!(ids, [Some(first.clone()), Some(second.clone())], "{ids:?}");
+    assert_eq!(pc.subscription("pc-c", "pc-s")["status"], "active");
+    p3.kill9();
 }
