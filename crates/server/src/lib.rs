@@ -316,6 +316,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::provider::sync_service_request))
         .routes(routes!(routes::provider::add_note))
+        .routes(routes!(routes::blocklist::add, routes::blocklist::list))
+        .routes(routes!(routes::blocklist::remove))
         .split_for_parts()
 }
 

@@ -113,6 +113,43 @@ fn identifiers(input: &SignupInput) -> Vec<(String, String)> {
     ids
 }
 
+/// The block-list entries in force on the assessment date that the sign-up matches.
+async fn blocked_identifiers(
+    tx: &mut Tx,
+    tenant: TenantId,
+    input: &SignupInput,
+) -> Result<Vec<String>, ApiError> {
+    use riskdesk_domain::response::blocklist::{self, BlockKind, Identifiers};
+    let email = input.email.to_string().to_ascii_lowercase();
+    let ids = Identifiers {
+        domains: vec![
+            email.rsplit('@').next().unwrap_or_default().to_owned(),
+            input.company_domain.to_string().to_ascii_lowercase(),
+        ],
+        email: Some(email),
+        phone: input.phone.clone(),
+        ip: Some(input.ip),
+        card_prefix: match &input.payment {
+            Some(PaymentInstrument::Card { bin, .. }) => Some(bin.clone()),
+            _ => None,
+        },
+        device: input.device_id.clone(),
+    };
+    let exact: Vec<(String, String)> = ids
+        .exact_keys()
+        .into_iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v))
+        .collect();
+    let found =
+        riskdesk_storage::blocklist::candidates_tx(tx, tenant, &exact, to_micros(input.as_of))
+            .await?;
+    let entries: Vec<(BlockKind, String)> = found
+        .into_iter()
+        .filter_map(|(k, v)| BlockKind::parse(&k).map(|k| (k, v)))
+        .collect();
+    Ok(blocklist::matches(&entries, &ids))
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredInput {
     request: serde_json::Value,
@@ -196,6 +233,7 @@ pub async fn assess_signup(
         .collect();
     let counts = signups::count_velocity(tx, tenant, id, input.as_of, &rows).await?;
     let ids = identifiers(input);
+    let blocked = blocked_identifiers(tx, tenant, input).await?;
     let facts = SignupFacts {
         velocity: counted
             .iter()
@@ -204,6 +242,7 @@ pub async fn assess_signup(
             .collect(),
         fraud_links: signups::fraud_links(tx, tenant, &ids).await?,
         verification,
+        blocked,
     };
     let assessment = assess(input, &facts, &engine.data, &engine.policy);
     let outcome = StoredOutcome::from(&assessment);

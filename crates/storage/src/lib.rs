@@ -9,6 +9,7 @@ pub mod actions;
 pub mod alerts;
 pub mod audit;
 pub mod billing;
+pub mod blocklist;
 pub mod budgets;
 pub mod cases;
 pub mod challenges;

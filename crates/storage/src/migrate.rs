@@ -50,6 +50,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0009_response.sql",
         include_str!("../migrations/sqlite/0009_response.sql"),
     ),
+    (
+        10,
+        "0010_blocklist.sql",
+        include_str!("../migrations/sqlite/0010_blocklist.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

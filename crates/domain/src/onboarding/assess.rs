@@ -49,6 +49,7 @@ reason_codes! {
     VelocityEmailDomain => "velocity_email_domain", 20, "Too many sign-ups from this corporate email domain in the window (free-mail domains are not counted).";
     LinkedToFraud => "linked_to_fraud", 60, "Shares an email, phone, card, device or IP with a customer or sign-up marked fraudulent.";
     IdentityUnverified => "identity_unverified", 30, "The verification provider could not verify the company or contact.";
+    Blocklisted => "blocklisted", 100, "An identifier of the sign-up (email, email or company domain, phone, IP in a blocked range, card BIN, device) is on the partner's block list (refused by default).";
     CreditLow => "credit_low", 30, "The verification provider's credit score is below the policy's `credit_low_below`.";
 }
 
@@ -136,6 +137,8 @@ pub struct SignupFacts {
     /// Identifiers this sign-up shares with something marked fraudulent, e.g. `email:x@y.z`.
     pub fraud_links: Vec<String>,
     pub verification: VerificationFacts,
+    /// Block-list entries the sign-up matches, e.g. `domain example.com`.
+    pub blocked: Vec<String>,
 }
 
 /// What the external verification provider answered.
@@ -423,6 +426,14 @@ pub fn assess(
                 "shares {} with a customer or sign-up marked fraudulent",
                 facts.fraud_links.join(", ")
             ),
+        );
+    }
+
+    // The partner's block list.
+    if !facts.blocked.is_empty() {
+        add(
+            ReasonCode::Blocklisted,
+            format!("on the block list: {}", facts.blocked.join(", ")),
         );
     }
 

@@ -75,7 +75,11 @@ impl Default for Policy {
             points: BTreeMap::new(),
             review_at: 30,
             reject_at: 70,
-            hard_reject: vec!["card_prepaid".into(), "country_sanctioned".into()],
+            hard_reject: vec![
+                "card_prepaid".into(),
+                "country_sanctioned".into(),
+                "blocklisted".into(),
+            ],
             credit_currency: "USD".into(),
             credit_bands: vec![
                 CreditBand {

@@ -3,6 +3,7 @@
 //! provider notices and service requests. Pure: times are passed in.
 
 pub mod action;
+pub mod blocklist;
 pub mod case;
 pub mod notice;
 pub mod service_request;

@@ -1339,3 +1339,147 @@ retries = 0
     assert_eq!(pc.subscription("pc-c", "pc-s")["status"], "active");
     p3.kill9();
 }
+
+#[tokio::test]
+async fn a_blocked_identifier_refuses_the_sign_up_until_it_expires_or_is_removed() {
+    let app = spawn_app_with(ServerOptions::default()).await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Bad Actor"))
+        .await;
+    let cid = c["id"].as_str().unwrap();
+    fraud_alert(&app, cid).await;
+    let case_id = only_case(&app, cid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // From the case: the domain (and its subdomains) for good, a /24 for a month.
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/blocklist",
+            &json!({"kind": "domain", "value": "Fraud-Ring.example", "reason": "ring behind case", "case_id": case_id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["value"], "fraud-ring.example");
+    let domain_entry = r.body["id"].as_str().unwrap().to_owned();
+    let expires = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30)).to_string();
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/blocklist",
+            &json!({"kind": "ip", "value": "198.51.100.77/24", "reason": "bot farm", "expires_at": expires}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["value"], "198.51.100.0/24");
+    // Bad values are refused field by field.
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/blocklist",
+            &json!({"kind": "ip", "value": "198.51.100.0/40", "reason": "x"}),
+        )
+        .await;
+    assert_eq!(r.problem(422)["errors"][0]["field"], "value");
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/blocklist",
+            &json!({"kind": "asn", "value": "1", "reason": "x"}),
+        )
+        .await;
+    assert_eq!(r.problem(422)["errors"][0]["field"], "kind");
+
+    let signup = |email: &str, ip: &str, as_of: &str| {
+        json!({"company": {"name": "Acme", "domain": "acme.example", "country": "GB"},
+               "contact": {"email": email, "phone": "+442071838750", "name": "A"},
+               "ip": ip, "cloud_instance": "global", "as_of": as_of})
+    };
+    let now = jiff::Timestamp::now().to_string();
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/signups/assess",
+            &signup("x@mail.fraud-ring.example", "192.0.2.1", &now),
+        )
+        .await;
+    assert_eq!(r.body["decision"], "reject", "{}", r.body);
+    let reason = r.body["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["code"] == "blocklisted")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", r.body));
+    assert!(
+        reason["message"]
+            .as_str()
+            .unwrap()
+            .contains("domain fraud-ring.example")
+    );
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/signups/assess",
+            &signup("ceo@acme.example", "198.51.100.5", &now),
+        )
+        .await;
+    assert_eq!(r.body["decision"], "reject", "{}", r.body);
+    // After the range expires (an assessment as of then), the same IP passes.
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 31)).to_string();
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/signups/assess",
+            &signup("cfo@acme.example", "198.51.100.5", &later),
+        )
+        .await;
+    assert!(
+        !r.body["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["code"] == "blocklisted"),
+        "{}",
+        r.body
+    );
+    // Removed: the domain passes again; the entry is kept, marked removed.
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/blocklist/{domain_entry}/remove"),
+            &json!({"note": "cleared"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/signups/assess",
+            &signup("y@fraud-ring.example", "192.0.2.2", &now),
+        )
+        .await;
+    assert!(
+        !r.body["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["code"] == "blocklisted"),
+        "{}",
+        r.body
+    );
+    let all = app.get(&app.admin, "/v1/blocklist?active=false").await;
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
+    let active = app.get(&app.admin, "/v1/blocklist").await;
+    assert_eq!(active.body.as_array().unwrap().len(), 1);
+    // The case's timeline has it.
+    let detail = app.get(&app.admin, &format!("/v1/cases/{case_id}")).await;
+    assert!(
+        detail.body["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "blocklist")
+    );
+}

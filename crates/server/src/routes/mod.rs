@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod billing;
+pub mod blocklist;
 pub mod cases;
 pub mod collections;
 pub mod customers;
