@@ -269,7 +269,24 @@ impl PartnerCenterClient {
         if_match: Option<&str>,
         body: Option<&str>,
     ) -> Result<(u16, Option<String>, Value), PcError> {
-        let url = format!("{}{path}", self.rest_base);
+        self.call_with(method, path, request_id, if_match, body, &[])
+            .await
+    }
+
+    async fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        request_id: &str,
+        if_match: Option<&str>,
+        body: Option<&str>,
+        extra_headers: &[(String, String)],
+    ) -> Result<(u16, Option<String>, Value), PcError> {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.rest_base)
+        };
         let mut attempt: u32 = 0;
         let mut refreshed_token = false;
         loop {
@@ -285,6 +302,9 @@ impl PartnerCenterClient {
                 .header("MS-CorrelationId", &correlation);
             if let Some(e) = if_match {
                 req = req.header("If-Match", e);
+            }
+            for (k, v) in extra_headers {
+                req = req.header(k.as_str(), v.as_str());
             }
             if let Some(b) = body {
                 req = req
@@ -548,6 +568,117 @@ impl PartnerCenterClient {
     }
 }
 
+impl PartnerCenterClient {
+    /// Every item of a collection, following `links.next` (its relative `uri`, prefixed with
+    /// `/v1` when it lacks it, sent with every header in `links.next.headers` — the
+    /// `MS-ContinuationToken`). A bare JSON array is one page.
+    pub async fn get_collection(
+        &self,
+        path: &str,
+        max_pages: usize,
+    ) -> Result<Vec<Value>, PcError> {
+        let mut items = Vec::new();
+        let mut next: Option<(String, Vec<(String, String)>)> = Some((path.to_owned(), Vec::new()));
+        let mut pages = 0;
+        while let Some((p, headers)) = next.take() {
+            pages += 1;
+            if pages > max_pages {
+                return Err(PcError::BadResponse(format!(
+                    "more than {max_pages} pages at {path}"
+                )));
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            let (_, _, body) = self
+                .call_with(reqwest::Method::GET, &p, &id, None, None, &headers)
+                .await?;
+            match body {
+                Value::Array(a) => items.extend(a),
+                Value::Object(ref o) => {
+                    if let Some(Value::Array(a)) = o.get("items") {
+                        items.extend(a.iter().cloned());
+                    }
+                    if let Some(n) = body.pointer("/links/next") {
+                        let uri = n["uri"].as_str().unwrap_or_default();
+                        if !uri.is_empty() {
+                            let uri = if uri.starts_with("/v1/") || uri.starts_with("http") {
+                                uri.to_owned()
+                            } else {
+                                format!("/v1{}{uri}", if uri.starts_with('/') { "" } else { "/" })
+                            };
+                            let hs = n["headers"]
+                                .as_array()
+                                .map(|hs| {
+                                    hs.iter()
+                                        .filter_map(|h| {
+                                            Some((
+                                                h["key"].as_str()?.to_owned(),
+                                                h["value"].as_str()?.to_owned(),
+                                            ))
+                                        })
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            next = Some((uri, hs));
+                        }
+                    }
+                }
+                Value::Null => {}
+                other => {
+                    return Err(PcError::BadResponse(format!(
+                        "{path}: expected a collection, got {}",
+                        other
+                    )));
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    /// `GET /v1/fraudEvents?EventStatus=…` (a bare array).
+    pub async fn fraud_events(&self, status: &str) -> Result<Vec<Value>, PcError> {
+        self.get_collection(&format!("/v1/fraudEvents?EventStatus={}", seg(status)), 50)
+            .await
+    }
+
+    /// `POST /v1/fraudEvents/subscription/{id}/status`: records a verdict (`Fraud` or
+    /// `Ignore`) on events of a subscription (all when `event_ids` is empty).
+    pub async fn set_fraud_event_status(
+        &self,
+        subscription: &str,
+        event_ids: &[String],
+        status: &str,
+        reason: &str,
+        request_id: &str,
+    ) -> Result<Value, PcError> {
+        let body = serde_json::json!({"EventIds": event_ids, "EventStatus": status, "ResolvedReason": reason})
+            .to_string();
+        let (_, _, v) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/fraudEvents/subscription/{}/status", seg(subscription)),
+                request_id,
+                None,
+                Some(&body),
+            )
+            .await?;
+        Ok(v)
+    }
+
+    /// `GET /v1/auditrecords?startDate=…&endDate=…` for one UTC day (`YYYY-MM-DD`), every page.
+    /// Only the last 90 days exist (older: 400).
+    pub async fn audit_records(&self, day: &str, next_day: &str) -> Result<Vec<Value>, PcError> {
+        self.get_collection(
+            &format!(
+                "/v1/auditrecords?startDate={}&endDate={}&size=500",
+                seg(day),
+                seg(next_day)
+            ),
+            1_000,
+        )
+        .await
+    }
+}
+
 /// One path segment, percent-encoded.
 fn seg(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes())
@@ -770,6 +901,61 @@ mod tests {
             Some("1234.56")
         );
         assert!(c.set_usage_budget("c", "1e3", "b2").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn audit_records_follow_continuation_tokens_and_fraud_events_get_a_verdict() {
+        let fake = FakePartnerCenter::start().await;
+        let day = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        for i in 0..1203 {
+            fake.add_audit_record(
+                &format!("a{i}"),
+                "cust",
+                "add_user_member",
+                &format!("{day}T10:00:00Z"),
+            );
+        }
+        let c = client(&fake);
+        let next = day.tomorrow().unwrap();
+        let all = c
+            .audit_records(&day.to_string(), &next.to_string())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1203);
+        assert_eq!(all[1202]["id"], "a1202");
+        // Three pages: the second and third carried the token from `links.next.headers`.
+        let gets: Vec<_> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/v1/auditrecords")
+            .collect();
+        assert_eq!(gets.len(), 3);
+        // Beyond the 90-day window: the service's 400, final.
+        let old = day.checked_sub(jiff::Span::new().days(120)).unwrap();
+        let e = c
+            .audit_records(&old.to_string(), &old.tomorrow().unwrap().to_string())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, PcError::Rejected { status: 400, .. }), "{e:?}");
+
+        fake.add_fraud_event(
+            "cust",
+            "sub-1",
+            "vm-1",
+            "NetworkConnectionsToCryptoMiningPools",
+        );
+        let events = c.fraud_events("Active").await.unwrap();
+        assert_eq!(events.len(), 1);
+        c.set_fraud_event_status("sub-1", &[], "Resolved", "Fraud", "v1")
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.fraud_event_status("sub-1_vm-1").as_deref(),
+            Some("Resolved")
+        );
+        assert!(c.fraud_events("Active").await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -36,6 +36,8 @@ struct FakeState {
     budgets: HashMap<String, String>,
     service_requests: HashMap<String, Value>,
     requests: Vec<LoggedRequest>,
+    fraud_events: Vec<Value>,
+    audit_records: Vec<Value>,
     /// Successful changes by `MS-RequestId`: a replay gets the same answer, no second effect.
     replay: HashMap<String, (u16, Value)>,
     throttle: u32,
@@ -125,6 +127,45 @@ impl FakePartnerCenter {
                 v["status"] = json!(status);
             }
         });
+    }
+
+    /// Seeds an active fraud event (the new events model's fields) on a subscription.
+    pub fn add_fraud_event(
+        &self,
+        customer: &str,
+        subscription: &str,
+        entity: &str,
+        event_type: &str,
+    ) {
+        let v = json!({
+            "eventTime": "2026-11-21T07:00:00Z", "eventId": format!("{subscription}_{entity}"),
+            "partnerTenantId": "partner-tenant", "customerTenantId": customer, "customerFriendlyName": "Customer",
+            "subscriptionId": subscription, "entityId": entity, "entityName": entity, "hitCount": 3,
+            "eventStatus": "Active", "eventType": event_type, "severity": "High",
+            "firstOccurrence": "2026-11-21T06:00:00Z", "lastOccurrence": "2026-11-21T07:00:00Z",
+            "resolvedOn": "9999-12-31T23:59:59Z"
+        });
+        self.with(|s| s.fraud_events.push(v));
+    }
+
+    pub fn fraud_event_status(&self, event_id: &str) -> Option<String> {
+        self.with(|s| {
+            s.fraud_events
+                .iter()
+                .find(|e| e["eventId"] == event_id)
+                .and_then(|e| e["eventStatus"].as_str().map(str::to_owned))
+        })
+    }
+
+    /// Seeds an audit record (`resourceNewValue` as a JSON string, as the service sends it).
+    pub fn add_audit_record(&self, id: &str, customer: &str, operation: &str, date: &str) {
+        let v = json!({
+            "id": id, "partnerId": "partner-tenant", "customerId": customer, "customerName": "Customer",
+            "userPrincipalName": "admin@customer.onmicrosoft.com", "resourceType": "customer_user",
+            "resourceNewValue": "{\"Id\":\"x\"}", "operationType": operation, "operationDate": date,
+            "operationStatus": "succeeded", "customizedData": [], "attributes": {"objectType": "AuditRecord"}
+        });
+        self.with(|s| s.audit_records.push(v));
     }
 
     pub fn budget(&self, customer: &str) -> Option<String> {
@@ -239,7 +280,14 @@ async fn resource(
     };
     let (status, value, hang, retry_after) = {
         let mut s = state.lock().expect("fake state");
-        let out = decide(&mut s, &method, &path, &headers, &body);
+        let out = decide(
+            &mut s,
+            &method,
+            &path,
+            uri.query().unwrap_or(""),
+            &headers,
+            &body,
+        );
         log.status = if out.2 { 0 } else { out.0.as_u16() };
         s.requests.push(log);
         out
@@ -265,6 +313,7 @@ fn decide(
     s: &mut FakeState,
     method: &Method,
     path: &str,
+    query: &str,
     headers: &HeaderMap,
     body: &[u8],
 ) -> (StatusCode, Value, bool, Option<u64>) {
@@ -391,6 +440,116 @@ fn decide(
                 }
                 _ => error(StatusCode::BAD_REQUEST, 0, "amount is required"),
             }
+        }
+        (Method::GET, ["v1", "fraudEvents"]) => {
+            let q: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            let want = q.get("EventStatus").map(|x| x.to_ascii_lowercase());
+            // A bare array, as documented.
+            let list: Vec<Value> = s
+                .fraud_events
+                .iter()
+                .filter(|e| {
+                    want.as_deref().is_none_or(|w| {
+                        e["eventStatus"]
+                            .as_str()
+                            .is_some_and(|x| x.eq_ignore_ascii_case(w))
+                    })
+                })
+                .cloned()
+                .collect();
+            (StatusCode::OK, Value::Array(list))
+        }
+        (Method::POST, ["v1", "fraudEvents", "subscription", sub, "status"]) => {
+            let sent: Value = serde_json::from_slice(body).unwrap_or_default();
+            let ids: Vec<String> = field(&sent, "EventIds")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let status = field(&sent, "EventStatus")
+                .and_then(Value::as_str)
+                .unwrap_or("Resolved")
+                .to_owned();
+            let reason = field(&sent, "ResolvedReason")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let mut changed = Vec::new();
+            for e in s.fraud_events.iter_mut() {
+                if e["subscriptionId"] == *sub
+                    && (ids.is_empty() || ids.iter().any(|i| e["eventId"] == i.as_str()))
+                {
+                    e["eventStatus"] = json!(status);
+                    e["resolvedReason"] = reason.clone();
+                    changed.push(e.clone());
+                }
+            }
+            s.effects += 1;
+            let v = Value::Array(changed);
+            if let Some(id) = request_id.clone() {
+                s.replay.insert(id, (200, v.clone()));
+            }
+            (StatusCode::OK, v)
+        }
+        (Method::GET, ["v1", "auditrecords"]) => {
+            let q: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            let Some(start) = q.get("startDate").cloned() else {
+                let (st, v) = error(StatusCode::BAD_REQUEST, 0, "startDate is required");
+                return (st, v, false, None);
+            };
+            let end = q
+                .get("endDate")
+                .cloned()
+                .unwrap_or_else(|| "9999-12-31".into());
+            let today = jiff::Timestamp::now()
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .date();
+            match start.parse::<jiff::civil::Date>() {
+                Ok(d) if (today - d).get_days() > 90 => {
+                    let (st, v) = error(
+                        StatusCode::BAD_REQUEST,
+                        0,
+                        "startDate must be within the last 90 days",
+                    );
+                    return (st, v, false, None);
+                }
+                Err(_) => {
+                    let (st, v) = error(StatusCode::BAD_REQUEST, 0, "startDate is not a date");
+                    return (st, v, false, None);
+                }
+                _ => {}
+            }
+            let size: usize = q
+                .get("size")
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(500)
+                .max(1);
+            let from: usize = header(headers, "ms-continuationtoken")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            let matching: Vec<Value> = s
+                .audit_records
+                .iter()
+                .filter(|r| {
+                    let d = r["operationDate"].as_str().unwrap_or_default();
+                    d >= start.as_str() && d < end.as_str()
+                })
+                .cloned()
+                .collect();
+            let page: Vec<Value> = matching.iter().skip(from).take(size).cloned().collect();
+            let mut v = json!({"totalCount": page.len(), "items": page, "attributes": {"objectType": "Collection"}});
+            if from + size < matching.len() {
+                // Relative, without /v1, with the token in headers: as the service pages.
+                v["links"] = json!({"next": {"uri": format!("/auditrecords?startDate={start}&endDate={end}&size={size}&seekOperation=Next"),
+                    "method": "GET", "headers": [{"key": "MS-ContinuationToken", "value": (from + size).to_string()}]}});
+            }
+            (StatusCode::OK, v)
         }
         (Method::GET, ["v1", "servicerequests", id]) => match s.service_requests.get(*id) {
             Some(v) => (StatusCode::OK, v.clone()),

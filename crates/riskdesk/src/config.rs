@@ -59,6 +59,10 @@ pub struct ProviderWorkerSettings {
     /// Seconds a started call is left alone before it may be tried again (after a crash):
     /// longer than a call with its retries can take.
     pub lease_seconds: u64,
+    /// Minutes between pulls of fraud events and audit records from Partner Center (0: never;
+    /// the default pulls every 15 minutes when `[partner_center_webhooks]` is not set, hourly
+    /// otherwise to catch what a webhook missed).
+    pub poll_every_minutes: Option<u64>,
 }
 
 impl Default for ProviderWorkerSettings {
@@ -66,6 +70,7 @@ impl Default for ProviderWorkerSettings {
         Self {
             interval_seconds: 2,
             lease_seconds: 120,
+            poll_every_minutes: None,
         }
     }
 }
@@ -231,6 +236,14 @@ impl Settings {
                 self.provider_worker.lease_seconds.max(1),
             ),
             sla_every: std::time::Duration::from_secs(60),
+            provider_poll_every: match self.provider_worker.poll_every_minutes {
+                Some(0) => None,
+                Some(m) => Some(std::time::Duration::from_secs(m * 60)),
+                None if self.partner_center_webhooks.is_some() => {
+                    Some(std::time::Duration::from_secs(3600))
+                }
+                None => Some(std::time::Duration::from_secs(15 * 60)),
+            },
         })
     }
 

@@ -558,6 +558,12 @@ fn pc_rated_usage(
     .validate()
 }
 
+/// A Partner Center audit record as pulled from the API: an activity event whose customer is
+/// the record's `customerId` (as an external id: the caller maps it to a linked customer).
+pub fn pc_audit_record(v: &serde_json::Value) -> Result<Event, String> {
+    pc_audit(v, &FileOptions::default(), "")
+}
+
 /// `AuditRecord` (Partner Center activity): an activity event.
 fn pc_audit(v: &serde_json::Value, opts: &FileOptions, key: &str) -> Result<Event, String> {
     let customer = customer_from(opts, str_at(v, &["customerId"]), "customerId")?;

@@ -22,6 +22,7 @@ pub mod onboarding;
 pub mod outbox;
 pub mod provider;
 pub mod provider_events;
+pub mod provider_poll;
 pub mod response;
 pub mod risk;
 pub mod routes;
@@ -141,6 +142,8 @@ pub struct ServerOptions {
     pub provider_lease: std::time::Duration,
     /// How often cases are checked against their deadlines.
     pub sla_every: std::time::Duration,
+    /// Pull fraud events and audit records from Partner Center this often (None: never).
+    pub provider_poll_every: Option<std::time::Duration>,
 }
 
 impl Default for ServerOptions {
@@ -165,6 +168,7 @@ impl Default for ServerOptions {
             provider_interval: std::time::Duration::from_secs(2),
             provider_lease: std::time::Duration::from_secs(120),
             sla_every: std::time::Duration::from_secs(60),
+            provider_poll_every: None,
         }
     }
 }
@@ -447,6 +451,18 @@ impl Application {
             }
             .run(opts.provider_interval, stopped.clone()),
         );
+        if let Some(every) = opts.provider_poll_every
+            && !hub.is_empty()
+        {
+            tokio::spawn(provider_poll::schedule(
+                db.clone(),
+                clock.clone(),
+                hub.clone(),
+                detector.clone(),
+                every,
+                stopped.clone(),
+            ));
+        }
         tokio::spawn(response::sla_schedule(
             db.clone(),
             clock.clone(),

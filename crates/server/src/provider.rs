@@ -53,6 +53,13 @@ impl ProviderHub {
         self.clients.get(&instance).cloned()
     }
 
+    /// Every configured instance with its client.
+    pub fn all(&self) -> Vec<(CloudInstance, Arc<PartnerCenterClient>)> {
+        let mut v: Vec<_> = self.clients.iter().map(|(i, c)| (*i, c.clone())).collect();
+        v.sort_by_key(|(i, _)| i.as_str());
+        v
+    }
+
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
     }

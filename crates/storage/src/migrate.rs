@@ -55,6 +55,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0010_blocklist.sql",
         include_str!("../migrations/sqlite/0010_blocklist.sql"),
     ),
+    (
+        11,
+        "0011_provider_poll.sql",
+        include_str!("../migrations/sqlite/0011_provider_poll.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

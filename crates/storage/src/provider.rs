@@ -539,3 +539,92 @@ pub async fn record_event(
         .await?;
     Ok(n > 0)
 }
+
+/// Every tenant's customer linked to this provider customer id: (tenant, customer).
+pub async fn customers_by_provider_id_any_tenant(
+    db: &Db,
+    provider_id: &str,
+) -> Result<Vec<(Uuid, Uuid)>> {
+    #[derive(Debug)]
+    struct R(Uuid, Uuid);
+    impl FromRow for R {
+        fn from_row(r: &dyn RowLike) -> Result<Self> {
+            Ok(R(r.uuid("tenant_id")?, r.uuid("customer_id")?))
+        }
+    }
+    let rows: Vec<R> = db
+        .fetch_all(
+            Q::new("SELECT tenant_id, customer_id FROM provider_customers WHERE provider_customer_id = $1")
+                .bind(provider_id),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|R(t, c)| (t, c)).collect())
+}
+
+/// Every tenant's subscription linked to this provider subscription id: (tenant, subscription,
+/// customer).
+pub async fn subscriptions_by_provider_id_any_tenant(
+    db: &Db,
+    provider_id: &str,
+) -> Result<Vec<(Uuid, Uuid, Uuid)>> {
+    #[derive(Debug)]
+    struct R(Uuid, Uuid, Uuid);
+    impl FromRow for R {
+        fn from_row(r: &dyn RowLike) -> Result<Self> {
+            Ok(R(
+                r.uuid("tenant_id")?,
+                r.uuid("subscription_id")?,
+                r.uuid("customer_id")?,
+            ))
+        }
+    }
+    let rows: Vec<R> = db
+        .fetch_all(
+            Q::new(
+                "SELECT p.tenant_id, p.subscription_id, s.customer_id FROM provider_subscriptions p \
+                 JOIN subscriptions s ON s.id = p.subscription_id WHERE p.provider_subscription_id = $1",
+            )
+            .bind(provider_id),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|R(t, s, c)| (t, s, c)).collect())
+}
+
+pub async fn cursor(db: &Db, instance: &str, feed: &str) -> Result<Option<String>> {
+    #[derive(Debug)]
+    struct V(String);
+    impl FromRow for V {
+        fn from_row(r: &dyn RowLike) -> Result<Self> {
+            Ok(V(r.text("value")?))
+        }
+    }
+    Ok(db
+        .fetch_optional::<V>(
+            Q::new("SELECT value FROM provider_cursors WHERE instance = $1 AND feed = $2")
+                .bind(instance)
+                .bind(feed),
+        )
+        .await?
+        .map(|V(v)| v))
+}
+
+pub async fn set_cursor(
+    tx: &mut Tx,
+    instance: &str,
+    feed: &str,
+    value: &str,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        Q::new(
+            "INSERT INTO provider_cursors (instance, feed, value, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (instance, feed) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(instance)
+        .bind(feed)
+        .bind(value)
+        .bind(now),
+    )
+    .await?;
+    Ok(())
+}

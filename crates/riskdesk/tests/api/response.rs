@@ -1483,3 +1483,75 @@ async fn a_blocked_identifier_refuses_the_sign_up_until_it_expires_or_is_removed
             .any(|e| e["kind"] == "blocklist")
     );
 }
+
+#[tokio::test]
+async fn the_poller_turns_fraud_events_and_audit_records_into_alerts_and_events() {
+    let pc = FakePartnerCenter::start().await;
+    pc.add_subscription("pc-cust-9", "pc-sub-9", true, false);
+    pc.add_fraud_event(
+        "pc-cust-9",
+        "pc-sub-9",
+        "vm-miner",
+        "NetworkConnectionsToCryptoMiningPools",
+    );
+    pc.add_fraud_event(
+        "someone-else",
+        "unlinked-sub",
+        "vm-x",
+        "UsageAnomalyDetection",
+    );
+    let now = jiff::Timestamp::now();
+    for i in 0..3 {
+        pc.add_audit_record(
+            &format!("rec-{i}"),
+            "pc-cust-9",
+            "add_user_member",
+            &now.to_string(),
+        );
+    }
+    let mut opts = options(&[("global", &pc)]);
+    opts.provider_poll_every = Some(Duration::from_millis(200));
+    let app = spawn_app_with(opts).await;
+    let (cid, _) = linked_customer(&app, "global", "pc-cust-9", "pc-sub-9").await;
+    let mut alerts = Value::Null;
+    let mut events = 0;
+    for _ in 0..100 {
+        alerts = app
+            .get(
+                &app.admin,
+                &format!("/v1/alerts?customer_id={cid}&rule=provider.fraud_event"),
+            )
+            .await
+            .body;
+        events = app
+            .db
+            .fetch_all::<i64>(riskdesk_storage::query::Q::new(
+                "SELECT COUNT(*) AS n FROM events WHERE event_id LIKE 'pc-audit:%'",
+            ))
+            .await
+            .unwrap()[0];
+        if alerts["items"].as_array().is_some_and(|a| !a.is_empty()) && events == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let items = alerts["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{alerts}");
+    assert_eq!(items[0]["severity"], "critical");
+    assert_eq!(
+        events, 3,
+        "the three audit records are the customer's activity events"
+    );
+    // Later passes add nothing: one alert per event, each record once.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let again = app
+        .get(
+            &app.admin,
+            &format!("/v1/alerts?customer_id={cid}&rule=provider.fraud_event"),
+        )
+        .await;
+    assert_eq!(again.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(again.body["items"][0]["count"], 1);
+    let case = only_case(&app, &cid).await;
+    assert_eq!(case["kind"], "provider_fraud");
+}
