@@ -634,6 +634,60 @@ impl PartnerCenterClient {
         Ok(items)
     }
 
+    /// Cancels one Azure subscription of an Azure plan: `POST
+    /// …/subscriptions/{plan}/azureEntitlements/{id}/cancel` with a cancellation reason (200 or
+    /// 202). An entitlement already inactive is left alone (nothing sent).
+    pub async fn cancel_entitlement(
+        &self,
+        customer: &str,
+        plan: &str,
+        entitlement: &str,
+        reason: &str,
+        request_id: &str,
+    ) -> Result<StatusChange, PcError> {
+        let path = format!(
+            "/v1/customers/{}/subscriptions/{}/azureEntitlements/{}",
+            seg(customer),
+            seg(plan),
+            seg(entitlement)
+        );
+        let rid = uuid::Uuid::now_v7().to_string();
+        let (_, _, current) = self
+            .call(reqwest::Method::GET, &path, &rid, None, None)
+            .await?;
+        let before = current
+            .get("status")
+            .map(enum_name)
+            .unwrap_or_else(|| "unknown".into());
+        if matches!(before.as_str(), "inactive" | "cancelled" | "deleted") {
+            return Ok(StatusChange {
+                after: before.clone(),
+                before,
+                auto_renew_before: None,
+                patched: false,
+            });
+        }
+        let body = serde_json::json!({"cancellationReason": reason}).to_string();
+        let (_, _, after) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("{path}/cancel"),
+                request_id,
+                None,
+                Some(&body),
+            )
+            .await?;
+        Ok(StatusChange {
+            before,
+            after: after
+                .get("status")
+                .map(enum_name)
+                .unwrap_or_else(|| "inactive".into()),
+            auto_renew_before: None,
+            patched: true,
+        })
+    }
+
     /// `GET /v1/fraudEvents?EventStatus=…` (a bare array).
     pub async fn fraud_events(&self, status: &str) -> Result<Vec<Value>, PcError> {
         self.get_collection(&format!("/v1/fraudEvents?EventStatus={}", seg(status)), 50)

@@ -37,6 +37,7 @@ struct FakeState {
     service_requests: HashMap<String, Value>,
     requests: Vec<LoggedRequest>,
     fraud_events: Vec<Value>,
+    entitlements: HashMap<(String, String, String), Value>,
     audit_records: Vec<Value>,
     /// Successful changes by `MS-RequestId`: a replay gets the same answer, no second effect.
     replay: HashMap<String, (u16, Value)>,
@@ -127,6 +128,26 @@ impl FakePartnerCenter {
                 v["status"] = json!(status);
             }
         });
+    }
+
+    /// Seeds an active Azure subscription (entitlement) inside an Azure plan.
+    pub fn add_entitlement(&self, customer: &str, plan: &str, id: &str) {
+        let v = json!({"id": id, "friendlyName": "Azure subscription", "status": "active",
+                       "subscriptionId": id, "entitlementType": "azure_subscription",
+                       "attributes": {"objectType": "AzureEntitlement"}});
+        self.with(|s| {
+            s.entitlements
+                .insert((customer.into(), plan.into(), id.into()), v);
+        });
+    }
+
+    pub fn entitlement(&self, customer: &str, plan: &str, id: &str) -> Value {
+        self.with(|s| {
+            s.entitlements
+                .get(&(customer.into(), plan.into(), id.into()))
+                .cloned()
+                .unwrap_or(Value::Null)
+        })
     }
 
     /// Seeds an active fraud event (the new events model's fields) on a subscription.
@@ -439,6 +460,72 @@ fn decide(
                     (StatusCode::OK, v)
                 }
                 _ => error(StatusCode::BAD_REQUEST, 0, "amount is required"),
+            }
+        }
+        (
+            Method::GET,
+            [
+                "v1",
+                "customers",
+                c,
+                "subscriptions",
+                p,
+                "azureEntitlements",
+                id,
+            ],
+        ) => {
+            match s
+                .entitlements
+                .get(&(c.to_string(), p.to_string(), id.to_string()))
+            {
+                Some(v) => (StatusCode::OK, v.clone()),
+                None => error(StatusCode::NOT_FOUND, 800111, "Azure entitlement not found"),
+            }
+        }
+        (
+            Method::POST,
+            [
+                "v1",
+                "customers",
+                c,
+                "subscriptions",
+                p,
+                "azureEntitlements",
+                id,
+                op,
+            ],
+        ) if *op == "cancel" || *op == "reactivate" => {
+            let key = (c.to_string(), p.to_string(), id.to_string());
+            let sent: Value = serde_json::from_slice(body).unwrap_or_default();
+            if *op == "cancel"
+                && !matches!(
+                    field(&sent, "cancellationReason").and_then(Value::as_str),
+                    Some("compromise") | Some("other") | Some("fraud")
+                )
+            {
+                let (st, v) = error(
+                    StatusCode::BAD_REQUEST,
+                    900307,
+                    "Invalid cancellation reason",
+                );
+                return (st, v, false, None);
+            }
+            match s.entitlements.get_mut(&key) {
+                Some(v) => {
+                    v["status"] = json!(if *op == "cancel" {
+                        "inactive"
+                    } else {
+                        "active"
+                    });
+                    let v = v.clone();
+                    s.effects += 1;
+                    if let Some(id) = request_id.clone() {
+                        s.replay.insert(id, (202, v.clone()));
+                    }
+                    // 202 as in the REST reference (the guide says 200; clients accept both).
+                    (StatusCode::ACCEPTED, v)
+                }
+                None => error(StatusCode::NOT_FOUND, 800111, "Azure entitlement not found"),
             }
         }
         (Method::GET, ["v1", "fraudEvents"]) => {

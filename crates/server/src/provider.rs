@@ -193,6 +193,26 @@ impl ProviderWorker {
                 let Some(sl) = sl else {
                     return Outcome::Failed("the subscription's provider link was removed".into());
                 };
+                if let Some(ent) = &sl.provider_entitlement_id {
+                    // An Azure subscription of an Azure plan: cancel that entitlement (the
+                    // API cannot cancel the plan itself).
+                    return match client
+                        .cancel_entitlement(
+                            &cl.provider_customer_id,
+                            &sl.provider_subscription_id,
+                            ent,
+                            "compromise",
+                            &request_id,
+                        )
+                        .await
+                    {
+                        Ok(ch) => Outcome::Done(serde_json::to_value(ch).unwrap_or_default()),
+                        Err(e) if e.is_retryable() => {
+                            Outcome::Retry(e.to_string(), e.retry_after())
+                        }
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    };
+                }
                 client
                     .set_subscription_status(
                         &cl.provider_customer_id,

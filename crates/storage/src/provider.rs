@@ -29,6 +29,9 @@ impl FromRow for CustomerLink {
 pub struct SubscriptionLink {
     pub subscription_id: Uuid,
     pub provider_subscription_id: String,
+    /// The Azure subscription (entitlement) inside an Azure plan, when the riskdesk
+    /// subscription stands for one.
+    pub provider_entitlement_id: Option<String>,
     pub auto_renew_before: Option<i64>,
     pub provider_status: Option<String>,
     pub synced_at: Option<i64>,
@@ -40,6 +43,7 @@ impl FromRow for SubscriptionLink {
         Ok(SubscriptionLink {
             subscription_id: r.uuid("subscription_id")?,
             provider_subscription_id: r.text("provider_subscription_id")?,
+            provider_entitlement_id: r.opt_text("provider_entitlement_id")?,
             auto_renew_before: r.opt_i64("auto_renew_before")?,
             provider_status: r.opt_text("provider_status")?,
             synced_at: r.opt_i64("synced_at")?,
@@ -132,17 +136,20 @@ pub async fn link_subscription(
     tenant: TenantId,
     subscription: Uuid,
     provider_id: &str,
+    entitlement: Option<&str>,
     now: i64,
 ) -> Result<SubscriptionLink> {
     tx.execute(
         Q::new(
-            "INSERT INTO provider_subscriptions (subscription_id, tenant_id, provider_subscription_id, linked_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (subscription_id) DO UPDATE SET provider_subscription_id = excluded.provider_subscription_id, linked_at = excluded.linked_at",
+            "INSERT INTO provider_subscriptions (subscription_id, tenant_id, provider_subscription_id, provider_entitlement_id, linked_at) \
+             VALUES ($1, $2, $3, $5, $4) ON CONFLICT (subscription_id) DO UPDATE SET provider_subscription_id = excluded.provider_subscription_id, \
+             provider_entitlement_id = excluded.provider_entitlement_id, linked_at = excluded.linked_at",
         )
         .bind(subscription)
         .bind(tenant.0)
         .bind(provider_id)
-        .bind(now),
+        .bind(now)
+        .bind(entitlement),
     )
     .await
     .map_err(|e| {
@@ -155,7 +162,8 @@ pub async fn link_subscription(
         .ok_or(StorageError::NotFound("subscription link"))
 }
 
-const SUB_COLS: &str = "subscription_id, provider_subscription_id, auto_renew_before, provider_status, synced_at, linked_at";
+const SUB_COLS: &str = "subscription_id, provider_subscription_id, provider_entitlement_id, auto_renew_before, provider_status, \
+     synced_at, linked_at";
 
 pub async fn subscription_link_tx(
     tx: &mut Tx,

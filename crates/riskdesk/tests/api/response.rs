@@ -1555,3 +1555,47 @@ async fn the_poller_turns_fraud_events_and_audit_records_into_alerts_and_events(
     let case = only_case(&app, &cid).await;
     assert_eq!(case["kind"], "provider_fraud");
 }
+
+#[tokio::test]
+async fn cancelling_an_azure_subscription_cancels_its_entitlement_not_the_plan() {
+    let pc = FakePartnerCenter::start().await;
+    pc.add_subscription("pc-c", "azure-plan-1", true, true);
+    pc.add_entitlement("pc-c", "azure-plan-1", "azsub-7");
+    let app = spawn_app_with(options(&[("global", &pc)])).await;
+    let (cid, sid) = linked_customer(&app, "global", "pc-c", "azure-plan-1").await;
+    let r = app
+        .put(
+            &app.admin,
+            &format!("/v1/subscriptions/{sid}/provider-link"),
+            &json!({"provider_subscription_id": "azure-plan-1", "azure_entitlement_id": "azsub-7"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["azure_entitlement_id"], "azsub-7");
+    fraud_alert(&app, &cid).await;
+    let case_id = only_case(&app, &cid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{case_id}/actions"),
+            &json!({"kind": "cancel", "subscription_id": sid, "reason": "fraud"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let done = settled(&app, r.body["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(
+        pc.entitlement("pc-c", "azure-plan-1", "azsub-7")["status"],
+        "inactive"
+    );
+    // The plan itself was neither patched nor deleted.
+    assert!(pc.requests_with("PATCH").is_empty());
+    assert_eq!(pc.subscription("pc-c", "azure-plan-1")["status"], "active");
+    let posts = pc.requests_with("POST");
+    assert_eq!(posts.len(), 1);
+    assert!(posts[0].path.ends_with("/azureEntitlements/azsub-7/cancel"));
+    assert!(posts[0].body.contains("compromise"));
+}

@@ -89,14 +89,18 @@ pub async fn link_customer(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionLinkIn {
-    /// The subscription's id at Partner Center.
+    /// The subscription's id at Partner Center (for an Azure subscription: its Azure plan's).
     pub provider_subscription_id: String,
+    /// For an Azure subscription inside an Azure plan: its entitlement id (a cancel then
+    /// cancels that Azure subscription, not the plan).
+    pub azure_entitlement_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionLinkOut {
     pub subscription_id: Uuid,
     pub provider_subscription_id: String,
+    pub azure_entitlement_id: Option<String>,
     /// The status Partner Center last reported (after an action or a resync).
     pub provider_status: Option<String>,
     pub synced_at: Option<String>,
@@ -121,12 +125,26 @@ pub async fn link_subscription(
         "provider_subscription_id",
         &body.value.provider_subscription_id,
     )?;
+    let entitlement = body
+        .value
+        .azure_entitlement_id
+        .as_deref()
+        .map(|e| provider_id("azure_entitlement_id", e))
+        .transpose()?;
     let now = s.clock.now();
     let tenant = caller.tenant();
     let mut tx = s.db.begin().await?;
     subscriptions::get_with_instance_tx(&mut tx, tenant, sid).await?;
     let before = provider::subscription_link_tx(&mut tx, tenant, sid.0).await?;
-    let l = provider::link_subscription(&mut tx, tenant, sid.0, &pid, to_micros(now)).await?;
+    let l = provider::link_subscription(
+        &mut tx,
+        tenant,
+        sid.0,
+        &pid,
+        entitlement.as_deref(),
+        to_micros(now),
+    )
+    .await?;
     let actor = caller.actor();
     let mut d = audit::AuditDraft::new(&actor, "subscription.provider_link", "subscription", sid.0)
         .after(&l);
@@ -138,6 +156,7 @@ pub async fn link_subscription(
     Ok(Json(SubscriptionLinkOut {
         subscription_id: l.subscription_id,
         provider_subscription_id: l.provider_subscription_id,
+        azure_entitlement_id: l.provider_entitlement_id,
         provider_status: l.provider_status,
         synced_at: l.synced_at.map(rfc3339),
         linked_at: rfc3339(l.linked_at),

@@ -9,3 +9,6 @@ CREATE TABLE provider_cursors (
 );
 CREATE INDEX provider_subscriptions_by_id ON provider_subscriptions(provider_subscription_id);
 CREATE INDEX provider_customers_by_id ON provider_customers(provider_customer_id);
+
+-- An Azure subscription inside an Azure plan ("Azure entitlement"): cancelled one by one.
+ALTER TABLE provider_subscriptions ADD COLUMN provider_entitlement_id TEXT;
