@@ -23,6 +23,7 @@ applied-block_new_purchases = New purchases are blocked until the invoice is pai
 applied-disable_access = Access to your subscriptions is now blocked until the invoice is paid.
 applied-suspend = Your subscriptions are now suspended until the invoice is paid.
 applied-cancel = Your subscriptions are now cancelled.
+applied-awaiting = Because the invoice is unpaid, your subscriptions may now be restricted; our team will confirm this with you.
 
 next-step = If the invoice is still unpaid on { $date }: { $effect }
 paid-already = If you have already paid, thank you, and please ignore this notice.

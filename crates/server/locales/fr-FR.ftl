@@ -22,6 +22,7 @@ applied-block_new_purchases = Les nouveaux achats sont bloqués jusqu’au paiem
 applied-disable_access = L’accès à vos abonnements est désormais bloqué jusqu’au paiement de la facture.
 applied-suspend = Vos abonnements sont désormais suspendus jusqu’au paiement de la facture.
 applied-cancel = Vos abonnements sont désormais résiliés.
+applied-awaiting = La facture étant impayée, vos abonnements peuvent désormais être restreints ; notre équipe vous le confirmera.
 
 next-step = Si la facture est toujours impayée le { $date } : { $effect }
 paid-already = Si vous avez déjà payé, merci, et veuillez ignorer cet avis.

@@ -22,6 +22,7 @@ applied-block_new_purchases = Novas compras estão bloqueadas até o pagamento d
 applied-disable_access = O acesso às suas assinaturas está bloqueado até o pagamento da fatura.
 applied-suspend = Suas assinaturas estão suspensas até o pagamento da fatura.
 applied-cancel = Suas assinaturas foram canceladas.
+applied-awaiting = Como a fatura não foi paga, suas assinaturas podem ser restringidas a partir de agora; nossa equipe confirmará isso com você.
 
 next-step = Se a fatura continuar em aberto em { $date }: { $effect }
 paid-already = Se você já pagou, obrigado, e desconsidere este aviso.

@@ -22,6 +22,7 @@ applied-block_new_purchases = 在发票付清之前，新购买将被阻止；�
 applied-disable_access = 在发票付清之前，您对订阅的访问现已被阻止。
 applied-suspend = 在发票付清之前，您的订阅现已暂停。
 applied-cancel = 您的订阅现已取消。
+applied-awaiting = 由于发票未付，您的订阅现在可能会受到限制；我们的团队将与您确认。
 
 next-step = 如果发票在 { $date } 仍未付款：{ $effect }
 paid-already = 如果您已付款，谢谢，请忽略本通知。

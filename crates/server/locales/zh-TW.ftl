@@ -22,6 +22,7 @@ applied-block_new_purchases = 在發票付清之前，新購買將被封鎖；�
 applied-disable_access = 在發票付清之前，您對訂閱的存取現已被封鎖。
 applied-suspend = 在發票付清之前，您的訂閱現已暫停。
 applied-cancel = 您的訂閱現已取消。
+applied-awaiting = 由於發票未付，您的訂閱現在可能會受到限制；我們的團隊將與您確認。
 
 next-step = 如果發票在 { $date } 仍未付款：{ $effect }
 paid-already = 如果您已付款，謝謝，請忽略本通知。

@@ -44,6 +44,8 @@ pub struct RunSummary {
     pub steps: u64,
     pub levers_applied: u64,
     pub levers_undone: u64,
+    /// Levers proposed for approval (policy `levers_need_approval`).
+    pub levers_proposed: u64,
     pub purchases_blocked: u64,
     pub purchases_unblocked: u64,
 }
@@ -54,6 +56,7 @@ impl RunSummary {
         self.steps += o.steps;
         self.levers_applied += o.levers_applied;
         self.levers_undone += o.levers_undone;
+        self.levers_proposed += o.levers_proposed;
         self.purchases_blocked += o.purchases_blocked;
         self.purchases_unblocked += o.purchases_unblocked;
     }
@@ -241,6 +244,24 @@ pub async fn run_customers(
                         // fraud): dunning leaves it alone.
                         continue;
                     }
+                    if policy.levers_need_approval {
+                        if crate::response::propose_dunning_lever(
+                            tx,
+                            tenant,
+                            &actor(),
+                            c.id,
+                            &c.name,
+                            sub.id,
+                            riskdesk_domain::response::ActionKind::from_lifecycle(action),
+                            &reason_note,
+                            now,
+                        )
+                        .await?
+                        {
+                            summary.levers_proposed += 1;
+                        }
+                        continue;
+                    }
                     service::act_on_subscription(
                         tx,
                         tenant,
@@ -271,6 +292,9 @@ pub async fn run_customers(
                     }
                 }
                 None => {
+                    // Paid up (or put on hold) before anyone approved: withdraw the proposal.
+                    crate::response::withdraw_dunning_proposals(tx, tenant, &actor(), sub.id, now)
+                        .await?;
                     if let Some(o) = owned {
                         if status.as_str() == o.status_set {
                             service::act_on_subscription(
@@ -404,6 +428,7 @@ async fn send_step(
             open,
             due,
             applied,
+            awaiting_approval: policy.levers_need_approval,
             next,
         },
     );

@@ -115,6 +115,8 @@ pub struct NoticeFacts<'a> {
     pub due: Day,
     /// The lever this step applies (as the customer's cloud allows it).
     pub applied: Lever,
+    /// The lever waits for an analyst's approval (the notice must not say it is done).
+    pub awaiting_approval: bool,
     /// The next step's earliest day and its effect, if any.
     pub next: Option<(Day, Lever)>,
 }
@@ -134,7 +136,12 @@ pub fn render_notice(locale: Locale, notice: &str, f: &NoticeFacts) -> (String, 
         text(locale, &format!("{notice}-body"), &a),
     ];
     if f.applied != Lever::None {
-        body.push(text(locale, &format!("applied-{}", f.applied.as_str()), &a));
+        let id = if f.awaiting_approval && f.applied != Lever::BlockNewPurchases {
+            "applied-awaiting".to_owned()
+        } else {
+            format!("applied-{}", f.applied.as_str())
+        };
+        body.push(text(locale, &id, &a));
     }
     if let Some((day, lever)) = f.next {
         let mut n = FluentArgs::new();
@@ -281,6 +288,7 @@ mod tests {
             open: Money::parse("1234.5", Currency::parse("EUR").unwrap()).unwrap(),
             due: Day::parse("2026-12-01").unwrap(),
             applied: Lever::BlockNewPurchases,
+            awaiting_approval: false,
             next: Some((Day::parse("2026-12-16").unwrap(), Lever::DisableAccess)),
         }
     }

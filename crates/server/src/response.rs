@@ -537,6 +537,26 @@ async fn apply(
                 now,
             )
             .await?;
+            // A lever the dunning ladder proposed is the ladder's once approved: paying up
+            // undoes it like any lever it pulled itself.
+            if row.proposed_by == "system:dunning" {
+                if kind == ActionKind::Cancel {
+                    riskdesk_storage::dunning::delete_lever(tx, tenant, sid.0).await?;
+                } else {
+                    riskdesk_storage::dunning::put_lever(
+                        tx,
+                        tenant,
+                        &riskdesk_storage::dunning::LeverRow {
+                            subscription_id: sid.0,
+                            customer_id: row.customer_id,
+                            lever: kind.as_str().to_owned(),
+                            status_set: s.status.clone(),
+                            applied_at: to_micros(now),
+                        },
+                    )
+                    .await?;
+                }
+            }
             before_status = Some(s.status);
         }
         ActionKind::SetBudget => {
@@ -1048,5 +1068,118 @@ pub async fn close_signup_case(
         now,
     )
     .await?;
+    Ok(())
+}
+
+/// The dunning ladder wants a lever on a subscription but its policy needs approval: the
+/// customer's case gets a proposed action (once: a proposal already waiting is left as it is).
+/// Returns whether a new proposal was made.
+#[allow(clippy::too_many_arguments)]
+pub async fn propose_dunning_lever(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    customer: Uuid,
+    customer_name: &str,
+    subscription: Uuid,
+    kind: ActionKind,
+    why: &str,
+    now: Timestamp,
+) -> Result<bool, ApiError> {
+    let waiting = actions::awaiting_tx(tx, tenant, customer).await?;
+    if waiting
+        .iter()
+        .any(|w| w.subscription_id == Some(subscription) && w.proposed_by == actor_id(actor))
+    {
+        return Ok(false);
+    }
+    let title = format!(
+        "Dunning proposes {} for {customer_name}: {why}",
+        kind.as_str()
+    );
+    let (case, _) = open_or_attach(
+        tx,
+        tenant,
+        actor,
+        Some(customer),
+        None,
+        CaseSource {
+            kind: CaseKind::EnforcementApproval,
+            severity: "medium",
+            title: &title,
+            entry_kind: "proposal",
+            ref_id: None,
+            data: None,
+        },
+        now,
+    )
+    .await?;
+    take_action(
+        tx,
+        tenant,
+        actor,
+        Some(case.id),
+        customer,
+        &ActionRequest {
+            kind,
+            subscription: Some(subscription),
+            amount: None,
+            reason: Reason::NonPayment,
+            note: Some(why.to_owned()),
+        },
+        true,
+        now,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Withdraws the dunning ladder's proposals still waiting on a subscription (its customer paid
+/// or the ladder no longer wants the lever). Audited as `action.withdraw`.
+pub async fn withdraw_dunning_proposals(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    subscription: Uuid,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let sub = subscriptions::get_with_instance_tx(tx, tenant, SubscriptionId(subscription)).await?;
+    for a in actions::awaiting_tx(tx, tenant, sub.sub.customer_id).await? {
+        if a.subscription_id != Some(subscription) || a.proposed_by != actor_id(actor) {
+            continue;
+        }
+        let mut after = a.clone();
+        after.status = ActionStatus::Rejected.as_str().into();
+        after.decided_by = Some(actor_id(actor));
+        after.updated_at = to_micros(now);
+        after.done_at = Some(to_micros(now));
+        actions::update(tx, &after).await?;
+        audit::append(
+            tx,
+            tenant,
+            now,
+            AuditDraft::new(actor, "action.withdraw", "action", a.id)
+                .before(&a)
+                .after(&after)
+                .note(Some(
+                    "no longer wanted by the dunning ladder (paid up or on hold)",
+                )),
+        )
+        .await?;
+        if let Some(case) = a.case_id {
+            entry(
+                tx,
+                tenant,
+                case,
+                "action",
+                actor,
+                Some(&format!("{} withdrawn: no longer due", a.kind)),
+                Some(a.id),
+                None,
+                now,
+            )
+            .await?;
+        }
+    }
     Ok(())
 }

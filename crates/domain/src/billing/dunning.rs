@@ -133,6 +133,11 @@ pub struct Policy {
     /// take no further steps and pull no lever.
     #[serde(default = "default_min_overdue")]
     pub min_overdue_amount: String,
+    /// Levers on subscriptions (blocked access, suspension, cancellation) wait for an analyst:
+    /// the run proposes them as actions in the customer's case instead of applying them.
+    /// Blocking new purchases is never held back.
+    #[serde(default)]
+    pub levers_need_approval: bool,
 }
 
 fn default_min_notice() -> u32 {
@@ -170,6 +175,7 @@ impl Default for Policy {
             ],
             min_notice_days: 5,
             min_overdue_amount: "0".into(),
+            levers_need_approval: false,
         }
     }
 }

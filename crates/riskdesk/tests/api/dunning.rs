@@ -750,3 +750,81 @@ async fn emails_waiting_for_an_smtp_server_do_not_hold_webhooks_back() {
         .await;
     assert_eq!(pending.body.as_array().unwrap().len(), 202);
 }
+
+#[tokio::test]
+async fn levers_that_need_approval_wait_in_a_case_and_paying_up_withdraws_or_undoes_them() {
+    let app = spawn_app().await;
+    let mut p = app.get(&app.admin, "/v1/dunning/policy").await.body["policy"].clone();
+    p["levers_need_approval"] = json!(true);
+    let put = app.put(&app.admin, "/v1/dunning/policy", &p).await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let a = customer(&app, "global").await;
+    let sub_a = app.create_subscription(&app.admin, &a).await;
+    invoice(&app, &a, "INV-A", "2026-11-01", "2026-12-01", "100.00").await;
+    let b = customer(&app, "global").await;
+    let sub_b = app.create_subscription(&app.admin, &b).await;
+    invoice(&app, &b, "INV-B", "2026-11-01", "2026-12-01", "50.00").await;
+    run_daily(&app, "2026-12-20", 11).await; // through Dec 30: access_disabled is due
+    // Nothing was blocked; each customer has a proposal in an approval case.
+    assert_eq!(sub_status(&app, &sub_a).await, "active");
+    assert_eq!(sub_status(&app, &sub_b).await, "active");
+    let waiting = app
+        .get(&app.admin, "/v1/actions?status=awaiting_approval")
+        .await;
+    let items = waiting.body.as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", waiting.body);
+    for it in items {
+        assert_eq!(it["kind"], "disable_access");
+        assert_eq!(it["proposed_by"], "system:dunning");
+        assert_eq!(it["reason"], "non_payment");
+    }
+    let cases = app
+        .get(&app.admin, "/v1/cases?kind=enforcement_approval")
+        .await;
+    assert_eq!(
+        cases.body["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        cases.body
+    );
+    // Another run proposes nothing new.
+    assert_eq!(run(&app, "2026-12-30").await["levers_proposed"], 0);
+    // The notice does not claim access is blocked (French customer).
+    let outbox = app
+        .get(&app.admin, &format!("/v1/outbox?customer_id={a}"))
+        .await;
+    let notice = outbox
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["event_type"] == "dunning.access_disabled")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", outbox.body));
+    let body = notice["body"].as_str().unwrap();
+    assert!(body.contains("peuvent désormais être restreints"), "{body}");
+
+    // A: approved → access blocked; paid → restored (the ladder owns the lever).
+    let pa = items.iter().find(|i| i["customer_id"] == json!(a)).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(&app.admin, &format!("/v1/actions/{pa}/approve"), &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(sub_status(&app, &sub_a).await, "disabled");
+    pay(&app, &a, "100.00", "2026-12-31T10:00:00Z", None).await;
+    assert_eq!(sub_status(&app, &sub_a).await, "active");
+
+    // B: paid before anyone approved → the proposal is withdrawn, nothing was ever blocked.
+    pay(&app, &b, "50.00", "2026-12-31T10:00:00Z", None).await;
+    run(&app, "2026-12-31").await;
+    let pb = items.iter().find(|i| i["customer_id"] == json!(b)).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app.get(&app.admin, &format!("/v1/actions/{pb}")).await;
+    assert_eq!(r.body["status"], "rejected", "{}", r.body);
+    assert_eq!(sub_status(&app, &sub_b).await, "active");
+}
