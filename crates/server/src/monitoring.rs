@@ -802,11 +802,11 @@ pub async fn raise(
         .after(&serde_json::json!({"rule": row.rule, "severity": row.severity, "count": row.count, "customer_id": row.customer_id}));
     audit::append(tx, tenant, now, draft).await?;
     if new {
-        // A new alert joins its customer's open case, or opens one (by severity).
-        crate::response::on_alert(tx, tenant, actor, &row, now).await?;
         // Staff and partner systems hear of a new alert through the outbox (a fold does not
         // repeat it).
         let endpoints = riskdesk_storage::outbox::endpoints_tx(tx, tenant).await?;
+        // A new alert joins its customer's open case, or opens one (by severity).
+        crate::response::on_alert(tx, tenant, actor, &row, &endpoints, now).await?;
         if !endpoints.is_empty() {
             crate::outbox::webhooks(
                 tx,

@@ -72,19 +72,20 @@ pub async fn webhooks(
     data: serde_json::Value,
     now: Timestamp,
 ) -> Result<u64, ApiError> {
-    let mut n = 0;
-    for e in endpoints.iter().filter(|e| e.active) {
-        let id = Uuid::now_v7();
-        let body = serde_json::json!({
-            "id": id,
-            "type": event_type,
-            "created_at": now.to_string(),
-            "data": data,
-        });
-        let at = to_micros(now);
-        if outbox::enqueue(
-            tx,
-            &OutboxRow {
+    // One statement for every endpoint (a round trip each on PostgreSQL otherwise).
+    let at = to_micros(now);
+    let rows: Vec<OutboxRow> = endpoints
+        .iter()
+        .filter(|e| e.active)
+        .map(|e| {
+            let id = Uuid::now_v7();
+            let body = serde_json::json!({
+                "id": id,
+                "type": event_type,
+                "created_at": now.to_string(),
+                "data": data,
+            });
+            OutboxRow {
                 id,
                 tenant_id: tenant.0,
                 channel: "webhook".into(),
@@ -100,14 +101,10 @@ pub async fn webhooks(
                 last_error: None,
                 created_at: at,
                 sent_at: None,
-            },
-        )
-        .await?
-        {
-            n += 1;
-        }
-    }
-    Ok(n)
+            }
+        })
+        .collect();
+    Ok(outbox::enqueue_many(tx, &rows).await?)
 }
 
 /// Delivers due messages until `stop` resolves: emails over SMTP (if configured; without it

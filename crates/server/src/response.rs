@@ -14,6 +14,7 @@ use riskdesk_domain::{CloudInstance, CustomerId, Reason, SubscriptionId, TenantI
 use riskdesk_storage::actions::{self, ActionRow};
 use riskdesk_storage::audit::{self, AuditDraft};
 use riskdesk_storage::cases::{self, CaseRow, EntryRow};
+use riskdesk_storage::outbox::EndpointRow;
 use riskdesk_storage::time::to_micros;
 use riskdesk_storage::{Tx, customers, provider, subscriptions};
 use serde::{Deserialize, Serialize};
@@ -105,6 +106,22 @@ pub async fn open_or_attach(
     src: CaseSource<'_>,
     now: Timestamp,
 ) -> Result<(CaseRow, bool), ApiError> {
+    open_or_attach_with(tx, tenant, actor, customer, signup, src, None, now).await
+}
+
+/// [`open_or_attach`] with the tenant's webhook endpoints already read in this unit of work
+/// (the alert path has them: reading them again is a round trip on PostgreSQL).
+#[allow(clippy::too_many_arguments)]
+pub async fn open_or_attach_with(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    customer: Option<Uuid>,
+    signup: Option<Uuid>,
+    src: CaseSource<'_>,
+    endpoints: Option<&[EndpointRow]>,
+    now: Timestamp,
+) -> Result<(CaseRow, bool), ApiError> {
     let cfg = settings();
     let at = to_micros(now);
     let existing = match (customer, signup) {
@@ -156,9 +173,10 @@ pub async fn open_or_attach(
                 AuditDraft::new(actor, "case.open", "case", c.id).after(&c),
             )
             .await?;
-            notify_staff(
+            notify_staff_with(
                 tx,
                 tenant,
+                endpoints,
                 customer,
                 "case.opened",
                 &format!("case:{}:opened", c.id),
@@ -233,6 +251,7 @@ pub async fn on_alert(
     tenant: TenantId,
     actor: &Actor,
     alert: &riskdesk_storage::alerts::AlertRow,
+    endpoints: &[EndpointRow],
     now: Timestamp,
 ) -> Result<Option<CaseRow>, ApiError> {
     let Some(customer) = alert.customer_id else {
@@ -246,7 +265,7 @@ pub async fn on_alert(
     {
         return Ok(None);
     }
-    let (case, _) = open_or_attach(
+    let (case, _) = open_or_attach_with(
         tx,
         tenant,
         actor,
@@ -260,6 +279,7 @@ pub async fn on_alert(
             ref_id: Some(alert.id),
             data: Some(serde_json::json!({"rule": alert.rule, "severity": alert.severity})),
         },
+        Some(endpoints),
         now,
     )
     .await?;
@@ -917,12 +937,39 @@ pub async fn notify_staff(
     email: bool,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    let endpoints = riskdesk_storage::outbox::endpoints_tx(tx, tenant).await?;
+    notify_staff_with(
+        tx, tenant, None, customer, event_type, dedupe, subject, data, email, now,
+    )
+    .await
+}
+
+/// [`notify_staff`] with the tenant's endpoints when the caller has read them already.
+#[allow(clippy::too_many_arguments)]
+pub async fn notify_staff_with(
+    tx: &mut Tx,
+    tenant: TenantId,
+    endpoints: Option<&[EndpointRow]>,
+    customer: Option<Uuid>,
+    event_type: &str,
+    dedupe: &str,
+    subject: &str,
+    data: serde_json::Value,
+    email: bool,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let read;
+    let endpoints = match endpoints {
+        Some(e) => e,
+        None => {
+            read = riskdesk_storage::outbox::endpoints_tx(tx, tenant).await?;
+            &read[..]
+        }
+    };
     if !endpoints.is_empty() {
         crate::outbox::webhooks(
             tx,
             tenant,
-            &endpoints,
+            endpoints,
             customer,
             event_type,
             dedupe,

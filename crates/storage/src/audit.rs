@@ -180,11 +180,19 @@ pub async fn append(
         note: d.note.map(str::to_owned),
     };
     let hash = entry_hash(&content, &head.hash);
+    // On PostgreSQL the entry and the head's new hash go in one statement (one round trip
+    // fewer on every audited write); SQLite runs them in process, two statements cost nothing.
+    let pg = tx.backend() == crate::Backend::Postgres;
+    let insert = "INSERT INTO audit_log (tenant_id, seq, at, actor_kind, actor_name, actor_role, action, entity_type, entity_id, \
+         before_json, after_json, reason, note, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
     tx.execute(
-        Q::new(
-            "INSERT INTO audit_log (tenant_id, seq, at, actor_kind, actor_name, actor_role, action, entity_type, entity_id, \
-             before_json, after_json, reason, note, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
+        Q::new(if pg {
+            format!(
+                "WITH entry AS ({insert}) UPDATE audit_heads SET hash = $15 WHERE tenant_id = $1"
+            )
+        } else {
+            insert.to_owned()
+        })
         .bind(tenant.0)
         .bind(content.seq)
         .bind(content.at_micros)
@@ -202,12 +210,14 @@ pub async fn append(
         .bind(&hash),
     )
     .await?;
-    tx.execute(
-        Q::new("UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1")
-            .bind(tenant.0)
-            .bind(&hash),
-    )
-    .await?;
+    if !pg {
+        tx.execute(
+            Q::new("UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .bind(&hash),
+        )
+        .await?;
+    }
     Ok(content.seq)
 }
 

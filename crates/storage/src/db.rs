@@ -247,6 +247,13 @@ impl Db {
 }
 
 impl Tx {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     pub async fn execute(&mut self, q: Q) -> Result<u64> {
         match self {
             Tx::Sqlite(t) => sqlite_execute(t.conn(), &q),

@@ -87,6 +87,40 @@ pub async fn enqueue(tx: &mut Tx, m: &OutboxRow) -> Result<bool> {
     Ok(n > 0)
 }
 
+/// Enqueues several messages in one statement (those whose dedupe key exists are skipped);
+/// returns how many were new.
+pub async fn enqueue_many(tx: &mut Tx, rows: &[OutboxRow]) -> Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| format!("({})", crate::query::placeholders(i * 15 + 1, 15)))
+        .collect();
+    let mut q = Q::new(format!(
+        "INSERT INTO outbox ({COLS}) VALUES {} ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
+        values.join(", ")
+    ));
+    for m in rows {
+        q = q
+            .bind(m.id)
+            .bind(m.tenant_id)
+            .bind(&m.channel)
+            .bind(&m.dedupe_key)
+            .bind(m.customer_id)
+            .bind(&m.destination)
+            .bind(&m.event_type)
+            .bind(&m.subject)
+            .bind(&m.body)
+            .bind(&m.status)
+            .bind(m.attempts)
+            .bind(m.next_attempt_at)
+            .bind(&m.last_error)
+            .bind(m.created_at)
+            .bind(m.sent_at);
+    }
+    tx.execute(q).await
+}
+
 /// Pending messages due by `now` (all tenants), oldest first; only webhooks when
 /// `with_email` is false (emails wait for an SMTP server and must not hold webhooks back).
 pub async fn due(db: &Db, now: i64, limit: u32, with_email: bool) -> Result<Vec<OutboxRow>> {
