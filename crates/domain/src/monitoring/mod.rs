@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod cost;
 pub mod event;
+pub(crate) mod native;
 pub mod rules;
 
 pub use cost::Cost;

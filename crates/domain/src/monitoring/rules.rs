@@ -156,6 +156,85 @@ impl History {
     }
 }
 
+/// The window functions' values, shared by the CEL functions and the native evaluator so
+/// both compute exactly the same thing.
+impl History {
+    pub(crate) fn sum_spend(&self, from: i64, to: i64, category: Option<&str>) -> f64 {
+        match category {
+            None => self.spend_between(from, to),
+            Some(c) => self
+                .between(from, to)
+                .iter()
+                .filter(|r| r.usage && &*r.category == c)
+                .map(|r| r.cost)
+                .sum(),
+        }
+    }
+    pub(crate) fn w_spend(&self, at: i64, win: i64, category: Option<&str>) -> f64 {
+        self.sum_spend(at - win, at, category)
+    }
+    pub(crate) fn w_events(&self, at: i64, win: i64) -> i64 {
+        self.between(at - win, at).len() as i64
+    }
+    pub(crate) fn w_ops(&self, at: i64, win: i64, op: &str, failed_only: bool) -> i64 {
+        self.between(at - win, at)
+            .iter()
+            .filter(|r| !r.usage && (!failed_only || r.failed) && &*r.operation == op)
+            .count() as i64
+    }
+    pub(crate) fn w_distinct_regions(&self, at: i64, win: i64) -> i64 {
+        distinct(
+            self.between(at - win, at)
+                .iter()
+                .filter(|r| r.usage)
+                .map(|r| &*r.region),
+        )
+    }
+    pub(crate) fn w_distinct_actors(&self, at: i64, win: i64) -> i64 {
+        distinct(
+            self.between(at - win, at)
+                .iter()
+                .filter(|r| !r.usage && !r.actor.is_empty())
+                .map(|r| &*r.actor),
+        )
+    }
+    /// (ratio, spend in the window, baseline). The baseline covers the part of the 7 days
+    /// before the window that the customer has history for: a customer seen for two days is
+    /// compared with those two days, not with a week of zeros.
+    pub(crate) fn w_baseline_ratio(&self, at: i64, win: i64) -> (f64, f64, f64) {
+        let week = 7 * 24 * 3_600_000_000i64;
+        let now = self.sum_spend(at - win, at, None);
+        let first = self.first_at().unwrap_or(at);
+        let start = (at - win - week).max(first - 1);
+        let observed = (at - win) - start;
+        if observed < win {
+            // Less history than one window: nothing to compare with, neutral.
+            (1.0, now, now)
+        } else {
+            let before = self.sum_spend(start, at - win, None);
+            let baseline = before * win as f64 / observed as f64;
+            (now / baseline.max(0.01), now, baseline)
+        }
+    }
+    /// The event itself is in the history: new means it is the only one in 30 days.
+    pub(crate) fn w_new_region(&self, at: i64, region: &str) -> bool {
+        let month = 30 * 24 * 3_600_000_000i64;
+        self.between(at - month, at)
+            .iter()
+            .filter(|r| r.usage && &*r.region == region)
+            .count()
+            <= 1
+    }
+    pub(crate) fn w_new_sku(&self, at: i64, sku: &str) -> bool {
+        let month = 30 * 24 * 3_600_000_000i64;
+        self.between(at - month, at)
+            .iter()
+            .filter(|r| r.usage && &*r.sku == sku)
+            .count()
+            <= 1
+    }
+}
+
 /// The event and customer a rule sees, as CEL values.
 pub struct Subject {
     pub event: Value,
@@ -214,18 +293,6 @@ fn record_call(f: &mut Frame, call: String, v: serde_json::Value) {
     }
 }
 
-fn sum_spend(f: &Frame, from: i64, to: i64, category: Option<&str>) -> f64 {
-    if category.is_none() {
-        return f.history.spend_between(from, to);
-    }
-    f.history
-        .between(from, to)
-        .iter()
-        .filter(|r| r.usage && category.is_none_or(|c| &*r.category == c))
-        .map(|r| r.cost)
-        .sum()
-}
-
 /// How many different values.
 fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> i64 {
     let mut seen: Vec<&str> = values.collect();
@@ -247,7 +314,7 @@ fn root_context() -> Context<'static, 'static> {
     let r = ctx.add_function("spend", |w: Arc<String>| -> Result<f64, ExecutionError> {
         let win = window("spend", &w)?;
         with_frame(|f| {
-            let v = sum_spend(f, f.at - win, f.at, None);
+            let v = f.history.w_spend(f.at, win, None);
             record!(f, format!("spend(\"{w}\")"), serde_json::json!(v));
             v
         })
@@ -258,7 +325,7 @@ fn root_context() -> Context<'static, 'static> {
         |c: Arc<String>, w: Arc<String>| -> Result<f64, ExecutionError> {
             let win = window("spend_in", &w)?;
             with_frame(|f| {
-                let v = sum_spend(f, f.at - win, f.at, Some(&c));
+                let v = f.history.w_spend(f.at, win, Some(&c));
                 record!(
                     f,
                     format!("spend_in(\"{c}\", \"{w}\")"),
@@ -272,7 +339,7 @@ fn root_context() -> Context<'static, 'static> {
     let r = ctx.add_function("events", |w: Arc<String>| -> Result<i64, ExecutionError> {
         let win = window("events", &w)?;
         with_frame(|f| {
-            let v = f.history.between(f.at - win, f.at).len() as i64;
+            let v = f.history.w_events(f.at, win);
             record!(f, format!("events(\"{w}\")"), serde_json::json!(v));
             v
         })
@@ -283,12 +350,7 @@ fn root_context() -> Context<'static, 'static> {
         |op: Arc<String>, w: Arc<String>| -> Result<i64, ExecutionError> {
             let win = window("ops", &w)?;
             with_frame(|f| {
-                let v = f
-                    .history
-                    .between(f.at - win, f.at)
-                    .iter()
-                    .filter(|r| !r.usage && *r.operation == **op)
-                    .count() as i64;
+                let v = f.history.w_ops(f.at, win, &op, false);
                 record!(f, format!("ops(\"{op}\", \"{w}\")"), serde_json::json!(v));
                 v
             })
@@ -300,12 +362,7 @@ fn root_context() -> Context<'static, 'static> {
         |op: Arc<String>, w: Arc<String>| -> Result<i64, ExecutionError> {
             let win = window("failed_ops", &w)?;
             with_frame(|f| {
-                let v = f
-                    .history
-                    .between(f.at - win, f.at)
-                    .iter()
-                    .filter(|r| !r.usage && r.failed && *r.operation == **op)
-                    .count() as i64;
+                let v = f.history.w_ops(f.at, win, &op, true);
                 record!(
                     f,
                     format!("failed_ops(\"{op}\", \"{w}\")"),
@@ -321,13 +378,7 @@ fn root_context() -> Context<'static, 'static> {
         |w: Arc<String>| -> Result<i64, ExecutionError> {
             let win = window("distinct_regions", &w)?;
             with_frame(|f| {
-                let v = distinct(
-                    f.history
-                        .between(f.at - win, f.at)
-                        .iter()
-                        .filter(|r| r.usage)
-                        .map(|r| &*r.region),
-                );
+                let v = f.history.w_distinct_regions(f.at, win);
                 record!(
                     f,
                     format!("distinct_regions(\"{w}\")"),
@@ -343,13 +394,7 @@ fn root_context() -> Context<'static, 'static> {
         |w: Arc<String>| -> Result<i64, ExecutionError> {
             let win = window("distinct_actors", &w)?;
             with_frame(|f| {
-                let v = distinct(
-                    f.history
-                        .between(f.at - win, f.at)
-                        .iter()
-                        .filter(|r| !r.usage && !r.actor.is_empty())
-                        .map(|r| &*r.actor),
-                );
+                let v = f.history.w_distinct_actors(f.at, win);
                 record!(f, format!("distinct_actors(\"{w}\")"), serde_json::json!(v));
                 v
             })
@@ -361,22 +406,7 @@ fn root_context() -> Context<'static, 'static> {
         |w: Arc<String>| -> Result<f64, ExecutionError> {
             let win = window("baseline_ratio", &w)?;
             with_frame(|f| {
-                let week = 7 * 24 * 3_600_000_000i64;
-                let now = sum_spend(f, f.at - win, f.at, None);
-                // The baseline covers the part of the 7 days before the window that the
-                // customer has history for: a customer seen for two days is compared with
-                // those two days, not with a week of zeros.
-                let first = f.history.first_at().unwrap_or(f.at);
-                let start = (f.at - win - week).max(first - 1);
-                let observed = (f.at - win) - start;
-                let (baseline, v) = if observed < win {
-                    // Less history than one window: nothing to compare with, neutral.
-                    (now, 1.0)
-                } else {
-                    let before = sum_spend(f, start, f.at - win, None);
-                    let baseline = before * win as f64 / observed as f64;
-                    (baseline, now / baseline.max(0.01))
-                };
+                let (v, now, baseline) = f.history.w_baseline_ratio(f.at, win);
                 record!(
                     f,
                     format!("baseline_ratio(\"{w}\")"),
@@ -389,15 +419,7 @@ fn root_context() -> Context<'static, 'static> {
     add(&mut ctx, r);
     let r = ctx.add_function("new_region", || -> Result<bool, ExecutionError> {
         with_frame(|f| {
-            let month = 30 * 24 * 3_600_000_000i64;
-            let seen = f
-                .history
-                .between(f.at - month, f.at)
-                .iter()
-                .filter(|r| r.usage && r.region == f.region)
-                .count();
-            // The event itself is in the history: new means it is the only one.
-            let v = seen <= 1;
+            let v = f.history.w_new_region(f.at, &f.region);
             record!(f, "new_region()".into(), serde_json::json!(v));
             v
         })
@@ -405,14 +427,7 @@ fn root_context() -> Context<'static, 'static> {
     add(&mut ctx, r);
     let r = ctx.add_function("new_sku", || -> Result<bool, ExecutionError> {
         with_frame(|f| {
-            let month = 30 * 24 * 3_600_000_000i64;
-            let seen = f
-                .history
-                .between(f.at - month, f.at)
-                .iter()
-                .filter(|r| r.usage && r.sku == f.sku)
-                .count();
-            let v = seen <= 1;
+            let v = f.history.w_new_sku(f.at, &f.sku);
             record!(f, "new_sku()".into(), serde_json::json!(v));
             v
         })
@@ -451,6 +466,9 @@ pub struct Compiled {
     /// conditions: callers skip what no rule reads).
     pub uses_event: bool,
     pub uses_customer: bool,
+    /// The condition compiled for the native evaluator, when its shape allows (see
+    /// `native`); it decides "false" without the interpreter.
+    native: Option<super::native::Node>,
 }
 
 /// What an evaluation found.
@@ -537,16 +555,22 @@ impl RuleRuntime {
         let vars = refs.variables();
         let (uses_event, uses_customer) = (vars.contains(&"event"), vars.contains(&"customer"));
         drop(refs);
-        let compiled = Compiled {
+        let native = super::native::compile(&program.expression().expr);
+        // Validated by the interpreter alone: the sample run must see every type error.
+        let mut compiled = Compiled {
             program,
             source: source.to_owned(),
             scope,
             uses_event,
             uses_customer,
+            native: None,
         };
         let sample = sample_subject(scope);
         match self.evaluate(&compiled, &sample, &mut History::default()) {
-            Ok(_) => Ok(compiled),
+            Ok(_) => {
+                compiled.native = native;
+                Ok(compiled)
+            }
             Err(e) => Err(vec![RuleError {
                 line: None,
                 column: None,
@@ -625,6 +649,32 @@ impl RuleRuntime {
         s: &Subject,
         history: &mut History,
     ) -> Vec<Result<Outcome, String>> {
+        // The native evaluator first: what it decides false needs nothing more.
+        let mut decided: Vec<Option<Result<Outcome, String>>> = Vec::with_capacity(rules.len());
+        {
+            let ctx = super::native::Ctx {
+                event: &s.event,
+                customer: &s.customer,
+                history,
+                at: s.at,
+                region: &s.region,
+                sku: &s.sku,
+            };
+            for rule in rules {
+                decided.push(match &rule.native {
+                    Some(n) if super::native::eval_bool(n, &ctx) == Ok(false) => {
+                        Some(Ok(Outcome {
+                            hit: false,
+                            calls: Vec::new(),
+                        }))
+                    }
+                    _ => None,
+                });
+            }
+        }
+        if decided.iter().all(Option::is_some) {
+            return decided.into_iter().flatten().collect();
+        }
         let mut scope = self.root.new_inner_scope();
         scope.add_variable_from_value("event", s.event.clone());
         scope.add_variable_from_value("customer", s.customer.clone());
@@ -647,7 +697,11 @@ impl RuleRuntime {
             })
         };
         let mut out = Vec::with_capacity(rules.len());
-        for rule in rules {
+        for (rule, known) in rules.iter().zip(decided) {
+            if let Some(known) = known {
+                out.push(known);
+                continue;
+            }
             let result = match rule.program.execute(&scope) {
                 Ok(Value::Bool(true)) => {
                     // A hit: run again, recording what each window function saw.
@@ -845,5 +899,117 @@ mod tests {
         s.at = (168 * 60 + 30) * 60_000_000;
         let out = rt.evaluate(&rule, &s, &mut h).unwrap();
         assert!(out.hit, "{out:?}");
+    }
+
+    /// The native evaluator agrees with the interpreter on every condition, subject and
+    /// history below (it may leave a case to the interpreter, never answer differently).
+    #[test]
+    fn native_and_interpreter_agree() {
+        let rt = RuleRuntime::default();
+        let conditions = [
+            "event.operation == 'vm_created' && ops('quota_increase', '24h') >= 1 && ops('vm_created', '1h') >= 10",
+            "event.meter_category == 'Bandwidth' && spend_in('Bandwidth', '1h') > 50.0 && baseline_ratio('1h') > 10.0",
+            "event.operation == 'sign_in_failure' && failed_ops('sign_in_failure', '10m') >= 2",
+            "customer.age_days < 60 && event.operation in ['owner_changed', 'admin_changed', 'user_added']",
+            "customer.age_days < 30 && distinct_regions('24h') >= 2",
+            "customer.credit_limit > 0.0 && spend('30d') > 1.5 * customer.credit_limit",
+            "!customer.paid && customer.age_days < 45 && spend('30d') > 10.0",
+            "spend('1h') > 30.0 && new_region() == false",
+            "new_sku() || events('10m') > 3",
+            "event.meter_name.contains('A100') && spend('1h') > 1.0",
+            "event.meter_name.startsWith('NC') ? spend('1h') > 1.0 : false",
+            "event.cost > 1",
+            "event.cost * 2.0 - 1.0 >= 1.0 && -event.cost < 0.0",
+            "event.missing_field > 1.0",
+            "customer.age_days / 0 == 1",
+            "event.cost > 0.5 || customer.nope == 1",
+            "customer.nope == 1 || event.cost > 0.5",
+            "event.region != 'westeurope' && distinct_actors('24h') > 1",
+            "event.quantity in [1.0, 2.0] && event.unit == 'Hours'",
+            "customer.age_days in [10, 'x']",
+            "event.hour >= 9 && event.hour <= 17 && event.weekday < 6",
+        ];
+        let mut histories = Vec::new();
+        let mut h = History::default();
+        histories.push((h.clone(), 0i64));
+        for (m, c, r) in [
+            (0, 10.0, "westeurope"),
+            (30, 20.0, "eastus"),
+            (59, 40.0, "westeurope"),
+        ] {
+            h.push(rec(m, c, r));
+        }
+        histories.push((h.clone(), 59 * 60_000_000));
+        let mut subjects = Vec::new();
+        for (cost, age, paid) in [(1.0, 10, false), (0.25, 90, true), (500.0, 5, false)] {
+            let mut s = sample_subject(Scope::Usage);
+            s.event = json_to_cel(&serde_json::json!({
+                "type": "usage", "meter_category": "Bandwidth", "meter_name": "NC24ads A100 v4",
+                "region": "eastus", "quantity": 1.0, "unit": "Hours", "cost": cost, "operation": "vm_created",
+                "hour": 12, "weekday": 3,
+            }));
+            s.customer = json_to_cel(
+                &serde_json::json!({"age_days": age, "credit_limit": 100.0, "paid": paid}),
+            );
+            subjects.push(s);
+        }
+        let mut native_decided = 0;
+        for c in conditions {
+            // Conditions that fail validation (a missing field on the sample) are built by
+            // hand: the native path must still defer their errors to the interpreter.
+            let program = Program::compile(c).unwrap();
+            let with_native = Compiled {
+                native: super::super::native::compile(&program.expression().expr),
+                program,
+                source: c.to_owned(),
+                scope: Scope::Usage,
+                uses_event: true,
+                uses_customer: true,
+            };
+            assert_eq!(
+                rt.compile(c, Scope::Usage)
+                    .map(|x| x.native.is_some())
+                    .unwrap_or(true),
+                with_native.native.is_some()
+            );
+            let interpreter_only = Compiled {
+                program: Program::compile(c).unwrap(),
+                source: c.to_owned(),
+                scope: Scope::Usage,
+                uses_event: true,
+                uses_customer: true,
+                native: None,
+            };
+            for (hist, at) in &histories {
+                for subject in &subjects {
+                    let mut s = Subject {
+                        event: subject.event.clone(),
+                        customer: subject.customer.clone(),
+                        at: *at,
+                        region: subject.region.clone(),
+                        sku: subject.sku.clone(),
+                    };
+                    s.at = *at;
+                    let a = rt.evaluate(&with_native, &s, &mut hist.clone());
+                    let b = rt.evaluate(&interpreter_only, &s, &mut hist.clone());
+                    assert_eq!(a, b, "{c} at {at}");
+                    if with_native.native.as_ref().is_some_and(|n| {
+                        let ctx = super::super::native::Ctx {
+                            event: &s.event,
+                            customer: &s.customer,
+                            history: hist,
+                            at: *at,
+                            region: &s.region,
+                            sku: &s.sku,
+                        };
+                        super::super::native::eval_bool(n, &ctx).is_ok()
+                    }) {
+                        native_decided += 1;
+                    }
+                }
+            }
+        }
+        // Most of these are decided natively (the point of it).
+        assert!(native_decided > 60, "{native_decided}");
     }
 }
