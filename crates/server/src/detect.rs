@@ -15,7 +15,7 @@ use riskdesk_domain::lifecycle::LifecycleAction;
 use riskdesk_domain::monitoring::budget::EnforcementMode;
 use riskdesk_domain::monitoring::cost::{format_picos, join};
 use riskdesk_domain::monitoring::rules::{
-    Compiled, HISTORY_MICROS, History, Rec, RuleRuntime, Scope, Subject, json_to_cel,
+    Compiled, HISTORY_MICROS, History, Rec, RuleRuntime, Scope, Subject,
 };
 use riskdesk_domain::monitoring::{Event, EventBody};
 use riskdesk_storage::Tx;
@@ -351,13 +351,13 @@ pub fn subject(e: &Event, event: &serde_json::Value, customer: &serde_json::Valu
         ),
         EventBody::Activity(_) => (Arc::from(""), Arc::from("")),
     };
-    Subject {
-        event: json_to_cel(event),
-        customer: json_to_cel(customer),
-        at: riskdesk_storage::time::to_micros(e.time),
+    Subject::new(
+        event.clone(),
+        customer.clone(),
+        riskdesk_storage::time::to_micros(e.time),
         region,
         sku,
-    }
+    )
 }
 
 pub fn scope_of(e: &Event) -> Scope {

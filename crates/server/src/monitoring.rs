@@ -900,7 +900,7 @@ pub async fn run_signup_rules(
     cloud_instance: &str,
     now: Timestamp,
 ) -> Result<Vec<Uuid>, ApiError> {
-    use riskdesk_domain::monitoring::rules::{Scope, Subject, json_to_cel};
+    use riskdesk_domain::monitoring::rules::{Scope, Subject};
     use riskdesk_domain::onboarding::assess::PaymentInstrument;
     let set = detector.rules(tx, tenant).await?;
     let rules: Vec<&LoadedRule> = set
@@ -941,13 +941,13 @@ pub async fn run_signup_rules(
             .unwrap_or_default(),
         None => serde_json::json!({}),
     };
-    let subj = Subject {
-        event: json_to_cel(&event),
-        customer: json_to_cel(&customer),
-        at: to_micros(at),
-        region: std::sync::Arc::from(""),
-        sku: std::sync::Arc::from(""),
-    };
+    let subj = Subject::new(
+        event.clone(),
+        customer.clone(),
+        to_micros(at),
+        std::sync::Arc::from(""),
+        std::sync::Arc::from(""),
+    );
     let compiled: Vec<&Compiled> = rules.iter().map(|r| &r.compiled).collect();
     let results = detector
         .runtime

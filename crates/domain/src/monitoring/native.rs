@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 
-use cel::Value;
+use std::borrow::Cow;
+
 use cel::common::ast::{Expr, LiteralValue};
-use cel::objects::KeyRef;
 
 use super::rules::{History, window_micros};
 
@@ -22,12 +22,12 @@ use super::rules::{History, window_micros};
 pub(crate) struct Undecided;
 
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum V {
+pub(crate) enum V<'a> {
     Bool(bool),
     Int(i64),
     UInt(u64),
     Float(f64),
-    Str(Arc<str>),
+    Str(Cow<'a, str>),
     Null,
 }
 
@@ -75,7 +75,7 @@ pub(crate) enum Win {
 /// A compiled condition.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Node {
-    Lit(V),
+    Lit(V<'static>),
     Field(Root, Arc<str>),
     Not(Box<Node>),
     Neg(Box<Node>),
@@ -90,8 +90,8 @@ pub(crate) enum Node {
 
 /// What a condition reads.
 pub(crate) struct Ctx<'a> {
-    pub(crate) event: &'a Value,
-    pub customer: &'a Value,
+    pub(crate) event: &'a serde_json::Value,
+    pub customer: &'a serde_json::Value,
     pub history: &'a History,
     pub at: i64,
     pub region: &'a str,
@@ -113,7 +113,7 @@ pub(crate) fn compile(e: &Expr) -> Option<Node> {
             LiteralValue::Int(i) => V::Int(*i.inner()),
             LiteralValue::UInt(u) => V::UInt(*u.inner()),
             LiteralValue::Double(d) => V::Float(*d.inner()),
-            LiteralValue::String(s) => V::Str(Arc::from(s.inner())),
+            LiteralValue::String(s) => V::Str(Cow::Owned(s.inner().to_owned())),
             LiteralValue::Null => V::Null,
             LiteralValue::Bytes(_) => return None,
         }),
@@ -206,30 +206,32 @@ pub(crate) fn compile(e: &Expr) -> Option<Node> {
     })
 }
 
-fn field(root: &Value, name: &str) -> Result<V, Undecided> {
-    let Value::Map(m) = root else {
+/// A field as `json_to_cel` would convert it: integers stay ints, other numbers are doubles.
+fn field<'a>(root: &'a serde_json::Value, name: &str) -> Result<V<'a>, Undecided> {
+    let serde_json::Value::Object(m) = root else {
         return Err(Undecided);
     };
-    match m.get(&KeyRef::String(name)) {
-        Some(Value::Bool(b)) => Ok(V::Bool(*b)),
-        Some(Value::Int(i)) => Ok(V::Int(*i)),
-        Some(Value::UInt(u)) => Ok(V::UInt(*u)),
-        Some(Value::Float(f)) => Ok(V::Float(*f)),
-        Some(Value::String(s)) => Ok(V::Str(Arc::from(s.as_str()))),
-        Some(Value::Null) => Ok(V::Null),
+    match m.get(name) {
+        Some(serde_json::Value::Bool(b)) => Ok(V::Bool(*b)),
+        Some(serde_json::Value::Number(n)) => Ok(match n.as_i64() {
+            Some(i) => V::Int(i),
+            None => V::Float(n.as_f64().ok_or(Undecided)?),
+        }),
+        Some(serde_json::Value::String(s)) => Ok(V::Str(Cow::Borrowed(s.as_str()))),
+        Some(serde_json::Value::Null) => Ok(V::Null),
         _ => Err(Undecided),
     }
 }
 
 /// Runs a compiled condition: Ok(true/false), or Undecided.
-pub(crate) fn eval_bool(n: &Node, c: &Ctx<'_>) -> Result<bool, Undecided> {
+pub(crate) fn eval_bool<'a>(n: &'a Node, c: &Ctx<'a>) -> Result<bool, Undecided> {
     match eval(n, c)? {
         V::Bool(b) => Ok(b),
         _ => Err(Undecided),
     }
 }
 
-fn eval(n: &Node, c: &Ctx<'_>) -> Result<V, Undecided> {
+fn eval<'a>(n: &'a Node, c: &Ctx<'a>) -> Result<V<'a>, Undecided> {
     Ok(match n {
         Node::Lit(v) => v.clone(),
         Node::Field(Root::Event, f) => field(c.event, f)?,
@@ -291,7 +293,7 @@ fn eval(n: &Node, c: &Ctx<'_>) -> Result<V, Undecided> {
     })
 }
 
-fn bin(op: Op, a: V, b: V) -> Result<V, Undecided> {
+fn bin<'a>(op: Op, a: V<'a>, b: V<'a>) -> Result<V<'a>, Undecided> {
     use std::cmp::Ordering;
     let ord: Option<Ordering> = match (&a, &b) {
         (V::Int(x), V::Int(y)) => Some(x.cmp(y)),
@@ -347,7 +349,7 @@ fn bin(op: Op, a: V, b: V) -> Result<V, Undecided> {
     })
 }
 
-fn window(w: &Win, c: &Ctx<'_>) -> V {
+fn window(w: &Win, c: &Ctx<'_>) -> V<'static> {
     let h = c.history;
     match w {
         Win::Spend(win) => V::Float(h.w_spend(c.at, *win, None)),

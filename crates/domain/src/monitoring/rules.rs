@@ -237,11 +237,38 @@ impl History {
 
 /// The event and customer a rule sees, as CEL values.
 pub struct Subject {
-    pub event: Value,
-    pub customer: Value,
+    /// The event and the customer as JSON (the native evaluator reads these); their CEL
+    /// values are built only if the interpreter runs.
+    pub event: serde_json::Value,
+    pub customer: serde_json::Value,
     pub at: i64,
     pub region: Arc<str>,
     pub sku: Arc<str>,
+    cel: std::sync::OnceLock<(Value, Value)>,
+}
+
+impl Subject {
+    pub fn new(
+        event: serde_json::Value,
+        customer: serde_json::Value,
+        at: i64,
+        region: Arc<str>,
+        sku: Arc<str>,
+    ) -> Self {
+        Subject {
+            event,
+            customer,
+            at,
+            region,
+            sku,
+            cel: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn cel(&self) -> &(Value, Value) {
+        self.cel
+            .get_or_init(|| (json_to_cel(&self.event), json_to_cel(&self.customer)))
+    }
 }
 
 struct Frame {
@@ -295,9 +322,23 @@ fn record_call(f: &mut Frame, call: String, v: serde_json::Value) {
 
 /// How many different values.
 fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> i64 {
-    let mut seen: Vec<&str> = values.collect();
-    seen.sort_unstable();
-    seen.dedup();
+    // Few distinct values in practice (regions, actors): a linear set beats sorting every
+    // value of the window; past 32 it sorts what is left.
+    let mut seen: Vec<&str> = Vec::new();
+    let mut values = values;
+    for v in values.by_ref() {
+        if !seen.contains(&v) {
+            seen.push(v);
+            if seen.len() > 32 {
+                break;
+            }
+        }
+    }
+    seen.extend(values);
+    if seen.len() > 33 {
+        seen.sort_unstable();
+        seen.dedup();
+    }
     seen.len() as i64
 }
 
@@ -676,8 +717,9 @@ impl RuleRuntime {
             return decided.into_iter().flatten().collect();
         }
         let mut scope = self.root.new_inner_scope();
-        scope.add_variable_from_value("event", s.event.clone());
-        scope.add_variable_from_value("customer", s.customer.clone());
+        let (event, customer) = s.cel();
+        scope.add_variable_from_value("event", event.clone());
+        scope.add_variable_from_value("customer", customer.clone());
         FRAME.with(|c| {
             *c.borrow_mut() = Some(Frame {
                 history: std::mem::take(history),
@@ -755,13 +797,13 @@ pub fn sample_signup() -> serde_json::Value {
 /// A plausible event and customer of a scope, every field present (used to check rules).
 pub fn sample_subject(scope: Scope) -> Subject {
     if scope == Scope::Signup {
-        return Subject {
-            event: json_to_cel(&sample_signup()),
-            customer: json_to_cel(&serde_json::json!({})),
-            at: 0,
-            region: Arc::from(""),
-            sku: Arc::from(""),
-        };
+        return Subject::new(
+            sample_signup(),
+            serde_json::json!({}),
+            0,
+            Arc::from(""),
+            Arc::from(""),
+        );
     }
     let event = serde_json::json!({
         "type": scope.as_str(), "event_id": "sample", "meter_category": "Virtual Machines",
@@ -769,17 +811,17 @@ pub fn sample_subject(scope: Scope) -> Subject {
         "quantity": 1.0, "unit": "Hours", "cost": 1.0, "currency": "USD", "operation": "sign_in",
         "actor": "someone@example.com", "status": "succeeded", "properties": {}, "hour": 12, "weekday": 3,
     });
-    Subject {
-        event: json_to_cel(&event),
-        customer: json_to_cel(&serde_json::json!({
+    Subject::new(
+        event,
+        serde_json::json!({
             "id": "00000000-0000-0000-0000-000000000000", "age_days": 10, "country": "FR",
             "cloud_instance": "global", "risk_status": "normal", "admin_access": "restricted",
             "credit_limit": 1000.0, "budget_used_pct": 10.0, "paid": false,
-        })),
-        at: 0,
-        region: Arc::from("westeurope"),
-        sku: Arc::from("NC24ads A100 v4"),
-    }
+        }),
+        0,
+        Arc::from("westeurope"),
+        Arc::from("NC24ads A100 v4"),
+    )
 }
 
 /// JSON to a CEL value (numbers: integers stay ints, others doubles).
@@ -943,14 +985,12 @@ mod tests {
         let mut subjects = Vec::new();
         for (cost, age, paid) in [(1.0, 10, false), (0.25, 90, true), (500.0, 5, false)] {
             let mut s = sample_subject(Scope::Usage);
-            s.event = json_to_cel(&serde_json::json!({
+            s.event = serde_json::json!({
                 "type": "usage", "meter_category": "Bandwidth", "meter_name": "NC24ads A100 v4",
                 "region": "eastus", "quantity": 1.0, "unit": "Hours", "cost": cost, "operation": "vm_created",
                 "hour": 12, "weekday": 3,
-            }));
-            s.customer = json_to_cel(
-                &serde_json::json!({"age_days": age, "credit_limit": 100.0, "paid": paid}),
-            );
+            });
+            s.customer = serde_json::json!({"age_days": age, "credit_limit": 100.0, "paid": paid});
             subjects.push(s);
         }
         let mut native_decided = 0;
@@ -982,14 +1022,13 @@ mod tests {
             };
             for (hist, at) in &histories {
                 for subject in &subjects {
-                    let mut s = Subject {
-                        event: subject.event.clone(),
-                        customer: subject.customer.clone(),
-                        at: *at,
-                        region: subject.region.clone(),
-                        sku: subject.sku.clone(),
-                    };
-                    s.at = *at;
+                    let s = Subject::new(
+                        subject.event.clone(),
+                        subject.customer.clone(),
+                        *at,
+                        subject.region.clone(),
+                        subject.sku.clone(),
+                    );
                     let a = rt.evaluate(&with_native, &s, &mut hist.clone());
                     let b = rt.evaluate(&interpreter_only, &s, &mut hist.clone());
                     assert_eq!(a, b, "{c} at {at}");

@@ -466,25 +466,24 @@ pub async fn backtest_rule(
                 continue;
             }
             report.events_evaluated += 1;
-            use riskdesk_domain::monitoring::rules::json_to_cel;
             // Only what the condition reads is built (most of a backtest's time otherwise).
             let event = if compiled.uses_event {
-                json_to_cel(&detect::stored_event_json(e))
+                detect::stored_event_json(e)
             } else {
-                cel_null()
+                serde_json::Value::Null
             };
             let customer = if compiled.uses_customer {
-                json_to_cel(&detect::customer_at(ctx, e.time))
+                detect::customer_at(ctx, e.time)
             } else {
-                cel_null()
+                serde_json::Value::Null
             };
-            let subject = riskdesk_domain::monitoring::rules::Subject {
+            let subject = riskdesk_domain::monitoring::rules::Subject::new(
                 event,
                 customer,
-                at: e.time,
-                region: std::sync::Arc::from(e.region.as_deref().unwrap_or("")),
-                sku: std::sync::Arc::from(e.meter_name.as_deref().unwrap_or("")),
-            };
+                e.time,
+                std::sync::Arc::from(e.region.as_deref().unwrap_or("")),
+                std::sync::Arc::from(e.meter_name.as_deref().unwrap_or("")),
+            );
             match s.detector.runtime.evaluate(&compiled, &subject, history) {
                 Ok(o) if o.hit => {
                     report.hits += 1;
@@ -529,8 +528,4 @@ async fn backtest_customer(
         "paid": c.first_payment_at.is_some(),
         "created_at_us": c.created_at,
     }))
-}
-
-fn cel_null() -> riskdesk_domain::monitoring::rules::CelValue {
-    riskdesk_domain::monitoring::rules::CelValue::Null
 }
