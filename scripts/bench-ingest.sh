@@ -4,9 +4,11 @@
 # SQLite database (synchronous=FULL), release build. Runs, each on a copy of the same database:
 #   1. no rules (the shipped detectors disabled) — the baseline,
 #   2. the shipped detectors active (the default configuration),
+#   3. `rules20`: 20 partner rules active (window functions, category filters, baseline ratios,
+#      new region/SKU; the shipped detectors disabled) — issue 4's "≥ 70 % of the baseline",
 # and prints each run's rate and its spend-anomaly pass (scored hours, series, alerts).
 # Events come in time order, as a feed does. Needs python3.
-# Usage: [RUNS="base detectors"] [KEEP_DB=path] scripts/bench-ingest.sh [EVENTS]
+# Usage: [RUNS="base detectors rules20"] [KEEP_DB=path] scripts/bench-ingest.sh [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
@@ -32,6 +34,21 @@ for i in range(2000):
     call("POST", "/v1/customers", {"name": f"Cust {i}", "domain": f"c{i}.example.com", "country": "FR",
         "email": f"a@c{i}.example.com", "cloud_instance": "global", "external_id": f"CUST-{i}"})
 call("GET", "/v1/rules")  # installs the shipped detectors
+if "rules20" in os.environ.get("RUNS", "base detectors"):
+    rules = [
+        "spend_in('Virtual Machines', '1h') > 500.0", "spend('24h') > 2000.0",
+        "spend('1h') > 300.0 && customer.age_days < 30", "baseline_ratio('1h') > 20.0 && spend('1h') > 50.0",
+        "new_region() && events('30d') > 10", "new_sku() && event.cost > 100.0", "distinct_regions('24h') > 5",
+        "event.cost > 1000.0", "spend_in('Bandwidth', '1h') > 200.0", "spend_in('Storage', '24h') > 1000.0",
+        "events('10m') > 500", "spend('7d') > 20000.0", "event.region == 'brazilsouth' && event.cost > 50.0",
+        "customer.country in ['KP', 'IR']", "event.meter_name.contains('A100') && spend('1h') > 100.0",
+        "spend('10m') > 200.0", "event.cost > 5.0 && customer.risk_status == 'review'",
+        "baseline_ratio('24h') > 10.0 && spend('24h') > 500.0", "event.quantity > 1000.0", "spend('30d') > 100000.0",
+    ]
+    for k, cond in enumerate(rules):
+        # Created disabled; the rules20 run switches them on (and the shipped ones off).
+        call("POST", "/v1/rules", {"name": f"bench rule {k}", "scope": "usage", "condition": cond,
+             "severity": "medium", "mode": "disabled"})
 rng = random.Random(7)
 cats = ["Virtual Machines", "Bandwidth", "Storage", "SQL Database", "Networking"]
 with open(os.environ["OUT"], "w") as f:
@@ -53,6 +70,13 @@ c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE rules SET mode = 'disabled'"
 PY
 }
 sqlite3_disable "$dir/base.db"
+if [[ " ${RUNS:-} " == *" rules20 "* ]]; then
+  cp "$dir/base.db" "$dir/rules20.db"
+  python3 - "$dir/rules20.db" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE rules SET mode = 'active' WHERE name LIKE 'bench rule %'"); c.commit()
+PY
+fi
 for run in ${RUNS:-base detectors}; do
   echo "== $run"
   RISKDESK_LOG=warn target/release/riskdesk ingest "$dir/events.ndjson" --as-of 2026-11-30T00:00:00Z \

@@ -219,19 +219,22 @@ impl History {
     /// The event itself is in the history: new means it is the only one in 30 days.
     pub(crate) fn w_new_region(&self, at: i64, region: &str) -> bool {
         let month = 30 * 24 * 3_600_000_000i64;
+        // Newest first, stopping at the second match: a known region is found at once.
         self.between(at - month, at)
             .iter()
+            .rev()
             .filter(|r| r.usage && &*r.region == region)
-            .count()
-            <= 1
+            .nth(1)
+            .is_none()
     }
     pub(crate) fn w_new_sku(&self, at: i64, sku: &str) -> bool {
         let month = 30 * 24 * 3_600_000_000i64;
         self.between(at - month, at)
             .iter()
+            .rev()
             .filter(|r| r.usage && &*r.sku == sku)
-            .count()
-            <= 1
+            .nth(1)
+            .is_none()
     }
 }
 
