@@ -343,7 +343,7 @@ pub fn stored_event_json(e: &StoredEvent) -> serde_json::Value {
 }
 
 /// The subject of an evaluation.
-pub fn subject(e: &Event, event: &serde_json::Value, customer: &serde_json::Value) -> Subject {
+pub fn subject(e: &Event, event: serde_json::Value, customer: serde_json::Value) -> Subject {
     let (region, sku) = match &e.body {
         EventBody::Usage(u) => (
             Arc::from(u.region.as_str()),
@@ -352,8 +352,8 @@ pub fn subject(e: &Event, event: &serde_json::Value, customer: &serde_json::Valu
         EventBody::Activity(_) => (Arc::from(""), Arc::from("")),
     };
     Subject::new(
-        event.clone(),
-        customer.clone(),
+        event,
+        customer,
         riskdesk_storage::time::to_micros(e.time),
         region,
         sku,

@@ -264,9 +264,12 @@ async fn run_rules<'e>(
         if matching.is_empty() {
             continue;
         }
-        let ev = detect::event_json(e);
-        let ctx = contexts.get(&customer).map(|c| detect::customer_at(c, at));
-        let subj = detect::subject(e, &ev, ctx.as_ref().unwrap_or(&empty));
+        // Built once per event and moved into the subject (no copies).
+        let ctx = contexts
+            .get(&customer)
+            .map(|c| detect::customer_at(c, at))
+            .unwrap_or_else(|| empty.clone());
+        let subj = detect::subject(e, detect::event_json(e), ctx);
         let compiled: Vec<&Compiled> = matching.iter().map(|r| &r.compiled).collect();
         let results = detector.runtime.evaluate_all(&compiled, &subj, history);
         for (rule, result) in matching.into_iter().zip(results) {
@@ -276,7 +279,7 @@ async fn run_rules<'e>(
                     customer,
                     at,
                     event_id: e.event_id.clone(),
-                    event: ev.clone(),
+                    event: subj.event.clone(),
                     calls: o.calls,
                 }),
                 Ok(_) => {}
