@@ -329,6 +329,16 @@ async fn resource(
     r
 }
 
+/// An error answer from `decide`.
+fn refuse(
+    status: StatusCode,
+    code: i64,
+    description: &str,
+) -> (StatusCode, Value, bool, Option<u64>) {
+    let (st, v) = error(status, code, description);
+    (st, v, false, None)
+}
+
 /// Returns (status, body, hang, retry_after).
 fn decide(
     s: &mut FakeState,
@@ -339,13 +349,11 @@ fn decide(
     body: &[u8],
 ) -> (StatusCode, Value, bool, Option<u64>) {
     if !header(headers, "authorization").is_some_and(|a| a.starts_with("Bearer ")) {
-        let (st, v) = error(StatusCode::UNAUTHORIZED, 0, "bearer token required");
-        return (st, v, false, None);
+        return refuse(StatusCode::UNAUTHORIZED, 0, "bearer token required");
     }
     if s.unauthorized {
         s.unauthorized = false;
-        let (st, v) = error(StatusCode::UNAUTHORIZED, 0, "the token has expired");
-        return (st, v, false, None);
+        return refuse(StatusCode::UNAUTHORIZED, 0, "the token has expired");
     }
     if s.throttle > 0 {
         s.throttle -= 1;
@@ -359,8 +367,7 @@ fn decide(
     }
     if s.fail > 0 {
         s.fail -= 1;
-        let (st, v) = error(StatusCode::SERVICE_UNAVAILABLE, 0, "service unavailable");
-        return (st, v, false, None);
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, 0, "service unavailable");
     }
     let request_id = header(headers, "ms-requestid");
     if *method != Method::GET
@@ -388,22 +395,18 @@ fn decide(
         (Method::PATCH, ["v1", "customers", c, "subscriptions", id]) => {
             let key = (c.to_string(), id.to_string());
             let Some((current, etag)) = s.subscriptions.get(&key).cloned() else {
-                let (st, v) = error(StatusCode::NOT_FOUND, 20003, "Subscription not found");
-                return (st, v, false, None);
+                return refuse(StatusCode::NOT_FOUND, 20003, "Subscription not found");
             };
             if let Some(m) = header(headers, "if-match")
                 && m.trim_matches('"') != format!("etag-{etag}")
             {
-                let (st, v) = error(StatusCode::BAD_REQUEST, 2055, "Etag is no longer valid");
-                return (st, v, false, None);
+                return refuse(StatusCode::BAD_REQUEST, 2055, "Etag is no longer valid");
             }
             let Ok(sent) = serde_json::from_slice::<Value>(body) else {
-                let (st, v) = error(StatusCode::BAD_REQUEST, 0, "body is not JSON");
-                return (st, v, false, None);
+                return refuse(StatusCode::BAD_REQUEST, 0, "body is not JSON");
             };
             if current["status"] == "deleted" {
-                let (st, v) = error(StatusCode::BAD_REQUEST, 2011, "Subscription is deleted");
-                return (st, v, false, None);
+                return refuse(StatusCode::BAD_REQUEST, 2011, "Subscription is deleted");
             }
             let status = field(&sent, "status")
                 .and_then(Value::as_str)
@@ -503,12 +506,11 @@ fn decide(
                     Some("compromise") | Some("other") | Some("fraud")
                 )
             {
-                let (st, v) = error(
+                return refuse(
                     StatusCode::BAD_REQUEST,
                     900307,
                     "Invalid cancellation reason",
                 );
-                return (st, v, false, None);
             }
             match s.entitlements.get_mut(&key) {
                 Some(v) => {
@@ -587,8 +589,7 @@ fn decide(
                 .into_owned()
                 .collect();
             let Some(start) = q.get("startDate").cloned() else {
-                let (st, v) = error(StatusCode::BAD_REQUEST, 0, "startDate is required");
-                return (st, v, false, None);
+                return refuse(StatusCode::BAD_REQUEST, 0, "startDate is required");
             };
             let end = q
                 .get("endDate")
@@ -599,16 +600,14 @@ fn decide(
                 .date();
             match start.parse::<jiff::civil::Date>() {
                 Ok(d) if (today - d).get_days() > 90 => {
-                    let (st, v) = error(
+                    return refuse(
                         StatusCode::BAD_REQUEST,
                         0,
                         "startDate must be within the last 90 days",
                     );
-                    return (st, v, false, None);
                 }
                 Err(_) => {
-                    let (st, v) = error(StatusCode::BAD_REQUEST, 0, "startDate is not a date");
-                    return (st, v, false, None);
+                    return refuse(StatusCode::BAD_REQUEST, 0, "startDate is not a date");
                 }
                 _ => {}
             }

@@ -20,7 +20,16 @@ pub struct Fingerprint<'a> {
     pub body_sha256: &'a str,
 }
 
-impl Fingerprint<'_> {
+impl<'a> Fingerprint<'a> {
+    /// A POST without a body: the method and path alone identify it.
+    pub fn without_body(key: &'a IdempotencyKey, method_path: String) -> Self {
+        Fingerprint {
+            key,
+            method_path,
+            body_sha256: "",
+        }
+    }
+
     fn hash(&self) -> String {
         hex::encode(Sha256::digest(format!(
             "{}\n{}",

@@ -185,22 +185,8 @@ pub async fn handle_webhook(
         _ => None,
     };
     if let Some((customer, rule, severity, title)) = alert {
-        let row = crate::monitoring::raise(
-            &mut tx,
-            tenant,
-            &actor,
-            alerts::NewAlert {
-                customer_id: Some(customer),
-                rule,
-                severity,
-                title: &title,
-                evidence_json: evidence.to_string(),
-                at: to_micros(now),
-                cooldown_micros: 0,
-                occurrences: 1,
-                last_at: to_micros(now),
-            },
-            now,
+        let row = raise_provider_alert(
+            &mut tx, tenant, &actor, customer, rule, severity, &title, &evidence, now,
         )
         .await?;
         out.alert_id = Some(row.id);
@@ -210,6 +196,41 @@ pub async fn handle_webhook(
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// Raises an alert for something the provider reported (a webhook or the poller): one
+/// occurrence now, never folded, with the provider's event as its evidence. Its case follows
+/// from the rule (`provider.fraud_event` → `provider_fraud`, …).
+#[allow(clippy::too_many_arguments)]
+pub async fn raise_provider_alert(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    customer: Uuid,
+    rule: &str,
+    severity: &str,
+    title: &str,
+    evidence: &serde_json::Value,
+    now: Timestamp,
+) -> Result<alerts::AlertRow, ApiError> {
+    crate::monitoring::raise(
+        tx,
+        tenant,
+        actor,
+        alerts::NewAlert {
+            customer_id: Some(customer),
+            rule,
+            severity,
+            title,
+            evidence_json: evidence.to_string(),
+            at: to_micros(now),
+            cooldown_micros: 0,
+            occurrences: 1,
+            last_at: to_micros(now),
+        },
+        now,
+    )
+    .await
 }
 
 /// A provider notice as recorded (from the API or an .eml file).

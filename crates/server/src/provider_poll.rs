@@ -19,7 +19,7 @@ use riskdesk_domain::audit::Actor;
 use riskdesk_domain::monitoring::CustomerRef;
 use riskdesk_domain::{Clock, CloudInstance, TenantId};
 use riskdesk_storage::time::to_micros;
-use riskdesk_storage::{Db, alerts, provider};
+use riskdesk_storage::{Db, provider};
 use uuid::Uuid;
 
 use crate::detect::Detector;
@@ -142,21 +142,15 @@ async fn fraud_event(
             continue;
         }
         let kind = ev["eventType"].as_str().unwrap_or("fraud event");
-        crate::monitoring::raise(
+        crate::provider_events::raise_provider_alert(
             &mut tx,
             tenant,
             &Actor::system("partner-center-poller"),
-            alerts::NewAlert {
-                customer_id: Some(customer),
-                rule: "provider.fraud_event",
-                severity: "critical",
-                title: &format!("Partner Center fraud event: {kind}"),
-                evidence_json: serde_json::json!({"provider_fraud_event": ev}).to_string(),
-                at: to_micros(now),
-                cooldown_micros: 0,
-                occurrences: 1,
-                last_at: to_micros(now),
-            },
+            customer,
+            "provider.fraud_event",
+            "critical",
+            &format!("Partner Center fraud event: {kind}"),
+            &serde_json::json!({"provider_fraud_event": ev}),
             now,
         )
         .await?;

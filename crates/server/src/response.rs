@@ -539,7 +539,6 @@ async fn apply(
         .ok_or_else(|| ApiError::Internal(format!("cloud instance '{cloud_instance}'")))?;
     let customer = CustomerId(row.customer_id);
     let params: serde_json::Value = serde_json::from_str(&row.params_json).unwrap_or_default();
-    let before_status;
     match kind {
         ActionKind::Suspend
         | ActionKind::DisableAccess
@@ -577,7 +576,6 @@ async fn apply(
                     .await?;
                 }
             }
-            before_status = Some(s.status);
         }
         ActionKind::SetBudget => {
             let amount = params["amount"].as_str().unwrap_or_default();
@@ -587,7 +585,6 @@ async fn apply(
             let money = riskdesk_domain::money::Money::parse(amount, currency)
                 .map_err(|e| ApiError::field("amount", e.0))?;
             crate::monitoring::set_budget_amount(tx, tenant, actor, customer.0, money, now).await?;
-            before_status = None;
         }
         ActionKind::RequirePrepayment => {
             let (b, a) =
@@ -603,7 +600,6 @@ async fn apply(
                 now,
             )
             .await?;
-            before_status = None;
         }
         ActionKind::RevokeAdminAccess => {
             let (b, a) = customers::change(tx, tenant, customer, now, |c| {
@@ -621,7 +617,6 @@ async fn apply(
                 now,
             )
             .await?;
-            before_status = None;
         }
         ActionKind::MarkFraudulent => {
             crate::onboarding::mark_fraudulent(
@@ -633,10 +628,8 @@ async fn apply(
                 now,
             )
             .await?;
-            before_status = None;
         }
     }
-    let _ = before_status;
     // What the provider is asked to do, if it can be and the ids are known.
     let at = to_micros(now);
     row.status = ActionStatus::Done.as_str().into();
@@ -814,37 +807,64 @@ pub async fn decide(
         let c = customers::get_tx(tx, tenant, CustomerId(row.customer_id)).await?;
         apply(tx, tenant, actor, row, &c.cloud_instance, now).await
     } else {
-        let before = row.clone();
-        row.status = ActionStatus::Rejected.as_str().into();
-        row.updated_at = to_micros(now);
-        row.done_at = Some(to_micros(now));
-        actions::update(tx, &row).await?;
-        audit::append(
+        close_proposal(
             tx,
             tenant,
+            actor,
+            row,
+            "action.reject",
+            note,
+            "rejected",
             now,
-            AuditDraft::new(actor, "action.reject", "action", id)
-                .before(&before)
-                .after(&row)
-                .note(note),
+        )
+        .await
+    }
+}
+
+/// Closes a proposal as rejected (by an analyst, or withdrawn by whoever proposed it) with
+/// its audit entry and a line on its case's timeline.
+#[allow(clippy::too_many_arguments)]
+async fn close_proposal(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    before: ActionRow,
+    audit_action: &str,
+    note: Option<&str>,
+    what: &str,
+    now: Timestamp,
+) -> Result<ActionRow, ApiError> {
+    let mut row = before.clone();
+    row.status = ActionStatus::Rejected.as_str().into();
+    row.decided_by = Some(actor_id(actor));
+    row.updated_at = to_micros(now);
+    row.done_at = Some(to_micros(now));
+    actions::update(tx, &row).await?;
+    audit::append(
+        tx,
+        tenant,
+        now,
+        AuditDraft::new(actor, audit_action, "action", row.id)
+            .before(&before)
+            .after(&row)
+            .note(note),
+    )
+    .await?;
+    if let Some(case) = row.case_id {
+        entry(
+            tx,
+            tenant,
+            case,
+            "action",
+            actor,
+            Some(&format!("{} {what}", row.kind)),
+            Some(row.id),
+            None,
+            now,
         )
         .await?;
-        if let Some(case) = row.case_id {
-            entry(
-                tx,
-                tenant,
-                case,
-                "action",
-                actor,
-                Some(&format!("{} rejected", row.kind)),
-                Some(row.id),
-                None,
-                now,
-            )
-            .await?;
-        }
-        Ok(row)
     }
+    Ok(row)
 }
 
 /// An enforcement a rule, the budget or the credit policy proposes in `require_approval`
@@ -1195,38 +1215,17 @@ pub async fn withdraw_dunning_proposals(
         if a.subscription_id != Some(subscription) || a.proposed_by != actor_id(actor) {
             continue;
         }
-        let mut after = a.clone();
-        after.status = ActionStatus::Rejected.as_str().into();
-        after.decided_by = Some(actor_id(actor));
-        after.updated_at = to_micros(now);
-        after.done_at = Some(to_micros(now));
-        actions::update(tx, &after).await?;
-        audit::append(
+        close_proposal(
             tx,
             tenant,
+            actor,
+            a,
+            "action.withdraw",
+            Some("no longer wanted by the dunning ladder (paid up or on hold)"),
+            "withdrawn: no longer due",
             now,
-            AuditDraft::new(actor, "action.withdraw", "action", a.id)
-                .before(&a)
-                .after(&after)
-                .note(Some(
-                    "no longer wanted by the dunning ladder (paid up or on hold)",
-                )),
         )
         .await?;
-        if let Some(case) = a.case_id {
-            entry(
-                tx,
-                tenant,
-                case,
-                "action",
-                actor,
-                Some(&format!("{} withdrawn: no longer due", a.kind)),
-                Some(a.id),
-                None,
-                now,
-            )
-            .await?;
-        }
     }
     Ok(())
 }

@@ -269,39 +269,15 @@ pub async fn add_entry(tx: &mut Tx, tenant: TenantId, e: &EntryRow) -> Result<()
     Ok(())
 }
 
+const ENTRIES: &str = "SELECT id, case_id, at, kind, actor, text, ref_id, data_json FROM case_entries \
+     WHERE tenant_id = $1 AND case_id = $2 ORDER BY at, id";
+
 pub async fn entries(db: &Db, tenant: TenantId, case: Uuid) -> Result<Vec<EntryRow>> {
-    db.fetch_all(
-        Q::new(
-            "SELECT id, case_id, at, kind, actor, text, ref_id, data_json FROM case_entries \
-             WHERE tenant_id = $1 AND case_id = $2 ORDER BY at, id",
-        )
-        .bind(tenant.0)
-        .bind(case),
-    )
-    .await
+    db.fetch_all(Q::new(ENTRIES).bind(tenant.0).bind(case))
+        .await
 }
 
 pub async fn entries_tx(tx: &mut Tx, tenant: TenantId, case: Uuid) -> Result<Vec<EntryRow>> {
-    tx.fetch_all(
-        Q::new(
-            "SELECT id, case_id, at, kind, actor, text, ref_id, data_json FROM case_entries \
-             WHERE tenant_id = $1 AND case_id = $2 ORDER BY at, id",
-        )
-        .bind(tenant.0)
-        .bind(case),
-    )
-    .await
-}
-
-/// Whether this reference (an alert, a notice) is already on the case's timeline.
-pub async fn has_ref_tx(tx: &mut Tx, tenant: TenantId, case: Uuid, ref_id: Uuid) -> Result<bool> {
-    let n: Option<i64> = tx
-        .fetch_optional(
-            Q::new("SELECT COUNT(*) AS n FROM case_entries WHERE tenant_id = $1 AND case_id = $2 AND ref_id = $3")
-                .bind(tenant.0)
-                .bind(case)
-                .bind(ref_id),
-        )
-        .await?;
-    Ok(n.unwrap_or(0) > 0)
+    tx.fetch_all(Q::new(ENTRIES).bind(tenant.0).bind(case))
+        .await
 }

@@ -843,13 +843,7 @@ pub async fn retry(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::WorkCases)?;
     let id: Uuid = parse_id(&id, "action")?;
-    // No body: the path alone identifies the request.
-    let empty = String::new();
-    let fp = Fingerprint {
-        key: &key,
-        method_path: format!("POST /v1/actions/{id}/retry"),
-        body_sha256: &empty,
-    };
+    let fp = Fingerprint::without_body(&key, format!("POST /v1/actions/{id}/retry"));
     let now = s.clock.now();
     let mut tx = s.db.begin().await?;
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {

@@ -306,16 +306,10 @@ pub struct NoticeCreated {
 }
 
 fn bounded(v: &mut Validator, field: &str, s: &str, max: usize) -> Option<String> {
-    let t = s.trim();
-    if t.is_empty() {
-        v.fail(field, "must not be empty");
-        None
-    } else if t.chars().count() > max {
-        v.fail(field, &format!("at most {max} characters"));
-        None
-    } else {
-        Some(t.to_owned())
-    }
+    v.check(
+        field,
+        riskdesk_domain::values::bounded_text(field, s, max).map_err(|e| e.0),
+    )
 }
 
 /// Records a provider notice (Acceptable Use Policy enforcement arrives by email) and opens
@@ -552,13 +546,7 @@ pub async fn prepare_service_request(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::WorkCases)?;
     let id: Uuid = parse_id(&id, "case")?;
-    // No body: the path alone identifies the request.
-    let empty = String::new();
-    let fp = Fingerprint {
-        key: &key,
-        method_path: format!("POST /v1/cases/{id}/service-requests"),
-        body_sha256: &empty,
-    };
+    let fp = Fingerprint::without_body(&key, format!("POST /v1/cases/{id}/service-requests"));
     let now = s.clock.now();
     let mut tx = s.db.begin().await?;
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
