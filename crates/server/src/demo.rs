@@ -443,7 +443,53 @@ pub async fn load(db: &Db, tenant: TenantId, now: Timestamp) -> Result<usize, Ap
     }
     tx.commit().await?;
     load_receivables(db, tenant, now).await?;
+    load_cases(db, tenant, now).await?;
     Ok(BOOK.len())
+}
+
+/// A few cases in the queue: the provider's fraud detection on one customer, an Acceptable
+/// Use Policy notice about another — raised through the same paths as real ones.
+async fn load_cases(db: &Db, tenant: TenantId, now: Timestamp) -> Result<(), ApiError> {
+    let actor = Actor::system("demo-loader");
+    let customers =
+        riskdesk_storage::customers::list(db, tenant, &Default::default(), None, 3).await?;
+    let mut tx = db.begin().await?;
+    if let Some(c) = customers.first() {
+        crate::provider_events::raise_provider_alert(
+            &mut tx,
+            tenant,
+            &actor,
+            c.id,
+            "provider.fraud_event",
+            "critical",
+            "Partner Center fraud event: NetworkConnectionsToCryptoMiningPools",
+            &serde_json::json!({"provider_fraud_event": {"eventType": "NetworkConnectionsToCryptoMiningPools",
+                "hitCount": 14, "resourceName": "vm-gpu-01", "eventStatus": "Active"}}),
+            now,
+        )
+        .await?;
+    }
+    if let Some(c) = customers.get(1) {
+        crate::provider_events::record_notice(
+            &mut tx,
+            tenant,
+            &actor,
+            crate::provider_events::NoticeInput {
+                customer: Some(c.id),
+                message_id: Some("<demo-aup-1@microsoft.example>".into()),
+                sender: "no-reply@microsoft.com".into(),
+                subject: "Acceptable Use Policy violation: outbound spam".into(),
+                body: "We detected outbound spam from one of your customer's subscriptions. Please investigate and respond within 24 hours.".into(),
+                provider_action: Some("throttled outbound port 25".into()),
+                requested_action: Some("confirm remediation".into()),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Two invoices per demo customer (one issued 75 days ago, due 45 days ago; one current), the

@@ -131,6 +131,24 @@ async fn serve_first_start_and_demo() {
         .unwrap();
     let customers = page["items"].as_array().unwrap();
     assert_eq!(customers.len(), 32);
+    // The case queue has something to show: a provider fraud event and an AUP notice.
+    let cases: serde_json::Value = client
+        .get(format!("{base}/v1/cases"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut kinds: Vec<&str> = cases["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["provider_fraud", "provider_notice"], "{cases}");
     for inst in ["global", "us_government", "germany", "china_21vianet"] {
         assert!(
             customers
