@@ -5,7 +5,7 @@
 # compare without fsync)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q
 dir=$(mktemp -d)
 secs="${1:-10}"
 port=18182

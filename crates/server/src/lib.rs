@@ -28,6 +28,7 @@ pub mod risk;
 pub mod routes;
 pub mod service;
 pub mod spend_anomaly;
+pub mod velocity;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,6 +101,9 @@ pub struct AppState {
     pub provider: Arc<provider::ProviderHub>,
     /// Verifies Partner Center webhook callbacks (None: `POST /v1/provider/webhooks` is off).
     pub pc_webhooks: Option<Arc<riskdesk_connectors::pc_webhook::WebhookVerifier>>,
+    /// Sign-up velocity counted in this process (SQLite, which one process owns); `None`:
+    /// counted in storage (PostgreSQL, shared by several processes).
+    pub velocity: Option<Arc<velocity::VelocityBook>>,
 }
 
 /// Server settings that are not the database or the address.
@@ -367,7 +371,19 @@ fn router_with(
     let (router, doc) = api();
     let openapi_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
     let auth_cache = Arc::new(auth_cache::AuthCache::new(opts.auth_cache_ttl));
+    let velocity = (db.backend() == riskdesk_storage::Backend::Sqlite).then(|| {
+        let longest = opts
+            .risk
+            .policy
+            .velocity
+            .iter()
+            .map(|(_, w, _)| *w)
+            .max()
+            .unwrap_or(0);
+        Arc::new(velocity::VelocityBook::new(clock.now(), longest))
+    });
     let state = AppState {
+        velocity,
         db,
         clock,
         openapi_json,

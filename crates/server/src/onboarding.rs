@@ -10,21 +10,22 @@ use riskdesk_domain::audit::Actor;
 use riskdesk_domain::customer::NewCustomer;
 use riskdesk_domain::onboarding::assess::VerificationFacts;
 use riskdesk_domain::onboarding::assess::{
-    PaymentInstrument, SignupFacts, SignupInput, assess, velocity_keys,
+    PaymentInstrument, SignupFacts, SignupInput, VelocityKind, assess, velocity_keys,
 };
 use riskdesk_domain::onboarding::{Assessment, Decision};
 use riskdesk_domain::{CloudInstance, CustomerId, Locale, Phone, TenantId};
-use riskdesk_storage::Tx;
 use riskdesk_storage::audit::{self, AuditDraft};
 use riskdesk_storage::customers::{self, CustomerRow};
 use riskdesk_storage::signups::{self, SignupRow};
 use riskdesk_storage::time::to_micros;
+use riskdesk_storage::{Db, Tx};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::risk::RiskEngine;
 use crate::service;
+use crate::velocity::{Recorded, VelocityBook};
 
 /// What is kept besides the risk inputs, to create the customer on approval.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -115,7 +116,7 @@ fn identifiers(input: &SignupInput) -> Vec<(String, String)> {
 
 /// The block-list entries in force on the assessment date that the sign-up matches.
 async fn blocked_identifiers(
-    tx: &mut Tx,
+    db: &Db,
     tenant: TenantId,
     input: &SignupInput,
 ) -> Result<Vec<String>, ApiError> {
@@ -141,8 +142,7 @@ async fn blocked_identifiers(
         .map(|(k, v)| (k.as_str().to_owned(), v))
         .collect();
     let found =
-        riskdesk_storage::blocklist::candidates_tx(tx, tenant, &exact, to_micros(input.as_of))
-            .await?;
+        riskdesk_storage::blocklist::candidates(db, tenant, &exact, to_micros(input.as_of)).await?;
     let entries: Vec<(BlockKind, String)> = found
         .into_iter()
         .filter_map(|(k, v)| BlockKind::parse(&k).map(|k| (k, v)))
@@ -196,6 +196,68 @@ pub async fn verify(
     }
 }
 
+/// What is known about a sign-up before its unit of work starts: read outside SQLite's single
+/// writer, so assessments do not queue behind each other for it.
+pub struct Prepared {
+    /// The velocity rules that apply: (kind, value, window seconds, limit).
+    velocity: Vec<(VelocityKind, String, u64, u32)>,
+    /// Counted in memory ([`VelocityBook`]); `None`: count in the unit of work.
+    counts: Option<Vec<u32>>,
+    /// This sign-up's records in the velocity book: kept once the unit of work commits.
+    pub recorded: Option<Recorded>,
+    ids: Vec<(String, String)>,
+    fraud_links: Vec<String>,
+    blocked: Vec<String>,
+}
+
+/// Reads what the assessment needs besides velocity counted in SQL: block-list matches and
+/// fraud links (committed state, from a reader), and, with a velocity book, the velocity
+/// counts (this sign-up recorded in the same step).
+pub async fn prepare(
+    db: &Db,
+    book: Option<&VelocityBook>,
+    tenant: TenantId,
+    engine: &RiskEngine,
+    input: &SignupInput,
+) -> Result<Prepared, ApiError> {
+    // Velocity: one key per configured rule that applies to this sign-up.
+    let keys = velocity_keys(input, &engine.data.email_lists);
+    let velocity: Vec<_> = engine
+        .policy
+        .velocity
+        .iter()
+        .filter_map(|(kind, window, max)| {
+            keys.iter()
+                .find(|(k, _)| k == kind)
+                .map(|(k, v)| (*k, v.clone(), *window, *max))
+        })
+        .collect();
+    let (counts, recorded) = match book {
+        Some(book) => {
+            let rules: Vec<(VelocityKind, String, u64)> = velocity
+                .iter()
+                .map(|(k, v, w, _)| (*k, v.clone(), *w))
+                .collect();
+            let c = book
+                .count_and_record(db, tenant, input.as_of, &rules)
+                .await?;
+            (c.counts, c.recorded)
+        }
+        None => (None, None),
+    };
+    let ids = identifiers(input);
+    let blocked = blocked_identifiers(db, tenant, input).await?;
+    let fraud_links = signups::fraud_links_db(db, tenant, &ids).await?;
+    Ok(Prepared {
+        velocity,
+        counts,
+        recorded,
+        ids,
+        fraud_links,
+        blocked,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn assess_signup(
     tx: &mut Tx,
@@ -207,42 +269,42 @@ pub async fn assess_signup(
     input: &SignupInput,
     details: &CustomerDetails,
     request: serde_json::Value,
+    prepared: &mut Prepared,
     now: Timestamp,
 ) -> Result<(SignupRow, Assessment), ApiError> {
-    // Velocity: one key per configured rule that applies to this sign-up.
-    let keys = velocity_keys(input, &engine.data.email_lists);
-    let counted: Vec<_> = engine
-        .policy
-        .velocity
-        .iter()
-        .filter_map(|(kind, window, max)| {
-            keys.iter()
-                .find(|(k, _)| k == kind)
-                .map(|(k, v)| (*k, v.clone(), *window, *max))
-        })
-        .collect();
-    let lock: Vec<(String, String)> = counted
-        .iter()
-        .map(|(k, v, _, _)| (k.as_str().to_owned(), v.clone()))
-        .collect();
-    signups::lock_velocity_keys(tx, tenant, &lock).await?;
-    // Counting stops just past the limit: that is all the decision needs.
-    let rows: Vec<(String, String, u64, u32)> = counted
-        .iter()
-        .map(|(k, v, w, max)| (k.as_str().to_owned(), v.clone(), *w, max.saturating_add(1)))
-        .collect();
-    let counts = signups::count_velocity(tx, tenant, id, input.as_of, &rows).await?;
-    let ids = identifiers(input);
-    let blocked = blocked_identifiers(tx, tenant, input).await?;
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(prepared.velocity.len());
+    for (k, v, _, _) in &prepared.velocity {
+        let pair = (k.as_str().to_owned(), v.clone());
+        if !pairs.contains(&pair) {
+            pairs.push(pair);
+        }
+    }
+    let counts = match prepared.counts.take() {
+        Some(counts) => {
+            signups::record_velocity(tx, tenant, id, input.as_of, &pairs).await?;
+            counts
+        }
+        None => {
+            signups::lock_velocity_keys(tx, tenant, &pairs).await?;
+            // Counting stops just past the limit: that is all the decision needs.
+            let rows: Vec<(String, String, u64, u32)> = prepared
+                .velocity
+                .iter()
+                .map(|(k, v, w, max)| (k.as_str().to_owned(), v.clone(), *w, max.saturating_add(1)))
+                .collect();
+            signups::count_velocity(tx, tenant, id, input.as_of, &rows).await?
+        }
+    };
     let facts = SignupFacts {
-        velocity: counted
+        velocity: prepared
+            .velocity
             .iter()
             .zip(counts)
             .map(|((k, v, _, _), n)| (*k, v.clone(), n))
             .collect(),
-        fraud_links: signups::fraud_links(tx, tenant, &ids).await?,
+        fraud_links: std::mem::take(&mut prepared.fraud_links),
         verification,
-        blocked,
+        blocked: std::mem::take(&mut prepared.blocked),
     };
     let assessment = assess(input, &facts, &engine.data, &engine.policy);
     let outcome = StoredOutcome::from(&assessment);
@@ -255,7 +317,8 @@ pub async fn assess_signup(
         request,
         details: details.clone(),
     };
-    let mut row = SignupRow {
+    let customer_id = (assessment.decision == Decision::Approve).then(CustomerId::new);
+    let row = SignupRow {
         id,
         tenant_id: tenant.0,
         created_at: to_micros(now),
@@ -267,19 +330,27 @@ pub async fn assess_signup(
             .map_err(|e| ApiError::Internal(e.to_string()))?,
         outcome_json: serde_json::to_string(&outcome)
             .map_err(|e| ApiError::Internal(e.to_string()))?,
-        customer_id: None,
+        customer_id: customer_id.map(|c| c.0),
         reviewed_at: None,
         review_note: None,
     };
+    let mut drafts = vec![AuditDraft::new(actor, "signup.assess", "signup", id).after(&outcome)];
+    let mut owners = vec![("signup", id)];
+    // An approval stores the customer with its terms first (the sign-up row refers to it).
+    if let Some(cid) = customer_id {
+        let (created, with_terms) =
+            insert_customer(tx, tenant, cid, input, details, &outcome, id, now).await?;
+        drafts.push(AuditDraft::new(actor, "customer.create", "customer", cid.0).after(&created));
+        drafts.push(
+            AuditDraft::new(actor, "customer.credit_terms", "customer", cid.0)
+                .before(&created)
+                .after(&with_terms),
+        );
+        owners.push(("customer", cid.0));
+    }
     signups::insert(tx, &row).await?;
-    signups::add_identifiers(tx, tenant, "signup", id, &ids).await?;
-    audit::append(
-        tx,
-        tenant,
-        now,
-        AuditDraft::new(actor, "signup.assess", "signup", id).after(&outcome),
-    )
-    .await?;
+    signups::add_identifiers_of(tx, tenant, &owners, &prepared.ids).await?;
+    audit::append_many(tx, tenant, now, drafts).await?;
     if assessment.decision == Decision::Review {
         let title = format!(
             "Sign-up in review: {} (score {})",
@@ -303,12 +374,55 @@ pub async fn assess_signup(
         )
         .await?;
     }
-    if assessment.decision == Decision::Approve {
-        let c = create_customer_from(tx, tenant, actor, input, details, &outcome, id, now).await?;
-        row = signups::set_reviewed(tx, &row, "approved", Some(c.id), None, now).await?;
-        row.reviewed_at = None;
-    }
     Ok((row, assessment))
+}
+
+fn new_customer(input: &SignupInput, details: &CustomerDetails) -> NewCustomer {
+    NewCustomer {
+        name: details.company_name.clone(),
+        domain: input.company_domain.clone(),
+        country: input.company_country,
+        email: input.email.clone(),
+        // An invalid number was a risk signal; the customer record keeps only a valid one.
+        phone: input.phone.as_deref().and_then(|p| Phone::parse(p).ok()),
+        locale: details.locale,
+        cloud_instance: details.cloud_instance,
+        external_id: None,
+    }
+}
+
+fn terms_of(outcome: &StoredOutcome) -> Result<(i64, String), ApiError> {
+    let currency = riskdesk_domain::money::Currency::parse(&outcome.currency)
+        .map_err(|e| ApiError::Internal(e.0))?;
+    let limit = riskdesk_domain::money::Money::parse(&outcome.credit_limit, currency)
+        .map_err(|e| ApiError::Internal(e.0))?;
+    Ok((limit.minor, currency.code().to_owned()))
+}
+
+/// An approved sign-up's customer, created with its terms in one write. Returns the row as
+/// created and with its terms.
+#[allow(clippy::too_many_arguments)]
+async fn insert_customer(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: CustomerId,
+    input: &SignupInput,
+    details: &CustomerDetails,
+    outcome: &StoredOutcome,
+    signup: Uuid,
+    now: Timestamp,
+) -> Result<(CustomerRow, CustomerRow), ApiError> {
+    let (limit_minor, currency) = terms_of(outcome)?;
+    let terms = customers::OnboardingTerms {
+        limit_minor,
+        currency: &currency,
+        prepayment_required: outcome.prepayment_required,
+        signup,
+    };
+    Ok(
+        customers::insert_onboarded(tx, tenant, id, &new_customer(input, details), &terms, now)
+            .await?,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -322,28 +436,14 @@ async fn create_customer_from(
     signup: Uuid,
     now: Timestamp,
 ) -> Result<CustomerRow, ApiError> {
-    let new = NewCustomer {
-        name: details.company_name.clone(),
-        domain: input.company_domain.clone(),
-        country: input.company_country,
-        email: input.email.clone(),
-        // An invalid number was a risk signal; the customer record keeps only a valid one.
-        phone: input.phone.as_deref().and_then(|p| Phone::parse(p).ok()),
-        locale: details.locale,
-        cloud_instance: details.cloud_instance,
-        external_id: None,
-    };
-    let c = service::create_customer(tx, tenant, actor, &new, now).await?;
-    let currency = riskdesk_domain::money::Currency::parse(&outcome.currency)
-        .map_err(|e| ApiError::Internal(e.0))?;
-    let limit = riskdesk_domain::money::Money::parse(&outcome.credit_limit, currency)
-        .map_err(|e| ApiError::Internal(e.0))?;
+    let c = service::create_customer(tx, tenant, actor, &new_customer(input, details), now).await?;
+    let (limit_minor, currency) = terms_of(outcome)?;
     let (before, after) = customers::set_terms(
         tx,
         tenant,
         CustomerId(c.id),
-        limit.minor,
-        currency.code(),
+        limit_minor,
+        &currency,
         outcome.prepayment_required,
         Some(signup),
         now,

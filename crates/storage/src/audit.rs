@@ -221,6 +221,107 @@ pub async fn append(
     Ok(content.seq)
 }
 
+/// Appends several entries to the tenant's chain with one head bump, one multi-row insert and
+/// one head update (the hot paths that record several changes at once, e.g. an approved
+/// sign-up: its assessment, the customer and its credit terms). Same chain as `append` called
+/// once per draft, in order. Returns the first entry's seq.
+pub async fn append_many(
+    tx: &mut Tx,
+    tenant: TenantId,
+    at: Timestamp,
+    drafts: Vec<AuditDraft<'_>>,
+) -> Result<i64> {
+    let n = drafts.len() as i64;
+    if n == 0 {
+        return Err(StorageError::Config(
+            "append_many needs at least one entry".into(),
+        ));
+    }
+    let head: Head = tx
+        .fetch_optional(
+            Q::new(
+                "UPDATE audit_heads SET seq = seq + $2 WHERE tenant_id = $1 RETURNING seq, hash",
+            )
+            .bind(tenant.0)
+            .bind(n),
+        )
+        .await?
+        .ok_or(StorageError::NotFound("tenant audit head"))?;
+    let first = head.seq - n + 1;
+    let mut prev = head.hash;
+    let mut rows = Vec::with_capacity(drafts.len());
+    for (i, d) in drafts.into_iter().enumerate() {
+        let content = AuditContent {
+            tenant_id: tenant.0,
+            seq: first + i as i64,
+            at_micros: to_micros(at),
+            actor: d.actor.clone(),
+            action: d.action.to_owned(),
+            entity_type: d.entity_type.to_owned(),
+            entity_id: d.entity_id,
+            before: d.before,
+            after: d.after,
+            reason: d.reason.map(str::to_owned),
+            note: d.note.map(str::to_owned),
+        };
+        let hash = entry_hash(&content, &prev);
+        rows.push((content, std::mem::replace(&mut prev, hash.clone()), hash));
+    }
+    // $1 tenant, $2 at, then 13 parameters per entry.
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let b = 3 + 13 * i;
+            format!(
+                "($1, ${}, $2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10,
+                b + 11,
+                b + 12
+            )
+        })
+        .collect();
+    let mut q = Q::new(format!(
+        "INSERT INTO audit_log (tenant_id, seq, at, actor_kind, actor_name, actor_role, action, entity_type, entity_id, \
+         before_json, after_json, reason, note, prev_hash, hash) VALUES {}",
+        values.join(", ")
+    ))
+    .bind(tenant.0)
+    .bind(to_micros(at));
+    for (c, prev_hash, hash) in &rows {
+        q = q
+            .bind(c.seq)
+            .bind(&c.actor.kind)
+            .bind(&c.actor.name)
+            .bind(&c.actor.role)
+            .bind(&c.action)
+            .bind(&c.entity_type)
+            .bind(&c.entity_id)
+            .bind(&c.before)
+            .bind(&c.after)
+            .bind(&c.reason)
+            .bind(&c.note)
+            .bind(prev_hash)
+            .bind(hash);
+    }
+    tx.execute(q).await?;
+    tx.execute(
+        Q::new("UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .bind(&prev),
+    )
+    .await?;
+    Ok(first)
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {
     pub entity_id: Option<String>,

@@ -130,13 +130,30 @@ pub async fn candidates_tx(
     exact: &[(String, String)],
     at: i64,
 ) -> Result<Vec<(String, String)>> {
-    #[derive(Debug)]
-    struct KV(String, String);
-    impl FromRow for KV {
-        fn from_row(r: &dyn RowLike) -> Result<Self> {
-            Ok(KV(r.text("kind")?, r.text("value")?))
-        }
+    let rows: Vec<KV> = tx.fetch_all(candidates_query(tenant, exact, at)).await?;
+    Ok(keep_candidates(rows, exact))
+}
+
+/// [`candidates_tx`] read outside a unit of work (a reader connection on SQLite).
+pub async fn candidates(
+    db: &Db,
+    tenant: TenantId,
+    exact: &[(String, String)],
+    at: i64,
+) -> Result<Vec<(String, String)>> {
+    let rows: Vec<KV> = db.fetch_all(candidates_query(tenant, exact, at)).await?;
+    Ok(keep_candidates(rows, exact))
+}
+
+#[derive(Debug)]
+struct KV(String, String);
+impl FromRow for KV {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(KV(r.text("kind")?, r.text("value")?))
     }
+}
+
+fn candidates_query(tenant: TenantId, exact: &[(String, String)], at: i64) -> Q {
     let values: Vec<&String> = exact.iter().map(|(_, v)| v).collect();
     let list = if values.is_empty() {
         "NULL".to_owned()
@@ -152,10 +169,12 @@ pub async fn candidates_tx(
     for v in values {
         q = q.bind(v);
     }
-    let rows: Vec<KV> = tx.fetch_all(q).await?;
-    Ok(rows
-        .into_iter()
+    q
+}
+
+fn keep_candidates(rows: Vec<KV>, exact: &[(String, String)]) -> Vec<(String, String)> {
+    rows.into_iter()
         .filter(|KV(k, v)| k == "ip" || exact.iter().any(|(ek, ev)| ek == k && ev == v))
         .map(|KV(k, v)| (k, v))
-        .collect())
+        .collect()
 }

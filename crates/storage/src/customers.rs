@@ -88,31 +88,7 @@ pub async fn insert(
     c: &NewCustomer,
     now: Timestamp,
 ) -> Result<CustomerRow> {
-    let now = to_micros(now);
-    let row = CustomerRow {
-        id: CustomerId::new().0,
-        tenant_id: tenant.0,
-        external_id: c.external_id.clone(),
-        name: c.name.clone(),
-        domain: c.domain.to_string(),
-        country: c.country.to_string(),
-        email: c.email.to_string(),
-        phone: c.phone.as_ref().map(|p| p.to_string()),
-        locale: c.locale.as_str().to_owned(),
-        cloud_instance: c.cloud_instance.as_str().to_owned(),
-        created_at: now,
-        updated_at: now,
-        credit_limit_minor: None,
-        credit_currency: None,
-        prepayment_required: false,
-        admin_access: "restricted".into(),
-        risk_status: "normal".into(),
-        signup_id: None,
-        verified_at: None,
-        first_payment_at: None,
-        admin_access_granted_at: None,
-        purchases_blocked: false,
-    };
+    let row = new_row(CustomerId::new(), tenant, c, now);
     tx.execute(
         Q::new(
             "INSERT INTO customers (id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, \
@@ -134,6 +110,89 @@ pub async fn insert(
     .await
     .map_err(|e| conflict_on_unique(e, external_id_taken(&row.external_id)))?;
     Ok(row)
+}
+
+/// Credit terms decided at onboarding.
+pub struct OnboardingTerms<'a> {
+    pub limit_minor: i64,
+    pub currency: &'a str,
+    pub prepayment_required: bool,
+    pub signup: Uuid,
+}
+
+/// Creates an approved sign-up's customer with its credit terms in one statement. Returns the
+/// row as created and the row with its terms (the `customer.create` and
+/// `customer.credit_terms` audit entries, as if the two had been separate writes).
+pub async fn insert_onboarded(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: CustomerId,
+    c: &NewCustomer,
+    terms: &OnboardingTerms<'_>,
+    now: Timestamp,
+) -> Result<(CustomerRow, CustomerRow)> {
+    let created = new_row(id, tenant, c, now);
+    let row = CustomerRow {
+        credit_limit_minor: Some(terms.limit_minor),
+        credit_currency: Some(terms.currency.to_owned()),
+        prepayment_required: terms.prepayment_required,
+        signup_id: Some(terms.signup),
+        ..created.clone()
+    };
+    tx.execute(
+        Q::new(
+            "INSERT INTO customers (id, tenant_id, external_id, name, domain, country, email, phone, locale, cloud_instance, \
+             created_at, updated_at, credit_limit_minor, credit_currency, prepayment_required, signup_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(row.id)
+        .bind(row.tenant_id)
+        .bind(&row.external_id)
+        .bind(&row.name)
+        .bind(&row.domain)
+        .bind(&row.country)
+        .bind(&row.email)
+        .bind(&row.phone)
+        .bind(&row.locale)
+        .bind(&row.cloud_instance)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .bind(row.credit_limit_minor)
+        .bind(&row.credit_currency)
+        .bind(i64::from(row.prepayment_required))
+        .bind(row.signup_id),
+    )
+    .await
+    .map_err(|e| conflict_on_unique(e, external_id_taken(&row.external_id)))?;
+    Ok((created, row))
+}
+
+fn new_row(id: CustomerId, tenant: TenantId, c: &NewCustomer, now: Timestamp) -> CustomerRow {
+    let now = to_micros(now);
+    CustomerRow {
+        id: id.0,
+        tenant_id: tenant.0,
+        external_id: c.external_id.clone(),
+        name: c.name.clone(),
+        domain: c.domain.to_string(),
+        country: c.country.to_string(),
+        email: c.email.to_string(),
+        phone: c.phone.as_ref().map(|p| p.to_string()),
+        locale: c.locale.as_str().to_owned(),
+        cloud_instance: c.cloud_instance.as_str().to_owned(),
+        created_at: now,
+        updated_at: now,
+        credit_limit_minor: None,
+        credit_currency: None,
+        prepayment_required: false,
+        admin_access: "restricted".into(),
+        risk_status: "normal".into(),
+        signup_id: None,
+        verified_at: None,
+        first_payment_at: None,
+        admin_access_granted_at: None,
+        purchases_blocked: false,
+    }
 }
 
 fn by_id(tenant: TenantId, id: CustomerId) -> Q {

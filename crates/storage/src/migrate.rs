@@ -60,6 +60,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0011_provider_poll.sql",
         include_str!("../migrations/sqlite/0011_provider_poll.sql"),
     ),
+    (
+        12,
+        "0012_signup_keys_without_rowid.sql",
+        include_str!("../migrations/sqlite/0012_signup_keys_without_rowid.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

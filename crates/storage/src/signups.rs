@@ -172,23 +172,14 @@ pub async fn count_velocity(
 ) -> Result<Vec<u32>> {
     let at_us = to_micros(at);
     let mut out = Vec::with_capacity(keys.len());
-    if !keys.is_empty() {
-        // One multi-row statement: $1 tenant, $2 at, $3 sign-up, then (kind, value) pairs.
-        let rows: Vec<String> = (0..keys.len())
-            .map(|i| format!("($1, ${}, ${}, $2, $3)", 4 + 2 * i, 5 + 2 * i))
-            .collect();
-        let mut q = Q::new(format!(
-            "INSERT INTO signup_velocity (tenant_id, kind, value, at, signup_id) VALUES {}",
-            rows.join(", ")
-        ))
-        .bind(tenant.0)
-        .bind(at_us)
-        .bind(signup);
-        for (kind, value, _, _) in keys {
-            q = q.bind(kind).bind(value);
+    // A sign-up is recorded once per value, however many rules (windows) read it.
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(keys.len());
+    for (k, v, _, _) in keys {
+        if !pairs.iter().any(|(pk, pv)| pk == k && pv == v) {
+            pairs.push((k.clone(), v.clone()));
         }
-        tx.execute(q).await?;
     }
+    record_velocity(tx, tenant, signup, at, &pairs).await?;
     for (kind, value, window, cap) in keys {
         let since = at_us - (*window as i64) * 1_000_000;
         let n: Option<i64> = tx
@@ -212,6 +203,63 @@ pub async fn count_velocity(
     Ok(out)
 }
 
+/// Records this sign-up under each velocity value (kind, value), without counting.
+pub async fn record_velocity(
+    tx: &mut Tx,
+    tenant: TenantId,
+    signup: Uuid,
+    at: Timestamp,
+    keys: &[(String, String)],
+) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    // One multi-row statement: $1 tenant, $2 at, $3 sign-up, then (kind, value) pairs.
+    let rows: Vec<String> = (0..keys.len())
+        .map(|i| format!("($1, ${}, ${}, $2, $3)", 4 + 2 * i, 5 + 2 * i))
+        .collect();
+    let mut q = Q::new(format!(
+        "INSERT INTO signup_velocity (tenant_id, kind, value, at, signup_id) VALUES {}",
+        rows.join(", ")
+    ))
+    .bind(tenant.0)
+    .bind(to_micros(at))
+    .bind(signup);
+    for (kind, value) in keys {
+        q = q.bind(kind).bind(value);
+    }
+    tx.execute(q).await?;
+    Ok(())
+}
+
+/// One stored velocity record.
+pub struct VelocityRecord {
+    pub kind: String,
+    pub value: String,
+    pub at: i64,
+}
+
+impl FromRow for VelocityRecord {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(VelocityRecord {
+            kind: r.text("kind")?,
+            value: r.text("value")?,
+            at: r.i64("at")?,
+        })
+    }
+}
+
+/// Every velocity record of the tenant at or after `since` (microseconds): what an in-memory
+/// velocity book is rebuilt from.
+pub async fn velocity_since(db: &Db, tenant: TenantId, since: i64) -> Result<Vec<VelocityRecord>> {
+    db.fetch_all(
+        Q::new("SELECT kind, value, at FROM signup_velocity WHERE tenant_id = $1 AND at >= $2")
+            .bind(tenant.0)
+            .bind(since),
+    )
+    .await
+}
+
 /// Records which identifiers an owner (sign-up or customer) uses.
 pub async fn add_identifiers(
     tx: &mut Tx,
@@ -220,21 +268,42 @@ pub async fn add_identifiers(
     owner: Uuid,
     ids: &[(String, String)],
 ) -> Result<()> {
-    if ids.is_empty() {
+    add_identifiers_of(tx, tenant, &[(owner_type, owner)], ids).await
+}
+
+/// Records that each owner (type, id) uses each identifier, in one statement.
+pub async fn add_identifiers_of(
+    tx: &mut Tx,
+    tenant: TenantId,
+    owners: &[(&str, Uuid)],
+    ids: &[(String, String)],
+) -> Result<()> {
+    if ids.is_empty() || owners.is_empty() {
         return Ok(());
     }
-    // One multi-row statement: $1 tenant, $2 owner type, $3 owner, then (kind, value) pairs.
-    let rows: Vec<String> = (0..ids.len())
-        .map(|i| format!("($1, ${}, ${}, $2, $3)", 4 + 2 * i, 5 + 2 * i))
-        .collect();
+    // $1 tenant, then (owner type, owner) pairs, then (kind, value) pairs.
+    let first_id = 2 + 2 * owners.len();
+    let mut rows = Vec::with_capacity(owners.len() * ids.len());
+    for o in 0..owners.len() {
+        for i in 0..ids.len() {
+            rows.push(format!(
+                "($1, ${}, ${}, ${}, ${})",
+                first_id + 2 * i,
+                first_id + 2 * i + 1,
+                2 + 2 * o,
+                3 + 2 * o
+            ));
+        }
+    }
     let mut q = Q::new(format!(
         "INSERT INTO identifiers (tenant_id, kind, value, owner_type, owner_id) VALUES {} \
          ON CONFLICT (tenant_id, kind, value, owner_type, owner_id) DO NOTHING",
         rows.join(", ")
     ))
-    .bind(tenant.0)
-    .bind(owner_type)
-    .bind(owner);
+    .bind(tenant.0);
+    for (owner_type, owner) in owners {
+        q = q.bind(*owner_type).bind(*owner);
+    }
     for (kind, value) in ids {
         q = q.bind(kind).bind(value);
     }
@@ -265,7 +334,26 @@ pub async fn fraud_links(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // One probe for all identifiers (each pair is a primary-key look-up), in the order given.
+    let hits: Vec<KindValue> = tx.fetch_all(fraud_probe(tenant, ids)).await?;
+    Ok(linked(ids, &hits))
+}
+
+/// [`fraud_links`] read outside a unit of work (a reader connection on SQLite): the committed
+/// marks as of now.
+pub async fn fraud_links_db(
+    db: &Db,
+    tenant: TenantId,
+    ids: &[(String, String)],
+) -> Result<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hits: Vec<KindValue> = db.fetch_all(fraud_probe(tenant, ids)).await?;
+    Ok(linked(ids, &hits))
+}
+
+/// One probe for all identifiers (each pair is a primary-key look-up).
+fn fraud_probe(tenant: TenantId, ids: &[(String, String)]) -> Q {
     let pairs: Vec<String> = (0..ids.len())
         .map(|i| format!("(kind = ${} AND value = ${})", 2 + 2 * i, 3 + 2 * i))
         .collect();
@@ -277,12 +365,15 @@ pub async fn fraud_links(
     for (kind, value) in ids {
         q = q.bind(kind).bind(value);
     }
-    let hits: Vec<KindValue> = tx.fetch_all(q).await?;
-    Ok(ids
-        .iter()
+    q
+}
+
+/// The probed identifiers that were hit, in the order given, as `kind:value`.
+fn linked(ids: &[(String, String)], hits: &[KindValue]) -> Vec<String> {
+    ids.iter()
         .filter(|(k, v)| hits.iter().any(|h| &h.kind == k && &h.value == v))
         .map(|(k, v)| format!("{k}:{v}"))
-        .collect())
+        .collect()
 }
 
 /// Marks every identifier of `owner` fraudulent and returns the other customers that share one

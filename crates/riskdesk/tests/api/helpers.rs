@@ -96,6 +96,24 @@ pub async fn spawn_app_with(server_opts: ServerOptions) -> TestApp {
     }
 }
 
+impl TestApp {
+    /// Another server over the same database with nothing in memory (what a restarted process
+    /// sees); returns its base URL.
+    pub async fn restarted(&self) -> String {
+        let app = Application::build(
+            "127.0.0.1:0",
+            self.db.clone(),
+            Arc::new(SystemClock),
+            &ServerOptions::default(),
+        )
+        .await
+        .expect("bind");
+        let base = format!("http://{}", app.local_addr());
+        tokio::spawn(app.run_until(std::future::pending()));
+        base
+    }
+}
+
 /// A decoded response: status, headers and JSON body (Null when the body is not JSON).
 pub struct Resp {
     pub status: u16,

@@ -199,6 +199,93 @@ async fn bot_bursts_from_one_ip_are_counted_exactly_under_concurrency() {
     assert_eq!(fired, 3);
 }
 
+/// A sign-up at the current time (no `as_of`): counted by the server's in-memory velocity
+/// book on SQLite, in storage on PostgreSQL.
+fn signup_now(email: &str, ip: &str) -> Value {
+    let mut b = signup(email, ip);
+    b.as_object_mut().unwrap().remove("as_of");
+    b
+}
+
+fn fired(body: &Value, code: &str) -> bool {
+    body["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["code"] == code)
+}
+
+#[tokio::test]
+async fn current_bursts_are_counted_exactly_under_concurrency() {
+    let app = spawn_app().await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let client = app.client.clone();
+        let url = format!("{}/v1/signups/assess", app.base);
+        let token = app.admin.clone();
+        let body = signup_now(&format!("now{i}@contoso.co.uk"), "198.51.100.77");
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()
+        }));
+    }
+    let mut n = 0;
+    for t in tasks {
+        if fired(&t.await.unwrap(), "velocity_ip") {
+            n += 1;
+        }
+    }
+    // 3 per IP in 10 minutes: sign-ups 4 to 8 exceed it, whatever the order.
+    assert_eq!(n, 5);
+}
+
+#[tokio::test]
+async fn velocity_survives_a_restart_and_replays_are_not_counted() {
+    let app = spawn_app().await;
+    let ip = "198.51.100.99";
+    // One sign-up, then its idempotent replays: the replays are not new sign-ups.
+    let first = signup_now("r0@contoso.co.uk", ip);
+    for _ in 0..3 {
+        let r = app
+            .post_with_key(&app.admin, "/v1/signups/assess", "burst-0", &first)
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert!(!fired(&r.body, "velocity_ip"), "{}", r.body);
+    }
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/signups/assess",
+            &signup_now("r1@contoso.co.uk", ip),
+        )
+        .await;
+    assert!(!fired(&r.body, "velocity_ip"), "2nd sign-up: {}", r.body);
+    // A new process over the same database sees the two stored sign-ups.
+    let base = app.restarted().await;
+    let mut codes = Vec::new();
+    for i in 2..5 {
+        let r = app
+            .send(
+                app.client
+                    .post(format!("{base}/v1/signups/assess"))
+                    .bearer_auth(&app.admin)
+                    .json(&signup_now(&format!("r{i}@contoso.co.uk"), ip)),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        codes.push(fired(&r.body, "velocity_ip"));
+    }
+    // Sign-ups 3 (allowed), 4 and 5 (over 3 in 10 minutes).
+    assert_eq!(codes, [false, true, true]);
+}
+
 #[tokio::test]
 async fn marking_fraud_links_future_signups_and_flags_sharing_customers() {
     let app = spawn_app().await;

@@ -322,6 +322,16 @@ pub async fn assess(
     // Ask the verification provider before the unit of work: no lock is held across the call.
     let id = Uuid::now_v7();
     let verification = onboarding::verify(s.verifier.as_deref(), id, &input, &details).await;
+    // Read (and, in memory, count velocity) before the unit of work: SQLite's writer is held
+    // only for the writes.
+    let mut prepared = onboarding::prepare(
+        &s.db,
+        s.velocity.as_deref(),
+        caller.tenant(),
+        &s.risk,
+        &input,
+    )
+    .await?;
     let mut tx = s.db.begin().await?;
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
@@ -336,6 +346,7 @@ pub async fn assess(
         &input,
         &details,
         body.value,
+        &mut prepared,
         now,
     )
     .await?;
@@ -350,7 +361,11 @@ pub async fn assess(
         now,
     )
     .await?;
-    idem::finish(tx, &caller, &fp, StatusCode::CREATED, &out(row, false)?).await
+    let response = idem::finish(tx, &caller, &fp, StatusCode::CREATED, &out(row, false)?).await?;
+    if let Some(r) = prepared.recorded.take() {
+        r.keep();
+    }
+    Ok(response)
 }
 
 /// One stored assessment with its input.
