@@ -66,10 +66,14 @@ impl Windows {
         }
     }
 
-    /// Records in (`at` − `window`, `at`].
-    fn count(&self, key: &(VelocityKind, String), at: i64, window: i64) -> u32 {
+    /// Records in (`at` − `window`, `at`]; `live`: in (`at` − `window`, ∞).
+    fn count(&self, key: &(VelocityKind, String), at: i64, window: i64, live: bool) -> u32 {
         self.by_key.get(key).map_or(0, |times| {
-            let hi = times.partition_point(|t| *t <= at);
+            let hi = if live {
+                times.len()
+            } else {
+                times.partition_point(|t| *t <= at)
+            };
             let lo = times.partition_point(|t| *t <= at - window);
             u32::try_from(hi - lo).unwrap_or(u32::MAX)
         })
@@ -172,12 +176,16 @@ impl VelocityBook {
     }
 
     /// Counts and records a sign-up at `at` under each (kind, value, window seconds) in one
-    /// step.
+    /// step. A `live` sign-up (its time is the server's clock, not a given `as_of`) counts
+    /// every record in its window already made, also one whose clock reading came a moment
+    /// later than its own (a concurrent burst); a replay of a given `as_of` counts only what
+    /// was recorded up to it.
     pub async fn count_and_record(
         &self,
         db: &Db,
         tenant: TenantId,
         at: Timestamp,
+        live: bool,
         keys: &[(VelocityKind, String, u64)],
     ) -> Result<Counted, riskdesk_storage::StorageError> {
         let windows = self.windows(db, tenant).await?;
@@ -216,6 +224,7 @@ impl VelocityBook {
                         i64::try_from(*secs)
                             .unwrap_or(i64::MAX)
                             .saturating_mul(1_000_000),
+                        live,
                     )
                 })
                 .collect()
@@ -254,16 +263,17 @@ mod tests {
         }
         w.insert(&key("b"), 40);
         // (40 − 20, 40] holds 30 and 40: 20 itself is outside, as in the SQL count.
-        assert_eq!(w.count(&key("a"), 40, 20), 2);
-        assert_eq!(w.count(&key("a"), 40, 100), 4);
+        assert_eq!(w.count(&key("a"), 40, 20, false), 2);
+        assert_eq!(w.count(&key("a"), 40, 100, false), 4);
         assert_eq!(
-            w.count(&key("a"), 25, 100),
+            w.count(&key("a"), 25, 100, false),
             2,
             "later records are not counted"
         );
-        assert_eq!(w.count(&key("b"), 40, 100), 1);
+        assert_eq!(w.count(&key("a"), 25, 100, true), 4, "unless live");
+        assert_eq!(w.count(&key("b"), 40, 100, false), 1);
         w.remove(&key("a"), 30);
-        assert_eq!(w.count(&key("a"), 40, 20), 1);
+        assert_eq!(w.count(&key("a"), 40, 20, false), 1);
         w.remove(&key("b"), 40);
         assert!(!w.by_key.contains_key(&key("b")));
     }

@@ -170,6 +170,20 @@ pub async fn count_velocity(
     at: Timestamp,
     keys: &[(String, String, u64, u32)],
 ) -> Result<Vec<u32>> {
+    count_velocity_until(tx, tenant, signup, at, true, keys).await
+}
+
+/// [`count_velocity`]; with `bounded` false the window has no upper end: a live sign-up (no
+/// `as_of` given) counts every sign-up recorded before it in the window, also those of a
+/// concurrent burst whose clock reading came a moment later than its own.
+pub async fn count_velocity_until(
+    tx: &mut Tx,
+    tenant: TenantId,
+    signup: Uuid,
+    at: Timestamp,
+    bounded: bool,
+    keys: &[(String, String, u64, u32)],
+) -> Result<Vec<u32>> {
     let at_us = to_micros(at);
     let mut out = Vec::with_capacity(keys.len());
     // A sign-up is recorded once per value, however many rules (windows) read it.
@@ -195,7 +209,7 @@ pub async fn count_velocity(
                 .bind(kind)
                 .bind(value)
                 .bind(since)
-                .bind(at_us),
+                .bind(if bounded { at_us } else { i64::MAX }),
             )
             .await?;
         out.push(n.unwrap_or(0) as u32);

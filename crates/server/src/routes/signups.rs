@@ -324,12 +324,15 @@ pub async fn assess(
     let verification = onboarding::verify(s.verifier.as_deref(), id, &input, &details).await;
     // Read (and, in memory, count velocity) before the unit of work: SQLite's writer is held
     // only for the writes.
+    let live = body.value.get("as_of").is_none();
     let mut prepared = onboarding::prepare(
         &s.db,
         s.velocity.as_deref(),
         caller.tenant(),
         &s.risk,
         &input,
+        live,
+        &verification,
     )
     .await?;
     let mut tx = s.db.begin().await?;
