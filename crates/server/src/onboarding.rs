@@ -24,7 +24,6 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::risk::RiskEngine;
-use crate::service;
 use crate::velocity::{Recorded, VelocityBook};
 
 /// What is kept besides the risk inputs, to create the customer on approval.
@@ -252,20 +251,17 @@ pub async fn prepare(
     };
     let ids = identifiers(input);
     let blocked = blocked_identifiers(db, tenant, input).await?;
-    let fraud_links = signups::fraud_links_db(db, tenant, &ids).await?;
+    let fraud_links = signups::fraud_links(db, tenant, &ids).await?;
     // Every fact known: decide now, outside SQLite's single writer (the assessment's phone
     // parsing alone was 7 % of the writer's time).
-    let decided = counts.as_ref().map(|counts| {
-        let facts = SignupFacts {
-            velocity: velocity
-                .iter()
-                .zip(counts)
-                .map(|((k, v, _, _), n)| (*k, v.clone(), *n))
-                .collect(),
-            fraud_links: fraud_links.clone(),
-            verification: verification.clone(),
-            blocked: blocked.clone(),
-        };
+    let decided = counts.map(|counts| {
+        let facts = facts(
+            &velocity,
+            counts,
+            fraud_links.clone(),
+            verification.clone(),
+            blocked.clone(),
+        );
         assess(input, &facts, &engine.data, &engine.policy)
     });
     Ok(Prepared {
@@ -277,6 +273,25 @@ pub async fn prepare(
         blocked,
         decided,
     })
+}
+
+fn facts(
+    velocity: &[(VelocityKind, String, u64, u32)],
+    counts: Vec<u32>,
+    fraud_links: Vec<String>,
+    verification: VerificationFacts,
+    blocked: Vec<String>,
+) -> SignupFacts {
+    SignupFacts {
+        velocity: velocity
+            .iter()
+            .zip(counts)
+            .map(|((k, v, _, _), n)| (*k, v.clone(), n))
+            .collect(),
+        fraud_links,
+        verification,
+        blocked,
+    }
 }
 
 /// Velocity counted inside the unit of work (PostgreSQL, or a window older than the in-memory
@@ -313,32 +328,25 @@ pub async fn assess_signup(
     prepared: &mut Prepared,
     now: Timestamp,
 ) -> Result<(SignupRow, Assessment), ApiError> {
-    let mut pairs: Vec<(String, String)> = Vec::with_capacity(prepared.velocity.len());
-    for (k, v, _, _) in &prepared.velocity {
-        let pair = (k.as_str().to_owned(), v.clone());
-        if !pairs.contains(&pair) {
-            pairs.push(pair);
-        }
-    }
+    let pairs: Vec<(String, String)> = prepared
+        .velocity
+        .iter()
+        .map(|(k, v, _, _)| (k.as_str().to_owned(), v.clone()))
+        .collect();
     let assessment = if let Some(assessment) = prepared.decided.take() {
         signups::record_velocity(tx, tenant, id, input.as_of, &pairs).await?;
         assessment
     } else {
         let counts = counted_in_tx(tx, tenant, id, input, prepared, &pairs).await?;
-        let facts = SignupFacts {
-            velocity: prepared
-                .velocity
-                .iter()
-                .zip(counts)
-                .map(|((k, v, _, _), n)| (*k, v.clone(), n))
-                .collect(),
-            fraud_links: std::mem::take(&mut prepared.fraud_links),
+        let facts = facts(
+            &prepared.velocity,
+            counts,
+            std::mem::take(&mut prepared.fraud_links),
             verification,
-            blocked: std::mem::take(&mut prepared.blocked),
-        };
+            std::mem::take(&mut prepared.blocked),
+        );
         assess(input, &facts, &engine.data, &engine.policy)
     };
-
     let outcome = StoredOutcome::from(&assessment);
     let status = match assessment.decision {
         Decision::Approve => "approved",
@@ -372,12 +380,7 @@ pub async fn assess_signup(
     if let Some(cid) = customer_id {
         let (created, with_terms) =
             insert_customer(tx, tenant, cid, input, details, &outcome, id, now).await?;
-        drafts.push(AuditDraft::new(actor, "customer.create", "customer", cid.0).after(&created));
-        drafts.push(
-            AuditDraft::new(actor, "customer.credit_terms", "customer", cid.0)
-                .before(&created)
-                .after(&with_terms),
-        );
+        drafts.extend(customer_drafts(actor, &created, &with_terms));
         owners.push(("customer", cid.0));
     }
     signups::insert(tx, &row).await?;
@@ -457,6 +460,8 @@ async fn insert_customer(
     )
 }
 
+/// An analyst-approved sign-up's customer: created with its terms, audited, its identifiers
+/// recorded (the same writes as an approval at assessment time).
 #[allow(clippy::too_many_arguments)]
 async fn create_customer_from(
     tx: &mut Tx,
@@ -468,30 +473,32 @@ async fn create_customer_from(
     signup: Uuid,
     now: Timestamp,
 ) -> Result<CustomerRow, ApiError> {
-    let c = service::create_customer(tx, tenant, actor, &new_customer(input, details), now).await?;
-    let (limit_minor, currency) = terms_of(outcome)?;
-    let (before, after) = customers::set_terms(
-        tx,
-        tenant,
-        CustomerId(c.id),
-        limit_minor,
-        &currency,
-        outcome.prepayment_required,
-        Some(signup),
-        now,
-    )
-    .await?;
-    audit::append(
+    let cid = CustomerId::new();
+    let (created, with_terms) =
+        insert_customer(tx, tenant, cid, input, details, outcome, signup, now).await?;
+    audit::append_many(
         tx,
         tenant,
         now,
-        AuditDraft::new(actor, "customer.credit_terms", "customer", c.id)
-            .before(&before)
-            .after(&after),
+        customer_drafts(actor, &created, &with_terms),
     )
     .await?;
-    signups::add_identifiers(tx, tenant, "customer", c.id, &identifiers(input)).await?;
-    Ok(after)
+    signups::add_identifiers(tx, tenant, "customer", cid.0, &identifiers(input)).await?;
+    Ok(with_terms)
+}
+
+/// The audit entries of a customer created from a sign-up: its creation, then its terms.
+fn customer_drafts<'a>(
+    actor: &'a Actor,
+    created: &CustomerRow,
+    with_terms: &CustomerRow,
+) -> Vec<AuditDraft<'a>> {
+    vec![
+        AuditDraft::new(actor, "customer.create", "customer", created.id).after(created),
+        AuditDraft::new(actor, "customer.credit_terms", "customer", created.id)
+            .before(created)
+            .after(with_terms),
+    ]
 }
 
 /// An analyst's decision on a sign-up held for review.

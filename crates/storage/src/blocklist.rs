@@ -123,18 +123,8 @@ pub async fn all(
 }
 
 /// Entries in force at `at` that equal one of `exact` (kind, value) pairs, and every IP range
-/// (ranges are matched by containment in the domain).
-pub async fn candidates_tx(
-    tx: &mut Tx,
-    tenant: TenantId,
-    exact: &[(String, String)],
-    at: i64,
-) -> Result<Vec<(String, String)>> {
-    let rows: Vec<KV> = tx.fetch_all(candidates_query(tenant, exact, at)).await?;
-    Ok(keep_candidates(rows, exact))
-}
-
-/// [`candidates_tx`] read outside a unit of work (a reader connection on SQLite).
+/// (ranges are matched by containment in the domain). Read outside a unit of work (a reader
+/// connection on SQLite): the committed list as of now.
 pub async fn candidates(
     db: &Db,
     tenant: TenantId,

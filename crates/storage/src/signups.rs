@@ -186,13 +186,10 @@ pub async fn count_velocity_until(
 ) -> Result<Vec<u32>> {
     let at_us = to_micros(at);
     let mut out = Vec::with_capacity(keys.len());
-    // A sign-up is recorded once per value, however many rules (windows) read it.
-    let mut pairs: Vec<(String, String)> = Vec::with_capacity(keys.len());
-    for (k, v, _, _) in keys {
-        if !pairs.iter().any(|(pk, pv)| pk == k && pv == v) {
-            pairs.push((k.clone(), v.clone()));
-        }
-    }
+    let pairs: Vec<(String, String)> = keys
+        .iter()
+        .map(|(k, v, _, _)| (k.clone(), v.clone()))
+        .collect();
     record_velocity(tx, tenant, signup, at, &pairs).await?;
     for (kind, value, window, cap) in keys {
         let since = at_us - (*window as i64) * 1_000_000;
@@ -217,7 +214,8 @@ pub async fn count_velocity_until(
     Ok(out)
 }
 
-/// Records this sign-up under each velocity value (kind, value), without counting.
+/// Records this sign-up under each velocity value (kind, value), without counting; once per
+/// value, however many rules (windows) read it.
 pub async fn record_velocity(
     tx: &mut Tx,
     tenant: TenantId,
@@ -225,6 +223,13 @@ pub async fn record_velocity(
     at: Timestamp,
     keys: &[(String, String)],
 ) -> Result<()> {
+    let mut distinct: Vec<&(String, String)> = Vec::with_capacity(keys.len());
+    for k in keys {
+        if !distinct.contains(&k) {
+            distinct.push(k);
+        }
+    }
+    let keys = distinct;
     if keys.is_empty() {
         return Ok(());
     }
@@ -340,21 +345,8 @@ impl FromRow for KindValue {
 }
 
 /// The identifiers among `ids` that something marked fraudulent also uses, as `kind:value`.
+/// Read outside a unit of work (a reader connection on SQLite): the committed marks as of now.
 pub async fn fraud_links(
-    tx: &mut Tx,
-    tenant: TenantId,
-    ids: &[(String, String)],
-) -> Result<Vec<String>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let hits: Vec<KindValue> = tx.fetch_all(fraud_probe(tenant, ids)).await?;
-    Ok(linked(ids, &hits))
-}
-
-/// [`fraud_links`] read outside a unit of work (a reader connection on SQLite): the committed
-/// marks as of now.
-pub async fn fraud_links_db(
     db: &Db,
     tenant: TenantId,
     ids: &[(String, String)],
