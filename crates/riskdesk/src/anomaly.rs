@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use riskdesk_domain::anomaly::detector::Detector;
+use riskdesk_domain::anomaly::detector::{ALARM_THRESHOLD, Detector};
 use riskdesk_domain::anomaly::nab::{self, Profile};
 
 /// Seconds since the epoch from `2014-04-01 00:00:00`, RFC 3339, or a window bound with
@@ -130,7 +130,14 @@ pub fn nab(dir: &Path) -> anyhow::Result<()> {
         ("reward_low_FN_rate", nab::REWARD_LOW_FN),
     ] {
         let (t, score) = nab::best_threshold(&all, profile);
-        println!("{name:<20} score {score:6.2} at threshold {t:.4}");
+        let fixed: Vec<nab::FileScore> = all
+            .iter()
+            .map(|(ts, s, w)| nab::score_file(ts, s, w, ALARM_THRESHOLD, profile))
+            .collect();
+        println!(
+            "{name:<20} score {score:6.2} at threshold {t:.4} (NAB's choice); {:6.2} at the product's alarm threshold {ALARM_THRESHOLD}",
+            nab::normalised(&fixed, profile)
+        );
         if name == "standard" {
             per_category(&files, t, profile);
         }

@@ -9,7 +9,7 @@
 //!
 //! Each series' next hour to score is stored (`anomaly_series`), so an hour is scored once even
 //! across restarts; the detector's state is a cache rebuilt from `spend_hourly` (the previous
-//! three weeks replayed without alerting). An event arriving for an hour already scored changes
+//! 1,000 hours replayed without alerting). An event arriving for an hour already scored changes
 //! the spend figures and budgets but is not scored again.
 
 use std::collections::{BTreeSet, HashMap};
@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use jiff::Timestamp;
 use riskdesk_domain::TenantId;
-use riskdesk_domain::anomaly::detector::{ALARM_THRESHOLD, Detector};
+use riskdesk_domain::anomaly::detector::{ALARM_THRESHOLD, Detector, RECENT};
 use riskdesk_domain::audit::Actor;
 use riskdesk_domain::monitoring::cost::{format_picos, join};
 use riskdesk_storage::alerts::NewAlert;
@@ -29,8 +29,9 @@ use uuid::Uuid;
 use crate::error::ApiError;
 
 const HOUR: i64 = 3_600_000_000;
-/// History replayed to warm a detector up: the weekly seasonality looks three weeks back.
-const WARM_UP: i64 = 21 * 24 * HOUR;
+/// History replayed to warm a detector up: the points it compares a new one with (its recent
+/// window, which also covers the three weeks of seasonal look-back).
+const WARM_UP: i64 = RECENT as i64 * HOUR;
 /// One anomaly of a series is one alert within this time.
 const COOLDOWN: i64 = 6 * HOUR;
 /// Series scored per unit of work.
@@ -197,7 +198,7 @@ impl SpendScorer {
         let actor = Actor::system("anomaly");
         summary.series += 1;
         while s.next_hour < horizon {
-            // Weeks without spend are not scored hour by hour: the series resumes three weeks
+            // Weeks without spend are not scored hour by hour: the series resumes a warm-up
             // before its next spend (or before the horizon).
             let next_spend = it.peek().map_or(horizon, |r| r.hour);
             if next_spend - s.next_hour > WARM_UP {
