@@ -15,7 +15,7 @@ use riskdesk_domain::lifecycle::LifecycleAction;
 use riskdesk_domain::monitoring::budget::EnforcementMode;
 use riskdesk_domain::monitoring::cost::{format_picos, join};
 use riskdesk_domain::monitoring::rules::{
-    Compiled, HISTORY_MICROS, History, Rec, RuleRuntime, Scope, Subject,
+    Compiled, HISTORY_MICROS, History, Rec, RuleRuntime, Scope, Subject, status_failed,
 };
 use riskdesk_domain::monitoring::{Event, EventBody};
 use riskdesk_storage::Tx;
@@ -214,13 +214,6 @@ fn arc(s: Option<&str>) -> Arc<str> {
     Arc::from(s.unwrap_or(""))
 }
 
-fn failed(status: Option<&str>) -> bool {
-    status.is_some_and(|s| {
-        let s = s.to_ascii_lowercase();
-        s.contains("fail") || s == "denied" || s == "error"
-    })
-}
-
 pub fn rec_of_event(e: &Event, at: i64) -> Rec {
     match &e.body {
         EventBody::Usage(u) => Rec {
@@ -242,28 +235,14 @@ pub fn rec_of_event(e: &Event, at: i64) -> Rec {
             region: Arc::from(""),
             sku: Arc::from(""),
             operation: Arc::from(a.operation.as_str()),
-            failed: failed(a.status.as_deref()),
+            failed: status_failed(a.status.as_deref()),
             actor: arc(a.actor.as_deref()),
         },
     }
 }
 
 pub fn rec_of_stored(e: &StoredEvent) -> Rec {
-    let usage = e.kind == "usage";
-    Rec {
-        at: e.time,
-        usage,
-        cost: match (e.cost_units, e.cost_rem) {
-            (Some(u), Some(r)) => join(u, r) as f64 / 1e12,
-            _ => 0.0,
-        },
-        category: arc(e.meter_category.as_deref()),
-        region: arc(e.region.as_deref()),
-        sku: arc(e.meter_name.as_deref()),
-        operation: arc(e.operation.as_deref()),
-        failed: failed(e.status.as_deref()),
-        actor: arc(e.actor.as_deref()),
-    }
+    Rec::of_stored(&e.fields(), |s| Arc::from(s))
 }
 
 fn hour_and_weekday(at: i64) -> (i64, i64) {

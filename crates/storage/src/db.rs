@@ -50,6 +50,15 @@ impl Default for DbOptions {
 pub struct SqliteStore {
     writer: Arc<Writer>,
     readers: Vec<std::sync::Mutex<rusqlite::Connection>>,
+    path: String,
+    full_sync: bool,
+}
+
+impl SqliteStore {
+    /// A read-only connection of its own, for a long scan that must not hold a shared reader.
+    pub(crate) fn open_reader(&self) -> Result<rusqlite::Connection> {
+        open_sqlite(&self.path, self.full_sync, true)
+    }
 }
 
 #[derive(Clone)]
@@ -162,6 +171,8 @@ impl Db {
             Ok(Db::Sqlite(Arc::new(SqliteStore {
                 writer: Writer::new(writer),
                 readers,
+                path,
+                full_sync: full,
             })))
         })
         .await

@@ -3,10 +3,12 @@
 use std::collections::{HashMap, HashSet};
 
 use riskdesk_domain::TenantId;
+use riskdesk_domain::monitoring::cost::join;
+use riskdesk_domain::monitoring::rules::{Interner, Rec, StoredFields};
 use uuid::Uuid;
 
 use crate::query::{FromRow, Q, RowLike};
-use crate::{Db, Result, Tx};
+use crate::{Db, Result, StorageError, Tx};
 
 /// An event ready to store (validated, customer resolved where it could be).
 #[derive(Clone, Debug)]
@@ -461,6 +463,191 @@ pub async fn page_by_time(
         .bind(i64::from(limit)),
     )
     .await
+}
+
+/// A stored event as a backtest replays it: its customer, the record rule windows read (strings
+/// shared across events) and, when asked for, the whole stored event.
+pub struct Replayed {
+    pub customer_id: Uuid,
+    pub rec: Rec,
+    pub stored: Option<StoredEvent>,
+}
+
+impl StoredEvent {
+    /// What makes this event's [`Rec`].
+    pub fn fields(&self) -> StoredFields<'_> {
+        StoredFields {
+            at: self.time,
+            kind: &self.kind,
+            cost_picos: match (self.cost_units, self.cost_rem) {
+                (Some(u), Some(r)) => Some(join(u, r)),
+                _ => None,
+            },
+            category: self.meter_category.as_deref(),
+            region: self.region.as_deref(),
+            sku: self.meter_name.as_deref(),
+            operation: self.operation.as_deref(),
+            status: self.status.as_deref(),
+            actor: self.actor.as_deref(),
+        }
+    }
+}
+
+/// Events per batch a replay sends.
+const REPLAY_BATCH: usize = 4096;
+
+/// Streams a tenant's events that have a customer, with `from <= time < to`, oldest first (then
+/// by event id), in batches read on another thread while the caller evaluates the previous ones:
+/// on SQLite one statement on a read-only connection of its own, on PostgreSQL pages of
+/// `page_by_time`. `whole` also decodes the whole stored event (a rule that reads `event`). The
+/// stream ends after the last batch or after an error; dropping the receiver stops the reading.
+pub fn replay(
+    db: &Db,
+    tenant: TenantId,
+    from: i64,
+    to: i64,
+    whole: bool,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<Replayed>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    match db {
+        Db::Sqlite(store) => {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = replay_sqlite(&store, tenant, from, to, whole, &tx) {
+                    let _ = tx.blocking_send(Err(e));
+                }
+            });
+        }
+        Db::Postgres(_) => {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut strings = Interner::default();
+                let mut after = None;
+                loop {
+                    let page = match page_by_time(&db, tenant, from, to, after.take(), 20_000).await
+                    {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    let full = page.len() == 20_000;
+                    after = page.last().map(|e| (e.time, e.event_id.clone()));
+                    let batch = page
+                        .into_iter()
+                        .map(|e| Replayed {
+                            customer_id: e.customer_id,
+                            rec: Rec::of_stored(&e.fields(), |s| strings.share(s)),
+                            stored: whole.then_some(e),
+                        })
+                        .collect();
+                    if tx.send(Ok(batch)).await.is_err() || !full {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+    rx
+}
+
+fn replay_sqlite(
+    store: &crate::db::SqliteStore,
+    tenant: TenantId,
+    from: i64,
+    to: i64,
+    whole: bool,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<Replayed>>>,
+) -> Result<()> {
+    use rusqlite::types::ValueRef;
+    let conn = store.open_reader()?;
+    let mut stmt = conn.prepare(&format!(
+        "{STORED} WHERE tenant_id = ?1 AND time >= ?2 AND time < ?3 AND customer_id IS NOT NULL \
+         ORDER BY time, event_id"
+    ))?;
+    let mut rows = stmt.query(rusqlite::params![
+        crate::query::Val::from(tenant.0),
+        from,
+        to
+    ])?;
+    // Columns by position, in `STORED`'s order.
+    fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>> {
+        match row.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(b) => std::str::from_utf8(b)
+                .map(Some)
+                .map_err(|e| StorageError::Corrupt(format!("events column {i}: {e}"))),
+            _ => Err(StorageError::Corrupt(format!(
+                "events column {i}: not text"
+            ))),
+        }
+    }
+    let mut strings = Interner::default();
+    let mut batch = Vec::with_capacity(REPLAY_BATCH);
+    while let Some(row) = rows.next()? {
+        let customer_id = match row.get_ref(2)? {
+            ValueRef::Blob(b) => Uuid::from_slice(b)
+                .map_err(|e| StorageError::Corrupt(format!("events customer_id: {e}")))?,
+            _ => {
+                return Err(StorageError::Corrupt(
+                    "events customer_id: not a uuid".into(),
+                ));
+            }
+        };
+        let (units, rem): (Option<i64>, Option<i64>) = (row.get(10)?, row.get(11)?);
+        let fields = StoredFields {
+            at: row.get(3)?,
+            kind: text(row, 1)?.unwrap_or(""),
+            cost_picos: units.zip(rem).map(|(u, r)| join(u, r)),
+            category: text(row, 4)?,
+            sku: text(row, 5)?,
+            region: text(row, 6)?,
+            operation: text(row, 13)?,
+            actor: text(row, 14)?,
+            status: text(row, 15)?,
+        };
+        let rec = Rec::of_stored(&fields, |s| strings.share(s));
+        let stored = if whole {
+            let owned = |i| -> Result<Option<String>> { Ok(text(row, i)?.map(str::to_owned)) };
+            Some(StoredEvent {
+                event_id: owned(0)?.unwrap_or_default(),
+                kind: fields.kind.to_owned(),
+                customer_id,
+                time: fields.at,
+                meter_category: owned(4)?,
+                meter_name: owned(5)?,
+                region: owned(6)?,
+                resource_id: owned(7)?,
+                quantity: owned(8)?,
+                unit: owned(9)?,
+                cost_units: units,
+                cost_rem: rem,
+                currency: owned(12)?,
+                operation: owned(13)?,
+                actor: owned(14)?,
+                status: owned(15)?,
+                properties_json: owned(16)?,
+            })
+        } else {
+            None
+        };
+        batch.push(Replayed {
+            customer_id,
+            rec,
+            stored,
+        });
+        if batch.len() == REPLAY_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(REPLAY_BATCH));
+            if tx.blocking_send(Ok(full)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Ok(batch));
+    }
+    Ok(())
 }
 
 /// The next hour a spend series will score (None: never scored).

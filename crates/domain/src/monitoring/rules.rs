@@ -83,6 +83,66 @@ pub struct Rec {
     pub actor: Arc<str>,
 }
 
+/// The fields of a stored event that make its [`Rec`], borrowed from wherever they were read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoredFields<'a> {
+    pub at: i64,
+    pub kind: &'a str,
+    /// Usage cost in pico-units.
+    pub cost_picos: Option<i128>,
+    pub category: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub sku: Option<&'a str>,
+    pub operation: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub actor: Option<&'a str>,
+}
+
+impl Rec {
+    /// The record of a stored event. `share` makes each string's `Arc<str>`: `Arc::from`, or an
+    /// [`Interner`] when many events repeat the same few regions, SKUs and operations.
+    pub fn of_stored(f: &StoredFields<'_>, mut share: impl FnMut(&str) -> Arc<str>) -> Rec {
+        Rec {
+            at: f.at,
+            usage: f.kind == "usage",
+            cost: f.cost_picos.map_or(0.0, |p| p as f64 / 1e12),
+            category: share(f.category.unwrap_or("")),
+            region: share(f.region.unwrap_or("")),
+            sku: share(f.sku.unwrap_or("")),
+            operation: share(f.operation.unwrap_or("")),
+            failed: status_failed(f.status),
+            actor: share(f.actor.unwrap_or("")),
+        }
+    }
+}
+
+/// Whether an activity's status says it failed ("Failed", "failure", "denied", "error").
+pub fn status_failed(status: Option<&str>) -> bool {
+    status.is_some_and(|s| {
+        s.as_bytes()
+            .windows(4)
+            .any(|w| w.eq_ignore_ascii_case(b"fail"))
+            || s.eq_ignore_ascii_case("denied")
+            || s.eq_ignore_ascii_case("error")
+    })
+}
+
+/// One shared copy of each distinct string: a replay of millions of events allocates each
+/// region, SKU or operation once.
+#[derive(Debug, Default)]
+pub struct Interner(std::collections::HashSet<Arc<str>, rustc_hash::FxBuildHasher>);
+
+impl Interner {
+    pub fn share(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(a.clone());
+        a
+    }
+}
+
 /// A customer's recent events, ordered by time (late events are inserted in place).
 #[derive(Clone, Debug, Default)]
 pub struct History {
@@ -680,6 +740,23 @@ impl RuleRuntime {
         s: &Subject,
         history: &mut History,
     ) -> Result<Outcome, String> {
+        // What the native evaluator decides false needs nothing more (nor any allocation).
+        if let Some(n) = &rule.native {
+            let ctx = super::native::Ctx {
+                event: &s.event,
+                customer: &s.customer,
+                history,
+                at: s.at,
+                region: &s.region,
+                sku: &s.sku,
+            };
+            if super::native::eval_bool(n, &ctx) == Ok(false) {
+                return Ok(Outcome {
+                    hit: false,
+                    calls: Vec::new(),
+                });
+            }
+        }
         self.evaluate_all(&[rule], s, history)
             .pop()
             .unwrap_or_else(|| Err("no rule".into()))
@@ -849,6 +926,32 @@ pub fn json_to_cel(v: &serde_json::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_statuses_and_shared_strings() {
+        for s in ["Failed", "FAILURE", "SignInFailed", "denied", "Error"] {
+            assert!(status_failed(Some(s)), "{s}");
+        }
+        for s in ["Succeeded", "Started", "errors-none", ""] {
+            assert!(!status_failed(Some(s)), "{s}");
+        }
+        assert!(!status_failed(None));
+        let mut i = Interner::default();
+        let (a, b) = (i.share("westeurope"), i.share("westeurope"));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &i.share("eastus")));
+        let r = Rec::of_stored(
+            &StoredFields {
+                at: 7,
+                kind: "usage",
+                cost_picos: Some(1_500_000_000_000),
+                region: Some("westeurope"),
+                ..Default::default()
+            },
+            |s| i.share(s),
+        );
+        assert!(r.usage && r.cost == 1.5 && Arc::ptr_eq(&r.region, &a) && !r.failed);
+    }
 
     fn rec(at_min: i64, cost: f64, region: &str) -> Rec {
         Rec {

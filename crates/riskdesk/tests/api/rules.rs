@@ -244,6 +244,79 @@ async fn backtest_reports_hits_per_customer_and_day_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_backtest_over_several_batches_reads_event_fields_and_activity() {
+    let app = spawn_app().await;
+    let c = app.create_customer(&app.admin, customer_body("Busy")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // 5,000 usage events (more than one replay batch of 4,096), one a minute, every seventh in
+    // Japan; then three failed sign-ins among activity.
+    let start: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+    let at = |m: i64| (start + jiff::SignedDuration::from_mins(m)).to_string();
+    let usage: Vec<Value> = (0..5000)
+        .map(|m| {
+            let region = if m % 7 == 0 {
+                "japaneast"
+            } else {
+                "westeurope"
+            };
+            gpu(&format!("u-{m}"), &c, &at(m), "1.25", region)
+        })
+        .collect();
+    for chunk in usage.chunks(1000) {
+        let r = app
+            .post(&app.admin, "/v1/events", &Value::Array(chunk.to_vec()))
+            .await;
+        assert_eq!(r.body["accepted"], 1000, "{}", r.body);
+    }
+    let activity: Vec<Value> = (0..5)
+        .map(|k| {
+            json!({"type": "activity", "event_id": format!("a-{k}"), "customer_id": c,
+                   "time": at(5000 + k), "operation": "sign-in", "actor": "x@example.com",
+                   "status": if k % 2 == 0 { "Failed" } else { "Succeeded" }, "properties": {}})
+        })
+        .collect();
+    app.post(&app.admin, "/v1/events", &Value::Array(activity))
+        .await;
+    let backtest = |cond: &'static str, scope: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .post(
+                    &app.admin,
+                    "/v1/rules",
+                    &json!({"name": cond, "scope": scope, "severity": "low", "condition": cond, "mode": "disabled"}),
+                )
+                .await;
+            let id = r.body["id"].as_str().unwrap().to_owned();
+            app.post(
+                &app.admin,
+                &format!("/v1/rules/{id}/backtest"),
+                &json!({"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}),
+            )
+            .await
+            .body
+        }
+    };
+    // `event` is read from the stored events; the window sees every earlier event.
+    let r = backtest(
+        "event.region == 'japaneast' && spend('1h') >= 75.0",
+        "usage",
+    )
+    .await;
+    assert_eq!(r["events_scanned"], 5005, "{r}");
+    assert_eq!(r["events_evaluated"], 5000, "{r}");
+    // From minute 59 on a full hour holds 60 events of 1.25: every Japanese minute from 63 on.
+    let expected = (59..5000).filter(|m| m % 7 == 0).count();
+    assert_eq!(r["hits"], expected, "{r}");
+    let r = backtest("failed_ops('sign-in', '1h') >= 2", "activity").await;
+    assert_eq!(r["events_evaluated"], 5, "{r}");
+    // Failed at minutes 5000, 5002 and 5004: two or more in the hour from the third event on.
+    assert_eq!(r["hits"], 3, "{r}");
+}
+
+#[tokio::test]
 async fn an_automatic_action_suspends_the_customers_subscriptions() {
     let app = spawn_app().await;
     let c = app

@@ -1,6 +1,6 @@
 //! Detection rules: write, check, version, backtest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,6 +15,7 @@ use riskdesk_storage::audit::{self, AuditDraft};
 use riskdesk_storage::events;
 use riskdesk_storage::rules::{self, RuleRow};
 use riskdesk_storage::time::to_micros;
+use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -437,22 +438,18 @@ pub async fn backtest_rule(
     };
     let mut days: BTreeMap<String, u64> = BTreeMap::new();
     // Per customer: its history so far, its context, its hits.
-    let mut state: std::collections::HashMap<Uuid, (History, serde_json::Value, u64)> =
-        std::collections::HashMap::new();
-    let mut after = None;
-    loop {
-        let page = events::page_by_time(
-            &s.db,
-            tenant,
-            from_us - HISTORY_MICROS,
-            to_us,
-            after.clone(),
-            20_000,
-        )
-        .await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.time, last.event_id.clone()));
-        for e in &page {
+    let mut state: HashMap<Uuid, (History, serde_json::Value, u64), FxBuildHasher> =
+        HashMap::default();
+    // Events are read on another thread while this one evaluates.
+    let mut batches = events::replay(
+        &s.db,
+        tenant,
+        from_us - HISTORY_MICROS,
+        to_us,
+        compiled.uses_event,
+    );
+    while let Some(batch) = batches.recv().await {
+        for e in batch? {
             report.events_scanned += 1;
             if !state.contains_key(&e.customer_id) {
                 let ctx = backtest_customer(&s, tenant, e.customer_id).await?;
@@ -461,43 +458,39 @@ pub async fn backtest_rule(
             let Some((history, ctx, n)) = state.get_mut(&e.customer_id) else {
                 continue;
             };
-            history.push(detect::rec_of_stored(e));
-            if e.time < from_us || e.kind != scope.as_str() {
+            let (at, usage) = (e.rec.at, e.rec.usage);
+            let (region, sku) = (e.rec.region.clone(), e.rec.sku.clone());
+            history.push(e.rec);
+            // Keep what the windows can reach (the replay is in time order).
+            if history.len() % 1024 == 0 {
+                history.trim(at);
+            }
+            if at < from_us || usage != (scope == Scope::Usage) {
                 continue;
             }
             report.events_evaluated += 1;
             // Only what the condition reads is built (most of a backtest's time otherwise).
-            let event = if compiled.uses_event {
-                detect::stored_event_json(e)
-            } else {
-                serde_json::Value::Null
+            let event = match &e.stored {
+                Some(stored) if compiled.uses_event => detect::stored_event_json(stored),
+                _ => serde_json::Value::Null,
             };
             let customer = if compiled.uses_customer {
-                detect::customer_at(ctx, e.time)
+                detect::customer_at(ctx, at)
             } else {
                 serde_json::Value::Null
             };
-            let subject = riskdesk_domain::monitoring::rules::Subject::new(
-                event,
-                customer,
-                e.time,
-                std::sync::Arc::from(e.region.as_deref().unwrap_or("")),
-                std::sync::Arc::from(e.meter_name.as_deref().unwrap_or("")),
-            );
+            let subject =
+                riskdesk_domain::monitoring::rules::Subject::new(event, customer, at, region, sku);
             match s.detector.runtime.evaluate(&compiled, &subject, history) {
                 Ok(o) if o.hit => {
                     report.hits += 1;
                     *n += 1;
-                    let day =
-                        riskdesk_storage::time::from_micros(e.time).to_string()[..10].to_owned();
+                    let day = riskdesk_storage::time::from_micros(at).to_string()[..10].to_owned();
                     *days.entry(day).or_insert(0) += 1;
                 }
                 Ok(_) => {}
                 Err(_) => report.errors += 1,
             }
-        }
-        if page.len() < 20_000 {
-            break;
         }
     }
     let mut by_customer: Vec<CustomerHits> = state
