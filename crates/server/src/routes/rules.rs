@@ -436,7 +436,9 @@ pub async fn backtest_rule(
         by_day: Vec::new(),
         elapsed_ms: 0,
     };
-    let mut days: BTreeMap<String, u64> = BTreeMap::new();
+    // Hits per UTC day (days since the epoch), named when reported.
+    const DAY_MICROS: i64 = 86_400_000_000;
+    let mut days: BTreeMap<i64, u64> = BTreeMap::new();
     // Per customer: its history so far, its context, its hits.
     let mut state: HashMap<Uuid, (History, serde_json::Value, u64), FxBuildHasher> =
         HashMap::default();
@@ -481,12 +483,11 @@ pub async fn backtest_rule(
             };
             let subject =
                 riskdesk_domain::monitoring::rules::Subject::new(event, customer, at, region, sku);
-            match s.detector.runtime.evaluate(&compiled, &subject, history) {
-                Ok(o) if o.hit => {
+            match s.detector.runtime.decide(&compiled, &subject, history) {
+                Ok(true) => {
                     report.hits += 1;
                     *n += 1;
-                    let day = riskdesk_storage::time::from_micros(at).to_string()[..10].to_owned();
-                    *days.entry(day).or_insert(0) += 1;
+                    *days.entry(at.div_euclid(DAY_MICROS)).or_insert(0) += 1;
                 }
                 Ok(_) => {}
                 Err(_) => report.errors += 1,
@@ -502,7 +503,10 @@ pub async fn backtest_rule(
     report.by_customer = by_customer;
     report.by_day = days
         .into_iter()
-        .map(|(day, hits)| DayHits { day, hits })
+        .map(|(day, hits)| DayHits {
+            day: riskdesk_storage::time::from_micros(day * DAY_MICROS).to_string()[..10].to_owned(),
+            hits,
+        })
         .collect();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(Json(report))
