@@ -78,9 +78,17 @@ c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE rules SET mode = 'active' WH
 PY
 fi
 for run in ${RUNS:-base detectors}; do
+  if [ -n "${KEEP_INPUT:-}" ]; then cp "$dir/$run.db" "$dir/$run.db.orig"; fi
   echo "== $run"
   RISKDESK_LOG=warn target/release/riskdesk ingest "$dir/events.ndjson" --as-of 2026-11-30T00:00:00Z \
     --database-url "$dir/$run.db" --config "$dir/none.toml" 2>&1 | grep -E 'records in|spend anomalies'
 done
 # KEEP_DB=path keeps the baseline database (1M stored events) for other benchmarks.
 if [ -n "${KEEP_DB:-}" ]; then cp "$dir/base.db" "$KEEP_DB"; fi
+# KEEP_INPUT=dir keeps the events file and the databases as they were before the runs (for
+# profiling one run by hand).
+if [ -n "${KEEP_INPUT:-}" ]; then
+  mkdir -p "$KEEP_INPUT"
+  cp "$dir/events.ndjson" "$KEEP_INPUT/"
+  for run in ${RUNS:-base detectors}; do cp "$dir/$run.db.orig" "$KEEP_INPUT/$run.db"; done
+fi

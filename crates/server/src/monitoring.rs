@@ -3,7 +3,7 @@
 //! applying events kept for an external id when its customer appears. Shared by the API and
 //! `riskdesk ingest`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
 use riskdesk_domain::audit::Actor;
@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::detect::{self, Detector, LoadedRule, RuleSet};
 use crate::error::ApiError;
 use crate::service;
-use riskdesk_domain::monitoring::rules::{Compiled, History};
+use riskdesk_domain::monitoring::rules::{Compiled, History, Scope};
 use riskdesk_storage::customers;
 
 const HOUR_MICROS: i64 = 3_600_000_000;
@@ -247,7 +247,21 @@ async fn run_rules<'e>(
     }
     let mut hits: Vec<Hit> = Vec::new();
     let mut newest: BTreeMap<Uuid, i64> = BTreeMap::new();
-    let empty = serde_json::json!({});
+    let empty = std::sync::Arc::new(serde_json::json!({}));
+    // The rules of each scope, listed once per batch.
+    let of_scope = |scope: Scope| -> (Vec<&LoadedRule>, Vec<&Compiled>) {
+        let rules: Vec<&LoadedRule> = set
+            .rules
+            .iter()
+            .filter(|r| r.compiled.scope == scope)
+            .collect();
+        let compiled = rules.iter().map(|r| &r.compiled).collect();
+        (rules, compiled)
+    };
+    let (usage_rules, activity_rules) = (of_scope(Scope::Usage), of_scope(Scope::Activity));
+    // Each customer's context at the age (in days) of its last event: shared by its events of
+    // the same age.
+    let mut views: HashMap<Uuid, (Option<i64>, std::sync::Arc<serde_json::Value>)> = HashMap::new();
     for (customer, at, e) in new_events {
         let Some(history) = histories.get_mut(&customer) else {
             continue;
@@ -255,24 +269,31 @@ async fn run_rules<'e>(
         history.push(detect::rec_of_event(e, at));
         let n = newest.entry(customer).or_insert(at);
         *n = (*n).max(at);
-        let scope = detect::scope_of(e);
-        let matching: Vec<&LoadedRule> = set
-            .rules
-            .iter()
-            .filter(|r| r.compiled.scope == scope)
-            .collect();
+        let (matching, compiled) = match detect::scope_of(e) {
+            Scope::Usage => &usage_rules,
+            Scope::Activity => &activity_rules,
+            Scope::Signup => continue,
+        };
         if matching.is_empty() {
             continue;
         }
-        // Built once per event and moved into the subject (no copies).
-        let ctx = contexts
-            .get(&customer)
-            .map(|c| detect::customer_at(c, at))
-            .unwrap_or_else(|| empty.clone());
+        let ctx = match contexts.get(&customer) {
+            Some(c) => {
+                let age = detect::age_days(c, at);
+                match views.get(&customer) {
+                    Some((a, v)) if *a == age => v.clone(),
+                    _ => {
+                        let v = std::sync::Arc::new(detect::customer_at(c, at));
+                        views.insert(customer, (age, v.clone()));
+                        v
+                    }
+                }
+            }
+            None => empty.clone(),
+        };
         let subj = detect::subject(e, detect::event_json(e), ctx);
-        let compiled: Vec<&Compiled> = matching.iter().map(|r| &r.compiled).collect();
-        let results = detector.runtime.evaluate_all(&compiled, &subj, history);
-        for (rule, result) in matching.into_iter().zip(results) {
+        let results = detector.runtime.evaluate_all(compiled, &subj, history);
+        for (rule, result) in matching.iter().copied().zip(results) {
             match result {
                 Ok(o) if o.hit => hits.push(Hit {
                     rule,
