@@ -15,7 +15,8 @@ use riskdesk_domain::lifecycle::LifecycleAction;
 use riskdesk_domain::monitoring::budget::EnforcementMode;
 use riskdesk_domain::monitoring::cost::{format_picos, join};
 use riskdesk_domain::monitoring::rules::{
-    Compiled, HISTORY_MICROS, History, Interner, Rec, RuleRuntime, Scope, Subject, status_failed,
+    Compiled, EventView, FieldValue, HISTORY_MICROS, History, Interner, Rec, RuleRuntime, Scope,
+    Subject, status_failed,
 };
 use riskdesk_domain::monitoring::{Event, EventBody};
 use riskdesk_storage::Tx;
@@ -273,51 +274,126 @@ fn hour_and_weekday(at: i64) -> (i64, i64) {
 
 /// The `event` a rule sees, as JSON (also the evidence).
 pub fn event_json(e: &Event) -> serde_json::Value {
+    use serde_json::Value;
     let at = riskdesk_storage::time::to_micros(e.time);
     let (hour, weekday) = hour_and_weekday(at);
-    let mut m = serde_json::json!({
-        "type": e.kind(), "event_id": e.event_id, "time": e.time.to_string(), "hour": hour, "weekday": weekday,
-        "meter_category": "", "meter_name": "", "region": "", "resource_id": "", "quantity": 0.0, "unit": "",
-        "cost": 0.0, "currency": "", "operation": "", "actor": "", "status": "", "properties": {},
-    });
+    let text = |s: &str| Value::String(s.to_owned());
+    let opt = |s: &Option<String>| Value::String(s.clone().unwrap_or_default());
+    // Built in one pass, each field once (this runs for every ingested event a rule sees).
+    let mut m = serde_json::Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_owned(), v);
+    };
+    put("type", text(e.kind()));
+    put("event_id", text(&e.event_id));
+    put("time", Value::String(e.time.to_string()));
+    put("hour", hour.into());
+    put("weekday", weekday.into());
     match &e.body {
         EventBody::Usage(u) => {
-            m["meter_category"] = u.meter_category.clone().into();
-            m["meter_name"] = u.meter_name.clone().into();
-            m["region"] = u.region.clone().into();
-            m["resource_id"] = u.resource_id.clone().unwrap_or_default().into();
-            m["quantity"] = u
-                .quantity
-                .as_deref()
-                .and_then(|q| q.parse::<f64>().ok())
-                .unwrap_or(0.0)
-                .into();
-            m["unit"] = u.unit.clone().unwrap_or_default().into();
-            m["cost"] = (u.cost.picos as f64 / 1e12).into();
-            m["cost_exact"] = format_picos(u.cost.picos).into();
-            m["currency"] = u.cost.currency.code().into();
+            put("meter_category", text(&u.meter_category));
+            put("meter_name", text(&u.meter_name));
+            put("region", text(&u.region));
+            put("resource_id", opt(&u.resource_id));
+            let quantity = u.quantity.as_deref().and_then(|q| q.parse::<f64>().ok());
+            put("quantity", quantity.unwrap_or(0.0).into());
+            put("unit", opt(&u.unit));
+            put("cost", (u.cost.picos as f64 / 1e12).into());
+            put("cost_exact", Value::String(format_picos(u.cost.picos)));
+            put("currency", text(u.cost.currency.code()));
+            for k in ["operation", "actor", "status"] {
+                put(k, text(""));
+            }
+            put("properties", Value::Object(serde_json::Map::new()));
         }
         EventBody::Activity(a) => {
-            m["operation"] = a.operation.clone().into();
-            m["actor"] = a.actor.clone().unwrap_or_default().into();
-            m["status"] = a.status.clone().unwrap_or_default().into();
-            m["properties"] = a.properties.clone();
+            for k in [
+                "meter_category",
+                "meter_name",
+                "region",
+                "resource_id",
+                "unit",
+                "currency",
+            ] {
+                put(k, text(""));
+            }
+            put("quantity", 0.0.into());
+            put("cost", 0.0.into());
+            put("operation", text(&a.operation));
+            put("actor", opt(&a.actor));
+            put("status", opt(&a.status));
+            put("properties", a.properties.clone());
         }
     }
-    m
+    Value::Object(m)
 }
 
-/// A customer's age in whole days at `at` (µs), from its context's creation time.
-pub fn age_days(ctx: &serde_json::Value, at: i64) -> Option<i64> {
-    let created = ctx.get("created_at_us").and_then(|v| v.as_i64())?;
-    Some((at - created).max(0) / 86_400_000_000)
+/// An ingested event as rules read it: each field of [`event_json`] read in place, without
+/// building the JSON (fields that are not stored as such — `time`, `cost_exact`, `properties`
+/// — are left to the interpreter, which gets the JSON).
+pub struct EventFields<'e> {
+    pub event: &'e Event,
+    /// The event's time (µs).
+    pub at: i64,
+}
+
+impl EventView for EventFields<'_> {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        use FieldValue::{Double, Int, Str};
+        let e = self.event;
+        Some(match (name, &e.body) {
+            ("type", _) => Str(e.kind()),
+            ("event_id", _) => Str(&e.event_id),
+            ("hour", _) => Int(hour_and_weekday(self.at).0),
+            ("weekday", _) => Int(hour_and_weekday(self.at).1),
+            ("meter_category", EventBody::Usage(u)) => Str(&u.meter_category),
+            ("meter_name", EventBody::Usage(u)) => Str(&u.meter_name),
+            ("region", EventBody::Usage(u)) => Str(&u.region),
+            ("resource_id", EventBody::Usage(u)) => Str(u.resource_id.as_deref().unwrap_or("")),
+            ("unit", EventBody::Usage(u)) => Str(u.unit.as_deref().unwrap_or("")),
+            ("currency", EventBody::Usage(u)) => Str(u.cost.currency.code()),
+            ("quantity", EventBody::Usage(u)) => {
+                let q = u.quantity.as_deref().and_then(|q| q.parse::<f64>().ok());
+                match q.unwrap_or(0.0) {
+                    // JSON has no NaN or infinity: event_json holds null there.
+                    q if q.is_finite() => Double(q),
+                    _ => FieldValue::Null,
+                }
+            }
+            ("cost", EventBody::Usage(u)) => Double(u.cost.picos as f64 / 1e12),
+            ("operation" | "actor" | "status", EventBody::Usage(_)) => Str(""),
+            ("operation", EventBody::Activity(a)) => Str(&a.operation),
+            ("actor", EventBody::Activity(a)) => Str(a.actor.as_deref().unwrap_or("")),
+            ("status", EventBody::Activity(a)) => Str(a.status.as_deref().unwrap_or("")),
+            (
+                "meter_category" | "meter_name" | "region" | "resource_id" | "unit" | "currency",
+                EventBody::Activity(_),
+            ) => Str(""),
+            ("quantity" | "cost", EventBody::Activity(_)) => Double(0.0),
+            _ => return None,
+        })
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        event_json(self.event)
+    }
+}
+
+/// When the customer of a context was created (µs).
+pub fn created_at(ctx: &serde_json::Value) -> Option<i64> {
+    ctx.get("created_at_us").and_then(|v| v.as_i64())
+}
+
+/// A customer's age in whole days at `at` (µs).
+pub fn age_in_days(created: i64, at: i64) -> i64 {
+    (at - created).max(0) / 86_400_000_000
 }
 
 /// A customer context with `age_days` as of `at` (µs).
 pub fn customer_at(ctx: &serde_json::Value, at: i64) -> serde_json::Value {
     let mut c = ctx.clone();
-    if let Some(age) = age_days(ctx, at) {
-        c["age_days"] = age.into();
+    if let Some(created) = created_at(ctx) {
+        c["age_days"] = age_in_days(created, at).into();
     }
     if let Some(m) = c.as_object_mut() {
         m.remove("created_at_us");
@@ -346,12 +422,16 @@ pub fn stored_event_json(e: &StoredEvent) -> serde_json::Value {
 }
 
 /// The subject of an evaluation.
-pub fn subject(e: &Event, event: serde_json::Value, customer: Arc<serde_json::Value>) -> Subject {
+pub fn subject<'e>(
+    e: &Event,
+    event: &'e dyn EventView,
+    customer: Arc<serde_json::Value>,
+) -> Subject<'e> {
     let (region, sku) = match &e.body {
         EventBody::Usage(u) => (shared(&u.region), shared(&u.meter_name)),
         EventBody::Activity(_) => (shared(""), shared("")),
     };
-    Subject::new(
+    Subject::viewing(
         event,
         customer,
         riskdesk_storage::time::to_micros(e.time),
@@ -364,5 +444,53 @@ pub fn scope_of(e: &Event) -> Scope {
     match e.body {
         EventBody::Usage(_) => Scope::Usage,
         EventBody::Activity(_) => Scope::Activity,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use riskdesk_domain::monitoring::event::RawEvent;
+
+    fn event(json: serde_json::Value) -> Event {
+        serde_json::from_value::<RawEvent>(json)
+            .unwrap()
+            .validate()
+            .unwrap()
+    }
+
+    /// Every field the view answers is the field of the JSON the interpreter sees.
+    #[test]
+    fn the_event_view_reads_what_the_json_holds() {
+        let usage = event(serde_json::json!({
+            "type": "usage", "event_id": "u-1", "customer_id": "0190f5a4-5b6e-7c8d-9e0f-1a2b3c4d5e6f",
+            "time": "2026-11-05T13:20:00Z", "meter_category": "Virtual Machines",
+            "meter_name": "NC24ads A100 v4", "region": "westeurope", "quantity": "2.5",
+            "unit": "Hours", "cost": "12.3456", "currency": "EUR"}));
+        let activity = event(serde_json::json!({
+            "type": "activity", "event_id": "a-1", "customer_id": "0190f5a4-5b6e-7c8d-9e0f-1a2b3c4d5e6f",
+            "time": "2026-11-07T23:59:00Z", "operation": "role assignment", "actor": "x@example.com",
+            "status": "Failed", "properties": {"role": "Owner"}}));
+        for e in [&usage, &activity] {
+            let at = riskdesk_storage::time::to_micros(e.time);
+            let view = EventFields { event: e, at };
+            let json = event_json(e);
+            let mut answered = 0;
+            for (name, _) in json.as_object().unwrap() {
+                match view.field(name) {
+                    Some(v) => {
+                        assert_eq!(Some(v), json.field(name), "{name}");
+                        answered += 1;
+                    }
+                    None => assert!(
+                        ["time", "cost_exact", "properties"].contains(&name.as_str()),
+                        "{name} left to the interpreter"
+                    ),
+                }
+            }
+            assert_eq!(answered, 15, "every field but time, cost_exact and properties");
+            assert_eq!(view.field("no_such_field"), None);
+            assert_eq!(view.to_json(), json);
+        }
     }
 }

@@ -261,7 +261,12 @@ async fn run_rules<'e>(
     let (usage_rules, activity_rules) = (of_scope(Scope::Usage), of_scope(Scope::Activity));
     // Each customer's context at the age (in days) of its last event: shared by its events of
     // the same age.
-    let mut views: HashMap<Uuid, (Option<i64>, std::sync::Arc<serde_json::Value>)> = HashMap::new();
+    struct CustomerView {
+        created: Option<i64>,
+        age: Option<i64>,
+        value: std::sync::Arc<serde_json::Value>,
+    }
+    let mut views: HashMap<Uuid, CustomerView> = HashMap::new();
     for (customer, at, e) in new_events {
         let Some(history) = histories.get_mut(&customer) else {
             continue;
@@ -279,19 +284,24 @@ async fn run_rules<'e>(
         }
         let ctx = match contexts.get(&customer) {
             Some(c) => {
-                let age = detect::age_days(c, at);
-                match views.get(&customer) {
-                    Some((a, v)) if *a == age => v.clone(),
-                    _ => {
-                        let v = std::sync::Arc::new(detect::customer_at(c, at));
-                        views.insert(customer, (age, v.clone()));
-                        v
-                    }
+                let view = views.entry(customer).or_insert_with(|| CustomerView {
+                    created: detect::created_at(c),
+                    age: None,
+                    value: empty.clone(),
+                });
+                let age = view.created.map(|t| detect::age_in_days(t, at));
+                if age != view.age || std::sync::Arc::ptr_eq(&view.value, &empty) {
+                    view.age = age;
+                    view.value = std::sync::Arc::new(detect::customer_at(c, at));
                 }
+                view.value.clone()
             }
             None => empty.clone(),
         };
-        let subj = detect::subject(e, detect::event_json(e), ctx);
+        // Rules read the event's fields in place; its JSON is built only for the interpreter
+        // or a hit's evidence.
+        let view = detect::EventFields { event: e, at };
+        let subj = detect::subject(e, &view, ctx);
         let results = detector.runtime.evaluate_all(compiled, &subj, history);
         for (rule, result) in matching.iter().copied().zip(results) {
             match result {
@@ -300,7 +310,7 @@ async fn run_rules<'e>(
                     customer,
                     at,
                     event_id: e.event_id.clone(),
-                    event: subj.event.clone(),
+                    event: subj.event().clone(),
                     calls: o.calls,
                 }),
                 Ok(_) => {}

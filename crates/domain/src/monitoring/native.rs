@@ -90,7 +90,7 @@ pub(crate) enum Node {
 
 /// What a condition reads.
 pub(crate) struct Ctx<'a> {
-    pub(crate) event: &'a serde_json::Value,
+    pub(crate) event: &'a dyn super::rules::EventView,
     pub customer: &'a serde_json::Value,
     pub history: &'a History,
     pub at: i64,
@@ -207,20 +207,15 @@ pub(crate) fn compile(e: &Expr) -> Option<Node> {
 }
 
 /// A field as `json_to_cel` would convert it: integers stay ints, other numbers are doubles.
-fn field<'a>(root: &'a serde_json::Value, name: &str) -> Result<V<'a>, Undecided> {
-    let serde_json::Value::Object(m) = root else {
-        return Err(Undecided);
-    };
-    match m.get(name) {
-        Some(serde_json::Value::Bool(b)) => Ok(V::Bool(*b)),
-        Some(serde_json::Value::Number(n)) => Ok(match n.as_i64() {
-            Some(i) => V::Int(i),
-            None => V::Float(n.as_f64().ok_or(Undecided)?),
-        }),
-        Some(serde_json::Value::String(s)) => Ok(V::Str(Cow::Borrowed(s.as_str()))),
-        Some(serde_json::Value::Null) => Ok(V::Null),
-        _ => Err(Undecided),
-    }
+fn field<'a>(root: &'a dyn super::rules::EventView, name: &str) -> Result<V<'a>, Undecided> {
+    use super::rules::FieldValue;
+    Ok(match root.field(name).ok_or(Undecided)? {
+        FieldValue::Bool(b) => V::Bool(b),
+        FieldValue::Int(i) => V::Int(i),
+        FieldValue::Double(f) => V::Float(f),
+        FieldValue::Str(s) => V::Str(Cow::Borrowed(s)),
+        FieldValue::Null => V::Null,
+    })
 }
 
 /// Runs a compiled condition: Ok(true/false), or Undecided.

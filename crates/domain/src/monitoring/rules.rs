@@ -332,20 +332,65 @@ impl History {
     }
 }
 
-/// The event and customer a rule sees, as CEL values.
-pub struct Subject {
-    /// The event and the customer as JSON (the native evaluator reads these); their CEL
-    /// values are built only if the interpreter runs.
-    pub event: serde_json::Value,
+/// A field of an event or customer as a rule reads it: `json_to_cel`'s conversion (integers
+/// stay ints, other numbers are doubles). `None` for a missing field or one the native
+/// evaluator leaves to the interpreter (objects, lists, text that is not stored as such).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FieldValue<'a> {
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(&'a str),
+    Null,
+}
+
+/// What a rule's `event` is: its fields by name for the native evaluator, and its JSON for the
+/// interpreter and an alert's evidence (built only then).
+pub trait EventView: Send + Sync {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>>;
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl EventView for serde_json::Value {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match self.as_object()?.get(name)? {
+            serde_json::Value::Bool(b) => FieldValue::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => FieldValue::Int(i),
+                None => FieldValue::Double(n.as_f64()?),
+            },
+            serde_json::Value::String(s) => FieldValue::Str(s),
+            serde_json::Value::Null => FieldValue::Null,
+            _ => return None,
+        })
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        self.clone()
+    }
+}
+
+enum EventSource<'e> {
+    Json(serde_json::Value),
+    View(&'e dyn EventView),
+}
+
+/// The event and customer a rule sees.
+pub struct Subject<'e> {
+    event: EventSource<'e>,
+    /// The event's JSON when it is a view, built the first time it is asked for.
+    event_json: std::sync::OnceLock<serde_json::Value>,
     /// Shared: one customer's events within a day see the same context.
     pub customer: Arc<serde_json::Value>,
     pub at: i64,
     pub region: Arc<str>,
     pub sku: Arc<str>,
+    /// The CEL values of the event and customer, built only if the interpreter runs.
     cel: std::sync::OnceLock<(Value, Value)>,
 }
 
-impl Subject {
+impl Subject<'static> {
+    /// A subject whose event is JSON.
     pub fn new(
         event: serde_json::Value,
         customer: impl Into<Arc<serde_json::Value>>,
@@ -353,9 +398,33 @@ impl Subject {
         region: Arc<str>,
         sku: Arc<str>,
     ) -> Self {
+        Subject::with(EventSource::Json(event), customer.into(), at, region, sku)
+    }
+}
+
+impl<'e> Subject<'e> {
+    /// A subject whose event is read through a view (its JSON is built only if needed).
+    pub fn viewing(
+        event: &'e dyn EventView,
+        customer: impl Into<Arc<serde_json::Value>>,
+        at: i64,
+        region: Arc<str>,
+        sku: Arc<str>,
+    ) -> Self {
+        Subject::with(EventSource::View(event), customer.into(), at, region, sku)
+    }
+
+    fn with(
+        event: EventSource<'e>,
+        customer: Arc<serde_json::Value>,
+        at: i64,
+        region: Arc<str>,
+        sku: Arc<str>,
+    ) -> Self {
         Subject {
             event,
-            customer: customer.into(),
+            event_json: std::sync::OnceLock::new(),
+            customer,
             at,
             region,
             sku,
@@ -363,9 +432,24 @@ impl Subject {
         }
     }
 
+    /// The event as JSON.
+    pub fn event(&self) -> &serde_json::Value {
+        match &self.event {
+            EventSource::Json(v) => v,
+            EventSource::View(v) => self.event_json.get_or_init(|| v.to_json()),
+        }
+    }
+
+    pub(crate) fn event_view(&self) -> &dyn EventView {
+        match &self.event {
+            EventSource::Json(v) => v,
+            EventSource::View(v) => *v,
+        }
+    }
+
     fn cel(&self) -> &(Value, Value) {
         self.cel
-            .get_or_init(|| (json_to_cel(&self.event), json_to_cel(&self.customer)))
+            .get_or_init(|| (json_to_cel(self.event()), json_to_cel(&self.customer)))
     }
 }
 
@@ -777,7 +861,7 @@ impl RuleRuntime {
     ) -> Result<bool, String> {
         if let Some(n) = &rule.native {
             let ctx = super::native::Ctx {
-                event: &s.event,
+                event: s.event_view(),
                 customer: &s.customer,
                 history,
                 at: s.at,
@@ -805,7 +889,7 @@ impl RuleRuntime {
         // What the native evaluator decides false needs nothing more (nor any allocation).
         if let Some(n) = &rule.native {
             let ctx = super::native::Ctx {
-                event: &s.event,
+                event: s.event_view(),
                 customer: &s.customer,
                 history,
                 at: s.at,
@@ -836,7 +920,7 @@ impl RuleRuntime {
         let mut decided: Vec<Option<Result<Outcome, String>>> = Vec::with_capacity(rules.len());
         {
             let ctx = super::native::Ctx {
-                event: &s.event,
+                event: s.event_view(),
                 customer: &s.customer,
                 history,
                 at: s.at,
@@ -937,7 +1021,7 @@ pub fn sample_signup() -> serde_json::Value {
 }
 
 /// A plausible event and customer of a scope, every field present (used to check rules).
-pub fn sample_subject(scope: Scope) -> Subject {
+pub fn sample_subject(scope: Scope) -> Subject<'static> {
     if scope == Scope::Signup {
         return Subject::new(
             sample_signup(),
@@ -1166,15 +1250,18 @@ mod tests {
         histories.push((h.clone(), 59 * 60_000_000));
         let mut subjects = Vec::new();
         for (cost, age, paid) in [(1.0, 10, false), (0.25, 90, true), (500.0, 5, false)] {
-            let mut s = sample_subject(Scope::Usage);
-            s.event = serde_json::json!({
-                "type": "usage", "meter_category": "Bandwidth", "meter_name": "NC24ads A100 v4",
-                "region": "eastus", "quantity": 1.0, "unit": "Hours", "cost": cost, "operation": "vm_created",
-                "hour": 12, "weekday": 3,
-            });
-            s.customer =
-                serde_json::json!({"age_days": age, "credit_limit": 100.0, "paid": paid}).into();
-            subjects.push(s);
+            let sample = sample_subject(Scope::Usage);
+            subjects.push(Subject::new(
+                serde_json::json!({
+                    "type": "usage", "meter_category": "Bandwidth", "meter_name": "NC24ads A100 v4",
+                    "region": "eastus", "quantity": 1.0, "unit": "Hours", "cost": cost, "operation": "vm_created",
+                    "hour": 12, "weekday": 3,
+                }),
+                serde_json::json!({"age_days": age, "credit_limit": 100.0, "paid": paid}),
+                sample.at,
+                sample.region.clone(),
+                sample.sku.clone(),
+            ));
         }
         let mut native_decided = 0;
         for c in conditions {
@@ -1206,7 +1293,7 @@ mod tests {
             for (hist, at) in &histories {
                 for subject in &subjects {
                     let s = Subject::new(
-                        subject.event.clone(),
+                        subject.event().clone(),
                         subject.customer.clone(),
                         *at,
                         subject.region.clone(),
@@ -1217,7 +1304,7 @@ mod tests {
                     assert_eq!(a, b, "{c} at {at}");
                     if with_native.native.as_ref().is_some_and(|n| {
                         let ctx = super::super::native::Ctx {
-                            event: &s.event,
+                            event: s.event_view(),
                             customer: &s.customer,
                             history: hist,
                             at: *at,
