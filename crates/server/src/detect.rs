@@ -488,7 +488,10 @@ mod tests {
                     ),
                 }
             }
-            assert_eq!(answered, 15, "every field but time, cost_exact and properties");
+            assert_eq!(
+                answered, 15,
+                "every field but time, cost_exact and properties"
+            );
             assert_eq!(view.field("no_such_field"), None);
             assert_eq!(view.to_json(), json);
         }

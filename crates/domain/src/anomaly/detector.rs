@@ -184,7 +184,8 @@ pub struct Scored {
     /// In [0, 1]; at or above [`ALARM_THRESHOLD`] is an alarm.
     pub score: f64,
     /// The level the point is judged against: the recent median or the same phase of an earlier
-    /// day or week, whichever is closer to the point.
+    /// day or week, whichever is closer to the point. (For a point whose sequence raises no
+    /// surprise, score ≤ 0.5, the median is not computed: the value itself stands in for it.)
     pub expected: f64,
 }
 
@@ -215,7 +216,14 @@ impl Detector {
             .filter_map(|g| g.surprise(g.level(value, range)))
             .reduce(f64::min)
             .unwrap_or(0.0);
-        let (median, spread) = self.recent_level();
+        // The size check can only lower a raw score above 0.5 (to 0.5): below, the median and
+        // MAD of the recent points (two selections over up to 1,000 values, most of a pass's
+        // time) are not needed.
+        let (median, spread) = if sequence > 0.5 {
+            self.recent_level()
+        } else {
+            (None, None)
+        };
         let mut expected = median.unwrap_or(value);
         let mut raw = sequence;
         if let (Some(m), Some(s)) = (median, spread) {
