@@ -13,6 +13,11 @@ use clap::{Parser, Subcommand};
 use riskdesk_domain::audit::Actor;
 use riskdesk_domain::{Clock, Role, TenantSlug, TokenId};
 use riskdesk_server::{Application, SystemClock, service};
+
+/// mimalloc instead of the system allocator: allocation was ≈ 12–20 % of the CPU in ingest and
+/// assessment profiles, much of it glibc's free-list upkeep (BENCHMARKS.md, session 6).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use riskdesk_storage::Db;
 
 use crate::config::Settings;
