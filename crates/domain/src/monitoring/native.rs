@@ -206,6 +206,33 @@ pub(crate) fn compile(e: &Expr) -> Option<Node> {
     })
 }
 
+/// How far back (µs) before an event the condition's window functions read: the longest window,
+/// the whole history for `baseline_ratio` (it compares with what came before the window, as far
+/// back as the history goes), 30 days for `new_region`/`new_sku`.
+pub(crate) fn reach(n: &Node) -> i64 {
+    const MONTH: i64 = 30 * 24 * 3_600_000_000;
+    match n {
+        Node::Lit(_) | Node::Field(..) => 0,
+        Node::Not(x) | Node::Neg(x) => reach(x),
+        Node::And(a, b) | Node::Or(a, b) | Node::Bin(_, a, b) | Node::Str(_, a, b) => {
+            reach(a).max(reach(b))
+        }
+        Node::Cond(a, b, c) => reach(a).max(reach(b)).max(reach(c)),
+        Node::In(x, list) => list.iter().map(reach).fold(reach(x), i64::max),
+        Node::Win(w) => match w {
+            Win::Spend(win)
+            | Win::SpendIn(_, win)
+            | Win::Events(win)
+            | Win::Ops(_, win)
+            | Win::FailedOps(_, win)
+            | Win::DistinctRegions(win)
+            | Win::DistinctActors(win) => *win,
+            Win::BaselineRatio(_) => super::rules::HISTORY_MICROS,
+            Win::NewRegion | Win::NewSku => MONTH,
+        },
+    }
+}
+
 /// A field as `json_to_cel` would convert it: integers stay ints, other numbers are doubles.
 fn field<'a>(root: &'a dyn super::rules::EventView, name: &str) -> Result<V<'a>, Undecided> {
     use super::rules::FieldValue;

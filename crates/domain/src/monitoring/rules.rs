@@ -230,7 +230,12 @@ impl History {
 
     /// Drops what is older than every window needs, relative to `now`.
     pub fn trim(&mut self, now: i64) {
-        let cut = self.ats.partition_point(|a| *a < now - HISTORY_MICROS);
+        self.trim_to(now, HISTORY_MICROS);
+    }
+
+    /// Drops what is older than `reach` before `now` (a rule's [`Compiled::history_reach`]).
+    pub fn trim_to(&mut self, now: i64, reach: i64) {
+        let cut = self.ats.partition_point(|a| *a < now - reach);
         if cut > 0 {
             self.recs.drain(..cut);
             self.ats.drain(..cut);
@@ -702,6 +707,17 @@ pub struct Outcome {
     pub calls: Vec<(String, serde_json::Value)>,
 }
 
+impl Compiled {
+    /// How much history before an event the condition reads (µs): its longest window when the
+    /// native evaluator compiled it (literal windows), else everything rules keep.
+    pub fn history_reach(&self) -> i64 {
+        self.native
+            .as_ref()
+            .map_or(HISTORY_MICROS, super::native::reach)
+            .min(HISTORY_MICROS)
+    }
+}
+
 /// The compiler and evaluator (the CEL context with riskdesk's functions, built once).
 pub struct RuleRuntime {
     root: Context<'static, 'static>,
@@ -1085,6 +1101,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_rule_reaches_back_as_far_as_its_longest_window() {
+        let rt = RuleRuntime::default();
+        let reach = |c: &str| rt.compile(c, Scope::Usage).unwrap().history_reach();
+        let hour = 3_600_000_000i64;
+        assert_eq!(reach("spend('1h') > 50.0"), hour);
+        assert_eq!(
+            reach("spend('10m') > 1.0 || (events('24h') > 3 && event.cost > 1.0)"),
+            24 * hour
+        );
+        assert_eq!(reach("new_region()"), 30 * 24 * hour);
+        assert_eq!(reach("baseline_ratio('1h') > 3.0"), HISTORY_MICROS);
+        assert_eq!(reach("event.cost > 1000.0"), 0);
     }
 
     #[test]

@@ -442,6 +442,7 @@ pub async fn backtest_rule(
     // Per customer: its history so far, its context, its hits.
     let mut state: HashMap<Uuid, (History, serde_json::Value, u64), FxBuildHasher> =
         HashMap::default();
+    let reach = compiled.history_reach();
     // Events are read on another thread while this one evaluates.
     let mut batches = events::replay(
         &s.db,
@@ -463,9 +464,9 @@ pub async fn backtest_rule(
             let (at, usage) = (e.rec.at, e.rec.usage);
             let (region, sku) = (e.rec.region.clone(), e.rec.sku.clone());
             history.push(e.rec);
-            // Keep what the windows can reach (the replay is in time order).
-            if history.len() % 1024 == 0 {
-                history.trim(at);
+            // Keep what this rule's windows can reach (the replay is in time order).
+            if history.len() % 256 == 0 {
+                history.trim_to(at, reach);
             }
             if at < from_us || usage != (scope == Scope::Usage) {
                 continue;
