@@ -17,8 +17,11 @@
 //! - *Season.* A value within a third of a level of the same phase one to three days or weeks
 //!   earlier (from the timestamps' spacing) is not an anomaly.
 //!
-//! After a point scores at or above [`RAISE`], later points report 0 for [`REST`] points: one
-//! anomaly is one alarm, not a run of them. The first [`LEARNING`] points report 0.
+//! After a point scores at or above [`RAISE`] (the alarm threshold), later points report 0 for
+//! [`REST`] points: one anomaly is one alarm, not a run of them. The first [`LEARNING`] points
+//! report 0. Every [`RECENT`] points the model is fitted back to the kept history: a range
+//! widened by an extreme that has left it shrinks again, and sequence counts beyond what the
+//! history can produce are rebuilt from it.
 //!
 //! On the Numenta Anomaly Benchmark's series shipped in `data/nab` this scores above 70 with
 //! NAB's own scoring (BENCHMARKS.md, `riskdesk nab data/nab`); the constants were chosen there.
@@ -40,8 +43,8 @@ const SEASONAL_TOLERANCE: f64 = 0.3;
 pub const RECENT: usize = 1000;
 /// Robust standard deviations from the recent median a point needs to be an anomaly.
 pub const MIN_SURPRISE: f64 = 4.0;
-/// A raw score at or above this starts a rest …
-const RAISE: f64 = 0.9;
+/// A raw score at or above this starts a rest (every alarm does) …
+const RAISE: f64 = ALARM_THRESHOLD;
 /// … of this many points, during which the detector reports 0.
 pub const REST: usize = 48;
 /// The detector reports 0 for its first points, while it learns.
@@ -204,6 +207,13 @@ impl Detector {
 
     /// Like [`Detector::score`], with the expected value.
     pub fn score_explained(&mut self, time: i64, value: f64) -> Scored {
+        if !value.is_finite() {
+            // Not a measurement: neither scored nor learnt.
+            return Scored {
+                score: 0.0,
+                expected: value,
+            };
+        }
         match self.first_time {
             None => self.first_time = Some(time),
             Some(first) if self.step.is_none() && time > first => self.step = Some(time - first),
@@ -259,6 +269,7 @@ impl Detector {
             self.history.pop_front();
         }
         self.seen += 1;
+        self.forget_what_history_dropped();
         Scored { score, expected }
     }
 
@@ -286,6 +297,39 @@ impl Detector {
             }
         }
         r
+    }
+
+    /// Keeps the model to what the kept history supports, checked every `RECENT` points: once
+    /// the extreme that widened the range has left the history, the range is recomputed from
+    /// the history (else a single old spike would squeeze every later value into one level and
+    /// blind the detector), and the sequence counts are rebuilt when they hold far more
+    /// contexts than the history can produce (bounding memory per series).
+    fn forget_what_history_dropped(&mut self) {
+        if self.seen % RECENT != 0 || self.history.is_empty() {
+            return;
+        }
+        let Some(range) = self.range else { return };
+        let (lo, hi) = self
+            .history
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        let margin = (hi - lo) * MARGIN;
+        let kept = Range {
+            lo: lo - margin,
+            hi: hi + margin,
+        };
+        let too_wide = (kept.hi - kept.lo) < (range.hi - range.lo) / 2.0;
+        let too_many = self
+            .grids
+            .iter()
+            .any(|g| g.counts.len() > 2 * ORDERS * self.history.len());
+        if too_wide || too_many {
+            let r = if too_wide { kept } else { range };
+            self.range = Some(r);
+            for g in &mut self.grids {
+                g.rebuild(&self.history, r);
+            }
+        }
     }
 
     /// Median and MAD-based spread of the recent points (the spread floored so that a flat
@@ -409,6 +453,23 @@ mod tests {
             .filter(|i| d.score(i * 3600, 50.0 + noise(*i)) >= ALARM_THRESHOLD)
             .collect();
         assert_eq!(alarms, vec![1000]);
+    }
+
+    #[test]
+    fn an_old_spike_does_not_blind_the_detector() {
+        let mut d = Detector::default();
+        for i in 0..300i64 {
+            d.score(i * 3600, 10.0 + noise(i));
+        }
+        assert!(d.score(300 * 3600, 1000.0) >= ALARM_THRESHOLD);
+        // Long after the spike left the kept history, a tenfold hour is an anomaly again.
+        for i in 301..2600i64 {
+            d.score(i * 3600, 10.0 + noise(i));
+        }
+        assert!(d.score(2600 * 3600, 100.0) >= ALARM_THRESHOLD);
+        // Values that are not measurements are neither scored nor learnt.
+        assert_eq!(d.score(2601 * 3600, f64::NAN), 0.0);
+        assert_eq!(d.score(2602 * 3600, f64::INFINITY), 0.0);
     }
 
     #[test]

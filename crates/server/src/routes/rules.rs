@@ -464,8 +464,10 @@ pub async fn backtest_rule(
             let (at, usage) = (e.rec.at, e.rec.usage);
             let (region, sku) = (e.rec.region.clone(), e.rec.sku.clone());
             history.push(e.rec);
-            // Keep what this rule's windows can reach (the replay is in time order).
-            if history.len() % 256 == 0 {
+            // Keep what this rule's windows can reach (the replay is in time order). A rule that
+            // may read the whole history (`baseline_ratio` measures from the first event kept)
+            // keeps it untrimmed, so its answer does not depend on when trimming happened.
+            if reach < HISTORY_MICROS && history.len() % 256 == 0 {
                 history.trim_to(at, reach);
             }
             if at < from_us || usage != (scope == Scope::Usage) {
