@@ -707,6 +707,20 @@ pub struct Outcome {
     pub calls: Vec<(String, serde_json::Value)>,
 }
 
+/// The native evaluator's answer for a rule, when it has a native form that decides.
+fn native_answer(rule: &Compiled, s: &Subject, history: &History) -> Option<bool> {
+    let n = rule.native.as_ref()?;
+    let ctx = super::native::Ctx {
+        event: s.event_view(),
+        customer: &s.customer,
+        history,
+        at: s.at,
+        region: &s.region,
+        sku: &s.sku,
+    };
+    super::native::eval_bool(n, &ctx).ok()
+}
+
 impl Compiled {
     /// How much history before an event the condition reads (µs): its longest window when the
     /// native evaluator compiled it (literal windows), else everything rules keep.
@@ -875,18 +889,8 @@ impl RuleRuntime {
         s: &Subject,
         history: &mut History,
     ) -> Result<bool, String> {
-        if let Some(n) = &rule.native {
-            let ctx = super::native::Ctx {
-                event: s.event_view(),
-                customer: &s.customer,
-                history,
-                at: s.at,
-                region: &s.region,
-                sku: &s.sku,
-            };
-            if let Ok(decided) = super::native::eval_bool(n, &ctx) {
-                return Ok(decided);
-            }
+        if let Some(decided) = native_answer(rule, s, history) {
+            return Ok(decided);
         }
         self.evaluate_all(&[rule], s, history)
             .pop()
@@ -903,21 +907,11 @@ impl RuleRuntime {
         history: &mut History,
     ) -> Result<Outcome, String> {
         // What the native evaluator decides false needs nothing more (nor any allocation).
-        if let Some(n) = &rule.native {
-            let ctx = super::native::Ctx {
-                event: s.event_view(),
-                customer: &s.customer,
-                history,
-                at: s.at,
-                region: &s.region,
-                sku: &s.sku,
-            };
-            if super::native::eval_bool(n, &ctx) == Ok(false) {
-                return Ok(Outcome {
-                    hit: false,
-                    calls: Vec::new(),
-                });
-            }
+        if native_answer(rule, s, history) == Some(false) {
+            return Ok(Outcome {
+                hit: false,
+                calls: Vec::new(),
+            });
         }
         self.evaluate_all(&[rule], s, history)
             .pop()
@@ -933,28 +927,17 @@ impl RuleRuntime {
         history: &mut History,
     ) -> Vec<Result<Outcome, String>> {
         // The native evaluator first: what it decides false needs nothing more.
-        let mut decided: Vec<Option<Result<Outcome, String>>> = Vec::with_capacity(rules.len());
-        {
-            let ctx = super::native::Ctx {
-                event: s.event_view(),
-                customer: &s.customer,
-                history,
-                at: s.at,
-                region: &s.region,
-                sku: &s.sku,
-            };
-            for rule in rules {
-                decided.push(match &rule.native {
-                    Some(n) if super::native::eval_bool(n, &ctx) == Ok(false) => {
-                        Some(Ok(Outcome {
-                            hit: false,
-                            calls: Vec::new(),
-                        }))
-                    }
-                    _ => None,
-                });
-            }
-        }
+        let decided: Vec<Option<Result<Outcome, String>>> = rules
+            .iter()
+            .map(|rule| {
+                (native_answer(rule, s, history) == Some(false)).then(|| {
+                    Ok(Outcome {
+                        hit: false,
+                        calls: Vec::new(),
+                    })
+                })
+            })
+            .collect();
         if decided.iter().all(Option::is_some) {
             return decided.into_iter().flatten().collect();
         }
