@@ -60,7 +60,8 @@ struct CachedHistory {
 
 /// Rules and histories for every tenant of this process.
 pub struct Detector {
-    pub runtime: RuleRuntime,
+    /// Shared with the threads that evaluate a batch while its events are written.
+    pub runtime: Arc<RuleRuntime>,
     rule_sets: Mutex<HashMap<Uuid, Arc<RuleSet>>>,
     histories: Mutex<HashMap<(Uuid, Uuid), CachedHistory>>,
     /// Anomaly detection on the hourly spend series ingest touches.
@@ -70,7 +71,7 @@ pub struct Detector {
 impl Default for Detector {
     fn default() -> Self {
         Detector {
-            runtime: RuleRuntime::default(),
+            runtime: Arc::new(RuleRuntime::default()),
             rule_sets: Mutex::new(HashMap::new()),
             histories: Mutex::new(HashMap::new()),
             spend: Default::default(),
@@ -156,8 +157,7 @@ impl Detector {
         earliest: &std::collections::BTreeMap<Uuid, i64>,
     ) -> Result<std::collections::BTreeMap<Uuid, History>, ApiError> {
         let mut out = std::collections::BTreeMap::new();
-        let mut missing = Vec::new();
-        let mut since = i64::MAX;
+        let mut missing = std::collections::BTreeMap::new();
         {
             let mut all = self.lock_histories();
             for (c, t) in earliest {
@@ -166,23 +166,13 @@ impl Detector {
                         out.insert(*c, h.history);
                     }
                     _ => {
-                        missing.push(*c);
-                        since = since.min(*t);
+                        missing.insert(*c, *t);
                     }
                 }
             }
         }
         if !missing.is_empty() {
-            for c in &missing {
-                out.insert(*c, History::default());
-            }
-            for e in
-                events::recent_for_customers(tx, tenant, &missing, since - HISTORY_MICROS).await?
-            {
-                if let Some(h) = out.get_mut(&e.customer_id) {
-                    h.push(rec_of_stored(&e));
-                }
-            }
+            out.extend(load_histories(tx, tenant, &missing, &Default::default()).await?);
         }
         Ok(out)
     }
@@ -209,6 +199,31 @@ impl Detector {
             all.remove(&(tenant.0, *c));
         }
     }
+}
+
+/// Customers' histories read from storage, ignoring the cache (one scan from the earliest
+/// event minus the longest window), without the events named in `skip`.
+pub async fn load_histories(
+    tx: &mut Tx,
+    tenant: TenantId,
+    earliest: &std::collections::BTreeMap<Uuid, i64>,
+    skip: &std::collections::HashSet<&str>,
+) -> Result<std::collections::BTreeMap<Uuid, History>, ApiError> {
+    let mut out: std::collections::BTreeMap<Uuid, History> =
+        earliest.keys().map(|c| (*c, History::default())).collect();
+    let Some(since) = earliest.values().min() else {
+        return Ok(out);
+    };
+    let customers: Vec<Uuid> = earliest.keys().copied().collect();
+    for e in events::recent_for_customers(tx, tenant, &customers, since - HISTORY_MICROS).await? {
+        if skip.contains(e.event_id.as_str()) {
+            continue;
+        }
+        if let Some(h) = out.get_mut(&e.customer_id) {
+            h.push(rec_of_stored(&e));
+        }
+    }
+    Ok(out)
 }
 
 thread_local! {

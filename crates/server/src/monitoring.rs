@@ -4,6 +4,7 @@
 //! `riskdesk ingest`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use riskdesk_domain::audit::Actor;
@@ -136,9 +137,10 @@ pub async fn ingest(
         kept.push(e);
     }
     let placed: Vec<(Option<Uuid>, i64)> = rows.iter().map(|r| (r.customer_id, r.time)).collect();
+    let kept = Arc::new(kept);
     // Rules need each customer's history as it was before this batch: read it first.
     let rule_set = detector.rules(tx, tenant).await?;
-    let mut histories: BTreeMap<Uuid, History> = BTreeMap::new();
+    let mut rules_pass: Option<RulesPass> = None;
     if !rule_set.rules.is_empty() {
         let mut earliest: BTreeMap<Uuid, i64> = BTreeMap::new();
         for (c, t) in &placed {
@@ -147,13 +149,42 @@ pub async fn ingest(
                 *e = (*e).min(*t);
             }
         }
-        histories = detector.take_histories(tx, tenant, &earliest).await?;
+        let histories = detector.take_histories(tx, tenant, &earliest).await?;
+        let customers: Vec<Uuid> = histories.keys().copied().collect();
+        // Unless a rule reads the budget (which this batch's spend changes), the rules are
+        // evaluated on another thread while the events are written, as if every event were new;
+        // a duplicate found by the write sends the batch down the serial path below.
+        let speculation = if rule_set.needs_budget {
+            Err(histories)
+        } else {
+            let contexts = Arc::new(customer_contexts(tx, tenant, &customers, false, as_of).await?);
+            let (runtime, set, events, all) = (
+                detector.runtime.clone(),
+                rule_set.clone(),
+                kept.clone(),
+                placed.clone(),
+            );
+            let ctx = contexts.clone();
+            let handle = tokio::task::spawn_blocking(move || {
+                let new_events = all
+                    .iter()
+                    .zip(events.iter())
+                    .filter_map(|((c, t), e)| c.map(|c| (c, *t, e)));
+                evaluate_rules(&runtime, &set, &ctx, histories, new_events)
+            });
+            Ok((contexts, handle))
+        };
+        rules_pass = Some(RulesPass {
+            earliest,
+            customers,
+            speculation,
+        });
     }
     let stored = events::insert_new(tx, tenant, rows).await?;
 
     // Spend of the new usage events, per hourly bucket; the (customer, month)s they touch.
     let mut buckets: BTreeMap<BucketKey, (i128, i64)> = BTreeMap::new();
-    for (((customer, time), e), new) in placed.iter().zip(&kept).zip(&stored) {
+    for (((customer, time), e), new) in placed.iter().zip(kept.iter()).zip(&stored) {
         if !new {
             summary.duplicates += 1;
             continue;
@@ -197,65 +228,132 @@ pub async fn ingest(
             .alerts
             .extend(evaluate_budget(tx, tenant, customer, &month, now, as_of).await?);
     }
-    if !rule_set.rules.is_empty() {
-        let new_events = placed
+    if let Some(pass) = rules_pass {
+        let new_events = || {
+            placed
+                .iter()
+                .zip(kept.iter())
+                .zip(&stored)
+                .filter(|(_, new)| **new)
+                .filter_map(|(((c, t), e), _)| c.map(|c| (c, *t, e)))
+        };
+        let all_new = placed
             .iter()
-            .zip(&kept)
             .zip(&stored)
-            .filter(|(_, new)| **new)
-            .filter_map(|(((c, t), e), _)| c.map(|c| (c, *t, e)));
-        run_rules(
+            .all(|((c, _), new)| *new || c.is_none());
+        let (contexts, evaluation) = match pass.speculation {
+            Ok((contexts, handle)) => {
+                let speculated = handle
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("rule evaluation failed: {e}")))?;
+                if all_new {
+                    (contexts, speculated)
+                } else {
+                    // A duplicate was evaluated as new: evaluate again from the histories as
+                    // they were before this batch (the cached ones now hold the duplicate).
+                    let skip: std::collections::HashSet<&str> = kept
+                        .iter()
+                        .zip(&stored)
+                        .filter(|(_, new)| **new)
+                        .map(|(e, _)| e.event_id.as_str())
+                        .collect();
+                    let histories =
+                        detect::load_histories(tx, tenant, &pass.earliest, &skip).await?;
+                    let again = evaluate_rules(
+                        &detector.runtime,
+                        &rule_set,
+                        &contexts,
+                        histories,
+                        new_events(),
+                    );
+                    (contexts, again)
+                }
+            }
+            Err(histories) => {
+                let contexts = Arc::new(
+                    customer_contexts(tx, tenant, &pass.customers, rule_set.needs_budget, as_of)
+                        .await?,
+                );
+                let evaluation = evaluate_rules(
+                    &detector.runtime,
+                    &rule_set,
+                    &contexts,
+                    histories,
+                    new_events(),
+                );
+                (contexts, evaluation)
+            }
+        };
+        act_on_hits(
             tx,
             tenant,
             detector,
             &rule_set,
-            histories,
-            new_events,
+            &contexts,
+            evaluation,
             &mut summary,
             now,
-            as_of,
         )
         .await?;
     }
     Ok(summary)
 }
 
-/// Evaluates every running rule on each new event (in batch order, the event already in its
-/// customer's history), then acts on the hits.
-#[allow(clippy::too_many_arguments)]
-async fn run_rules<'e>(
-    tx: &mut Tx,
-    tenant: TenantId,
-    detector: &Detector,
+/// Rules evaluated on a batch, with the histories taken out of the cache (their events
+/// pushed) and where each one must be split off again.
+struct RulesPass {
+    earliest: BTreeMap<Uuid, i64>,
+    customers: Vec<Uuid>,
+    /// `Ok`: the customers' contexts and the evaluation running while the batch is written;
+    /// `Err`: the histories, for an evaluation after the write.
+    speculation: Result<
+        (
+            Arc<BTreeMap<Uuid, serde_json::Value>>,
+            tokio::task::JoinHandle<Evaluation>,
+        ),
+        BTreeMap<Uuid, History>,
+    >,
+}
+
+/// A rule that held on one event.
+struct Hit {
+    /// Index in the rule set.
+    rule: usize,
+    customer: Uuid,
+    at: i64,
+    event_id: String,
+    event: serde_json::Value,
+    calls: Vec<(String, serde_json::Value)>,
+}
+
+/// What the rules found on a batch; no storage touched yet.
+struct Evaluation {
+    hits: Vec<Hit>,
+    histories: BTreeMap<Uuid, History>,
+    /// Each customer's newest event time (its history is trimmed from there).
+    newest: BTreeMap<Uuid, i64>,
+    rule_errors: u64,
+}
+
+/// Evaluates every running rule on each new event, in batch order, the event already in its
+/// customer's history. Pure computation, so it can run on another thread.
+fn evaluate_rules<'e>(
+    runtime: &riskdesk_domain::monitoring::rules::RuleRuntime,
     set: &RuleSet,
+    contexts: &BTreeMap<Uuid, serde_json::Value>,
     mut histories: BTreeMap<Uuid, History>,
     new_events: impl Iterator<Item = (Uuid, i64, &'e Event)>,
-    summary: &mut IngestSummary,
-    now: Timestamp,
-    as_of: Timestamp,
-) -> Result<(), ApiError> {
-    let customers: Vec<Uuid> = histories.keys().copied().collect();
-    summary.touched.extend(customers.iter().copied());
-    let contexts = customer_contexts(tx, tenant, &customers, set.needs_budget, as_of).await?;
-    struct Hit<'a> {
-        rule: &'a LoadedRule,
-        customer: Uuid,
-        at: i64,
-        event_id: String,
-        event: serde_json::Value,
-        calls: Vec<(String, serde_json::Value)>,
-    }
+) -> Evaluation {
     let mut hits: Vec<Hit> = Vec::new();
+    let mut rule_errors = 0;
     let mut newest: BTreeMap<Uuid, i64> = BTreeMap::new();
-    let empty = std::sync::Arc::new(serde_json::json!({}));
+    let empty = Arc::new(serde_json::json!({}));
     // The rules of each scope, listed once per batch.
-    let of_scope = |scope: Scope| -> (Vec<&LoadedRule>, Vec<&Compiled>) {
-        let rules: Vec<&LoadedRule> = set
-            .rules
-            .iter()
-            .filter(|r| r.compiled.scope == scope)
+    let of_scope = |scope: Scope| -> (Vec<usize>, Vec<&Compiled>) {
+        let rules: Vec<usize> = (0..set.rules.len())
+            .filter(|&i| set.rules[i].compiled.scope == scope)
             .collect();
-        let compiled = rules.iter().map(|r| &r.compiled).collect();
+        let compiled = rules.iter().map(|&i| &set.rules[i].compiled).collect();
         (rules, compiled)
     };
     let (usage_rules, activity_rules) = (of_scope(Scope::Usage), of_scope(Scope::Activity));
@@ -264,7 +362,7 @@ async fn run_rules<'e>(
     struct CustomerView {
         created: Option<i64>,
         age: Option<i64>,
-        value: std::sync::Arc<serde_json::Value>,
+        value: Arc<serde_json::Value>,
     }
     let mut views: HashMap<Uuid, CustomerView> = HashMap::new();
     for (customer, at, e) in new_events {
@@ -290,9 +388,9 @@ async fn run_rules<'e>(
                     value: empty.clone(),
                 });
                 let age = view.created.map(|t| detect::age_in_days(t, at));
-                if age != view.age || std::sync::Arc::ptr_eq(&view.value, &empty) {
+                if age != view.age || Arc::ptr_eq(&view.value, &empty) {
                     view.age = age;
-                    view.value = std::sync::Arc::new(detect::customer_at(c, at));
+                    view.value = Arc::new(detect::customer_at(c, at));
                 }
                 view.value.clone()
             }
@@ -302,8 +400,8 @@ async fn run_rules<'e>(
         // or a hit's evidence.
         let view = detect::EventFields { event: e, at };
         let subj = detect::subject(e, &view, ctx);
-        let results = detector.runtime.evaluate_all(compiled, &subj, history);
-        for (rule, result) in matching.iter().copied().zip(results) {
+        let results = runtime.evaluate_all(compiled, &subj, history);
+        for (&rule, result) in matching.iter().zip(results) {
             match result {
                 Ok(o) if o.hit => hits.push(Hit {
                     rule,
@@ -315,12 +413,41 @@ async fn run_rules<'e>(
                 }),
                 Ok(_) => {}
                 Err(why) => {
-                    summary.rule_errors += 1;
-                    tracing::debug!(rule = %rule.row.id, event = %e.event_id, %why, "rule could not be evaluated");
+                    rule_errors += 1;
+                    tracing::debug!(rule = %set.rules[rule].row.id, event = %e.event_id, %why, "rule could not be evaluated");
                 }
             }
         }
     }
+    Evaluation {
+        hits,
+        histories,
+        newest,
+        rule_errors,
+    }
+}
+
+/// Gives the histories back to the cache and writes what the hits call for: alerts (hits of
+/// one rule for one customer inside its cool-down folded into one), shadow hits, enforcement.
+#[allow(clippy::too_many_arguments)]
+async fn act_on_hits(
+    tx: &mut Tx,
+    tenant: TenantId,
+    detector: &Detector,
+    set: &RuleSet,
+    contexts: &BTreeMap<Uuid, serde_json::Value>,
+    evaluation: Evaluation,
+    summary: &mut IngestSummary,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let Evaluation {
+        hits,
+        histories,
+        newest,
+        rule_errors,
+    } = evaluation;
+    summary.rule_errors += rule_errors;
+    summary.touched.extend(histories.keys().copied());
     for (c, h) in histories {
         let at = newest.get(&c).copied().unwrap_or(0);
         detector.give_back(tenant, c, h, at);
@@ -328,17 +455,18 @@ async fn run_rules<'e>(
     let actor = Actor::system("rules");
     // Hits of one rule for one customer inside its cool-down fold before anything is written:
     // one alert write per run of hits, not one per event.
-    struct Run<'a> {
-        hit: Hit<'a>,
+    struct Run {
+        hit: Hit,
         first_at: i64,
         count: i64,
     }
     let mut runs: Vec<Run> = Vec::new();
     let mut open: std::collections::HashMap<(Uuid, Uuid), usize> = std::collections::HashMap::new();
     for hit in hits {
-        let key = (hit.rule.row.id, hit.customer);
-        let shadow = hit.rule.row.mode == "shadow";
-        let cooldown = hit.rule.row.cooldown_seconds.saturating_mul(1_000_000);
+        let rule = &set.rules[hit.rule];
+        let key = (rule.row.id, hit.customer);
+        let shadow = rule.row.mode == "shadow";
+        let cooldown = rule.row.cooldown_seconds.saturating_mul(1_000_000);
         if !shadow {
             if let Some(&i) = open.get(&key) {
                 if hit.at - runs[i].hit.at <= cooldown && hit.at >= runs[i].hit.at {
@@ -357,7 +485,8 @@ async fn run_rules<'e>(
     }
     for run in runs {
         let (hit, first_at, occurrences) = (run.hit, run.first_at, run.count);
-        let row = &hit.rule.row;
+        let rule = &set.rules[hit.rule];
+        let row = &rule.row;
         let mut evidence = serde_json::json!({
             "rule": {"id": row.id, "name": row.name, "version": row.version, "condition": row.condition, "mode": row.mode},
             "event": hit.event,
@@ -379,7 +508,7 @@ async fn run_rules<'e>(
             summary.shadow_hits += 1;
             continue;
         }
-        if let Some((action, mode)) = hit.rule.action {
+        if let Some((action, mode)) = rule.action {
             let acted = if mode == EnforcementMode::Auto {
                 let note = format!(
                     "rule '{}' (version {}) fired on event {}",
@@ -411,7 +540,7 @@ async fn run_rules<'e>(
             now,
         )
         .await?;
-        if let Some((action, EnforcementMode::RequireApproval)) = hit.rule.action {
+        if let Some((action, EnforcementMode::RequireApproval)) = rule.action {
             crate::response::propose_enforcement(
                 tx,
                 tenant,

@@ -171,6 +171,58 @@ async fn a_rule_is_tried_in_shadow_then_alerts_with_its_evidence_and_folds() {
     assert_eq!(actions, vec!["rule.create", "rule.update"]);
 }
 
+/// Rules are evaluated while a batch is written, as if every event were new: a batch that
+/// turns out to re-send an event is evaluated again without it, and the customer's history
+/// keeps it once.
+#[tokio::test]
+async fn a_re_sent_event_in_a_batch_is_not_seen_twice_by_the_rules() {
+    let app = spawn_app().await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Resender"))
+        .await;
+    let cid = c["id"].as_str().unwrap();
+    let rule = json!({"name": "Hour spend band", "scope": "usage", "severity": "low", "mode": "shadow",
+        "condition": "spend(\"1h\") > 100.0 && spend(\"1h\") < 120.0"});
+    let r = app.post(&app.admin, "/v1/rules", &rule).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let send = |events: Value| {
+        let app = &app;
+        async move { app.post(&app.admin, "/v1/events", &events).await }
+    };
+    let r = send(json!([gpu(
+        "d-1",
+        cid,
+        "2026-11-02T10:00:00Z",
+        "55",
+        "westeurope"
+    )]))
+    .await;
+    assert_eq!(
+        (r.body["accepted"].as_u64(), r.body["shadow_hits"].as_u64()),
+        (Some(1), Some(0)),
+        "{}",
+        r.body
+    );
+    // d-1 again (counted twice: 110 in the hour, a hit) with d-2 (10): the hour holds 65.
+    let r = send(json!([
+        gpu("d-1", cid, "2026-11-02T10:00:00Z", "55", "westeurope"),
+        gpu("d-2", cid, "2026-11-02T10:20:00Z", "10", "westeurope"),
+    ]))
+    .await;
+    assert_eq!(r.body["duplicates"], 1, "{}", r.body);
+    assert_eq!(r.body["shadow_hits"], 0, "{}", r.body);
+    // 40 more: 105 in the hour (160 had the history kept d-1 twice).
+    let r = send(json!([gpu(
+        "d-3",
+        cid,
+        "2026-11-02T10:30:00Z",
+        "40",
+        "westeurope"
+    )]))
+    .await;
+    assert_eq!(r.body["shadow_hits"], 1, "{}", r.body);
+}
+
 #[tokio::test]
 async fn backtest_reports_hits_per_customer_and_day_and_writes_nothing() {
     let app = spawn_app().await;
