@@ -165,11 +165,12 @@ impl Db {
         let n = opts.sqlite_read_connections.max(1);
         tokio::task::spawn_blocking(move || {
             let writer = open_sqlite(&path, full, false)?;
+            let checkpointer = open_sqlite(&path, full, false)?;
             let readers = (0..n)
                 .map(|_| open_sqlite(&path, full, true).map(std::sync::Mutex::new))
                 .collect::<Result<Vec<_>>>()?;
             Ok(Db::Sqlite(Arc::new(SqliteStore {
-                writer: Writer::new(writer),
+                writer: Writer::new(writer, checkpointer)?,
                 readers,
                 path,
                 full_sync: full,

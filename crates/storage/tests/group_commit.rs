@@ -114,3 +114,39 @@ async fn a_lone_unit_dropped_after_writing_leaves_nothing() {
     assert_eq!(slugs.len(), 2, "{slugs:?}");
     assert!(slugs.contains(&"kept".to_owned()) && slugs.contains(&"after".to_owned()));
 }
+
+/// Commits are copied from the WAL into the database file by the checkpoint thread, not left
+/// for the writer: the writer's own checkpoint only starts at 10,000 WAL pages, far more than
+/// this schema and a few tenants take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpoint_thread_copies_commits_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_db(&dir).await;
+    let file = dir.path().join("g.db");
+    let pages = || {
+        std::fs::metadata(&file)
+            .map(|m| m.len() / 4096)
+            .unwrap_or(0)
+    };
+    let before = pages();
+    let now = jiff::Timestamp::now();
+    for i in 0..20 {
+        let mut tx = db.begin().await.unwrap();
+        tenants::insert(
+            &mut tx,
+            &TenantSlug::parse(&format!("c{i}")).unwrap(),
+            "x",
+            now,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    // The schema alone is dozens of pages; the file grows once they are checkpointed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pages() < 20 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(pages() >= 20, "database file {before} → {} pages", pages());
+    assert_eq!(tenants::list(&db).await.unwrap().len(), 20);
+}
