@@ -187,9 +187,10 @@ enum Command {
         /// Evaluate budgets as of this instant (RFC 3339; default now).
         #[arg(long)]
         as_of: Option<String>,
-        /// Events per unit of work (one COMMIT each; the writer is held meanwhile, ~0.2 s at
-        /// the default).
-        #[arg(long, default_value_t = 20_000)]
+        /// Events per unit of work (one COMMIT each; the writer is held meanwhile, ~0.5 s at
+        /// the default). Larger units rewrite each touched page fewer times: on 1M events
+        /// 50,000 ran 17-21 % faster than 20,000; 100,000 no faster than 50,000.
+        #[arg(long, default_value_t = 50_000)]
         batch: usize,
     },
 }
