@@ -237,36 +237,48 @@ pub async fn ingest(
                 .filter(|(_, new)| **new)
                 .filter_map(|(((c, t), e), _)| c.map(|c| (c, *t, e)))
         };
-        let all_new = placed
+        // Customers some event of this batch re-sent (their speculative evaluation saw it).
+        let resent: BTreeSet<Uuid> = placed
             .iter()
             .zip(&stored)
-            .all(|((c, _), new)| *new || c.is_none());
+            .filter(|(_, new)| !**new)
+            .filter_map(|((c, _), _)| *c)
+            .collect();
         let (contexts, evaluation) = match pass.speculation {
             Ok((contexts, handle)) => {
                 let speculated = handle
                     .await
                     .map_err(|e| ApiError::Internal(format!("rule evaluation failed: {e}")))?;
-                if all_new {
+                if resent.is_empty() {
                     (contexts, speculated)
                 } else {
-                    // A duplicate was evaluated as new: evaluate again from the histories as
-                    // they were before this batch (the cached ones now hold the duplicate).
+                    // A duplicate was evaluated as new: the customers it belongs to (each
+                    // customer's evaluation is independent of the others') are evaluated again
+                    // from their histories as they were before this batch.
+                    let mut evaluation = speculated;
+                    evaluation.forget(&resent);
                     let skip: std::collections::HashSet<&str> = kept
                         .iter()
                         .zip(&stored)
                         .filter(|(_, new)| **new)
                         .map(|(e, _)| e.event_id.as_str())
                         .collect();
-                    let histories =
-                        detect::load_histories(tx, tenant, &pass.earliest, &skip).await?;
+                    let earliest: BTreeMap<Uuid, i64> = pass
+                        .earliest
+                        .iter()
+                        .filter(|(c, _)| resent.contains(c))
+                        .map(|(c, t)| (*c, *t))
+                        .collect();
+                    let histories = detect::load_histories(tx, tenant, &earliest, &skip).await?;
                     let again = evaluate_rules(
                         &detector.runtime,
                         &rule_set,
                         &contexts,
                         histories,
-                        new_events(),
+                        new_events().filter(|(c, _, _)| resent.contains(c)),
                     );
-                    (contexts, again)
+                    evaluation.absorb(again);
+                    (contexts, evaluation)
                 }
             }
             Err(histories) => {
@@ -328,11 +340,33 @@ struct Hit {
 
 /// What the rules found on a batch; no storage touched yet.
 struct Evaluation {
+    /// In batch order within each customer (alerts fold per rule and customer).
     hits: Vec<Hit>,
     histories: BTreeMap<Uuid, History>,
     /// Each customer's newest event time (its history is trimmed from there).
     newest: BTreeMap<Uuid, i64>,
-    rule_errors: u64,
+    /// Failed evaluations per customer.
+    rule_errors: BTreeMap<Uuid, u64>,
+}
+
+impl Evaluation {
+    /// Drops what was found for these customers.
+    fn forget(&mut self, customers: &BTreeSet<Uuid>) {
+        self.hits.retain(|h| !customers.contains(&h.customer));
+        for c in customers {
+            self.histories.remove(c);
+            self.newest.remove(c);
+            self.rule_errors.remove(c);
+        }
+    }
+
+    /// Adds the findings of another evaluation over other customers.
+    fn absorb(&mut self, other: Evaluation) {
+        self.hits.extend(other.hits);
+        self.histories.extend(other.histories);
+        self.newest.extend(other.newest);
+        self.rule_errors.extend(other.rule_errors);
+    }
 }
 
 /// Evaluates every running rule on each new event, in batch order, the event already in its
@@ -345,7 +379,7 @@ fn evaluate_rules<'e>(
     new_events: impl Iterator<Item = (Uuid, i64, &'e Event)>,
 ) -> Evaluation {
     let mut hits: Vec<Hit> = Vec::new();
-    let mut rule_errors = 0;
+    let mut rule_errors: BTreeMap<Uuid, u64> = BTreeMap::new();
     let mut newest: BTreeMap<Uuid, i64> = BTreeMap::new();
     let empty = Arc::new(serde_json::json!({}));
     // The rules of each scope, listed once per batch.
@@ -413,7 +447,7 @@ fn evaluate_rules<'e>(
                 }),
                 Ok(_) => {}
                 Err(why) => {
-                    rule_errors += 1;
+                    *rule_errors.entry(customer).or_default() += 1;
                     tracing::debug!(rule = %set.rules[rule].row.id, event = %e.event_id, %why, "rule could not be evaluated");
                 }
             }
@@ -446,7 +480,7 @@ async fn act_on_hits(
         newest,
         rule_errors,
     } = evaluation;
-    summary.rule_errors += rule_errors;
+    summary.rule_errors += rule_errors.values().sum::<u64>();
     summary.touched.extend(histories.keys().copied());
     for (c, h) in histories {
         let at = newest.get(&c).copied().unwrap_or(0);

@@ -249,13 +249,26 @@ impl Drop for SqliteTx {
 /// Durability is unchanged: a commit is durable once its WAL frames are synced, whoever
 /// checkpoints them later.
 struct Checkpointer {
-    nudge: std::sync::mpsc::SyncSender<()>,
+    /// `None` once dropping: the thread then ends.
+    nudge: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Waits for the thread, whose connection is then the last one to close: SQLite checkpoints
+/// and removes the WAL there, before the process can exit.
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.nudge = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Checkpointer {
     fn start(conn: rusqlite::Connection) -> Result<Checkpointer> {
         let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
                 // Ends when the writer (the sender) is dropped.
@@ -276,11 +289,16 @@ impl Checkpointer {
             .map_err(|e| {
                 StorageError::Config(format!("cannot start the checkpoint thread: {e}"))
             })?;
-        Ok(Checkpointer { nudge })
+        Ok(Checkpointer {
+            nudge: Some(nudge),
+            thread: Some(thread),
+        })
     }
 
     /// Asks for a checkpoint soon (one pending request is enough).
     fn nudge(&self) {
-        let _ = self.nudge.try_send(());
+        if let Some(n) = &self.nudge {
+            let _ = n.try_send(());
+        }
     }
 }

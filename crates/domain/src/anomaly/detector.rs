@@ -420,6 +420,14 @@ mod tests {
 
     #[test]
     fn the_sorted_window_gives_the_median_and_mad_of_the_recent_points() {
+        // Hourly: the history is capped at the window; by the minute: it keeps three weeks, so
+        // points leave the window long before they leave the history.
+        for step in [3_600, 60] {
+            window_matches_selections(step);
+        }
+    }
+
+    fn window_matches_selections(step: i64) {
         let mut d = Detector::default();
         let mut values = Vec::new();
         for i in 0..2_600i64 {
@@ -430,7 +438,7 @@ mod tests {
                 (noise(i) * 4.0).round()
             };
             values.push(v);
-            d.score(i * 3_600, v);
+            d.score(i * step, v);
             let n = values.len();
             if n >= 12 && (n < 40 || n % 7 == 0) {
                 let (m, mad) = selected(&values[n.saturating_sub(RECENT)..]);
@@ -444,6 +452,7 @@ mod tests {
             }
         }
         assert_eq!(d.recent_sorted.len(), RECENT);
+        assert_eq!(d.history.len(), if step == 60 { 2_600 } else { RECENT });
     }
 
     use super::*;

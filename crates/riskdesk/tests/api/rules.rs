@@ -185,6 +185,12 @@ async fn a_re_sent_event_in_a_batch_is_not_seen_twice_by_the_rules() {
         "condition": "spend(\"1h\") > 100.0 && spend(\"1h\") < 120.0"});
     let r = app.post(&app.admin, "/v1/rules", &rule).await;
     assert_eq!(r.status, 201, "{}", r.body);
+    // Holds on d-2 only if d-2 is evaluated, and on the hour as it really is.
+    let low = json!({"name": "Hour spend low band", "scope": "usage", "severity": "low", "mode": "shadow",
+        "condition": "spend(\"1h\") > 60.0 && spend(\"1h\") < 70.0"});
+    let r = app.post(&app.admin, "/v1/rules", &low).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let low_id = r.body["id"].as_str().unwrap().to_owned();
     let send = |events: Value| {
         let app = &app;
         async move { app.post(&app.admin, "/v1/events", &events).await }
@@ -210,7 +216,13 @@ async fn a_re_sent_event_in_a_batch_is_not_seen_twice_by_the_rules() {
     ]))
     .await;
     assert_eq!(r.body["duplicates"], 1, "{}", r.body);
-    assert_eq!(r.body["shadow_hits"], 0, "{}", r.body);
+    assert_eq!(r.body["shadow_hits"], 1, "{}", r.body);
+    assert_eq!(
+        app.get(&app.admin, &format!("/v1/rules/{low_id}"))
+            .await
+            .body["shadow_hits"],
+        1
+    );
     // 40 more: 105 in the hour (160 had the history kept d-1 twice).
     let r = send(json!([gpu(
         "d-3",
