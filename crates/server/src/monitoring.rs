@@ -153,7 +153,7 @@ pub async fn ingest(
         let customers: Vec<Uuid> = histories.keys().copied().collect();
         // Unless a rule reads the budget (which this batch's spend changes), the rules are
         // evaluated on another thread while the events are written, as if every event were new;
-        // a duplicate found by the write sends the batch down the serial path below.
+        // the customers of any duplicate the write finds are evaluated again below.
         let speculation = if rule_set.needs_budget {
             Err(histories)
         } else {
@@ -311,10 +311,11 @@ pub async fn ingest(
     Ok(summary)
 }
 
-/// Rules evaluated on a batch, with the histories taken out of the cache (their events
-/// pushed) and where each one must be split off again.
+/// The rules' work on a batch, started before its write.
 struct RulesPass {
+    /// Each customer's earliest event in the batch (where its history must reach back from).
     earliest: BTreeMap<Uuid, i64>,
+    /// The customers whose histories were taken out of the cache.
     customers: Vec<Uuid>,
     /// `Ok`: the customers' contexts and the evaluation running while the batch is written;
     /// `Err`: the histories, for an evaluation after the write.

@@ -254,8 +254,8 @@ struct Checkpointer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Waits for the thread, whose connection is then the last one to close: SQLite checkpoints
-/// and removes the WAL there, before the process can exit.
+/// Waits for the thread: a checkpoint in progress finishes and its connection closes before the
+/// writer is gone, not after the process has moved on.
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         self.nudge = None;
