@@ -15,6 +15,6 @@ trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 50); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.2; done
 token=$(grep '^rdk_' "$dir/out")
 { echo "token = \"$token\""; cat scripts/wrk/assess.lua; } >"$dir/assess.lua"
-run() { wrk -t2 -c64 -d"${secs}s" --latency "$@" | grep -E 'Requests/sec|Non-2xx|^\s+(50|99)%'; }
+run() { wrk -t2 -c64 -d"${secs}s" --latency "$@" | grep -E "Requests/sec|Non-2xx|^\s+(50|75|90|99)%"; }
 echo "== GET /healthz"; run "http://127.0.0.1:$port/healthz"
 echo "== POST /v1/signups/assess"; run -s "$dir/assess.lua" "http://127.0.0.1:$port/"
