@@ -238,6 +238,11 @@ pub fn velocity_keys(input: &SignupInput, lists: &EmailDomainLists) -> Vec<(Velo
 }
 
 fn phone_country(phone: &str) -> Result<Option<String>, ()> {
+    // The vendored regex-cache compiles libphonenumber's expressions in ASCII mode, which
+    // matches as Unicode mode does only on ASCII text: anything else is not E.164 anyway.
+    if !phone.is_ascii() {
+        return Err(());
+    }
     let n = phonenumber::parse(None, phone).map_err(|_| ())?;
     if !phonenumber::is_valid(&n) {
         return Err(());
