@@ -177,15 +177,19 @@ fn phone_verdicts_match_the_unpatched_libphonenumber_across_regions() {
             );
         }
         for phone in invalid {
-            let mut s = clean();
-            s.phone = Some(phone.into());
-            assert_eq!(
-                codes(&s, &SignupFacts::default()),
-                ["phone_invalid"],
-                "{phone}"
-            );
+            assert_phone_invalid(phone);
         }
     }
+}
+
+fn assert_phone_invalid(phone: &str) {
+    let mut s = clean();
+    s.phone = Some(phone.into());
+    assert_eq!(
+        codes(&s, &SignupFacts::default()),
+        ["phone_invalid"],
+        "{phone}"
+    );
 }
 
 /// Text other than ASCII is not E.164: the API's edge refuses it, and the domain calls the
@@ -194,13 +198,7 @@ fn phone_verdicts_match_the_unpatched_libphonenumber_across_regions() {
 #[test]
 fn a_phone_with_characters_other_than_ascii_is_invalid() {
     for phone in ["+33\u{a0}142685300", "+３３１４２６８５３００"] {
-        let mut s = clean();
-        s.phone = Some(phone.into());
-        assert_eq!(
-            codes(&s, &SignupFacts::default()),
-            ["phone_invalid"],
-            "{phone}"
-        );
+        assert_phone_invalid(phone);
     }
 }
 
