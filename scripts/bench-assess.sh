@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# POST /v1/signups/assess benchmark with wrk (64 connections unless CONNS says otherwise, 2 threads) against the release
-# binary on a fresh SQLite database: /healthz (baseline) then the assessment, same run.
-# Needs `wrk`. Usage: [CONNS=64] [WARMUP=5] scripts/bench-assess.sh [SECONDS]   (RISKDESK_SQLITE_SYNCHRONOUS=normal to
-# compare without fsync)
+# POST /v1/signups/assess benchmark with wrk (CONNS connections, 64 by default; 2 threads)
+# against the release binary on a fresh SQLite database: a warm-up, then /healthz (baseline)
+# and the assessment, same run. Needs `wrk`.
+# Usage: [CONNS=64] [WARMUP=5] scripts/bench-assess.sh [SECONDS]
+# (RISKDESK_SQLITE_SYNCHRONOUS=normal to compare without fsync)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -n "${NO_BUILD:-}" ] || cargo build --release -q

@@ -132,7 +132,7 @@ pub struct CachedRegex {
 	// the pattern and an LRU relink per match; the cache holds 100 expressions, fewer than
 	// libphonenumber's metadata uses, so a mix of countries also recompiled them). Compiled
 	// with Unicode classes off when the expression allows it: riskdesk hands libphonenumber
-	// only '+' and ASCII digits, on which `\d` and the rest match the same, and the ASCII
+	// only ASCII text (E.164, checked at the API's edge and again in its domain), on which `\d` and the rest match the same, and the ASCII
 	// automata are far smaller (peak memory with every region's expressions compiled: 327 MB
 	// in Unicode mode, 112 MB in ASCII mode). An expression that needs Unicode mode to compile
 	// (one that could match invalid UTF-8 without it) falls back to the caller's options.
