@@ -18,13 +18,13 @@
 use std::time::Instant;
 
 use jiff::Timestamp;
+use riskdesk_app::accounts as service;
+use riskdesk_app::billing::reports::{aging_report, exposure_of};
 use riskdesk_domain::billing::Day;
 use riskdesk_domain::billing::aging::{Basis, Buckets};
 use riskdesk_domain::billing::dunning::Policy;
 use riskdesk_domain::customer::NewCustomer;
 use riskdesk_domain::{CloudInstance, CountryCode, DomainName, Email, Locale, TenantId};
-use riskdesk_server::routes::billing::{aging_report, exposure_of};
-use riskdesk_server::service;
 use riskdesk_storage::billing::{self, InvoiceRow};
 use riskdesk_storage::customers;
 use riskdesk_storage::time::to_micros;
@@ -165,12 +165,23 @@ async fn run() -> anyhow::Result<()> {
     );
 
     let policy = Policy::default();
+    let app = riskdesk_app::App::new(
+        db.clone(),
+        std::sync::Arc::new(riskdesk_app::SystemClock),
+        &Default::default(),
+    )?;
     // Catch-up so the book is in steady state on the day before (reminders and overdue
     // notices already sent for invoices past them), then the measured day.
     let t = Instant::now();
-    let warm = riskdesk_server::dunning::run_tenant(&db, tenant, &policy, run_day.plus(-1), now)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let warm = riskdesk_app::billing::dunning::run_tenant(
+        &app.ctx,
+        tenant,
+        &policy,
+        run_day.plus(-1),
+        now,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "catch-up run for {} (first run over the book): {:.2} s, {} customers, {} steps",
         warm.as_of,
@@ -179,7 +190,7 @@ async fn run() -> anyhow::Result<()> {
         warm.steps
     );
     let t = Instant::now();
-    let day = riskdesk_server::dunning::run_tenant(&db, tenant, &policy, run_day, now)
+    let day = riskdesk_app::billing::dunning::run_tenant(&app.ctx, tenant, &policy, run_day, now)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let run_time = t.elapsed();
@@ -193,7 +204,7 @@ async fn run() -> anyhow::Result<()> {
         day.levers_applied
     );
     let t = Instant::now();
-    let again = riskdesk_server::dunning::run_tenant(&db, tenant, &policy, run_day, now)
+    let again = riskdesk_app::billing::dunning::run_tenant(&app.ctx, tenant, &policy, run_day, now)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(

@@ -14,10 +14,10 @@
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use riskdesk_app::accounts as service;
 use riskdesk_domain::audit::Actor;
 use riskdesk_domain::customer::NewCustomer;
 use riskdesk_domain::{CloudInstance, CountryCode, DomainName, Email, Locale, TenantId};
-use riskdesk_server::service;
 use riskdesk_storage::alerts::{self, NewAlert};
 use riskdesk_storage::outbox::{self, EndpointRow};
 use riskdesk_storage::time::to_micros;
@@ -71,10 +71,17 @@ async fn run() -> anyhow::Result<()> {
             .await?
             .tenant_id(),
     };
-    riskdesk_server::response::configure(riskdesk_server::response::ResponseSettings {
-        staff_email: Some("risk-team@partner.example".into()),
-        ..Default::default()
-    });
+    let app = riskdesk_app::App::new(
+        db.clone(),
+        std::sync::Arc::new(riskdesk_app::SystemClock),
+        &riskdesk_app::AppOptions {
+            response: riskdesk_app::kernel::ResponseSettings {
+                staff_email: Some("risk-team@partner.example".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )?;
     let mut tx = db.begin().await?;
     for k in 0..2 {
         outbox::insert_endpoint(
@@ -134,8 +141,8 @@ async fn run() -> anyhow::Result<()> {
         base.push(t.elapsed());
 
         let t = Instant::now();
-        let mut tx = db.begin().await?;
-        riskdesk_server::monitoring::raise(&mut tx, tenant, &actor, alert(pair[1]), now)
+        let mut tx = app.begin().await?;
+        riskdesk_app::alerts::raise(&mut tx, tenant, &actor, alert(pair[1]), now)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         tx.commit().await?;

@@ -1,11 +1,11 @@
 //! `riskdesk report aging`, `riskdesk dunning run`, `riskdesk notices check`.
 
 use jiff::Timestamp;
+use riskdesk_app::billing::reports::{AgingReport, aging_report};
 use riskdesk_domain::TenantId;
 use riskdesk_domain::billing::Day;
 use riskdesk_domain::billing::aging::{Basis, Buckets};
 use riskdesk_domain::billing::dunning::Policy;
-use riskdesk_server::routes::billing::{AgingReport, aging_report};
 use riskdesk_storage::Db;
 
 /// Prints the aging report as a table, CSV or JSON.
@@ -104,13 +104,13 @@ fn table(r: &AgingReport) -> String {
 
 /// Runs the ladder for one day; prints what it did.
 pub async fn dunning_run(
-    db: &Db,
+    ctx: &std::sync::Arc<riskdesk_app::Ctx>,
     tenant: TenantId,
     policy: &Policy,
     day: Day,
     now: Timestamp,
 ) -> anyhow::Result<String> {
-    let s = riskdesk_server::dunning::run_tenant(db, tenant, policy, day, now)
+    let s = riskdesk_app::billing::dunning::run_tenant(ctx, tenant, policy, day, now)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(format!(

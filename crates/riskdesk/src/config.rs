@@ -22,7 +22,7 @@ pub struct Settings {
     /// stops working within this time. 0 checks the database on every request.
     pub auth_cache_seconds: u64,
     /// `[data]`: reference data files replacing the shipped copies, GeoIP databases.
-    pub data: riskdesk_server::risk::DataSettings,
+    pub data: riskdesk_app::onboarding::risk::DataSettings,
     /// `[onboarding]`: the sign-up risk policy (points, thresholds, credit bands, velocity…).
     pub onboarding: riskdesk_domain::onboarding::Policy,
     /// `[verification]`: the identity/credit verification provider (optional).
@@ -37,7 +37,7 @@ pub struct Settings {
     /// `[monitoring]`: anomaly detection on customers' hourly spend.
     pub monitoring: MonitoringSettings,
     /// `[response]`: which alerts open cases, SLAs per severity and kind, the staff email.
-    pub response: riskdesk_server::response::ResponseSettings,
+    pub response: riskdesk_app::kernel::ResponseSettings,
     /// `[partner_center.<instance>]` (global, us_government, germany, china_21vianet): the
     /// provider's API, one app registration per cloud. Without it actions act locally only.
     pub partner_center: std::collections::HashMap<
@@ -194,13 +194,13 @@ impl Settings {
     }
 
     /// Loads the risk engine (reference data + policy); fails naming the bad file or field.
-    pub fn risk_engine(&self) -> anyhow::Result<riskdesk_server::risk::RiskEngine> {
-        riskdesk_server::risk::RiskEngine::load(&self.data, &self.onboarding)
+    pub fn risk_engine(&self) -> anyhow::Result<riskdesk_app::onboarding::risk::RiskEngine> {
+        riskdesk_app::onboarding::risk::RiskEngine::load(&self.data, &self.onboarding)
             .map_err(|e| anyhow::anyhow!(e))
     }
 
-    pub fn server_options(&self) -> anyhow::Result<riskdesk_server::ServerOptions> {
-        Ok(riskdesk_server::ServerOptions {
+    pub fn server_options(&self) -> anyhow::Result<riskdesk_http::ServerOptions> {
+        Ok(riskdesk_http::ServerOptions {
             auth_cache_ttl: std::time::Duration::from_secs(self.auth_cache_seconds),
             risk: std::sync::Arc::new(self.risk_engine()?),
             verifier: match &self.verification {

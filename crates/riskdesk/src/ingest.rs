@@ -5,11 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use jiff::Timestamp;
+use riskdesk_app::monitoring::formats::{self, FileOptions, Format};
+use riskdesk_app::monitoring::{self, IngestSummary};
 use riskdesk_domain::monitoring::Event;
 use riskdesk_domain::{Clock, TenantId};
-use riskdesk_server::formats::{self, FileOptions, Format};
-use riskdesk_server::monitoring::{self, IngestSummary};
-use riskdesk_storage::Db;
 use riskdesk_storage::tenants::TenantRow;
 
 type Batch = Vec<(usize, Result<Event, String>)>;
@@ -19,18 +18,16 @@ const SHOWN_REJECTS: usize = 20;
 
 /// Loads every file; returns false if one could not be read at all.
 pub async fn run(
-    db: &Db,
+    app: &riskdesk_app::App,
     tenant: TenantRow,
     files: &[PathBuf],
     opts: &FileOptions,
     batch: usize,
     clock: &dyn Clock,
     as_of: Timestamp,
-    anomaly_threshold: f64,
 ) -> anyhow::Result<bool> {
     let tenant = TenantId(tenant.id);
-    let mut detector = riskdesk_server::detect::Detector::default();
-    detector.spend.threshold = anomaly_threshold;
+    let detector = &app.detector;
     let mut all_ok = true;
     let started = std::time::Instant::now();
     let mut total = IngestSummary::default();
@@ -116,7 +113,7 @@ pub async fn run(
             records += chunk.len();
             let (lines, events): (Vec<usize>, Vec<Result<Event, String>>) =
                 chunk.into_iter().unzip();
-            let mut tx = db.begin().await?;
+            let mut tx = app.begin().await?;
             let mut s = monitoring::ingest(&mut tx, tenant, &detector, events, clock.now(), as_of)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -181,7 +178,7 @@ pub async fn run(
         let now = clock.now();
         let p = detector
             .spend
-            .pass(db, now, now)
+            .pass(&app.ctx, now, now)
             .await
             .map_err(|e| anyhow::anyhow!("spend anomaly pass: {e}"))?;
         eprintln!(

@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use riskdesk_app::SystemClock;
+use riskdesk_app::accounts as service;
 use riskdesk_domain::audit::Actor;
 use riskdesk_domain::{Clock, Role, TenantSlug, TokenId};
-use riskdesk_server::{Application, SystemClock, service};
+use riskdesk_http::Application;
 
 /// mimalloc instead of the system allocator: allocation was ≈ 12–20 % of the CPU in ingest and
 /// assessment profiles, much of it glibc's free-list upkeep (BENCHMARKS.md, session 6).
@@ -299,6 +301,20 @@ fn init_tracing(filter: &str) {
         .try_init();
 }
 
+/// The application over `db`, for commands that run use cases without serving HTTP.
+fn open_app(s: &Settings, db: &Db, clock: &Arc<dyn Clock>) -> anyhow::Result<riskdesk_app::App> {
+    riskdesk_app::App::new(
+        db.clone(),
+        clock.clone(),
+        &s.server_options()?.app_options(),
+    )
+}
+
+/// An invalid batch line's error as the API's problem document.
+fn problem_of(e: riskdesk_app::AppError) -> serde_json::Value {
+    serde_json::to_value(riskdesk_http::error::ApiError::from(e).problem()).unwrap_or_default()
+}
+
 async fn open_db(s: &Settings) -> anyhow::Result<Db> {
     let db = Db::connect(&s.database_url, &s.db_options())
         .await
@@ -336,7 +352,8 @@ async fn run(
             }
             if demo {
                 let tenant = service::tenant_by_slug(&db, service::DEFAULT_TENANT).await?;
-                let n = riskdesk_server::demo::load(&db, tenant.tenant_id(), clock.now()).await?;
+                let app = open_app(&settings, &db, &clock)?;
+                let n = riskdesk_app::demo::load(&app.ctx, tenant.tenant_id(), clock.now()).await?;
                 if n > 0 {
                     println!("Loaded the demo book: {n} customers in tenant 'default'.");
                 } else {
@@ -351,7 +368,7 @@ async fn run(
                 let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
                 loop {
                     every.tick().await;
-                    match riskdesk_server::prune(&prune_db, &prune_risk, prune_clock.now()).await {
+                    match riskdesk_app::prune(&prune_db, &prune_risk, prune_clock.now()).await {
                         Ok(p) => tracing::info!(?p, "pruned"),
                         Err(e) => tracing::warn!(error = %e, "pruning failed"),
                     }
@@ -369,7 +386,7 @@ async fn run(
         }
         Command::Prune => {
             let db = open_db(&settings).await?;
-            let p = riskdesk_server::prune(&db, &settings.risk_engine()?, clock.now()).await?;
+            let p = riskdesk_app::prune(&db, &settings.risk_engine()?, clock.now()).await?;
             println!(
                 "pruned {} velocity rows, {} idempotency keys, {} expired challenges",
                 p.velocity_rows, p.idempotency_keys, p.challenges
@@ -477,20 +494,22 @@ async fn run(
                 Some(path) => {
                     let f = std::fs::File::create(&path)
                         .with_context(|| format!("cannot create {}", path.display()))?;
-                    riskdesk_server::batch::assess_lines(
+                    riskdesk_app::onboarding::batch::assess_lines(
                         &engine,
                         reader,
                         std::io::BufWriter::new(f),
                         clock.now(),
                         |_| {},
+                        problem_of,
                     )?
                 }
-                None => riskdesk_server::batch::assess_lines(
+                None => riskdesk_app::onboarding::batch::assess_lines(
                     &engine,
                     reader,
                     std::io::BufWriter::new(std::io::stdout().lock()),
                     clock.now(),
                     |_| {},
+                    problem_of,
                 )?,
             };
             bar.finish_and_clear();
@@ -522,22 +541,22 @@ async fn run(
                     .with_context(|| format!("--as-of '{t}' is not an RFC 3339 time"))?,
                 None => clock.now(),
             };
-            let opts = riskdesk_server::formats::FileOptions {
+            let opts = riskdesk_app::monitoring::formats::FileOptions {
                 customer_column,
                 customer_external_id,
                 currency,
             };
             let db = open_db(&settings).await?;
             let tenant = service::tenant_by_slug(&db, &tenant).await?;
+            let app = open_app(&settings, &db, &clock)?;
             let ok = ingest::run(
-                &db,
+                &app,
                 tenant,
                 &files,
                 &opts,
                 batch.max(1),
                 clock.as_ref(),
                 as_of,
-                settings.monitoring.anomaly_threshold,
             )
             .await?;
             Ok(if ok {
@@ -556,7 +575,7 @@ async fn run(
                     tenant,
                 },
         } => {
-            let as_of = riskdesk_server::routes::billing::parse_as_of(&as_of, clock.now())
+            let as_of = riskdesk_app::kernel::time::parse_as_of(&as_of, clock.now())
                 .map_err(|e| anyhow::anyhow!("--as-of: {e}"))?;
             let basis = riskdesk_domain::billing::aging::Basis::parse(&basis)
                 .map_err(|e| anyhow::anyhow!("--basis: {}", e.0))?;
@@ -581,6 +600,7 @@ async fn run(
                 None => riskdesk_domain::billing::Day::of(now),
             };
             let db = open_db(&settings).await?;
+            let app = open_app(&settings, &db, &clock)?;
             let tenants = match tenant {
                 Some(t) => vec![service::tenant_by_slug(&db, &t).await?],
                 None => riskdesk_storage::tenants::list(&db).await?,
@@ -590,7 +610,7 @@ async fn run(
                     "{}: {}",
                     t.slug,
                     collections::dunning_run(
-                        &db,
+                        &app.ctx,
                         t.tenant_id(),
                         &settings.dunning.policy,
                         day,
@@ -610,21 +630,21 @@ async fn run(
                 },
         } => {
             let db = open_db(&settings).await?;
-            riskdesk_server::response::configure(settings.response.clone());
+            let app = open_app(&settings, &db, &clock)?;
             let t = service::tenant_by_slug(&db, &tenant).await?;
             let mut failed = false;
             for f in files {
                 let bytes =
                     std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?;
-                match riskdesk_server::provider_events::notice_from_eml(&bytes) {
+                match riskdesk_app::provider::events::notice_from_eml(&bytes) {
                     Err(e) => {
                         eprintln!("{}: {e}", f.display());
                         failed = true;
                     }
                     Ok(mut n) => {
                         n.customer = customer;
-                        let mut tx = db.begin().await?;
-                        match riskdesk_server::provider_events::record_notice(
+                        let mut tx = app.begin().await?;
+                        match riskdesk_app::provider::events::record_notice(
                             &mut tx,
                             t.tenant_id(),
                             &riskdesk_domain::audit::Actor::cli(),
@@ -644,7 +664,7 @@ async fn run(
                                         .customer_id
                                         .map_or("unknown".to_owned(), |c| c.to_string()),
                                     case.id,
-                                    riskdesk_server::dto::rfc3339(case.due_at)
+                                    riskdesk_app::kernel::time::rfc3339(case.due_at)
                                 );
                             }
                             Err(e) => {
@@ -664,7 +684,7 @@ async fn run(
         Command::Notices {
             command: NoticesCommand::Check,
         } => {
-            let missing = riskdesk_server::notices::missing_translations();
+            let missing = riskdesk_app::kernel::notices::missing_translations();
             if missing.is_empty() {
                 println!("every notice message exists in en, zh-CN, zh-TW, fr-FR and pt-BR");
                 Ok(ExitCode::SUCCESS)

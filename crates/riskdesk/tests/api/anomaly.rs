@@ -1,7 +1,7 @@
 //! Anomaly detection on customers' hourly spend, through ingest, as a user sees it.
 
 use riskdesk_domain::anomaly::detector::ALARM_THRESHOLD;
-use riskdesk_server::ServerOptions;
+use riskdesk_http::ServerOptions;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, customer_body, spawn_app_with};

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use riskdesk_server::ServerOptions;
+use riskdesk_http::ServerOptions;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
+use riskdesk_app::SystemClock;
+use riskdesk_app::accounts as service;
 use riskdesk_domain::audit::Actor;
 use riskdesk_domain::{Role, TenantSlug};
-use riskdesk_server::{Application, ServerOptions, SystemClock, service};
+use riskdesk_http::{Application, ServerOptions};
 use riskdesk_storage::{Db, DbOptions};
 use serde_json::{Value, json};
 

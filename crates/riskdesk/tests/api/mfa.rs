@@ -7,9 +7,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Form, Json, Router};
+use riskdesk_app::onboarding::risk::{DataSettings, RiskEngine};
 use riskdesk_connectors::sms::{SmsClient, SmsSettings};
-use riskdesk_server::ServerOptions;
-use riskdesk_server::risk::{DataSettings, RiskEngine};
+use riskdesk_http::ServerOptions;
 use serde_json::{Value, json};
 
 use crate::helpers::{Resp, TestApp, customer_body, spawn_app_with};

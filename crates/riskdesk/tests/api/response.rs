@@ -8,7 +8,7 @@ use riskdesk_connectors::partner_center::PartnerCenterSettings;
 use riskdesk_connectors::partner_center_fake::FakePartnerCenter;
 use riskdesk_connectors::pc_webhook::test_support::{self, CertServer};
 use riskdesk_domain::Role;
-use riskdesk_server::ServerOptions;
+use riskdesk_http::ServerOptions;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, customer_body, spawn_app_with};

@@ -386,7 +386,7 @@ async fn an_unreachable_verification_provider_holds_the_signup_for_review() {
         breaker_open_seconds: 30,
     })
     .unwrap();
-    let opts = riskdesk_server::ServerOptions {
+    let opts = riskdesk_http::ServerOptions {
         verifier: Some(std::sync::Arc::new(verifier)),
         ..Default::default()
     };

@@ -1,0 +1,285 @@
+//! Anomaly detection on each customer's hourly spend per meter category.
+//!
+//! Ingest marks the series it touched, once its unit of work has committed; a pass (every minute in `serve`, at the end of
+//! `riskdesk ingest`) scores each marked series' *completed* hours, in order, with the streaming
+//! detector of `riskdesk_domain::anomaly` (hours without spend are zeros), and raises an
+//! `anomaly.spend` alert with the observed and expected values when a score reaches the
+//! threshold. Scoring is kept off the ingest path: a month of history loaded at once is many
+//! hours per series, and the rate of events must not depend on it.
+//!
+//! Each series' next hour to score is stored (`anomaly_series`), so an hour is scored once even
+//! across restarts; the detector's state is a cache rebuilt from `spend_hourly` (the previous
+//! 1,000 hours replayed without alerting). An event arriving for an hour already scored changes
+//! the spend figures and budgets but is not scored again.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use jiff::Timestamp;
+use riskdesk_domain::TenantId;
+use riskdesk_domain::anomaly::detector::{ALARM_THRESHOLD, Detector, RECENT};
+use riskdesk_domain::audit::Actor;
+use riskdesk_domain::monitoring::cost::{format_picos, join};
+use riskdesk_storage::alerts::NewAlert;
+use riskdesk_storage::events;
+use riskdesk_storage::time::{from_micros, to_micros};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::kernel::error::AppError;
+use crate::kernel::{Ctx, Uow};
+
+const HOUR: i64 = 3_600_000_000;
+/// History replayed to warm a detector up: the points it compares a new one with (its recent
+/// window, which also covers the three weeks of seasonal look-back).
+const WARM_UP: i64 = RECENT as i64 * HOUR;
+/// One anomaly of a series is one alert within this time.
+const COOLDOWN: i64 = 6 * HOUR;
+/// Series scored per unit of work.
+const BATCH: usize = 200;
+
+type Key = (Uuid, Uuid, String);
+
+struct Series {
+    det: Detector,
+    /// The next hour (µs) to score.
+    next_hour: i64,
+}
+
+/// The detectors of the spend series this process has seen, and the series waiting for a pass.
+pub struct SpendScorer {
+    series: Mutex<HashMap<Key, Series>>,
+    dirty: Mutex<BTreeSet<Key>>,
+    pub threshold: f64,
+}
+
+impl Default for SpendScorer {
+    fn default() -> Self {
+        SpendScorer {
+            series: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(BTreeSet::new()),
+            threshold: ALARM_THRESHOLD,
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct PassSummary {
+    pub series: u64,
+    pub hours_scored: u64,
+    pub alerts: u64,
+}
+
+fn value(units: i64, rem: i64) -> f64 {
+    // A score needs no more than f64's precision; the stored figures stay exact.
+    join(units, rem) as f64 / 1e12
+}
+
+impl SpendScorer {
+    /// Marks series for the next pass.
+    pub fn mark(&self, tenant: TenantId, series: impl IntoIterator<Item = (Uuid, String)>) {
+        let mut d = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        for (c, cat) in series {
+            d.insert((tenant.0, c, cat));
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.dirty.lock().map(|d| d.len()).unwrap_or(0)
+    }
+
+    /// Scores every marked series up to the last hour completed before `as_of`.
+    pub async fn pass(
+        &self,
+        ctx: &Arc<Ctx>,
+        as_of: Timestamp,
+        now: Timestamp,
+    ) -> Result<PassSummary, AppError> {
+        let keys: Vec<Key> =
+            std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .collect();
+        let horizon = to_micros(as_of).div_euclid(HOUR) * HOUR;
+        let mut summary = PassSummary::default();
+        for chunk in keys.chunks(BATCH) {
+            let mut tx = ctx.begin().await?;
+            let mut scored = Vec::new();
+            for key in chunk {
+                match self
+                    .score_series(&mut tx, key, horizon, now, &mut summary)
+                    .await
+                {
+                    Ok(Some(s)) => scored.push((key.clone(), s)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        // Put the chunk back for the next pass.
+                        self.mark(TenantId(key.0), chunk.iter().map(|k| (k.1, k.2.clone())));
+                        return Err(e);
+                    }
+                }
+            }
+            match tx.commit().await {
+                Ok(()) => {
+                    let mut cache = self.series.lock().unwrap_or_else(|p| p.into_inner());
+                    for (k, s) in scored {
+                        cache.insert(k, s);
+                    }
+                }
+                Err(e) => {
+                    self.mark(
+                        TenantId(chunk[0].0),
+                        chunk.iter().map(|k| (k.1, k.2.clone())),
+                    );
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    async fn score_series(
+        &self,
+        tx: &mut Uow,
+        key: &Key,
+        horizon: i64,
+        now: Timestamp,
+        summary: &mut PassSummary,
+    ) -> Result<Option<Series>, AppError> {
+        let tenant = TenantId(key.0);
+        let (customer, category) = (key.1, key.2.as_str());
+        let cached = self
+            .series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        let mut s = match cached {
+            Some(s) => s,
+            None => {
+                // Rebuild: replay the stored hours before the next one to score, silently.
+                let stored = events::anomaly_next_hour_tx(tx, tenant, customer, category).await?;
+                let first =
+                    events::series_hours_tx(tx, tenant, customer, category, i64::MIN, horizon)
+                        .await?
+                        .first()
+                        .map(|h| h.hour);
+                let next_hour = match (stored, first) {
+                    (Some(n), _) => n,
+                    (None, Some(f)) => f,
+                    // No spend stored (yet): nothing to score, nothing to remember.
+                    (None, None) => return Ok(None),
+                };
+                let mut det = Detector::default();
+                let from = next_hour - WARM_UP;
+                let rows = events::series_hours_tx(tx, tenant, customer, category, from, next_hour)
+                    .await?;
+                let start = rows.first().map_or(next_hour, |r| r.hour);
+                let mut it = rows.iter().peekable();
+                let mut h = start;
+                while h < next_hour {
+                    let v = match it.peek() {
+                        Some(r) if r.hour == h => {
+                            let r = it.next().expect("peeked");
+                            value(r.units, r.rem)
+                        }
+                        _ => 0.0,
+                    };
+                    det.score(h / 1_000_000, v);
+                    h += HOUR;
+                }
+                Series { det, next_hour }
+            }
+        };
+        if s.next_hour >= horizon {
+            return Ok(Some(s));
+        }
+        let rows =
+            events::series_hours_tx(tx, tenant, customer, category, s.next_hour, horizon).await?;
+        let mut it = rows.iter().peekable();
+        let actor = Actor::system("anomaly");
+        summary.series += 1;
+        while s.next_hour < horizon {
+            // Weeks without spend are not scored hour by hour: the series resumes a warm-up
+            // before its next spend (or before the horizon).
+            let next_spend = it.peek().map_or(horizon, |r| r.hour);
+            if next_spend - s.next_hour > WARM_UP {
+                s.next_hour = next_spend - WARM_UP;
+            }
+            let h = s.next_hour;
+            let (v, picos) = match it.peek() {
+                Some(r) if r.hour == h => {
+                    let r = it.next().expect("peeked");
+                    (value(r.units, r.rem), join(r.units, r.rem))
+                }
+                _ => (0.0, 0),
+            };
+            let scored = s.det.score_explained(h / 1_000_000, v);
+            summary.hours_scored += 1;
+            // Only more spend than expected is a risk; a drop is not alerted on.
+            if scored.score >= self.threshold && v > scored.expected {
+                let expected = format_picos((scored.expected * 1e12).round() as i128);
+                let observed = format_picos(picos);
+                let title = format!(
+                    "Unusual {category} spend: {observed} in the hour from {} (expected about {expected})",
+                    from_micros(h)
+                );
+                let evidence = serde_json::json!({
+                    "meter_category": category,
+                    "hour": from_micros(h).to_string(),
+                    "observed": observed,
+                    "expected": expected,
+                    "score": (scored.score * 1000.0).round() / 1000.0,
+                    "threshold": self.threshold,
+                });
+                crate::alerts::raise(
+                    tx,
+                    tenant,
+                    &actor,
+                    NewAlert {
+                        customer_id: Some(customer),
+                        rule: "anomaly.spend",
+                        severity: "medium",
+                        title: &title,
+                        evidence_json: evidence.to_string(),
+                        at: h,
+                        cooldown_micros: COOLDOWN,
+                        occurrences: 1,
+                        last_at: h,
+                    },
+                    now,
+                )
+                .await?;
+                summary.alerts += 1;
+            }
+            s.next_hour += HOUR;
+        }
+        events::set_anomaly_next_hour(tx, tenant, customer, category, s.next_hour).await?;
+        Ok(Some(s))
+    }
+}
+
+/// Runs a pass every `every` until `stop`.
+pub async fn schedule(
+    ctx: Arc<Ctx>,
+    clock: std::sync::Arc<dyn riskdesk_domain::Clock>,
+    detector: std::sync::Arc<crate::monitoring::detect::Detector>,
+    every: std::time::Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut stop = stop;
+    loop {
+        if detector.spend.pending() > 0 {
+            let now = clock.now();
+            match detector.spend.pass(&ctx, now, now).await {
+                Ok(s) if s.alerts > 0 => tracing::info!(?s, "spend anomaly pass"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "spend anomaly pass failed"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

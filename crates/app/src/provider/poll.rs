@@ -1,0 +1,243 @@
+//! The Partner Center poller, for installations without webhooks (or to catch what a webhook
+//! missed: Partner Center gives up after 10 attempts). Per configured cloud instance:
+//! - fraud events (`GET /v1/fraudEvents?EventStatus=Active`, where the instance has the API)
+//!   raise a critical `provider.fraud_event` alert for every tenant's linked subscription, once
+//!   per event and status;
+//! - audit records (where the instance has them), one UTC day per query from the last day read
+//!   (re-read on each pass) within the 90-day window, become activity events of the linked
+//!   customers, ingested like any other (deduplicated by record id, detectors and rules run).
+//!
+//! Network calls happen before each unit of work; a feed that fails is logged and retried on
+//! the next pass.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use riskdesk_domain::audit::Actor;
+use riskdesk_domain::monitoring::CustomerRef;
+use riskdesk_domain::{Clock, CloudInstance, TenantId};
+use riskdesk_storage::provider;
+use riskdesk_storage::time::to_micros;
+use uuid::Uuid;
+
+use crate::kernel::Ctx;
+use crate::kernel::error::AppError;
+use crate::monitoring::detect::Detector;
+use crate::provider::ProviderHub;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PollSummary {
+    pub fraud_events: usize,
+    pub alerts: usize,
+    pub audit_records: usize,
+    pub events_accepted: u64,
+    /// Records or events about no linked customer (kept nowhere).
+    pub unlinked: usize,
+    pub errors: Vec<String>,
+}
+
+/// The oldest day Partner Center serves audit records for, seen from `today`.
+fn oldest_audit_day(today: Date) -> Date {
+    today
+        .checked_sub(jiff::Span::new().days(89))
+        .unwrap_or(today)
+}
+
+pub async fn pass(
+    ctx: &Arc<Ctx>,
+    hub: &ProviderHub,
+    detector: &Detector,
+    now: Timestamp,
+) -> Result<PollSummary, AppError> {
+    let db = &ctx.db;
+    let mut sum = PollSummary::default();
+    for (instance, client) in hub.all() {
+        let profile = instance.profile();
+        // Fraud events: global only (the reference lists no other instance).
+        if instance == CloudInstance::Global {
+            match client.fraud_events("Active").await {
+                Ok(list) => {
+                    for ev in list {
+                        sum.fraud_events += 1;
+                        fraud_event(ctx, &ev, now, &mut sum).await?;
+                    }
+                }
+                Err(e) => sum
+                    .errors
+                    .push(format!("{}: fraud events: {e}", instance.as_str())),
+            }
+        }
+        if profile.has_audit_records {
+            let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+            let start = provider::cursor(db, instance.as_str(), "audit_day")
+                .await?
+                .and_then(|d| d.parse::<Date>().ok())
+                .unwrap_or(today)
+                .max(oldest_audit_day(today));
+            let mut day = start;
+            while day <= today {
+                let next = day.tomorrow().unwrap_or(day);
+                match client
+                    .audit_records(&day.to_string(), &next.to_string())
+                    .await
+                {
+                    Ok(records) => {
+                        sum.audit_records += records.len();
+                        audit_records(ctx, detector, &records, now, &mut sum).await?;
+                        let mut tx = ctx.begin().await?;
+                        // The last day is read again next time (it is still filling).
+                        provider::set_cursor(
+                            &mut tx,
+                            instance.as_str(),
+                            "audit_day",
+                            &day.to_string(),
+                            to_micros(now),
+                        )
+                        .await?;
+                        tx.commit().await?;
+                    }
+                    Err(e) => {
+                        sum.errors
+                            .push(format!("{}: audit records {day}: {e}", instance.as_str()));
+                        break;
+                    }
+                }
+                day = next;
+            }
+        }
+    }
+    Ok(sum)
+}
+
+async fn fraud_event(
+    ctx: &Arc<Ctx>,
+    ev: &serde_json::Value,
+    now: Timestamp,
+    sum: &mut PollSummary,
+) -> Result<(), AppError> {
+    let db = &ctx.db;
+    let Some(sub) = ev["subscriptionId"].as_str() else {
+        sum.unlinked += 1;
+        return Ok(());
+    };
+    let event_id = ev["eventId"].as_str().unwrap_or(sub);
+    let status = ev["eventStatus"].as_str().unwrap_or("Active");
+    let links = provider::subscriptions_by_provider_id_any_tenant(db, sub).await?;
+    if links.is_empty() {
+        sum.unlinked += 1;
+    }
+    for (tenant, _, customer) in links {
+        let tenant = TenantId(tenant);
+        let mut tx = ctx.begin().await?;
+        let body = ev.to_string();
+        if !provider::record_event(
+            &mut tx,
+            tenant,
+            &format!("fraud-event:{event_id}:{status}"),
+            "fraud-event",
+            &body,
+            to_micros(now),
+        )
+        .await?
+        {
+            continue;
+        }
+        let kind = ev["eventType"].as_str().unwrap_or("fraud event");
+        crate::provider::events::raise_provider_alert(
+            &mut tx,
+            tenant,
+            &Actor::system("partner-center-poller"),
+            customer,
+            "provider.fraud_event",
+            "critical",
+            &format!("Partner Center fraud event: {kind}"),
+            &serde_json::json!({"provider_fraud_event": ev}),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        sum.alerts += 1;
+    }
+    Ok(())
+}
+
+async fn audit_records(
+    ctx: &Arc<Ctx>,
+    detector: &Detector,
+    records: &[serde_json::Value],
+    now: Timestamp,
+    sum: &mut PollSummary,
+) -> Result<(), AppError> {
+    let db = &ctx.db;
+    // Group the converted events by tenant through the customers' provider links.
+    let mut by_tenant: std::collections::BTreeMap<
+        Uuid,
+        Vec<Result<riskdesk_domain::monitoring::Event, String>>,
+    > = Default::default();
+    let mut links: std::collections::HashMap<String, Vec<(Uuid, Uuid)>> = Default::default();
+    for r in records {
+        let Ok(event) = crate::monitoring::formats::pc_audit_record(r) else {
+            sum.unlinked += 1;
+            continue;
+        };
+        let CustomerRef::External(pc_customer) = &event.customer else {
+            continue;
+        };
+        if !links.contains_key(pc_customer) {
+            let found = provider::customers_by_provider_id_any_tenant(db, pc_customer).await?;
+            links.insert(pc_customer.clone(), found);
+        }
+        let targets = &links[pc_customer];
+        if targets.is_empty() {
+            sum.unlinked += 1;
+        }
+        for (tenant, customer) in targets {
+            let mut e = event.clone();
+            e.customer = CustomerRef::Id(*customer);
+            by_tenant.entry(*tenant).or_default().push(Ok(e));
+        }
+    }
+    for (tenant, events) in by_tenant {
+        for chunk in events.chunks(2_000) {
+            let mut tx = ctx.begin().await?;
+            let s = crate::monitoring::ingest(
+                &mut tx,
+                TenantId(tenant),
+                detector,
+                chunk.to_vec(),
+                now,
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            sum.events_accepted += s.accepted;
+        }
+    }
+    Ok(())
+}
+
+/// Runs passes every `every` until `stop`.
+pub async fn schedule(
+    ctx: Arc<Ctx>,
+    clock: Arc<dyn Clock>,
+    hub: Arc<ProviderHub>,
+    detector: Arc<Detector>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match pass(&ctx, &hub, &detector, clock.now()).await {
+            Ok(s) if !s.errors.is_empty() => {
+                tracing::warn!(errors = ?s.errors, "Partner Center poll: some feeds failed")
+            }
+            Ok(s) => tracing::debug!(?s, "Partner Center poll"),
+            Err(e) => tracing::warn!(error = %e, "Partner Center poll failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
