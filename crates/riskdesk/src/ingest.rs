@@ -114,13 +114,11 @@ pub async fn run(
             let (lines, events): (Vec<usize>, Vec<Result<Event, String>>) =
                 chunk.into_iter().unzip();
             let mut tx = app.begin().await?;
-            let mut s = monitoring::ingest(&mut tx, tenant, &detector, events, clock.now(), as_of)
+            // Committing marks the spend series the batch added to for anomaly scoring.
+            let mut s = monitoring::ingest(&mut tx, tenant, detector, events, clock.now(), as_of)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             tx.commit().await?;
-            detector
-                .spend
-                .mark(tenant, std::mem::take(&mut s.spend_series));
             // Batch positions back to the file's line numbers.
             for r in &mut s.rejected {
                 r.index = lines[r.index];

@@ -1,6 +1,9 @@
 //! Alerts as a capability shared by every detector: raising (or folding into the open alert
 //! of the same rule and customer) with its audit entry, the `alert.raised` event that response
-//! reacts to (a case), and the partner's `alert.raised` webhook through the outbox.
+//! reacts to (a case), and the partner's `alert.raised` webhook through the outbox; triage
+//! (acknowledge, dismiss, reopen).
+
+pub mod triage;
 
 use jiff::Timestamp;
 use riskdesk_domain::TenantId;

@@ -3,6 +3,7 @@
 //! customer's money (PostgreSQL), writes ledger entries, audits, and then brings the dunning
 //! levers in line (a customer who has paid up gets access back in the same commit).
 
+pub mod collections;
 pub mod dunning;
 pub mod reports;
 

@@ -4,8 +4,10 @@
 //! `riskdesk ingest`.
 
 pub mod builtin_rules;
+pub mod customer_budgets;
 pub mod detect;
 pub mod formats;
+pub mod rules;
 pub mod spend;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -65,13 +67,6 @@ pub struct IngestSummary {
     pub shadow_hits: u64,
     /// Rule evaluations that failed on an event (e.g. a property the event lacks).
     pub rule_errors: u64,
-    /// Customers whose cached history this batch updated (forgotten if it does not commit).
-    #[serde(skip)]
-    pub touched: Vec<Uuid>,
-    /// Spend series (customer, meter category) that got new spend: marked for anomaly scoring
-    /// by the caller once the unit of work has committed.
-    #[serde(skip)]
-    pub spend_series: BTreeSet<(Uuid, String)>,
 }
 
 impl IngestSummary {
@@ -87,18 +82,22 @@ impl IngestSummary {
         self.alerts.extend(other.alerts);
         self.shadow_hits += other.shadow_hits;
         self.rule_errors += other.rule_errors;
-        self.touched.extend(other.touched);
-        self.spend_series.extend(other.spend_series);
     }
 }
 
 /// Stores a batch of parsed lines in the caller's unit of work. Lines that failed to parse
 /// come in as `Err(reason)`; they and events naming an unknown riskdesk customer id are
 /// rejected without blocking the others.
+///
+/// Once the batch is written, the unit of work carries the detector's bookkeeping: if it does
+/// not commit, the customers' cached histories (which saw the batch) are forgotten, to be
+/// reloaded from storage; once it has committed, the spend series that got new spend are
+/// marked for anomaly scoring (a pass must see the spend it scores). An error from `ingest`
+/// itself registers neither.
 pub async fn ingest(
     tx: &mut Uow,
     tenant: TenantId,
-    detector: &Detector,
+    detector: &Arc<Detector>,
     lines: Vec<Result<Event, String>>,
     now: Timestamp,
     as_of: Timestamp,
@@ -223,11 +222,11 @@ pub async fn ingest(
             )
         })
         .collect();
-    summary.spend_series.extend(
-        buckets
-            .keys()
-            .map(|k| (k.customer_id, k.meter_category.clone())),
-    );
+    // Spend series (customer, meter category) that got new spend.
+    let spend_series: BTreeSet<(Uuid, String)> = buckets
+        .keys()
+        .map(|k| (k.customer_id, k.meter_category.clone()))
+        .collect();
     add_buckets(tx, tenant, buckets).await?;
     for (customer, month_start) in touched {
         let month = Month::of(riskdesk_storage::time::from_micros(month_start));
@@ -235,6 +234,8 @@ pub async fn ingest(
             .alerts
             .extend(evaluate_budget(tx, tenant, customer, &month, now, as_of).await?);
     }
+    // Customers whose cached history this batch updated.
+    let mut cached: Vec<Uuid> = Vec::new();
     if let Some(pass) = rules_pass {
         let new_events = || {
             placed
@@ -303,7 +304,7 @@ pub async fn ingest(
                 (contexts, evaluation)
             }
         };
-        act_on_hits(
+        cached = act_on_hits(
             tx,
             tenant,
             detector,
@@ -314,6 +315,14 @@ pub async fn ingest(
             now,
         )
         .await?;
+    }
+    if !cached.is_empty() {
+        let d = detector.clone();
+        tx.on_rollback(move || d.forget(tenant, &cached));
+    }
+    if !spend_series.is_empty() {
+        let d = detector.clone();
+        tx.after_commit(move || d.spend.mark(tenant, spend_series));
     }
     Ok(summary)
 }
@@ -471,6 +480,7 @@ fn evaluate_rules<'e>(
 
 /// Gives the histories back to the cache and writes what the hits call for: alerts (hits of
 /// one rule for one customer inside its cool-down folded into one), shadow hits, enforcement.
+/// Returns the customers whose histories went back to the cache.
 #[allow(clippy::too_many_arguments)]
 async fn act_on_hits(
     tx: &mut Uow,
@@ -481,7 +491,7 @@ async fn act_on_hits(
     evaluation: Evaluation,
     summary: &mut IngestSummary,
     now: Timestamp,
-) -> Result<(), AppError> {
+) -> Result<Vec<Uuid>, AppError> {
     let Evaluation {
         hits,
         histories,
@@ -489,7 +499,7 @@ async fn act_on_hits(
         rule_errors,
     } = evaluation;
     summary.rule_errors += rule_errors.values().sum::<u64>();
-    summary.touched.extend(histories.keys().copied());
+    let touched: Vec<Uuid> = histories.keys().copied().collect();
     for (c, h) in histories {
         let at = newest.get(&c).copied().unwrap_or(0);
         detector.give_back(tenant, c, h, at);
@@ -608,7 +618,7 @@ async fn act_on_hits(
         }
         summary.alerts.push(alert.id);
     }
-    Ok(())
+    Ok(touched)
 }
 
 /// The `customer` a rule sees, per customer.

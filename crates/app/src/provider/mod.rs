@@ -10,6 +10,7 @@
 //! repeat reads it and sends nothing.
 
 pub mod events;
+pub mod links;
 pub mod poll;
 
 use std::collections::HashMap;

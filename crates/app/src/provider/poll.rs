@@ -48,7 +48,7 @@ fn oldest_audit_day(today: Date) -> Date {
 pub async fn pass(
     ctx: &Arc<Ctx>,
     hub: &ProviderHub,
-    detector: &Detector,
+    detector: &Arc<Detector>,
     now: Timestamp,
 ) -> Result<PollSummary, AppError> {
     let db = &ctx.db;
@@ -165,7 +165,7 @@ async fn fraud_event(
 
 async fn audit_records(
     ctx: &Arc<Ctx>,
-    detector: &Detector,
+    detector: &Arc<Detector>,
     records: &[serde_json::Value],
     now: Timestamp,
     sum: &mut PollSummary,

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::kernel::error::AppError;
 use crate::kernel::{Ctx, Uow};
 
+pub mod blocklist;
 pub use crate::kernel::settings::ResponseSettings;
 
 fn actor_id(a: &Actor) -> String {
@@ -346,6 +347,26 @@ pub struct ActionRequest {
     pub amount: Option<riskdesk_domain::money::Money>,
     pub reason: Reason,
     pub note: Option<String>,
+}
+
+/// An action taken from a case: on the case's customer (a case about a sign-up in review or
+/// an unmatched notice has none yet, and refuses).
+pub async fn act_on_case(
+    tx: &mut Uow,
+    tenant: TenantId,
+    actor: &Actor,
+    case: Uuid,
+    req: &ActionRequest,
+    propose: bool,
+    now: Timestamp,
+) -> Result<ActionRow, AppError> {
+    let row = cases::get_tx(tx, tenant, case).await?;
+    let customer = row.customer_id.ok_or_else(|| {
+        AppError::Conflict(format!(
+            "case {case} has no customer yet (a sign-up in review or an unmatched notice): review the sign-up or link the notice first"
+        ))
+    })?;
+    take_action(tx, tenant, actor, Some(case), customer, req, propose, now).await
 }
 
 /// Takes an action now (`propose` false) or records it for approval by someone else.

@@ -7,9 +7,7 @@ use axum::response::Response;
 use jiff::Timestamp;
 use riskdesk_domain::Permission;
 use riskdesk_domain::response::blocklist::{BlockKind, normalize};
-use riskdesk_storage::audit::{self, AuditDraft};
 use riskdesk_storage::blocklist::{self, BlockRow};
-use riskdesk_storage::cases;
 use riskdesk_storage::time::to_micros;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -22,6 +20,7 @@ use crate::extract::{ApiJson, ApiQuery, Caller, IdempotencyKey};
 use crate::idem::{self, Fingerprint};
 use riskdesk_app::kernel::time::parse_as_of;
 use riskdesk_app::kernel::time::rfc3339;
+use riskdesk_app::response::blocklist::{self as app_blocklist, NewBlock};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BlockOut {
@@ -115,51 +114,24 @@ pub async fn add(
         method_path: "POST /v1/blocklist".into(),
         body_sha256: &body.body_sha256,
     };
-    let tenant = caller.tenant();
-    let actor = caller.actor();
     let mut tx = s.app.begin().await?;
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    if let Some(c) = b.case_id {
-        cases::get_tx(&mut tx, tenant, c).await?;
-    }
-    let row = BlockRow {
-        id: Uuid::now_v7(),
-        kind: kind.expect("validated").as_str().into(),
-        value: value.expect("validated"),
-        reason: reason.unwrap_or_default(),
-        case_id: b.case_id,
-        created_by: format!("{}:{}", actor.kind, actor.name),
-        created_at: to_micros(now),
-        expires_at: expires.map(to_micros),
-        removed_at: None,
-        removed_by: None,
-    };
-    blocklist::insert(&mut tx, tenant, &row).await?;
-    audit::append(
+    let row = app_blocklist::add(
         &mut tx,
-        tenant,
+        caller.tenant(),
+        &caller.actor(),
+        NewBlock {
+            kind: kind.expect("validated"),
+            value: value.expect("validated"),
+            reason: reason.unwrap_or_default(),
+            case: b.case_id,
+            expires_at: expires,
+        },
         now,
-        AuditDraft::new(&actor, "blocklist.add", "blocklist", row.id)
-            .after(&row)
-            .note(Some(&row.reason)),
     )
     .await?;
-    if let Some(c) = row.case_id {
-        riskdesk_app::response::entry(
-            &mut tx,
-            tenant,
-            c,
-            "blocklist",
-            &actor,
-            Some(&format!("blocked {} {}", row.kind, row.value)),
-            Some(row.id),
-            None,
-            now,
-        )
-        .await?;
-    }
     idem::finish(tx, &caller, &fp, StatusCode::CREATED, &BlockOut::from(row)).await
 }
 
@@ -234,33 +206,17 @@ pub async fn remove(
         body_sha256: &body.body_sha256,
     };
     let now = s.clock.now();
-    let tenant = caller.tenant();
-    let actor = caller.actor();
     let mut tx = s.app.begin().await?;
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    let before = blocklist::get_tx(&mut tx, tenant, id).await?;
-    if before.removed_at.is_some() {
-        return Err(ApiError::Conflict(format!(
-            "entry {id} was already removed"
-        )));
-    }
-    let by = format!("{}:{}", actor.kind, actor.name);
-    blocklist::remove(&mut tx, tenant, id, &by, to_micros(now)).await?;
-    let after = BlockRow {
-        removed_at: Some(to_micros(now)),
-        removed_by: Some(by),
-        ..before.clone()
-    };
-    audit::append(
+    let after = app_blocklist::remove(
         &mut tx,
-        tenant,
+        caller.tenant(),
+        &caller.actor(),
+        id,
+        note.as_deref(),
         now,
-        AuditDraft::new(&actor, "blocklist.remove", "blocklist", id)
-            .before(&before)
-            .after(&after)
-            .note(note.as_deref()),
     )
     .await?;
     idem::finish(tx, &caller, &fp, StatusCode::OK, &BlockOut::from(after)).await

@@ -655,18 +655,11 @@ pub async fn act(
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    let case = cases::get_tx(&mut tx, tenant, id).await?;
-    let customer = case.customer_id.ok_or_else(|| {
-        ApiError::Conflict(format!(
-            "case {id} has no customer yet (a sign-up in review or an unmatched notice): review the sign-up or link the notice first"
-        ))
-    })?;
-    let row = response::take_action(
+    let row = response::act_on_case(
         &mut tx,
         tenant,
         &caller.actor(),
-        Some(id),
-        customer,
+        id,
         &ActionRequest {
             kind: kind.expect("validated"),
             subscription: b.subscription_id,

@@ -5,17 +5,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rand::RngCore;
 use riskdesk_domain::billing::Day;
 use riskdesk_domain::billing::dunning::Policy;
 use riskdesk_domain::money::Currency;
 use riskdesk_domain::{CloudInstance, CustomerId, Locale, Permission};
-use riskdesk_storage::audit::{self, AuditDraft};
 use riskdesk_storage::billing::{self, InstrumentRow};
 use riskdesk_storage::customers;
-use riskdesk_storage::dunning::{self as store, OverrideRow};
-use riskdesk_storage::outbox::{self, EndpointRow, OutboxFilter, OutboxRow};
-use riskdesk_storage::time::to_micros;
+use riskdesk_storage::dunning as store;
+use riskdesk_storage::outbox::{self, OutboxFilter, OutboxRow};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -25,6 +22,7 @@ use crate::AppState;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, Caller, IdempotencyKey};
 use crate::idem::{self, Fingerprint};
+use riskdesk_app::billing::collections as ops;
 use riskdesk_app::billing::dunning::RunSummary;
 use riskdesk_app::kernel::notices::{self, DocFormat};
 use riskdesk_app::kernel::time::rfc3339;
@@ -81,19 +79,8 @@ pub async fn put_policy(
     let p = body.value;
     problems_to_error(&p)?;
     let now = s.clock.now();
-    let json = serde_json::to_string(&p).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut tx = s.app.begin().await?;
-    let before = store::policy_tx(&mut tx, caller.tenant()).await?;
-    store::put_policy(&mut tx, caller.tenant(), &json, to_micros(now)).await?;
-    let actor = caller.actor();
-    let mut d = AuditDraft::new(&actor, "dunning.policy", "tenant", caller.tenant().0).after(&p);
-    if let Some(b) = before
-        .as_deref()
-        .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
-    {
-        d = d.before(&b);
-    }
-    audit::append(&mut tx, caller.tenant(), now, d).await?;
+    ops::set_policy(&mut tx, caller.tenant(), &caller.actor(), &p, now).await?;
     tx.commit().await?;
     Ok(Json(PolicyOut {
         source: "tenant".into(),
@@ -289,49 +276,24 @@ pub async fn put_customer_dunning(
     }
     let hold_until = match &b.hold_until {
         None => None,
-        Some(d) => Some(
-            Day::parse(d)
-                .map_err(|e| ApiError::field("hold_until", e.0))?
-                .0,
-        ),
+        Some(d) => Some(Day::parse(d).map_err(|e| ApiError::field("hold_until", e.0))?),
     };
-    if hold_until.is_some() && b.hold_reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-        return Err(ApiError::field(
-            "hold_reason",
-            "say why the account is on hold",
-        ));
-    }
-    let now = s.clock.now();
-    let row = OverrideRow {
-        customer_id: id.0,
-        policy_json: b
-            .policy
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    let input = ops::DunningOverride {
+        policy: b.policy,
         enforcement_off: b.enforcement_off,
         excluded: b.excluded,
-        hold_until_day: hold_until,
-        hold_reason: b.hold_reason.clone(),
-        updated_at: to_micros(now),
+        hold_until,
+        hold_reason: b.hold_reason,
     };
-    let tenant = caller.tenant();
+    let now = s.clock.now();
     let mut tx = s.app.begin().await?;
-    customers::get_tx(&mut tx, tenant, id).await?;
-    let before = store::put_override(&mut tx, tenant, &row).await?;
-    let actor = caller.actor();
-    let mut d = AuditDraft::new(&actor, "customer.dunning_override", "customer", id.0).after(&row);
-    if let Some(b) = &before {
-        d = d.before(b);
-    }
-    audit::append(&mut tx, tenant, now, d).await?;
-    riskdesk_app::billing::dunning::run_customers(
+    ops::set_override(
         &mut tx,
-        tenant,
+        caller.tenant(),
+        &caller.actor(),
+        id,
+        input,
         &s.dunning_policy,
-        &[id.0],
-        None,
         now,
     )
     .await?;
@@ -506,29 +468,19 @@ pub async fn add_instrument(
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    customers::get_tx(&mut tx, caller.tenant(), customer).await?;
-    let row = InstrumentRow {
-        id: Uuid::now_v7(),
-        customer_id: customer.0,
-        kind: b.kind.clone(),
-        bin: b.bin.clone(),
-        last4: b.last4.clone(),
-        country: b.country.clone(),
-        funding,
-        created_at: to_micros(now),
-    };
-    billing::insert_instrument(&mut tx, caller.tenant(), &row).await?;
-    audit::append(
+    let row = ops::add_instrument(
         &mut tx,
         caller.tenant(),
+        &caller.actor(),
+        customer,
+        ops::NewInstrument {
+            kind: b.kind.clone(),
+            bin: b.bin.clone(),
+            last4: b.last4.clone(),
+            country: b.country.clone(),
+            funding,
+        },
         now,
-        AuditDraft::new(
-            &caller.actor(),
-            "customer.payment_instrument",
-            "customer",
-            customer.0,
-        )
-        .after(&row),
     )
     .await?;
     idem::finish(
@@ -602,18 +554,7 @@ pub async fn create_endpoint(
             "must be an http or https URL with a host",
         ));
     }
-    let mut raw = [0u8; 24];
-    rand::rng().fill_bytes(&mut raw);
-    let secret = format!("whsec_{}", hex::encode(raw));
     let now = s.clock.now();
-    let row = EndpointRow {
-        id: Uuid::now_v7(),
-        tenant_id: caller.tenant().0,
-        url,
-        secret: secret.clone(),
-        active: true,
-        created_at: to_micros(now),
-    };
     let fp = Fingerprint {
         key: &key,
         method_path: "POST /v1/webhook-endpoints".into(),
@@ -623,26 +564,13 @@ pub async fn create_endpoint(
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    outbox::insert_endpoint(&mut tx, &row).await?;
-    audit::append(
-        &mut tx,
-        caller.tenant(),
-        now,
-        AuditDraft::new(
-            &caller.actor(),
-            "webhook_endpoint.create",
-            "webhook_endpoint",
-            row.id,
-        )
-        .after(&row),
-    )
-    .await?;
+    let row = ops::create_endpoint(&mut tx, caller.tenant(), &caller.actor(), url, now).await?;
     let out = EndpointOut {
         id: row.id,
         url: row.url,
         active: true,
         created_at: rfc3339(row.created_at),
-        secret: Some(secret),
+        secret: Some(row.secret),
     };
     idem::finish(tx, &caller, &fp, StatusCode::CREATED, &out).await
 }
@@ -785,14 +713,7 @@ pub async fn resend(
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    let m = outbox::resend(&mut tx, caller.tenant(), id, to_micros(now)).await?;
-    audit::append(
-        &mut tx,
-        caller.tenant(),
-        now,
-        AuditDraft::new(&caller.actor(), "outbox.resend", "outbox", id),
-    )
-    .await?;
+    let m = ops::resend(&mut tx, caller.tenant(), &caller.actor(), id, now).await?;
     idem::finish(tx, &caller, &fp, StatusCode::OK, &OutboxOut::from(m)).await
 }
 
@@ -880,36 +801,16 @@ pub async fn put_credit_terms(
     let limit = limit.ok_or_else(|| ApiError::field("limit", "is required"))?;
     let now = s.clock.now();
     let tenant = caller.tenant();
-    let actor = caller.actor();
+    let terms = ops::CreditTerms {
+        limit,
+        prepayment_required: b.prepayment_required,
+        on_breach: b.on_breach.as_ref().map(|e| billing::CreditEnforcementRow {
+            action: e.action.clone(),
+            mode: e.mode.clone(),
+        }),
+    };
     let mut tx = s.app.begin().await?;
-    let (before, after) = customers::set_terms(
-        &mut tx,
-        tenant,
-        id,
-        limit.minor,
-        limit.currency.code(),
-        b.prepayment_required,
-        None,
-        now,
-    )
-    .await?;
-    let enforcement = b.on_breach.as_ref().map(|e| billing::CreditEnforcementRow {
-        action: e.action.clone(),
-        mode: e.mode.clone(),
-    });
-    billing::put_credit_enforcement(&mut tx, tenant, id.0, enforcement.as_ref(), to_micros(now))
-        .await?;
-    audit::append(
-        &mut tx,
-        tenant,
-        now,
-        AuditDraft::new(&actor, "customer.credit_terms", "customer", id.0)
-            .before(&before)
-            .after(&serde_json::json!({"customer": &after, "on_breach": &enforcement})),
-    )
-    .await?;
-    riskdesk_app::billing::activate_prepaid(&mut tx, tenant, &actor, id.0, now).await?;
-    riskdesk_app::billing::check_credit_limit(&mut tx, tenant, id.0, now).await?;
+    ops::set_credit_terms(&mut tx, tenant, &caller.actor(), id, terms, now).await?;
     tx.commit().await?;
     let c = customers::get(s.db(), tenant, id).await?;
     Ok(Json(CreditTermsOut {

@@ -15,7 +15,6 @@ use riskdesk_domain::monitoring::cost::format_picos;
 use riskdesk_domain::monitoring::{Event, RawEvent};
 use riskdesk_domain::{CustomerId, Permission};
 use riskdesk_storage::alerts::{self, AlertFilter, AlertRow};
-use riskdesk_storage::audit::{self, AuditDraft};
 use riskdesk_storage::budgets::{self, BudgetRow};
 use riskdesk_storage::customers;
 use riskdesk_storage::time::to_micros;
@@ -30,7 +29,9 @@ use crate::dto::{Page, check_limit, decode_cursor, page, rfc3339};
 use crate::error::{ApiError, Problem, Validator};
 use crate::extract::{ApiJson, ApiQuery, Caller, IdempotencyKey, strip_position};
 use crate::idem::{self, Fingerprint};
-use riskdesk_app::monitoring::{self, IngestSummary, StoredEnforcement};
+use riskdesk_app::alerts::triage::{Triage, triage_alert};
+use riskdesk_app::monitoring::customer_budgets;
+use riskdesk_app::monitoring::{self, IngestSummary};
 
 /// Largest `POST /v1/events` body.
 pub const EVENTS_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -159,17 +160,7 @@ pub async fn post_events(
     }
     let summary =
         monitoring::ingest(&mut tx, caller.tenant(), &s.detector, lines, now, as_of).await?;
-    let touched = summary.touched.clone();
-    let series = summary.spend_series.clone();
-    let done = idem::finish(tx, &caller, &fp, StatusCode::OK, &summary).await;
-    if done.is_err() {
-        // Histories in memory saw events that were not stored: reload them next time.
-        s.detector.forget(caller.tenant(), &touched);
-    } else {
-        // Scored only once committed: a pass must see the spend it scores.
-        s.detector.spend.mark(caller.tenant(), series);
-    }
-    done
+    idem::finish(tx, &caller, &fp, StatusCode::OK, &summary).await
 }
 
 /// A budget as sent.
@@ -341,48 +332,9 @@ pub async fn put_budget(
     let b = parse_budget(&body.value)?;
     let now = s.clock.now();
     let tenant = caller.tenant();
-    let row = BudgetRow {
-        customer_id: customer.0,
-        monthly_minor: b.monthly.minor,
-        currency: b.monthly.currency.code().to_owned(),
-        thresholds_json: serde_json::to_string(&b.thresholds_pct)
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
-        absolute_json: serde_json::to_string(
-            &b.absolute.iter().map(|m| m.minor).collect::<Vec<_>>(),
-        )
-        .map_err(|e| ApiError::Internal(e.to_string()))?,
-        enforcement_json: b
-            .enforcement
-            .map(|e| {
-                serde_json::to_string(&StoredEnforcement {
-                    at_percent: e.at_percent,
-                    action: e.action.as_str().to_owned(),
-                    mode: e.mode.as_str().to_owned(),
-                })
-            })
-            .transpose()
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
-        updated_at: to_micros(now),
-    };
     let mut tx = s.app.begin().await?;
-    customers::get_tx(&mut tx, tenant, customer).await?;
-    let before = budgets::put(&mut tx, tenant, &row).await?;
-    let actor = caller.actor();
-    let mut draft = AuditDraft::new(&actor, "customer.budget", "customer", customer).after(&row);
-    if let Some(b) = &before {
-        draft = draft.before(b);
-    }
-    audit::append(&mut tx, tenant, now, draft).await?;
-    // The new budget may already be crossed this month.
-    monitoring::evaluate_budget(
-        &mut tx,
-        tenant,
-        customer.0,
-        &budget::Month::of(now),
-        now,
-        now,
-    )
-    .await?;
+    let row =
+        customer_budgets::set_budget(&mut tx, tenant, &caller.actor(), customer, &b, now).await?;
     tx.commit().await?;
     Ok(Json(budget_out(&s, tenant, &row, now).await?))
 }
@@ -596,14 +548,9 @@ pub async fn act_on_alert(
     caller.require(Permission::TriageAlerts)?;
     let id: Uuid = parse_id(&id, "alert")?;
     let mut v = Validator::default();
-    let status = v.check(
+    let triage = v.check(
         "action",
-        match body.value.action.as_str() {
-            "acknowledge" => Ok("acknowledged"),
-            "dismiss" => Ok("dismissed"),
-            "reopen" => Ok("open"),
-            _ => Err("must be acknowledge, dismiss or reopen"),
-        },
+        Triage::parse(&body.value.action).ok_or("must be acknowledge, dismiss or reopen"),
     );
     let note = body.value.note.as_deref().and_then(|n| {
         v.check(
@@ -612,7 +559,7 @@ pub async fn act_on_alert(
         )
     });
     v.finish()?;
-    let status = status.unwrap_or("open");
+    let triage = triage.unwrap_or(Triage::Reopen);
     let fp = Fingerprint {
         key: &key,
         method_path: format!("POST /v1/alerts/{id}"),
@@ -624,21 +571,14 @@ pub async fn act_on_alert(
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    let (before, after) =
-        alerts::set_status(&mut tx, tenant, id, status, note.as_deref(), to_micros(now)).await?;
-    audit::append(
+    let after = triage_alert(
         &mut tx,
         tenant,
+        &caller.actor(),
+        id,
+        triage,
+        note.as_deref(),
         now,
-        AuditDraft::new(
-            &caller.actor(),
-            &format!("alert.{}", body.value.action),
-            "alert",
-            id,
-        )
-        .before(&serde_json::json!({"status": before.status, "note": before.note}))
-        .after(&serde_json::json!({"status": after.status, "note": after.note}))
-        .note(note.as_deref()),
     )
     .await?;
     idem::finish(tx, &caller, &fp, StatusCode::OK, &AlertOut::from(after)).await

@@ -9,8 +9,7 @@ use jiff::Timestamp;
 use riskdesk_domain::response::NoticeStatus;
 use riskdesk_domain::{CustomerId, Permission, SubscriptionId};
 use riskdesk_storage::provider::{self, NoticeRow, ServiceRequestRow};
-use riskdesk_storage::time::to_micros;
-use riskdesk_storage::{audit, customers, subscriptions, tenants};
+use riskdesk_storage::tenants;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -22,6 +21,7 @@ use crate::extract::{ApiJson, ApiQuery, Caller, IdempotencyKey};
 use crate::idem::{self, Fingerprint};
 use riskdesk_app::kernel::time::rfc3339;
 use riskdesk_app::provider::events::{self as provider_events, NoticeInput, WebhookOutcome};
+use riskdesk_app::provider::links;
 
 /// Provider ids are the provider's GUIDs (or other opaque ids): printable, bounded.
 fn provider_id(field: &str, raw: &str) -> Result<String, ApiError> {
@@ -66,18 +66,16 @@ pub async fn link_customer(
     let customer: CustomerId = parse_id(&id, "customer")?;
     let pid = provider_id("provider_customer_id", &body.value.provider_customer_id)?;
     let now = s.clock.now();
-    let tenant = caller.tenant();
     let mut tx = s.app.begin().await?;
-    customers::get_tx(&mut tx, tenant, customer).await?;
-    let before = provider::customer_link_tx(&mut tx, tenant, customer.0).await?;
-    let l = provider::link_customer(&mut tx, tenant, customer.0, &pid, to_micros(now)).await?;
-    let actor = caller.actor();
-    let mut d =
-        audit::AuditDraft::new(&actor, "customer.provider_link", "customer", customer.0).after(&l);
-    if let Some(b) = &before {
-        d = d.before(b);
-    }
-    audit::append(&mut tx, tenant, now, d).await?;
+    let l = links::link_customer(
+        &mut tx,
+        caller.tenant(),
+        &caller.actor(),
+        customer,
+        &pid,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(CustomerLinkOut {
         customer_id: l.customer_id,
@@ -132,26 +130,17 @@ pub async fn link_subscription(
         .map(|e| provider_id("azure_entitlement_id", e))
         .transpose()?;
     let now = s.clock.now();
-    let tenant = caller.tenant();
     let mut tx = s.app.begin().await?;
-    subscriptions::get_with_instance_tx(&mut tx, tenant, sid).await?;
-    let before = provider::subscription_link_tx(&mut tx, tenant, sid.0).await?;
-    let l = provider::link_subscription(
+    let l = links::link_subscription(
         &mut tx,
-        tenant,
-        sid.0,
+        caller.tenant(),
+        &caller.actor(),
+        sid,
         &pid,
         entitlement.as_deref(),
-        to_micros(now),
+        now,
     )
     .await?;
-    let actor = caller.actor();
-    let mut d = audit::AuditDraft::new(&actor, "subscription.provider_link", "subscription", sid.0)
-        .after(&l);
-    if let Some(b) = &before {
-        d = d.before(b);
-    }
-    audit::append(&mut tx, tenant, now, d).await?;
     tx.commit().await?;
     Ok(Json(SubscriptionLinkOut {
         subscription_id: l.subscription_id,

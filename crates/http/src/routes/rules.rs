@@ -11,7 +11,6 @@ use riskdesk_domain::Permission;
 use riskdesk_domain::monitoring::rules::{
     HISTORY_MICROS, History, MODES, RuleError, SEVERITIES, Scope,
 };
-use riskdesk_storage::audit::{self, AuditDraft};
 use riskdesk_storage::events;
 use riskdesk_storage::rules::{self, RuleRow};
 use riskdesk_storage::time::to_micros;
@@ -27,6 +26,7 @@ use crate::extract::{ApiJson, Caller, IdempotencyKey};
 use crate::idem::{self, Fingerprint};
 use riskdesk_app::kernel::time::rfc3339;
 use riskdesk_app::monitoring::detect::{self, RuleAction, parse_action};
+use riskdesk_app::monitoring::rules as rule_ops;
 
 /// A rule as written.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -171,10 +171,8 @@ pub async fn create_rule(
     body: ApiJson<RuleIn>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::ManageRules)?;
-    let mut row = check(&s, &body.value)?;
+    let row = check(&s, &body.value)?;
     let now = s.clock.now();
-    row.created_at = to_micros(now);
-    row.updated_at = row.created_at;
     let fp = Fingerprint {
         key: &key,
         method_path: "POST /v1/rules".into(),
@@ -185,17 +183,9 @@ pub async fn create_rule(
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    rules::insert(&mut tx, tenant, &row).await?;
-    audit::append(
-        &mut tx,
-        tenant,
-        now,
-        AuditDraft::new(&caller.actor(), "rule.create", "rule", row.id).after(&row),
-    )
-    .await?;
-    let resp = idem::finish(tx, &caller, &fp, StatusCode::CREATED, &out(row, 0)).await;
-    s.detector.invalidate(tenant);
-    resp
+    let row =
+        rule_ops::create_rule(&mut tx, tenant, &caller.actor(), &s.detector, row, now).await?;
+    idem::finish(tx, &caller, &fp, StatusCode::CREATED, &out(row, 0)).await
 }
 
 /// Change a rule: a new version (the previous text stays in the audit log).
@@ -216,27 +206,17 @@ pub async fn update_rule(
     let now = s.clock.now();
     let tenant = caller.tenant();
     let mut tx = s.app.begin().await?;
-    let before = rules::get_tx(&mut tx, tenant, id).await?;
-    let after = RuleRow {
-        id,
-        builtin: before.builtin.clone(),
-        version: before.version + 1,
-        created_at: before.created_at,
-        updated_at: to_micros(now),
-        ..checked
-    };
-    rules::update(&mut tx, tenant, &after).await?;
-    audit::append(
+    let after = rule_ops::update_rule(
         &mut tx,
         tenant,
+        &caller.actor(),
+        &s.detector,
+        id,
+        checked,
         now,
-        AuditDraft::new(&caller.actor(), "rule.update", "rule", id)
-            .before(&before)
-            .after(&after),
     )
     .await?;
     tx.commit().await?;
-    s.detector.invalidate(tenant);
     let hits = rules::hit_count(s.db(), tenant, id).await?;
     Ok(Json(out(after, hits)))
 }
@@ -251,12 +231,8 @@ pub async fn list_rules(
     caller.require(Permission::ReadCustomers)?;
     // The shipped detectors appear from the first look, before any event arrives.
     let mut tx = s.app.begin().await?;
-    if riskdesk_app::monitoring::builtin_rules::ensure(&mut tx, caller.tenant(), s.clock.now())
-        .await?
-        > 0
-    {
+    if rule_ops::ensure_builtins(&mut tx, caller.tenant(), &s.detector, s.clock.now()).await? > 0 {
         tx.commit().await?;
-        s.detector.invalidate(caller.tenant());
     }
     let mut items = Vec::new();
     for r in rules::list(s.db(), caller.tenant()).await? {

@@ -124,7 +124,7 @@ pub async fn assess(
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    let (row, assessment) = onboarding::assess_signup(
+    let (row, _assessment) = onboarding::assess_signup(
         &mut tx,
         id,
         verification,
