@@ -1,5 +1,6 @@
-//! Partner Center REST API client (`docs`: ../shared/reference/partner-center-api.md, from
-//! Microsoft's public documentation).
+//! Partner Center REST API client, written against Microsoft's public documentation
+//! (<https://learn.microsoft.com/partner-center/developer/>: authentication, common headers,
+//! errors and throttling, and the customer and subscription resources).
 //!
 //! - **Auth**: OAuth 2.0 client credentials against the instance's token authority
 //!   (`POST {authority}{partner-tenant}/oauth2/token`), cached until shortly before it expires

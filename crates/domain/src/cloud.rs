@@ -1,5 +1,8 @@
 //! Cloud instances (the Partner Center variants) modelled as data: endpoints and what each
-//! allows. Facts: shared/reference/partner-center-api.md §1 and the seed articles (the
+//! allows. Facts: Microsoft's Partner Center documentation on the cloud instances
+//! (<https://learn.microsoft.com/partner-center/developer/partner-center-rest-api-reference>) and
+//! its article on non-payment, fraud and misuse
+//! (<https://learn.microsoft.com/partner-center/customers/non-payment-fraud-misuse>: the
 //! 21Vianet-operated variant offers blocking access and suspension, not cancellation).
 
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,5 @@
-//! The dunning ladder as pure functions (see `../shared/reference/collections-and-budgets.md` §3).
+//! The dunning ladder as pure functions (after Kill Bill's overdue states and Lago's dunning
+//! campaigns; <https://docs.killbill.io/latest/overdue.html>, <https://getlago.com/docs>).
 //!
 //! Every unpaid invoice has its own position on the ladder, anchored on its own due date, so
 //! paying the oldest invoice never shifts a newer one's clock (Kill Bill #2297). A run on any day
