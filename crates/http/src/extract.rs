@@ -65,30 +65,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+pub use riskdesk_app::kernel::json::strip_position;
+
 /// Deserialises with the failing field's path in the message.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
-                ApiError::field(&field, strip_position(&inner.to_string()))
-            }
-            _ => ApiError::BadRequest(format!("the body is not valid JSON: {inner}")),
-        }
-    })
-}
-
-/// serde_json appends " at line L column C" to data errors; the field path says more.
-/// A serde_json message without its " at line L column C" suffix (positions in a request body
-/// mean nothing to the caller; the field path or index says where).
-pub fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg.to_owned(),
-    }
+    Ok(riskdesk_app::kernel::json::parse_json(bytes)?)
 }
 
 /// Query parameters, strictly: unknown parameters and bad values are a 422 naming the parameter.
