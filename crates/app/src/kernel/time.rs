@@ -18,12 +18,17 @@ pub fn parse_as_of(raw: &Option<String>, now: Timestamp) -> Result<Timestamp, Ap
         Some(s) if s.trim().len() == 10 => Day::parse(s)
             .map(|d| d.end())
             .map_err(|e| AppError::field("as_of", e.0)),
-        Some(s) => s.parse().map_err(|_| {
-            AppError::field(
-                "as_of",
-                format!("'{s}' is neither a date (YYYY-MM-DD) nor an RFC 3339 time"),
-            )
-        }),
+        Some(s) => {
+            let t: Timestamp = s.parse().map_err(|_| {
+                AppError::field(
+                    "as_of",
+                    format!("'{s}' is neither a date (YYYY-MM-DD) nor an RFC 3339 time"),
+                )
+            })?;
+            // The day it reports on must be one riskdesk can represent (never wrapped).
+            Day::parse_date_or_instant(s).map_err(|e| AppError::field("as_of", e.0))?;
+            Ok(t)
+        }
     }
 }
 

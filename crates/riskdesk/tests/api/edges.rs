@@ -399,3 +399,57 @@ async fn openapi_is_valid_and_covers_every_route() {
         }
     }
 }
+
+/// A date riskdesk cannot represent is refused with the field and the accepted range, never
+/// read as 1970-01-01 (issue 18: `9999-12-31` used to wrap).
+#[tokio::test]
+async fn dates_past_the_last_representable_day_are_refused_naming_the_field_and_the_range() {
+    let app = spawn_app().await;
+    let c = crate::billing::customer(&app, "global").await;
+    let range = "outside the dates riskdesk accepts (0001-01-01 to 9999-12-29)";
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/invoices",
+            &json!({"customer_id": c, "number": "FAR", "issue_date": "2026-12-01", "due_date": "9999-12-31",
+                    "currency": "EUR", "lines": [{"description": "a", "amount": "10"}], "total": "10"}),
+        )
+        .await;
+    let p = r.problem(422);
+    assert_eq!(r.fields(), ["due_date"]);
+    assert!(p["detail"].as_str().unwrap().contains(range), "{p}");
+
+    let r = app
+        .put(
+            &app.admin,
+            &format!("/v1/customers/{c}/dunning"),
+            &json!({"hold_until": "9999-12-31", "hold_reason": "forever"}),
+        )
+        .await;
+    let p = r.problem(422);
+    assert_eq!(r.fields(), ["hold_until"]);
+    assert!(p["detail"].as_str().unwrap().contains(range), "{p}");
+
+    for path in [
+        "/v1/reports/aging?as_of=9999-12-31",
+        "/v1/reports/aging?as_of=9999-12-30T21:00:00Z",
+        "/v1/reports/exposure?as_of=9999-12-31",
+    ] {
+        let r = app.get(&app.admin, path).await;
+        let p = r.problem(422);
+        assert_eq!(r.fields(), ["as_of"], "{path}");
+        assert!(p["detail"].as_str().unwrap().contains(range), "{path}: {p}");
+    }
+    let r = app
+        .post(&app.admin, "/v1/dunning/run?as_of=9999-12-31", &json!({}))
+        .await;
+    assert_eq!(r.fields(), ["as_of"], "{}", r.body);
+    r.problem(422);
+
+    // The last day riskdesk accepts still works, end to end.
+    let r = app
+        .get(&app.admin, "/v1/reports/aging?as_of=9999-12-29")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["as_of"], "9999-12-29");
+}
