@@ -80,6 +80,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            if let Some(m) = riskdesk_app::kernel::json::control_character_in_parameter(&v)
+                .or_else(|| riskdesk_app::kernel::json::control_character_in_parameter(&k))
+            {
+                return Err(ApiError::field(&k, m));
+            }
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)

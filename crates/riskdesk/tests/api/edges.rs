@@ -453,3 +453,88 @@ async fn dates_past_the_last_representable_day_are_refused_naming_the_field_and_
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["as_of"], "9999-12-29");
 }
+
+/// Control characters in text are refused at the edge with the field's name, the same on both
+/// backends (issue 18: a NUL answered 500 on PostgreSQL and matched every customer on SQLite);
+/// so is anything after the JSON body.
+#[tokio::test]
+async fn control_characters_and_trailing_bytes_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let mut b = customer_body("Con\u{0}toso");
+    let r = app.post(&app.admin, "/v1/customers", &b).await;
+    let p = r.problem(422);
+    assert_eq!(r.fields(), ["name"], "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("control characters (U+0000"),
+        "{p}"
+    );
+    b = customer_body("Contoso");
+    b["email"] = json!("billing\u{1b}@contoso.example");
+    assert_eq!(
+        app.post(&app.admin, "/v1/customers", &b).await.fields(),
+        ["email"]
+    );
+
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/signups/assess",
+            &json!({"company": {"name": "A\u{0}B", "domain": "contoso.example", "country": "GB"},
+                    "contact": {"email": "ops@contoso.example"}, "ip": "203.0.113.9",
+                    "cloud_instance": "global"}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["company.name"]);
+
+    for q in ["name_contains=%00", "name_contains=a%09b", "cursor=%7F"] {
+        let r = app.get(&app.admin, &format!("/v1/customers?{q}")).await;
+        r.problem(422);
+        assert_eq!(r.fields().len(), 1, "{q}: {}", r.body);
+        assert!(q.starts_with(&r.fields()[0]), "{q}: {}", r.body);
+    }
+
+    // An event with a NUL in its properties is rejected alone, with its path.
+    let c = app
+        .create_customer(&app.admin, customer_body("Fabrikam"))
+        .await["id"]
+        .clone();
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/events",
+            &json!([{"type": "activity", "event_id": "n-1", "customer_id": c, "time": "2026-11-02T10:16:00Z",
+                     "operation": "sign_in_failure", "properties": {"ip": "203.0.113.9\u{0}"}},
+                    {"type": "activity", "event_id": "n-2", "customer_id": c, "time": "2026-11-02T10:16:00Z",
+                     "operation": "sign_in_failure", "properties": {"note": "line one\nline\ttwo"}}]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["accepted"], 1, "{}", r.body);
+    assert_eq!(
+        r.body["rejected"][0]["reason"],
+        "`properties.ip` contains control characters"
+    );
+
+    // Bytes after the JSON value.
+    let r = app
+        .send(
+            app.client
+                .post(format!("{}/v1/customers", app.base))
+                .bearer_auth(&app.admin)
+                .header("content-type", "application/json")
+                .body(format!("{}xyz", customer_body("Trailing"))),
+        )
+        .await;
+    let p = r.problem(400);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("trailing characters"),
+        "{p}"
+    );
+}
