@@ -123,6 +123,17 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110 §11.1), one or more spaces follow it, and the token is one non-empty word.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim_matches(' ');
+    (!token.is_empty() && !token.contains(char::is_whitespace)).then_some(token)
+}
+
 /// The authenticated caller. Every `/v1` handler takes one; it is the only way to learn the
 /// tenant, so no handler can forget to scope a query by tenant.
 #[derive(Clone, Debug)]
@@ -153,20 +164,19 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        let mut headers = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let header = headers.next().ok_or_else(|| {
             ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
         })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
-            })?;
+        if headers.next().is_some() {
+            // Which one would be meant? Refuse rather than pick (RFC 9110 §11.6.2: one value).
+            return Err(ApiError::Unauthorized(
+                "more than one Authorization header: send exactly one".into(),
+            ));
+        }
+        let token = header.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
+        })?;
         if let Some(p) = state.auth_cache.get(token) {
             return Ok(Caller(p));
         }
@@ -178,6 +188,33 @@ impl FromRequestParts<AppState> for Caller {
             None => Err(ApiError::Unauthorized(
                 "the token is invalid or revoked".into(),
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_one_word() {
+        for ok in [
+            "Bearer rdk_x",
+            "bearer rdk_x",
+            "BEARER rdk_x",
+            "BeArEr   rdk_x  ",
+        ] {
+            assert_eq!(bearer_token(ok), Some("rdk_x"), "{ok}");
+        }
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Basic rdk_x",
+            "Bearerrdk_x",
+            "Bearer a b",
+            "rdk_x",
+        ] {
+            assert_eq!(bearer_token(bad), None, "{bad}");
         }
     }
 }

@@ -156,3 +156,43 @@ async fn tenants_never_see_each_other() {
         "Tenant A customer"
     );
 }
+
+/// The scheme is case-insensitive (RFC 9110 §11.1); two Authorization headers are ambiguous
+/// and refused whatever their order (issue 18: the first one won).
+#[tokio::test]
+async fn any_case_of_bearer_works_and_two_authorization_headers_are_refused() {
+    let app = spawn_app().await;
+    let url = format!("{}/v1/customers", app.base);
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = app
+            .send(
+                app.client
+                    .get(&url)
+                    .header("authorization", format!("{scheme} {}", app.admin)),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{scheme}: {}", r.body);
+    }
+    for (first, second) in [
+        (app.admin.clone(), "rdk_not_a_token".to_owned()),
+        ("rdk_not_a_token".to_owned(), app.admin.clone()),
+        (app.admin.clone(), app.admin.clone()),
+    ] {
+        let r = app
+            .send(
+                app.client
+                    .get(&url)
+                    .header("authorization", format!("Bearer {first}"))
+                    .header("authorization", format!("Bearer {second}")),
+            )
+            .await;
+        let p = r.problem(401);
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("more than one Authorization header"),
+            "{p}"
+        );
+    }
+}
