@@ -10,6 +10,7 @@ pub mod extract;
 pub mod idem;
 pub mod metrics;
 pub mod routes;
+pub mod strict;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -330,6 +331,7 @@ pub fn router_for(app: Arc<App>, opts: &ServerOptions) -> anyhow::Result<Router>
     metrics::init();
     let (router, doc) = api();
     let openapi_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
+    let query_routes = Arc::new(strict::QueryRoutes::from_doc(&doc));
     let auth_cache = Arc::new(auth_cache::AuthCache::new(opts.auth_cache_ttl));
     let state = AppState {
         app,
@@ -346,6 +348,10 @@ pub fn router_for(app: Arc<App>, opts: &ServerOptions) -> anyhow::Result<Router>
                 ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
             },
         )
+        .layer(axum::middleware::from_fn_with_state(
+            query_routes,
+            strict::refuse_undeclared_query,
+        ))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state))

@@ -538,3 +538,54 @@ async fn control_characters_and_trailing_bytes_are_refused_naming_the_field() {
         "{p}"
     );
 }
+
+/// An endpoint that declares no query parameter refuses one instead of ignoring it (issue 18:
+/// `POST /v1/payments?dry_run=true` recorded a real payment).
+#[tokio::test]
+async fn a_query_parameter_the_endpoint_does_not_declare_is_refused_before_anything_happens() {
+    let app = spawn_app().await;
+    let c = crate::billing::customer(&app, "global").await;
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/payments?dry_run=true",
+            &json!({"customer_id": c, "amount": "10.00", "currency": "EUR", "received_at": "2026-11-02T10:00:00Z"}),
+        )
+        .await;
+    let p = r.problem(422);
+    assert_eq!(r.fields(), ["dry_run"], "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is not a parameter of POST /v1/payments"),
+        "{p}"
+    );
+    let balance = app
+        .get(&app.admin, &format!("/v1/customers/{c}/balance"))
+        .await;
+    assert_eq!(balance.status, 200, "{}", balance.body);
+    assert!(
+        !balance.body.to_string().contains("10.00"),
+        "no payment may have been recorded: {}",
+        balance.body
+    );
+    // Declared parameters still work, and an empty query string is no parameter.
+    assert_eq!(
+        app.get(&app.admin, "/v1/customers?limit=1").await.status,
+        200
+    );
+    assert_eq!(
+        app.get(&app.admin, &format!("/v1/customers/{c}?"))
+            .await
+            .status,
+        200
+    );
+    // A declared endpoint still names an unknown parameter itself.
+    assert_eq!(
+        app.get(&app.admin, "/v1/customers?dry_run=1")
+            .await
+            .fields(),
+        ["dry_run"]
+    );
+}
