@@ -72,6 +72,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(riskdesk_app::kernel::json::parse_json(bytes)?)
 }
 
+/// A path parameter; a segment that is not UTF-8 text (`/v1/customers/%FF`) is a problem
+/// document like every other error, not axum's plain-text rejection.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| ApiError::BadRequest(format!("the path is not valid: {}", e.body_text())))
+    }
+}
+
 /// Query parameters, strictly: unknown parameters and bad values are a 422 naming the parameter.
 pub struct ApiQuery<T>(pub T);
 

@@ -148,6 +148,27 @@ pub async fn create_invoice(
 ) -> Result<InvoiceRow, AppError> {
     let cust = customers::get_tx(tx, tenant, n.customer).await?;
     billing::lock_customer(tx, tenant, cust.id).await?;
+    // An invoice names only its own customer's subscriptions (another tenant's, or one that
+    // does not exist, is refused naming it: they are linked to the invoice for dunning).
+    for (i, id) in n.subscriptions.iter().enumerate() {
+        let known = match subscriptions::get_with_instance_tx(
+            tx,
+            tenant,
+            riskdesk_domain::SubscriptionId(*id),
+        )
+        .await
+        {
+            Ok(s) => s.sub.customer_id == cust.id,
+            Err(riskdesk_storage::StorageError::NotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !known {
+            return Err(AppError::field(
+                &format!("subscription_ids[{i}]"),
+                format!("{id} is not a subscription of customer {}", cust.id),
+            ));
+        }
+    }
     #[derive(Serialize)]
     struct Line<'a> {
         description: &'a str,

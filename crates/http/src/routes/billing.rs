@@ -1,7 +1,8 @@
 //! Receivables, the prepaid balance, exposure and aging over HTTP.
 
+use crate::extract::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use jiff::Timestamp;

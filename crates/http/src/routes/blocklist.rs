@@ -1,7 +1,8 @@
 //! The block list: typed identifiers that refuse a sign-up (reason `blocklisted`).
 
+use crate::extract::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use jiff::Timestamp;

@@ -1,7 +1,8 @@
 //! The case queue, a case's story, work on a case, actions and their approval.
 
+use crate::extract::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use riskdesk_domain::money::{Currency, Money};

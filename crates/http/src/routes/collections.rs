@@ -1,8 +1,9 @@
 //! The dunning policy and its runs, per-customer overrides and state, the collections policy
 //! document, payment instruments, webhook endpoints and the outbox's delivery log.
 
+use crate::extract::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use riskdesk_domain::billing::Day;
@@ -457,6 +458,15 @@ pub async fn add_instrument(
             format!("'{o}' is not card, bank_transfer or invoice"),
         ),
     }
+    let country = match b.country.as_deref() {
+        None => None,
+        Some(c) => v
+            .check(
+                "country",
+                riskdesk_domain::CountryCode::parse(c).map_err(|e| e.0),
+            )
+            .map(|c| c.as_str().to_owned()),
+    };
     v.finish()?;
     let fp = Fingerprint {
         key: &key,
@@ -477,7 +487,7 @@ pub async fn add_instrument(
             kind: b.kind.clone(),
             bin: b.bin.clone(),
             last4: b.last4.clone(),
-            country: b.country.clone(),
+            country,
             funding,
         },
         now,

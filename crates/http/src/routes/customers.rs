@@ -1,5 +1,6 @@
+use crate::extract::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use riskdesk_domain::customer::{CustomerPatch, NewCustomer, parse_external_id, parse_name};

@@ -1,8 +1,9 @@
 //! Events in, budgets, alerts.
 
+use crate::extract::Path;
 use axum::Json;
 use axum::body::to_bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use jiff::Timestamp;

@@ -1,8 +1,9 @@
 //! The provider: links to its ids, its webhook callbacks, its notices, service requests.
 
+use crate::extract::Path;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use jiff::Timestamp;

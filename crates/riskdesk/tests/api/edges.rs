@@ -589,3 +589,91 @@ async fn a_query_parameter_the_endpoint_does_not_declare_is_refused_before_anyth
         ["dry_run"]
     );
 }
+
+/// Values that only looked accepted: a payment instrument's country, and an invoice's
+/// subscriptions, which must be its own customer's (issue 18, item 4).
+#[tokio::test]
+async fn an_instruments_country_and_an_invoices_subscriptions_are_checked() {
+    let app = spawn_app().await;
+    let c = crate::billing::customer(&app, "global").await;
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/customers/{c}/payment-instruments"),
+            &json!({"type": "bank_transfer", "country": "ZZZZ"}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["country"]);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/customers/{c}/payment-instruments"),
+            &json!({"type": "bank_transfer", "country": "fr"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["country"], "FR");
+
+    let own = app.create_subscription(&app.admin, &c).await["id"].clone();
+    let other_admin = app
+        .token("other-reseller", riskdesk_domain::Role::Admin)
+        .await;
+    let other_customer = app
+        .create_customer(&other_admin, customer_body("Northwind"))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let theirs = app.create_subscription(&other_admin, &other_customer).await["id"].clone();
+    let invoice = |number: &str, subs: Value| {
+        json!({"customer_id": c, "number": number, "issue_date": "2026-11-01",
+               "due_date": "2026-12-01", "currency": "EUR", "subscription_ids": subs,
+               "lines": [{"description": "Azure plan", "amount": "10.00"}], "total": "10.00"})
+    };
+    for (n, subs) in [
+        ("INV-1", json!([own, theirs])),
+        (
+            "INV-2",
+            json!([own, "0190c3f8-9a4e-7cc2-8b4a-37e7ad1f2a10"]),
+        ),
+    ] {
+        let r = app
+            .post(&app.admin, "/v1/invoices", &invoice(n, subs))
+            .await;
+        r.problem(422);
+        assert_eq!(r.fields(), ["subscription_ids[1]"], "{}", r.body);
+    }
+    let r = app
+        .post(&app.admin, "/v1/invoices", &invoice("INV-3", json!([own])))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// A path segment that is not text is a problem document like every other error (issue 18:
+/// `GET /v1/customers/%FF` answered 400 in text/plain).
+#[tokio::test]
+async fn a_path_that_is_not_text_is_a_problem_document() {
+    let app = spawn_app().await;
+    for path in ["/v1/customers/%FF", "/v1/subscriptions/%C3%28/actions"] {
+        let r = if path.ends_with("actions") {
+            app.post(
+                &app.admin,
+                path,
+                &json!({"action": "suspend", "reason": "investigation"}),
+            )
+            .await
+        } else {
+            app.get(&app.admin, path).await
+        };
+        assert_eq!(r.content_type(), "application/problem+json", "{path}");
+        let p = r.problem(400);
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("the path is not valid"),
+            "{path}: {p}"
+        );
+    }
+}
