@@ -208,7 +208,8 @@ impl From<AppError> for ApiError {
             AppError::Unmet { detail, missing } => ApiError::Unmet { detail, missing },
             AppError::TooManyRequests(m) => ApiError::TooManyRequests(m),
             AppError::BadGateway(m) => ApiError::BadGateway(m),
-            AppError::Internal(m) => ApiError::Internal(m),
+            // Left after the adapter's retries: the server's failure, logged.
+            AppError::Contention(m) | AppError::Internal(m) => ApiError::Internal(m),
         }
     }
 }

@@ -737,3 +737,36 @@ pub async fn series_hours_tx(
     )
     .await
 }
+
+/// Serialises ingest per customer on PostgreSQL: a transaction-scoped advisory lock on each
+/// key (a customer id, or an external id whose events wait for their customer), all taken in
+/// one global order (the keys' byte order, on both sides), so two batches for overlapping
+/// customers wait for each other instead of deadlocking on their rows, and their
+/// read-then-write steps (budget marks, alert folding) see each other's commits. SQLite has a
+/// single writer: nothing to do.
+pub async fn lock_for_ingest(tx: &mut Tx, tenant: TenantId, keys: &[String]) -> Result<()> {
+    if !matches!(tx, Tx::Postgres(_)) || keys.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = keys
+        .iter()
+        .map(|k| format!("ingest|{}|{k}", tenant.0))
+        .collect();
+    names.sort();
+    names.dedup();
+    for chunk in names.chunks(1000) {
+        let values = (1..=chunk.len())
+            .map(|i| format!("(${i})"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut q = Q::new(format!(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM \
+             (SELECT k FROM (VALUES {values}) AS v(k) ORDER BY k COLLATE \"C\") AS s"
+        ));
+        for n in chunk {
+            q = q.bind(n.clone());
+        }
+        tx.execute(q).await?;
+    }
+    Ok(())
+}

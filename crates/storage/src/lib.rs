@@ -55,6 +55,18 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// A deadlock or a serialisation failure: the transaction was chosen as the victim of a
+    /// conflict with a concurrent one, and running it again may succeed (PostgreSQL SQLSTATE
+    /// 40P01 and 40001; SQLite's single writer never produces them).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StorageError::Postgres(sqlx::Error::Database(d)) => {
+                matches!(d.code().as_deref(), Some("40P01") | Some("40001"))
+            }
+            _ => false,
+        }
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         match self {
             StorageError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {

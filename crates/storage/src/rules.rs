@@ -163,3 +163,18 @@ pub async fn hit_count(db: &Db, tenant: TenantId, rule: Uuid) -> Result<i64> {
         .await?
         .unwrap_or(0))
 }
+
+/// On PostgreSQL, makes the tenant's units of work that create its built-in rules wait for
+/// each other (a transaction-scoped advisory lock), so concurrent first requests of a tenant
+/// create each rule once: the later one reads what the earlier committed. SQLite has a single
+/// writer: nothing to do.
+pub async fn lock_builtins(tx: &mut Tx, tenant: TenantId) -> Result<()> {
+    if let Tx::Postgres(_) = tx {
+        tx.execute(
+            Q::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(format!("builtin_rules|{}", tenant.0)),
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -45,6 +45,10 @@ pub enum AppError {
     /// A provider riskdesk depends on failed.
     #[error("{0}")]
     BadGateway(String),
+    /// A concurrent unit of work won a conflict (a deadlock, a serialisation failure): the
+    /// same unit of work run again may succeed. Adapters retry it a bounded number of times.
+    #[error("{0}")]
+    Contention(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -67,6 +71,7 @@ impl From<StorageError> for AppError {
         match e {
             StorageError::NotFound(what) => AppError::NotFound(format!("no such {what}")),
             StorageError::Conflict(msg) => AppError::Conflict(msg),
+            other if other.is_retryable() => AppError::Contention(other.to_string()),
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -143,6 +143,9 @@ pub fn builtins() -> Vec<Builtin> {
 
 /// Adds the built-in rules a tenant does not have yet (by key), active, audited.
 pub async fn ensure(tx: &mut Uow, tenant: TenantId, now: Timestamp) -> Result<u32, AppError> {
+    // Concurrent first requests of a tenant would each add the rules (one then fails on the
+    // unique name): the later waits here, then reads what the earlier committed.
+    rules::lock_builtins(tx, tenant).await?;
     let existing: Vec<String> = rules::list_tx(tx, tenant)
         .await?
         .into_iter()

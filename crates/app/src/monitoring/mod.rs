@@ -142,6 +142,16 @@ pub async fn ingest(
         rows.push(event_row(&e, customer_id, external, received_at));
         kept.push(e);
     }
+    // One batch at a time per customer (PostgreSQL; in one global order, so never a deadlock
+    // between batches): spend, budget marks and alert folding are read-then-write.
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| match (&r.customer_id, &r.customer_external_id) {
+            (Some(c), _) => format!("c|{c}"),
+            (None, x) => format!("x|{}", x.as_deref().unwrap_or_default()),
+        })
+        .collect();
+    events::lock_for_ingest(tx, tenant, &keys).await?;
     let placed: Vec<(Option<Uuid>, i64)> = rows.iter().map(|r| (r.customer_id, r.time)).collect();
     let kept = Arc::new(kept);
     // Rules need each customer's history as it was before this batch: read it first.

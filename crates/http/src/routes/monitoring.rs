@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use jiff::Timestamp;
+use riskdesk_app::AppError;
 use riskdesk_domain::lifecycle::LifecycleAction;
 use riskdesk_domain::money::{Currency, Money};
 use riskdesk_domain::monitoring::budget::{
@@ -155,14 +156,38 @@ pub async fn post_events(
         method_path: "POST /v1/events".into(),
         body_sha256: &sha,
     };
-    let mut tx = s.app.begin().await?;
-    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
-        return Ok(replay);
+    // A batch that loses a conflict with a concurrent unit of work (PostgreSQL's deadlock
+    // detector) runs again, a bounded number of times; SQLite's single writer never loses one,
+    // so the batch is not copied there.
+    let retries = if s.db().backend() == riskdesk_storage::Backend::Postgres {
+        INGEST_RETRIES
+    } else {
+        0
+    };
+    let mut lines = Some(lines);
+    let mut attempt = 0;
+    loop {
+        let mut tx = s.app.begin().await?;
+        if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+            return Ok(replay);
+        }
+        let batch = if attempt < retries {
+            lines.clone().unwrap_or_default()
+        } else {
+            lines.take().unwrap_or_default()
+        };
+        match monitoring::ingest(&mut tx, caller.tenant(), &s.detector, batch, now, as_of).await {
+            Err(AppError::Contention(e)) if attempt < retries => {
+                tracing::info!(error = %e, attempt, "ingest lost a conflict; running it again");
+                attempt += 1;
+            }
+            r => return idem::finish(tx, &caller, &fp, StatusCode::OK, &r?).await,
+        }
     }
-    let summary =
-        monitoring::ingest(&mut tx, caller.tenant(), &s.detector, lines, now, as_of).await?;
-    idem::finish(tx, &caller, &fp, StatusCode::OK, &summary).await
 }
+
+/// How many times a batch that lost a conflict is run again.
+const INGEST_RETRIES: u32 = 3;
 
 /// A budget as sent.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -502,3 +502,107 @@ async fn alerts_are_acknowledged_and_dismissed_with_a_note_and_audited() {
         404
     );
 }
+
+/// Issue 18: concurrent batches for overlapping customers, each client sending the customers
+/// in its own order (on PostgreSQL this deadlocked, and a budget mark was alerted 6–7 times),
+/// and the tenant's first batches racing to create its built-in rules (409s). All must answer
+/// 2xx, the spend must be exact, each budget mark alerted once, each built-in rule created once.
+#[tokio::test]
+async fn concurrent_batches_for_overlapping_customers_are_exact_on_both_backends() {
+    const CUSTOMERS: usize = 40;
+    const CLIENTS: usize = 8;
+    const BATCHES: usize = 5;
+    let app = spawn_app().await;
+    let mut cs = Vec::new();
+    for i in 0..CUSTOMERS {
+        let c = app
+            .create_customer(&app.admin, customer_body(&format!("Overlap {i}")))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = put_budget(
+            &app,
+            &c,
+            json!({"monthly_amount": "100.00", "currency": "USD", "thresholds": [50]}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        cs.push(c);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..CLIENTS {
+        let (client, base, token, cs) = (
+            app.client.clone(),
+            app.base.clone(),
+            app.admin.clone(),
+            cs.clone(),
+        );
+        tasks.spawn(async move {
+            let mut statuses = Vec::new();
+            for b in 0..BATCHES {
+                // Every client its own order of the same customers.
+                let mut order: Vec<usize> = (0..CUSTOMERS).collect();
+                order.rotate_left((k * 7 + b * 3) % CUSTOMERS);
+                if k % 2 == 1 {
+                    order.reverse();
+                }
+                // Half the clients write the same hour's buckets, the others their own hours.
+                let hour = if k % 2 == 0 { 10 } else { 10 + (k + b) % 12 };
+                let at = format!("2026-11-29T{hour:02}:00:00Z");
+                let batch: Vec<Value> = order
+                    .iter()
+                    .map(|&i| usage(&format!("k{k}-b{b}-c{i}"), &cs[i], &at, "2.00"))
+                    .collect();
+                let r = client
+                    .post(format!("{base}/v1/events?as_of=2026-11-29T23:00:00Z"))
+                    .bearer_auth(&token)
+                    .json(&batch)
+                    .send()
+                    .await
+                    .expect("request");
+                statuses.push((r.status().as_u16(), r.text().await.unwrap_or_default()));
+            }
+            statuses
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        answers.extend(r.expect("client task"));
+    }
+    let failed: Vec<&(u16, String)> = answers.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} batches failed: {failed:?}",
+        failed.len(),
+        answers.len()
+    );
+
+    let spent = format!("{}.00", 2 * CLIENTS * BATCHES);
+    for c in &cs {
+        let b = app
+            .get(
+                &app.admin,
+                &format!("/v1/customers/{c}/budget?as_of=2026-11-29T23:00:00Z"),
+            )
+            .await;
+        assert_eq!(b.body["month_to_date"], spent.as_str(), "{c}: {}", b.body);
+        let marks: Vec<Value> = alerts_for(&app, c)
+            .await
+            .into_iter()
+            .filter(|a| a["rule"] == "budget.percent:50")
+            .collect();
+        assert_eq!(marks.len(), 1, "{c}: {marks:?}");
+        assert_eq!(marks[0]["count"], 1, "{c}: {marks:?}");
+    }
+    let rules = app.get(&app.admin, "/v1/rules").await;
+    assert_eq!(rules.status, 200, "{}", rules.body);
+    let builtins: Vec<&Value> = rules
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["builtin"].is_null())
+        .collect();
+    assert_eq!(builtins.len(), 13, "{}", rules.body);
+}
