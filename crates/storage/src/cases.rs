@@ -281,3 +281,18 @@ pub async fn entries_tx(tx: &mut Tx, tenant: TenantId, case: Uuid) -> Result<Vec
     tx.fetch_all(Q::new(ENTRIES).bind(tenant.0).bind(case))
         .await
 }
+
+/// On PostgreSQL, takes the tenant's audit head — the row every audited write locks until it
+/// commits — before a case is looked up and opened, so "one open case per customer" holds
+/// under concurrent writers: the later unit of work finds the case the earlier one opened.
+/// It is the lock the opening would take a moment later anyway (for its audit entry), so no
+/// new lock order arises. SQLite has a single writer: nothing to do.
+pub async fn lock_open_case(tx: &mut Tx, tenant: TenantId) -> Result<()> {
+    if let Tx::Postgres(_) = tx {
+        tx.execute(
+            Q::new("SELECT seq FROM audit_heads WHERE tenant_id = $1 FOR UPDATE").bind(tenant.0),
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -70,6 +70,7 @@ pub async fn open_or_attach_with(
     let ctx = tx.ctx().clone();
     let cfg = &ctx.response;
     let at = to_micros(now);
+    cases::lock_open_case(tx, tenant).await?;
     let existing = match (customer, signup) {
         (Some(c), _) => cases::open_for_customer_tx(tx, tenant, c).await?,
         (None, Some(s)) => cases::open_for_signup_tx(tx, tenant, s).await?,
