@@ -15,6 +15,9 @@ pub enum CloudInstance {
     Global,
     UsGovernment,
     Germany,
+    /// Written `china_21vianet`, as the API reads it (`china21vianet`, what serde's snake case
+    /// made of the name and the OpenAPI document used to say, is still read).
+    #[serde(rename = "china_21vianet", alias = "china21vianet")]
     China21vianet,
 }
 
