@@ -61,6 +61,8 @@ pub struct ServerOptions {
     /// How long an authenticated token is remembered (0 = ask the database on every request).
     /// A token revoked from another process stops working within this time.
     pub auth_cache_ttl: std::time::Duration,
+    /// How slow clients are bounded (`[http]`).
+    pub limits: HttpLimits,
     /// Onboarding reference data and policy.
     pub risk: Arc<riskdesk_app::onboarding::risk::RiskEngine>,
     /// The identity/credit verification provider, if configured.
@@ -103,6 +105,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             auth_cache_ttl: std::time::Duration::from_secs(1),
+            limits: HttpLimits::default(),
             risk: Arc::new(
                 riskdesk_app::onboarding::risk::RiskEngine::shipped()
                     .expect("the shipped reference data and default policy load"),
@@ -122,6 +125,27 @@ impl Default for ServerOptions {
             provider_lease: std::time::Duration::from_secs(120),
             sla_every: std::time::Duration::from_secs(60),
             provider_poll_every: None,
+        }
+    }
+}
+
+/// Bounds on what one client can hold: a connection must send a request's headers within
+/// `header_read_timeout` (also the longest a kept-alive connection may sit idle between
+/// requests) and its body within `body_read_timeout`; beyond `max_connections` open
+/// connections, new ones are closed at once, so the server stays responsive to the others.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    pub header_read_timeout: std::time::Duration,
+    pub body_read_timeout: std::time::Duration,
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            body_read_timeout: std::time::Duration::from_secs(30),
+            max_connections: 4096,
         }
     }
 }
@@ -354,6 +378,9 @@ pub fn router_for(app: Arc<App>, opts: &ServerOptions) -> anyhow::Result<Router>
         ))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            opts.limits.body_read_timeout,
+        ))
         .with_state(state))
 }
 
@@ -362,6 +389,7 @@ pub fn router_for(app: Arc<App>, opts: &ServerOptions) -> anyhow::Result<Router>
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: HttpLimits,
     /// Background workers (outbox delivery, the dunning schedule) stop when this is dropped.
     _stop: tokio::sync::watch::Sender<bool>,
 }
@@ -382,6 +410,7 @@ impl Application {
         Ok(Self {
             listener,
             router: router_for(app, opts)?,
+            limits: opts.limits.clone(),
             _stop: stop,
         })
     }
@@ -392,17 +421,63 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Serves until `shutdown` resolves, then lets requests in flight finish.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use tower::ServiceExt;
+
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(self.limits.header_read_timeout);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.limits.max_connections));
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: log, breathe, go on.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => break,
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                // At the connection limit: refuse at once rather than hold it.
+                drop(stream);
+                continue;
+            };
+            let router = self.router.clone();
+            let service = hyper::service::service_fn(
+                move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                let _ = conn.await;
+                drop(permit);
+            });
+        }
+        drop(self.listener);
+        graceful.shutdown().await;
         Ok(())
     }
 }

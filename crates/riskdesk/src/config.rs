@@ -49,6 +49,31 @@ pub struct Settings {
     pub partner_center_webhooks: Option<riskdesk_connectors::pc_webhook::WebhookVerifySettings>,
     /// `[provider_worker]`: how the provider calls queued by actions are made.
     pub provider_worker: ProviderWorkerSettings,
+    /// `[http]`: how slow or too many clients are bounded.
+    pub http: HttpSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Seconds a client has to send a request's headers; also the longest a kept-alive
+    /// connection may sit idle between requests.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a client has to send a request's body.
+    pub body_read_timeout_seconds: u64,
+    /// Open connections at most; beyond it new connections are closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        let d = riskdesk_http::HttpLimits::default();
+        Self {
+            header_read_timeout_seconds: d.header_read_timeout.as_secs(),
+            body_read_timeout_seconds: d.body_read_timeout.as_secs(),
+            max_connections: d.max_connections,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,6 +155,7 @@ impl Default for Settings {
             partner_center: Default::default(),
             partner_center_webhooks: None,
             provider_worker: Default::default(),
+            http: Default::default(),
         }
     }
 }
@@ -202,6 +228,15 @@ impl Settings {
     pub fn server_options(&self) -> anyhow::Result<riskdesk_http::ServerOptions> {
         Ok(riskdesk_http::ServerOptions {
             auth_cache_ttl: std::time::Duration::from_secs(self.auth_cache_seconds),
+            limits: riskdesk_http::HttpLimits {
+                header_read_timeout: std::time::Duration::from_secs(
+                    self.http.header_read_timeout_seconds.max(1),
+                ),
+                body_read_timeout: std::time::Duration::from_secs(
+                    self.http.body_read_timeout_seconds.max(1),
+                ),
+                max_connections: self.http.max_connections.max(1),
+            },
             risk: std::sync::Arc::new(self.risk_engine()?),
             verifier: match &self.verification {
                 Some(v) => Some(std::sync::Arc::new(

@@ -699,3 +699,92 @@ async fn every_cloud_instance_the_document_names_creates_a_customer() {
         assert_eq!(r.body["cloud_instance"], json!(name));
     }
 }
+
+/// Slow clients cannot hold the server (issue 18, item 6): connections that never finish
+/// their headers are closed after the header timeout, connections beyond the limit are closed
+/// at once, and `/healthz` answers throughout for a client within the limit.
+#[tokio::test]
+async fn half_sent_requests_are_closed_and_the_server_stays_responsive() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = crate::helpers::spawn_app_with(riskdesk_http::ServerOptions {
+        limits: riskdesk_http::HttpLimits {
+            header_read_timeout: Duration::from_millis(700),
+            body_read_timeout: Duration::from_secs(2),
+            max_connections: 48,
+        },
+        ..Default::default()
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let half_sent = |n: usize| {
+        let addr = addr.clone();
+        async move {
+            let mut held = Vec::new();
+            for _ in 0..n {
+                let mut s = tokio::net::TcpStream::connect(&addr)
+                    .await
+                    .expect("connect");
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: riskdesk\r\nX-Slow: ")
+                    .await
+                    .expect("write");
+                held.push(s);
+            }
+            held
+        }
+    };
+    // How long until the server closes each connection (EOF or reset), at most `within`;
+    // every connection is watched at once, from the same start.
+    async fn closed_after(
+        streams: Vec<tokio::net::TcpStream>,
+        within: Duration,
+    ) -> Vec<Option<Duration>> {
+        let start = Instant::now();
+        let mut watching = tokio::task::JoinSet::new();
+        for mut s in streams {
+            watching.spawn(async move {
+                let mut buf = [0u8; 256];
+                match tokio::time::timeout(within, s.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => Some(start.elapsed()),
+                    // An answer to a request it could not have read, or still open: not closed.
+                    Ok(Ok(_)) | Err(_) => None,
+                }
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = watching.join_next().await {
+            out.push(r.expect("watcher"));
+        }
+        out
+    }
+
+    // Within the limit: held, the server still answers, then closes them after the timeout.
+    let held = half_sent(20).await;
+    let t = Instant::now();
+    let r = app.get(&app.admin, "/healthz").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    let closed = closed_after(held, Duration::from_secs(10)).await;
+    assert!(closed.iter().all(Option::is_some), "{closed:?}");
+    let slowest = closed.iter().flatten().max().copied().unwrap();
+    assert!(slowest < Duration::from_secs(5), "closed after {slowest:?}");
+
+    // Beyond the limit: the extra connections are closed at once.
+    let held = half_sent(120).await;
+    let closed = closed_after(held, Duration::from_secs(10)).await;
+    assert!(closed.iter().all(Option::is_some), "{closed:?}");
+    let at_once = closed
+        .iter()
+        .flatten()
+        .filter(|d| **d < Duration::from_millis(300))
+        .count();
+    assert!(at_once >= 120 - 48, "only {at_once} of 120 closed at once");
+    // And once they are gone, everyone is served again.
+    let r = app.get(&app.admin, "/healthz").await;
+    assert_eq!(r.status, 200);
+}
