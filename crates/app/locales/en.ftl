@@ -5,6 +5,11 @@ signoff = Kind regards,
 
 invoice_due_soon-subject = Invoice { $invoice } is due on { $due_date }
 invoice_due_soon-body = Invoice { $invoice } for { $amount } is due on { $due_date }. Please pay it by then so your services continue without interruption.
+invoice_due_soon-late-subject = Invoice { $invoice } was due on { $due_date }
+invoice_due_soon-late-body = Invoice { $invoice } for { $amount } was due on { $due_date } and is now { $days ->
+    [one] 1 day
+   *[other] { $days } days
+} overdue. Please pay it as soon as possible so your services continue without interruption.
 payment_overdue-subject = Invoice { $invoice } is overdue
 payment_overdue-body = Invoice { $invoice } for { $amount } was due on { $due_date } and is now overdue. Please pay it as soon as possible.
 final_warning-subject = Final warning: invoice { $invoice } is unpaid

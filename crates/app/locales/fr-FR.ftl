@@ -4,6 +4,11 @@ signoff = Cordialement,
 
 invoice_due_soon-subject = La facture { $invoice } arrive à échéance le { $due_date }
 invoice_due_soon-body = La facture { $invoice } d’un montant de { $amount } arrive à échéance le { $due_date }. Merci de la régler d’ici là afin que vos services continuent sans interruption.
+invoice_due_soon-late-subject = La facture { $invoice } était due le { $due_date }
+invoice_due_soon-late-body = La facture { $invoice } d’un montant de { $amount } était due le { $due_date } et est en retard de { $days ->
+    [one] 1 jour
+   *[other] { $days } jours
+}. Merci de la régler dès que possible afin que vos services continuent sans interruption.
 payment_overdue-subject = La facture { $invoice } est en retard de paiement
 payment_overdue-body = La facture { $invoice } d’un montant de { $amount } était due le { $due_date } et est maintenant en retard. Merci de la régler dès que possible.
 final_warning-subject = Dernier avertissement : la facture { $invoice } est impayée

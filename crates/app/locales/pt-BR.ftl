@@ -4,6 +4,11 @@ signoff = Atenciosamente,
 
 invoice_due_soon-subject = A fatura { $invoice } vence em { $due_date }
 invoice_due_soon-body = A fatura { $invoice } no valor de { $amount } vence em { $due_date }. Pague até essa data para que seus serviços continuem sem interrupção.
+invoice_due_soon-late-subject = A fatura { $invoice } venceu em { $due_date }
+invoice_due_soon-late-body = A fatura { $invoice } no valor de { $amount } venceu em { $due_date } e está { $days ->
+    [one] 1 dia
+   *[other] { $days } dias
+} em atraso. Pague-a o quanto antes para que seus serviços continuem sem interrupção.
 payment_overdue-subject = A fatura { $invoice } está vencida
 payment_overdue-body = A fatura { $invoice } no valor de { $amount } venceu em { $due_date } e está em atraso. Pague-a o quanto antes.
 final_warning-subject = Último aviso: a fatura { $invoice } não foi paga

@@ -4,6 +4,8 @@ signoff = 此致
 
 invoice_due_soon-subject = 发票 { $invoice } 将于 { $due_date } 到期
 invoice_due_soon-body = 金额为 { $amount } 的发票 { $invoice } 将于 { $due_date } 到期。请在此之前付款，以确保您的服务不受影响。
+invoice_due_soon-late-subject = 发票 { $invoice } 已于 { $due_date } 到期
+invoice_due_soon-late-body = 金额为 { $amount } 的发票 { $invoice } 已于 { $due_date } 到期，现已逾期 { $days } 天。请尽快付款，以确保您的服务不受影响。
 payment_overdue-subject = 发票 { $invoice } 已逾期
 payment_overdue-body = 金额为 { $amount } 的发票 { $invoice } 已于 { $due_date } 到期，现已逾期。请尽快付款。
 final_warning-subject = 最后警告：发票 { $invoice } 尚未付款

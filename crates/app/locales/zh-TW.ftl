@@ -4,6 +4,8 @@ signoff = 敬祝 順心
 
 invoice_due_soon-subject = 發票 { $invoice } 將於 { $due_date } 到期
 invoice_due_soon-body = 金額為 { $amount } 的發票 { $invoice } 將於 { $due_date } 到期。請在此之前付款，以確保您的服務不受影響。
+invoice_due_soon-late-subject = 發票 { $invoice } 已於 { $due_date } 到期
+invoice_due_soon-late-body = 金額為 { $amount } 的發票 { $invoice } 已於 { $due_date } 到期，現已逾期 { $days } 天。請盡快付款，以確保您的服務不受影響。
 payment_overdue-subject = 發票 { $invoice } 已逾期
 payment_overdue-body = 金額為 { $amount } 的發票 { $invoice } 已於 { $due_date } 到期，現已逾期。請盡快付款。
 final_warning-subject = 最後警告：發票 { $invoice } 尚未付款

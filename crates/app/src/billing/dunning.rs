@@ -440,6 +440,7 @@ async fn send_step(
             applied,
             awaiting_approval: policy.levers_need_approval,
             next,
+            sent_on: day,
         },
     );
     let key = format!("dunning:{}:{}", inv.id, step.name);

@@ -119,6 +119,9 @@ pub struct NoticeFacts<'a> {
     pub awaiting_approval: bool,
     /// The next step's earliest day and its effect, if any.
     pub next: Option<(Day, Lever)>,
+    /// The day the notice goes out: a run catching up on a late book sends notices after the
+    /// day they were meant for, and their text must fit the day they are read.
+    pub sent_on: Day,
 }
 
 /// (subject, body) of a notice in the customer's language.
@@ -129,6 +132,13 @@ pub fn render_notice(locale: Locale, notice: &str, f: &NoticeFacts) -> (String, 
     a.set("invoice", f.invoice.to_owned());
     a.set("amount", format::money(&f.open, locale));
     a.set("due_date", format::date(f.due, locale));
+    // A reminder sent once the due date has passed (a catch-up run) says so, with how late.
+    let notice = if notice == "invoice_due_soon" && f.sent_on > f.due {
+        a.set("days", i64::from(f.sent_on.0 - f.due.0));
+        "invoice_due_soon-late"
+    } else {
+        notice
+    };
     let subject = text(locale, &format!("{notice}-subject"), &a);
     let mut body = vec![
         text(locale, "greeting", &a),
@@ -143,7 +153,8 @@ pub fn render_notice(locale: Locale, notice: &str, f: &NoticeFacts) -> (String, 
         };
         body.push(text(locale, &id, &a));
     }
-    if let Some((day, lever)) = f.next {
+    // A next step whose day has already come goes out in the same run, saying what it does.
+    if let Some((day, lever)) = f.next.filter(|(day, _)| *day > f.sent_on) {
         let mut n = FluentArgs::new();
         n.set("date", format::date(day, locale));
         n.set(
@@ -290,7 +301,63 @@ mod tests {
             applied: Lever::BlockNewPurchases,
             awaiting_approval: false,
             next: Some((Day::parse("2026-12-16").unwrap(), Lever::DisableAccess)),
+            sent_on: Day::parse("2026-12-08").unwrap(),
         }
+    }
+
+    /// A reminder that goes out after its invoice's due date (a catch-up run) speaks of the
+    /// past, with how many days late, in every language; on time it speaks of the future.
+    #[test]
+    fn a_late_reminder_says_the_invoice_was_due_in_every_language() {
+        let late = NoticeFacts {
+            applied: Lever::None,
+            next: Some((Day::parse("2026-12-02").unwrap(), Lever::None)),
+            sent_on: Day::parse("2026-12-13").unwrap(),
+            ..facts()
+        };
+        let expect = [
+            (Locale::En, "was due on", "is now 12 days overdue"),
+            (Locale::ZhCn, "已于", "现已逾期 12 天"),
+            (Locale::ZhTw, "已於", "現已逾期 12 天"),
+            (Locale::FrFr, "était due le", "en retard de 12 jours"),
+            (Locale::PtBr, "venceu em", "está 12 dias em atraso"),
+        ];
+        for (locale, past, days) in expect {
+            let (subject, body) = render_notice(locale, "invoice_due_soon", &late);
+            assert!(subject.contains(past), "{locale:?}: {subject}");
+            assert!(
+                body.contains(past) && body.contains(days),
+                "{locale:?}: {body}"
+            );
+            let (_, on_time) = render_notice(
+                locale,
+                "invoice_due_soon",
+                &NoticeFacts {
+                    sent_on: Day::parse("2026-11-28").unwrap(),
+                    ..late
+                },
+            );
+            assert!(!on_time.contains(days), "{locale:?}: {on_time}");
+        }
+        let (_, en) = render_notice(
+            Locale::En,
+            "invoice_due_soon",
+            &NoticeFacts {
+                sent_on: Day::parse("2026-12-02").unwrap(),
+                ..late
+            },
+        );
+        assert!(en.contains("is now 1 day overdue"), "{en}");
+        // The next step's day has passed: no line promising it for the past (sent before it,
+        // the line is there).
+        let (_, b) = render_notice(Locale::En, "invoice_due_soon", &late);
+        assert!(!b.contains("December 2,"), "{b}");
+        let early = NoticeFacts {
+            sent_on: Day::parse("2026-11-28").unwrap(),
+            ..late
+        };
+        let (_, b) = render_notice(Locale::En, "invoice_due_soon", &early);
+        assert!(b.contains("December 2,"), "{b}");
     }
 
     /// Snapshots: the whole final warning in each language.
