@@ -209,7 +209,7 @@ impl Modify for BearerAuth {
 
 /// The API's routes and their OpenAPI description, from one list so they cannot drift apart.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let router_doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::health::metrics))
@@ -322,7 +322,85 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::provider::add_note))
         .routes(routes!(routes::blocklist::add, routes::blocklist::list))
         .routes(routes!(routes::blocklist::remove))
-        .split_for_parts()
+        .split_for_parts();
+    let (router, mut doc) = (router_doc.0, router_doc.1);
+    document_error_answers(&mut doc);
+    (router, doc)
+}
+
+/// Every operation documents the problem answers the edge can give it, whatever the handler
+/// does: 401/403 where a token is needed, 400/404 for a path id, 400/413/415/422 for a body,
+/// 422 for query parameters and the `Idempotency-Key` header, 500 everywhere. (An answer
+/// missing from the document is a client's surprise; a generated client must expect each.)
+fn document_error_answers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{Operation, ParameterIn};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    error::PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    let add = |op: &mut Operation| {
+        let mut wanted: Vec<(&str, &str)> = vec![("500", "Internal error (logged)")];
+        let params = op.parameters.iter().flatten().filter_map(|p| match p {
+            RefOr::T(p) => Some(p),
+            RefOr::Ref(_) => None,
+        });
+        let (mut path, mut query, mut header) = (false, false, false);
+        for p in params {
+            match p.parameter_in {
+                ParameterIn::Path => path = true,
+                ParameterIn::Query | ParameterIn::QueryString => query = true,
+                ParameterIn::Header => header = true,
+                ParameterIn::Cookie => {}
+            }
+        }
+        if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+            wanted.push(("401", "Authentication required"));
+            wanted.push(("403", "Not allowed for this role"));
+        }
+        if path {
+            wanted.push(("400", "Malformed request"));
+            wanted.push(("404", "Not found"));
+        }
+        if op.request_body.is_some() {
+            wanted.push(("400", "Malformed request"));
+            wanted.push(("413", "Request body too large"));
+            wanted.push(("415", "Unsupported media type"));
+            wanted.push(("422", "Invalid request"));
+        }
+        if query || header {
+            wanted.push(("422", "Invalid request"));
+        }
+        for (code, description) in wanted {
+            op.responses
+                .responses
+                .entry(code.to_owned())
+                .or_insert_with(|| problem(description));
+        }
+    };
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            add(op);
+        }
+    }
 }
 
 /// The OpenAPI document as served at `/openapi.json`.

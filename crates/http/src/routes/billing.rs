@@ -70,7 +70,7 @@ pub struct LineOut {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EntryOut {
+pub struct LedgerEntryOut {
     /// payment, wallet (paid from the prepaid balance), credit_note, write_off, chargeback
     pub kind: String,
     /// Signed decimal string: negative lowers what is open.
@@ -100,7 +100,7 @@ pub struct InvoiceOut {
     pub created_at: String,
     /// Every change to the open amount (on `GET /v1/invoices/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entries: Option<Vec<EntryOut>>,
+    pub entries: Option<Vec<LedgerEntryOut>>,
 }
 
 impl InvoiceOut {
@@ -133,7 +133,7 @@ impl InvoiceOut {
             created_at: rfc3339(r.created_at),
             entries: entries.map(|es| {
                 es.into_iter()
-                    .map(|e| EntryOut {
+                    .map(|e| LedgerEntryOut {
                         kind: e.kind,
                         amount: money_str(e.amount_minor, &r.currency),
                         at: rfc3339(e.at),

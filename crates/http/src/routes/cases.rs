@@ -70,7 +70,7 @@ impl CaseOut {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EntryOut {
+pub struct TimelineEntryOut {
     pub at: String,
     /// opened, alert, proposal, comment, status, assign, action, notice, service_request,
     /// sla_breach
@@ -82,9 +82,9 @@ pub struct EntryOut {
     pub data: serde_json::Value,
 }
 
-impl From<EntryRow> for EntryOut {
+impl From<EntryRow> for TimelineEntryOut {
     fn from(e: EntryRow) -> Self {
-        EntryOut {
+        TimelineEntryOut {
             at: rfc3339(e.at),
             kind: e.kind,
             actor: e.actor,
@@ -264,7 +264,7 @@ fn decode_case_cursor(c: &str) -> Option<(i64, Uuid)> {
 pub struct CaseDetail {
     pub case: CaseOut,
     /// Everything that happened on the case, oldest first.
-    pub timeline: Vec<EntryOut>,
+    pub timeline: Vec<TimelineEntryOut>,
     pub actions: Vec<ActionOut>,
     /// The customer's story: profile and terms, its sign-up assessment, subscriptions (with
     /// provider ids), recent alerts and invoices, provider notices, service requests.
@@ -315,7 +315,7 @@ pub async fn get_case(
     }
     Ok(Json(CaseDetail {
         case: CaseOut::of(case, at),
-        timeline: timeline.into_iter().map(EntryOut::from).collect(),
+        timeline: timeline.into_iter().map(TimelineEntryOut::from).collect(),
         actions: acts.into_iter().map(ActionOut::from).collect(),
         customer: story,
     }))
