@@ -78,7 +78,8 @@ pub struct TimelineEntryOut {
     pub actor: String,
     pub text: Option<String>,
     pub ref_id: Option<Uuid>,
-    #[schema(value_type = Object)]
+    /// What the entry carries (absent data is null).
+    #[schema(value_type = Option<Object>)]
     pub data: serde_json::Value,
 }
 

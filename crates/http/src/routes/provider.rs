@@ -496,7 +496,8 @@ pub struct ServiceRequestOut {
     pub ticket_id: Option<String>,
     /// draft, filed, then the provider's: open, attention_needed, closed, …
     pub status: String,
-    #[schema(value_type = Object)]
+    /// The provider's notes on the ticket, oldest first.
+    #[schema(value_type = Vec<Object>)]
     pub notes: serde_json::Value,
     pub created_at: String,
     pub updated_at: String,
