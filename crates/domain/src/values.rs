@@ -483,3 +483,30 @@ mod tests {
         assert!(bounded_text("name", "a\u{0}b", 10).is_err());
     }
 }
+
+/// The first control character riskdesk never accepts in text: U+0000 to U+001F other than
+/// tab, line feed and carriage return, and U+007F. (PostgreSQL cannot store NUL; none of them
+/// means anything in a name, an id or a note.)
+pub fn forbidden_control(s: &str) -> Option<char> {
+    s.chars()
+        .find(|c| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// The first string (value or key) of a JSON value holding a [`forbidden_control`]
+/// character: its path from `path` (`path.key`, `path[2]`; a bad key is reported at the path
+/// of its object, and a key at the root has no leading dot) and the character.
+pub fn control_character_in_json(v: &serde_json::Value, path: &str) -> Option<(String, char)> {
+    match v {
+        serde_json::Value::String(s) => forbidden_control(s).map(|c| (path.to_owned(), c)),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| control_character_in_json(x, &format!("{path}[{i}]"))),
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| match forbidden_control(k) {
+            Some(c) => Some((path.to_owned(), c)),
+            None if path.is_empty() => control_character_in_json(x, k),
+            None => control_character_in_json(x, &format!("{path}.{k}")),
+        }),
+        _ => None,
+    }
+}

@@ -666,14 +666,8 @@ pub async fn instruments(db: &Db, tenant: TenantId, customer: Uuid) -> Result<Ve
 /// Serialises concurrent money movements of one customer (PostgreSQL advisory lock; SQLite's
 /// single writer already serialises).
 pub async fn lock_customer(tx: &mut Tx, tenant: TenantId, customer: Uuid) -> Result<()> {
-    if let Tx::Postgres(_) = tx {
-        tx.execute(
-            Q::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(format!("billing|{}|{customer}", tenant.0)),
-        )
-        .await?;
-    }
-    Ok(())
+    tx.advisory_xact_lock(format!("billing|{}|{customer}", tenant.0))
+        .await
 }
 
 /// Wallet entries a given source (payment, invoice) made.

@@ -259,6 +259,17 @@ impl Db {
 }
 
 impl Tx {
+    /// On PostgreSQL, a transaction-scoped advisory lock on `key` (held until commit or
+    /// rollback; units of work that take the same key wait for each other). SQLite has a
+    /// single writer, which already serialises them: nothing to do.
+    pub(crate) async fn advisory_xact_lock(&mut self, key: String) -> Result<()> {
+        if let Tx::Postgres(_) = self {
+            self.execute(Q::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key))
+                .await?;
+        }
+        Ok(())
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Tx::Sqlite(_) => Backend::Sqlite,

@@ -169,12 +169,6 @@ pub async fn hit_count(db: &Db, tenant: TenantId, rule: Uuid) -> Result<i64> {
 /// create each rule once: the later one reads what the earlier committed. SQLite has a single
 /// writer: nothing to do.
 pub async fn lock_builtins(tx: &mut Tx, tenant: TenantId) -> Result<()> {
-    if let Tx::Postgres(_) = tx {
-        tx.execute(
-            Q::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(format!("builtin_rules|{}", tenant.0)),
-        )
-        .await?;
-    }
-    Ok(())
+    tx.advisory_xact_lock(format!("builtin_rules|{}", tenant.0))
+        .await
 }

@@ -154,8 +154,7 @@ pub async fn lock_velocity_keys(
         names.sort();
         names.dedup();
         for n in names {
-            tx.execute(Q::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(n))
-                .await?;
+            tx.advisory_xact_lock(n).await?;
         }
     }
     Ok(())

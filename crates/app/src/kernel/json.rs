@@ -1,5 +1,6 @@
 //! JSON input read the way every adapter reads it: the failing field's path in the error.
 
+use riskdesk_domain::values::control_character_in_json;
 use serde::de::DeserializeOwned;
 
 use super::error::AppError;
@@ -39,58 +40,27 @@ pub fn control_character_at(bytes: &[u8]) -> Option<(String, String)> {
         return None;
     }
     let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    fn bad(s: &str) -> Option<char> {
-        s.chars()
-            .find(|c| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))
-    }
-    fn walk(v: &serde_json::Value, path: &str) -> Option<(String, char)> {
-        let here = |p: &str| {
-            if p.is_empty() {
-                "body".to_owned()
-            } else {
-                p.to_owned()
-            }
+    control_character_in_json(&value, "").map(|(field, c)| {
+        let field = if field.is_empty() {
+            "body".to_owned()
+        } else {
+            field
         };
-        match v {
-            serde_json::Value::String(s) => bad(s).map(|c| (here(path), c)),
-            serde_json::Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .find_map(|(i, x)| walk(x, &format!("{path}[{i}]"))),
-            serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match bad(k) {
-                    Some(c) => Some((here(path), c)),
-                    None => walk(x, &p),
-                }
-            }),
-            _ => None,
-        }
-    }
-    walk(&value, "").map(|(field, c)| {
-        (
-            field,
-            format!(
-                "must not contain control characters (U+{:04X} found)",
-                c as u32
-            ),
-        )
+        (field, control_message(c))
     })
+}
+
+fn control_message(c: char) -> String {
+    format!(
+        "must not contain control characters (U+{:04X} found)",
+        c as u32
+    )
 }
 
 /// A query parameter's value holding a control character (tab and new lines included: no
 /// filter or parameter is free text): the message for its 422, if any.
 pub fn control_character_in_parameter(value: &str) -> Option<String> {
-    value.chars().find(|c| c.is_control()).map(|c| {
-        format!(
-            "must not contain control characters (U+{:04X} found)",
-            c as u32
-        )
-    })
+    value.chars().find(|c| c.is_control()).map(control_message)
 }
 
 /// A serde_json message without its " at line L column C" suffix (positions in a request body

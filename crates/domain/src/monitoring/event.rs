@@ -124,31 +124,6 @@ fn text(field: &str, v: &Option<String>, required: bool) -> Result<Option<String
     }
 }
 
-/// The path of the first string (value or key) in `v` holding a control character other than
-/// tab, line feed and carriage return (PostgreSQL cannot store NUL in JSON; none means
-/// anything in an event's properties).
-fn control_character_in(v: &serde_json::Value, path: &str) -> Option<String> {
-    let bad = |s: &str| {
-        s.chars()
-            .any(|c| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))
-    };
-    match v {
-        serde_json::Value::String(s) => bad(s).then(|| path.to_owned()),
-        serde_json::Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, x)| control_character_in(x, &format!("{path}[{i}]"))),
-        serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| {
-            if bad(k) {
-                Some(path.to_owned())
-            } else {
-                control_character_in(x, &format!("{path}.{k}"))
-            }
-        }),
-        _ => None,
-    }
-}
-
 fn decimal_text(field: &str, v: &serde_json::Value) -> Result<String, String> {
     let s = match v {
         serde_json::Value::Number(n) => n.to_string(),
@@ -274,7 +249,9 @@ impl RawEvent {
                                 "`properties` is larger than {PROPERTIES_MAX} bytes"
                             ));
                         }
-                        if let Some(at) = control_character_in(&p, "properties") {
+                        if let Some((at, _)) =
+                            crate::values::control_character_in_json(&p, "properties")
+                        {
                             return Err(format!("`{at}` contains control characters"));
                         }
                         p
