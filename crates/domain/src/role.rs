@@ -40,6 +40,45 @@ pub enum Permission {
     ApproveActions,
 }
 
+impl Permission {
+    pub const ALL: [Permission; 12] = [
+        Permission::ReadCustomers,
+        Permission::WriteCustomers,
+        Permission::ActOnSubscriptions,
+        Permission::ReadAudit,
+        Permission::WriteBilling,
+        Permission::IngestEvents,
+        Permission::ManageBudgets,
+        Permission::TriageAlerts,
+        Permission::ManageRules,
+        Permission::ManageIntegrations,
+        Permission::WorkCases,
+        Permission::ApproveActions,
+    ];
+
+    /// The name the OpenAPI document gives it (`x-permission` on each operation).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ReadCustomers => "read_customers",
+            Permission::WriteCustomers => "write_customers",
+            Permission::ActOnSubscriptions => "act_on_subscriptions",
+            Permission::ReadAudit => "read_audit",
+            Permission::WriteBilling => "write_billing",
+            Permission::IngestEvents => "ingest_events",
+            Permission::ManageBudgets => "manage_budgets",
+            Permission::TriageAlerts => "triage_alerts",
+            Permission::ManageRules => "manage_rules",
+            Permission::ManageIntegrations => "manage_integrations",
+            Permission::WorkCases => "work_cases",
+            Permission::ApproveActions => "approve_actions",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
 impl Role {
     pub const ALL: [Role; 4] = [Role::Admin, Role::Analyst, Role::Collections, Role::Auditor];
 
@@ -88,6 +127,14 @@ mod tests {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
         assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn permission_names_round_trip() {
+        for p in Permission::ALL {
+            assert_eq!(Permission::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(Permission::parse("everything"), None);
     }
 
     #[test]

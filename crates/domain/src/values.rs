@@ -75,6 +75,20 @@ static CURRENCY_EXPONENTS: LazyLock<HashMap<&'static str, u8>> = LazyLock::new(|
     m
 });
 
+/// Every assigned ISO 3166-1 alpha-2 code riskdesk accepts, sorted.
+pub fn country_codes() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = COUNTRIES.keys().copied().collect();
+    v.sort_unstable();
+    v
+}
+
+/// Every ISO 4217 code riskdesk accepts (those in use in the shipped table), sorted.
+pub fn currency_codes() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = CURRENCY_EXPONENTS.keys().copied().collect();
+    v.sort_unstable();
+    v
+}
+
 pub(crate) fn currency_exponent(code: &str) -> Option<u8> {
     CURRENCY_EXPONENTS.get(code).copied()
 }
@@ -484,28 +498,65 @@ mod tests {
     }
 }
 
-/// The first control character riskdesk never accepts in text: U+0000 to U+001F other than
-/// tab, line feed and carriage return, and U+007F. (PostgreSQL cannot store NUL; none of them
-/// means anything in a name, an id or a note.)
-pub fn forbidden_control(s: &str) -> Option<char> {
+/// Fields whose values are free text, written by people: there (and in anything under an
+/// activity event's `properties`, which carries the provider's own descriptions) tab and line
+/// feed are kept. Everywhere else — names, ids, codes, filters — no control character is.
+pub const FREE_TEXT_FIELDS: &[&str] = &[
+    "address",
+    "body",
+    "condition",
+    "description",
+    "hold_reason",
+    "note",
+    "properties",
+    "provider_action",
+    "reason",
+    "requested_action",
+    "response",
+    "text",
+];
+
+/// Whether a field of this name holds free text (see [`FREE_TEXT_FIELDS`]).
+pub fn is_free_text(field: &str) -> bool {
+    FREE_TEXT_FIELDS.contains(&field)
+}
+
+/// The first control character riskdesk does not accept in text: any of Unicode's control
+/// characters (U+0000 to U+001F, U+007F to U+009F), except tab and line feed in free text.
+/// (PostgreSQL cannot store NUL; none of them means anything in a name, an id or a filter.)
+pub fn forbidden_control(s: &str, free_text: bool) -> Option<char> {
     s.chars()
-        .find(|c| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))
+        .find(|&c| c.is_control() && !(free_text && matches!(c, '\t' | '\n')))
 }
 
 /// The first string (value or key) of a JSON value holding a [`forbidden_control`]
 /// character: its path from `path` (`path.key`, `path[2]`; a bad key is reported at the path
-/// of its object, and a key at the root has no leading dot) and the character.
-pub fn control_character_in_json(v: &serde_json::Value, path: &str) -> Option<(String, char)> {
+/// of its object, and a key at the root has no leading dot) and the character. A value is
+/// free text when its own field, or one it is nested in, is named in [`FREE_TEXT_FIELDS`]
+/// (`free_text` says so for `v` itself).
+pub fn control_character_in_json(
+    v: &serde_json::Value,
+    path: &str,
+    free_text: bool,
+) -> Option<(String, char)> {
     match v {
-        serde_json::Value::String(s) => forbidden_control(s).map(|c| (path.to_owned(), c)),
+        serde_json::Value::String(s) => {
+            forbidden_control(s, free_text).map(|c| (path.to_owned(), c))
+        }
         serde_json::Value::Array(items) => items
             .iter()
             .enumerate()
-            .find_map(|(i, x)| control_character_in_json(x, &format!("{path}[{i}]"))),
-        serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| match forbidden_control(k) {
-            Some(c) => Some((path.to_owned(), c)),
-            None if path.is_empty() => control_character_in_json(x, k),
-            None => control_character_in_json(x, &format!("{path}.{k}")),
+            .find_map(|(i, x)| control_character_in_json(x, &format!("{path}[{i}]"), free_text)),
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| {
+            if let Some(c) = forbidden_control(k, false) {
+                return Some((path.to_owned(), c));
+            }
+            let free = free_text || is_free_text(k);
+            if path.is_empty() {
+                control_character_in_json(x, k, free)
+            } else {
+                control_character_in_json(x, &format!("{path}.{k}"), free)
+            }
         }),
         _ => None,
     }

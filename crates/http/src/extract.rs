@@ -3,8 +3,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use riskdesk_domain::Permission;
 use riskdesk_domain::audit::Actor;
 use riskdesk_storage::tokens::Principal;
@@ -179,31 +179,41 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let mut headers = parts.headers.get_all(header::AUTHORIZATION).iter();
-        let header = headers.next().ok_or_else(|| {
-            ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
-        })?;
-        if headers.next().is_some() {
-            // Which one would be meant? Refuse rather than pick (RFC 9110 §11.6.2: one value).
-            return Err(ApiError::Unauthorized(
-                "more than one Authorization header: send exactly one".into(),
-            ));
+        // Authenticated already by `strict::authorize_first` (one look-up per request).
+        if let Some(c) = parts.extensions.get::<Caller>() {
+            return Ok(c.clone());
         }
-        let token = header.to_str().ok().and_then(bearer_token).ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
-        })?;
-        if let Some(p) = state.auth_cache.get(token) {
-            return Ok(Caller(p));
+        authenticate(&parts.headers, state).await
+    }
+}
+
+/// The caller an `Authorization: Bearer <token>` header names: exactly one such header, a
+/// token that is neither invalid nor revoked (remembered for a moment by the auth cache).
+pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Caller, ApiError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or_else(|| {
+        ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
+    })?;
+    if values.next().is_some() {
+        // Which one would be meant? Refuse rather than pick (RFC 9110 §11.6.2: one value).
+        return Err(ApiError::Unauthorized(
+            "more than one Authorization header: send exactly one".into(),
+        ));
+    }
+    let token = value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+        ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
+    })?;
+    if let Some(p) = state.auth_cache.get(token) {
+        return Ok(Caller(p));
+    }
+    match riskdesk_storage::tokens::authenticate(state.db(), token).await? {
+        Some(p) => {
+            state.auth_cache.put(token, &p);
+            Ok(Caller(p))
         }
-        match riskdesk_storage::tokens::authenticate(state.db(), token).await? {
-            Some(p) => {
-                state.auth_cache.put(token, &p);
-                Ok(Caller(p))
-            }
-            None => Err(ApiError::Unauthorized(
-                "the token is invalid or revoked".into(),
-            )),
-        }
+        None => Err(ApiError::Unauthorized(
+            "the token is invalid or revoked".into(),
+        )),
     }
 }
 

@@ -4,6 +4,7 @@
 //! application function, and renders the result; errors leave as problem+json (`error`).
 
 pub mod auth_cache;
+pub mod constraints;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -403,6 +404,19 @@ fn document_error_answers(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// The document as served: what the edge enforces written into its schemas
+/// ([`constraints`]; in JSON, as utoipa's model has no room for some of it).
+pub fn document_json(doc: &utoipa::openapi::OpenApi) -> String {
+    let mut json = serde_json::to_value(doc).unwrap_or_default();
+    constraints::apply(&mut json);
+    serde_json::to_string_pretty(&json).unwrap_or_default()
+}
+
+/// The OpenAPI document as served at `/openapi.json`, as text.
+pub fn openapi_json() -> String {
+    document_json(&openapi())
+}
+
 /// The OpenAPI document as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api().1
@@ -432,8 +446,10 @@ pub fn router_for(app: Arc<App>, opts: &ServerOptions) -> anyhow::Result<Router>
     };
     metrics::init();
     let (router, doc) = api();
-    let openapi_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
+    let openapi_json = Arc::new(document_json(&doc));
     let query_routes = Arc::new(strict::QueryRoutes::from_doc(&doc));
+    let permission_routes =
+        strict::PermissionRoutes::from_doc(&doc).map_err(|e| anyhow::anyhow!("OpenAPI: {e}"))?;
     let auth_cache = Arc::new(auth_cache::AuthCache::new(opts.auth_cache_ttl));
     let state = AppState {
         app,
@@ -441,6 +457,14 @@ pub fn router_for(app: Arc<App>, opts: &ServerOptions) -> anyhow::Result<Router>
         auth_cache,
         pc_webhooks,
     };
+    let authorize = Arc::new(strict::Authorize {
+        routes: permission_routes,
+        state: state.clone(),
+    });
+    // Layers run outermost (last added) first: the body's timeout and limit, metrics, then
+    // authorization (401/403 before the query string or the body is judged), then the
+    // undeclared-query check, then the handler's extractors. All run after routing (they are
+    // on each route), so `MatchedPath` is known.
     Ok(router
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::RouteNotFound(format!("no route for {}", uri.path()))
@@ -453,6 +477,10 @@ pub fn router_for(app: Arc<App>, opts: &ServerOptions) -> anyhow::Result<Router>
         .layer(axum::middleware::from_fn_with_state(
             query_routes,
             strict::refuse_undeclared_query,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            authorize,
+            strict::authorize_first,
         ))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -28,19 +28,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     Ok(value)
 }
 
-/// The first string (value or key) of a JSON document holding a control character — U+0000
-/// to U+001F other than tab, line feed and carriage return, or U+007F — as the field's path
-/// (`company.name`, `lines[2].description`, `body` for the document itself) and a message.
-/// Such characters are never meaningful in riskdesk's text, PostgreSQL refuses NUL, and a
-/// NUL in a filter would match everything on SQLite. Raw control characters are already
-/// refused by the JSON grammar, so only escapes (`\u0000`) can carry them: documents without
-/// `\u00` are answered without a second parse.
+/// The first string (value or key) of a JSON document holding a control character (any of
+/// U+0000 to U+001F and U+007F to U+009F; tab and line feed are kept in free text, see
+/// [`riskdesk_domain::values::FREE_TEXT_FIELDS`]) as the field's path (`company.name`,
+/// `lines[2].description`, `body` for the document itself) and a message. Such characters
+/// are never meaningful in riskdesk's names, ids and filters, PostgreSQL refuses NUL, and a
+/// NUL in a filter would match everything on SQLite. The JSON grammar refuses raw C0
+/// characters, so only an escape (`\u00…`) or a raw C1 character (UTF-8 `C2 80` to `C2 9F`)
+/// can carry one: documents with neither are answered without a second parse.
 pub fn control_character_at(bytes: &[u8]) -> Option<(String, String)> {
-    if !bytes.windows(4).any(|w| w == b"\\u00") {
+    let suspect = bytes
+        .windows(2)
+        .any(|w| w[0] == 0xC2 && (0x80..=0x9F).contains(&w[1]))
+        || bytes.windows(4).any(|w| w == b"\\u00");
+    if !suspect {
         return None;
     }
     let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    control_character_in_json(&value, "").map(|(field, c)| {
+    control_character_in_json(&value, "", false).map(|(field, c)| {
         let field = if field.is_empty() {
             "body".to_owned()
         } else {

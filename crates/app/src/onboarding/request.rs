@@ -35,6 +35,7 @@ pub struct ContactIn {
 
 #[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = PaymentInstrumentIn))]
 #[serde(deny_unknown_fields)]
 pub struct PaymentIn {
     /// card, bank_transfer or invoice.

@@ -248,6 +248,18 @@ pub async fn set_status(
         .ok_or_else(|| AppError::Internal(format!("case {id} has status '{}'", before.status)))?;
     let unfinished = actions::unfinished_of_case_tx(tx, tenant, id).await?;
     change_status(from, to, unfinished as usize).map_err(|e| AppError::Conflict(e.to_string()))?;
+    if from.is_closed() && !to.is_closed() {
+        // Reopening: a customer has one open case at a time (a unique index says so too).
+        if let Some(customer) = before.customer_id {
+            cases::lock_open_case(tx, tenant).await?;
+            if let Some(open) = cases::open_for_customer_tx(tx, tenant, customer).await? {
+                return Err(AppError::Conflict(format!(
+                    "the customer already has an open case ({}): work that one, or close it first",
+                    open.id
+                )));
+            }
+        }
+    }
     let mut after = before.clone();
     after.status = to.as_str().into();
     after.updated_at = to_micros(now);

@@ -250,7 +250,7 @@ impl RawEvent {
                             ));
                         }
                         if let Some((at, _)) =
-                            crate::values::control_character_in_json(&p, "properties")
+                            crate::values::control_character_in_json(&p, "properties", true)
                         {
                             return Err(format!("`{at}` contains control characters"));
                         }

@@ -28,6 +28,7 @@ pub struct AuditQuery {
 /// The tenant's audit log in chain order (oldest first). Each entry carries its hash and its
 /// predecessor's, so a client can check the chain itself.
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_audit"))),
     params(AuditQuery),
     responses((status = 200, body = Page<AuditEntry>), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_audit(

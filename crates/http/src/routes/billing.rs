@@ -238,6 +238,7 @@ fn validate_invoice(b: InvoiceIn) -> Result<NewInvoice, ApiError> {
 /// Record an invoice. A prepaid balance in its currency pays it at once, as far as it goes;
 /// what stays open enters the dunning ladder, anchored on `due_date`.
 #[utoipa::path(post, path = "/v1/invoices", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = InvoiceIn,
     responses((status = 201, body = InvoiceOut),
@@ -295,6 +296,7 @@ pub struct InvoiceListQuery {
 
 /// List invoices (by id), optionally one customer's, open or settled ones.
 #[utoipa::path(get, path = "/v1/invoices", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(InvoiceListQuery),
     responses((status = 200, body = Page<InvoiceOut>)))]
 pub async fn list_invoices(
@@ -337,6 +339,7 @@ pub async fn list_invoices(
 
 /// One invoice with every change to its open amount.
 #[utoipa::path(get, path = "/v1/invoices/{id}", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = InvoiceOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_invoice(
@@ -405,6 +408,7 @@ macro_rules! write_op {
 /// Credit part or all of an invoice. What exceeds the open amount (the invoice was paid) goes
 /// to the prepaid balance; credits never exceed the invoice's total.
 #[utoipa::path(post, path = "/v1/invoices/{id}/credit-notes", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = CreditNoteIn,
     responses((status = 200, body = InvoiceOut), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -445,6 +449,7 @@ pub async fn credit_note(
 
 /// Write off what is still open on an invoice (audited; it leaves the dunning ladder).
 #[utoipa::path(post, path = "/v1/invoices/{id}/write-off", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = ReasonIn,
     responses((status = 200, body = InvoiceOut), (status = 409, body = Problem, content_type = "application/problem+json")))]
@@ -483,6 +488,7 @@ pub async fn write_off(
 
 /// Open or close a dispute: a disputed invoice takes no dunning step and pulls no lever.
 #[utoipa::path(post, path = "/v1/invoices/{id}/dispute", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = DisputeIn,
     responses((status = 200, body = InvoiceOut)))]
@@ -604,6 +610,7 @@ fn validate_payment(b: &PaymentIn) -> Result<ParsedPayment, ApiError> {
 /// the same currency, oldest due first; the rest goes to the prepaid balance. Paying up undoes
 /// the dunning levers at once.
 #[utoipa::path(post, path = "/v1/payments", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = PaymentIn,
     responses((status = 201, body = PaymentOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -673,6 +680,7 @@ fn payment_out(
 /// A chargeback: the payment is reversed, every invoice it paid reopens (and re-enters the
 /// dunning ladder), what it left on the prepaid balance is taken back.
 #[utoipa::path(post, path = "/v1/payments/{id}/chargeback", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = ReasonIn,
     responses((status = 200, body = PaymentOut), (status = 409, body = Problem, content_type = "application/problem+json")))]
@@ -730,6 +738,7 @@ pub struct TopUpIn {
 /// Add prepaid credit (a prepayment received). It pays no existing invoice; new invoices draw
 /// from it. Counts as the customer's first payment.
 #[utoipa::path(post, path = "/v1/customers/{id}/balance/top-ups", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = TopUpIn,
     responses((status = 201, body = PaymentOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -800,6 +809,7 @@ pub struct RefundOut {
 
 /// Pay money back from the prepaid balance (never more than it holds).
 #[utoipa::path(post, path = "/v1/customers/{id}/balance/refunds", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = RefundIn,
     responses((status = 201, body = RefundOut), (status = 409, body = Problem, content_type = "application/problem+json")))]
@@ -879,6 +889,7 @@ pub struct AsOfQuery {
 
 /// A customer's prepaid balance per currency, and its movements.
 #[utoipa::path(get, path = "/v1/customers/{id}/balance", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path), AsOfQuery),
     responses((status = 200, body = BalanceOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_balance(
@@ -921,6 +932,7 @@ pub async fn get_balance(
 
 /// How much money a customer puts at risk now (or `as_of`), against its credit limit.
 #[utoipa::path(get, path = "/v1/customers/{id}/exposure", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path), AsOfQuery),
     responses((status = 200, body = ExposureOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_exposure(
@@ -957,6 +969,7 @@ pub struct ExposureReport {
 
 /// The tenant's most exposed customers and its totals per currency.
 #[utoipa::path(get, path = "/v1/reports/exposure", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(ExposureReportQuery),
     responses((status = 200, body = ExposureReport)))]
 pub async fn exposure_report(
@@ -1028,6 +1041,7 @@ pub struct AgingQuery {
 /// Aged receivables: every open invoice in a bucket by days past its due date (or issue date)
 /// on `as_of`, per customer and currency, with totals per currency. Any past date reproduces.
 #[utoipa::path(get, path = "/v1/reports/aging", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(AgingQuery),
     responses((status = 200, body = AgingReport), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_aging(

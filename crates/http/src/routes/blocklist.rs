@@ -73,6 +73,7 @@ pub struct BlockIn {
 /// Adds an identifier to the block list (audited). Sign-ups matching an entry in force are
 /// refused with reason `blocklisted`.
 #[utoipa::path(post, path = "/v1/blocklist", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = BlockIn,
     responses((status = 201, body = BlockOut), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -148,6 +149,7 @@ pub struct BlockQuery {
 
 /// The block list.
 #[utoipa::path(get, path = "/v1/blocklist", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(BlockQuery),
     responses((status = 200, body = Vec<BlockOut>), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
@@ -181,6 +183,7 @@ pub struct RemoveIn {
 
 /// Takes an entry off the block list (kept, marked removed; audited).
 #[utoipa::path(post, path = "/v1/blocklist/{id}/remove", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("id" = Uuid, Path, description = "entry id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = RemoveIn,

@@ -183,6 +183,7 @@ pub struct CasesQuery {
 
 /// The case queue, earliest deadline first.
 #[utoipa::path(get, path = "/v1/cases", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(CasesQuery),
     responses((status = 200, body = Page<CaseOut>), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_cases(
@@ -275,6 +276,7 @@ pub struct CaseDetail {
 
 /// One case with its timeline and the customer's whole story.
 #[utoipa::path(get, path = "/v1/cases/{id}", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path, description = "case id"),
            ("as_of" = Option<String>, Query, description = "judge overdue at this instant")),
     responses((status = 200, body = CaseDetail), (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -401,6 +403,7 @@ pub struct AssignIn {
 
 /// Assigns a case (an open case moves to `investigating`).
 #[utoipa::path(post, path = "/v1/cases/{id}/assign", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("id" = Uuid, Path, description = "case id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = AssignIn,
@@ -464,6 +467,7 @@ pub struct CommentIn {
 
 /// Adds a comment to a case's timeline.
 #[utoipa::path(post, path = "/v1/cases/{id}/comments", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("id" = Uuid, Path, description = "case id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = CommentIn,
@@ -512,6 +516,7 @@ pub struct StatusIn {
 /// Changes a case's status. A case with actions still pending or awaiting approval cannot be
 /// resolved or dismissed (409).
 #[utoipa::path(post, path = "/v1/cases/{id}/status", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("id" = Uuid, Path, description = "case id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = StatusIn,
@@ -593,6 +598,7 @@ pub struct ActionIn {
 /// the provider worker (the action shows pending → done | failed) — or proposes it for
 /// approval.
 #[utoipa::path(post, path = "/v1/cases/{id}/actions", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("id" = Uuid, Path, description = "case id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = ActionIn,
@@ -689,6 +695,7 @@ pub struct ActionsQuery {
 
 /// Actions, newest first (`status=awaiting_approval` is the approval queue).
 #[utoipa::path(get, path = "/v1/actions", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(ActionsQuery),
     responses((status = 200, body = Vec<ActionOut>), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_actions(
@@ -731,6 +738,7 @@ pub async fn list_actions(
 
 /// One action, with its provider outcome.
 #[utoipa::path(get, path = "/v1/actions/{id}", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path, description = "action id")),
     responses((status = 200, body = ActionOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_action(
@@ -795,6 +803,7 @@ async fn decide(
 
 /// Approves an action awaiting approval and carries it out (not by whoever proposed it: 403).
 #[utoipa::path(post, path = "/v1/actions/{id}/approve", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("approve_actions"))),
     params(("id" = Uuid, Path, description = "action id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = DecisionIn,
@@ -812,6 +821,7 @@ pub async fn approve(
 
 /// Rejects an action awaiting approval (not by whoever proposed it: 403).
 #[utoipa::path(post, path = "/v1/actions/{id}/reject", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("approve_actions"))),
     params(("id" = Uuid, Path, description = "action id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = DecisionIn,
@@ -829,6 +839,7 @@ pub async fn reject(
 
 /// Queues another attempt of a failed (or waiting) provider call now.
 #[utoipa::path(post, path = "/v1/actions/{id}/retry", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("id" = Uuid, Path, description = "action id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     responses((status = 200, body = ActionOut), (status = 409, body = Problem, content_type = "application/problem+json")))]
@@ -860,6 +871,7 @@ pub struct SlaCheckOut {
 /// Checks every case against its deadline now (or `as_of`) and notifies staff of new
 /// breaches, once per case. The server also runs this every minute.
 #[utoipa::path(post, path = "/v1/cases/sla-check", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("as_of" = Option<String>, Query, description = "the instant to judge at (default now)"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     responses((status = 200, body = SlaCheckOut)))]

@@ -49,6 +49,7 @@ pub struct PolicyOut {
 
 /// The tenant's dunning ladder.
 #[utoipa::path(get, path = "/v1/dunning/policy", tag = "collections", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     responses((status = 200, body = PolicyOut)))]
 pub async fn get_policy(
     State(s): State<AppState>,
@@ -69,6 +70,7 @@ pub async fn get_policy(
 
 /// Set the tenant's dunning ladder (audited). Every open invoice is re-evaluated by the next run.
 #[utoipa::path(put, path = "/v1/dunning/policy", tag = "collections", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     request_body = Policy,
     responses((status = 200, body = PolicyOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn put_policy(
@@ -101,6 +103,7 @@ pub struct RunQuery {
 /// a second run for the same day does nothing new; a run after missed days sends every
 /// skipped notice, in order.
 #[utoipa::path(post, path = "/v1/dunning/run", tag = "collections", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(RunQuery, ("Idempotency-Key" = Option<String>, Header, description = "A retried request gets the first run's summary")),
     responses((status = 200, body = RunSummary)))]
 pub async fn run(
@@ -245,6 +248,7 @@ async fn customer_dunning(
 /// A customer's place on the ladder: the policy that applies, every step sent, the levers in
 /// force, overrides.
 #[utoipa::path(get, path = "/v1/customers/{id}/dunning", tag = "collections", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = CustomerDunning), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_customer_dunning(
@@ -260,6 +264,7 @@ pub async fn get_customer_dunning(
 /// Set a customer's dunning override (audited): its own ladder, enforcement off, excluded, or
 /// a manual hold. Levers are brought in line at once.
 #[utoipa::path(put, path = "/v1/customers/{id}/dunning", tag = "collections", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(("id" = Uuid, Path)),
     request_body = OverrideIn,
     responses((status = 200, body = CustomerDunning), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -315,8 +320,10 @@ pub struct DocQuery {
 /// The collections policy that applies to this customer, in its language: when each notice
 /// comes and when access is affected — generated from the same ladder the engine runs.
 #[utoipa::path(get, path = "/v1/customers/{id}/collections-policy", tag = "collections", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path), DocQuery),
-    responses((status = 200, description = "text/html or text/plain", content_type = "text/html"),
+    responses((status = 200, description = "The policy as HTML (`format=html`, the default) or plain text (`format=text`)",
+               content((String = "text/html"), (String = "text/plain"))),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn collections_policy(
     State(s): State<AppState>,
@@ -406,6 +413,7 @@ impl From<InstrumentRow> for InstrumentOut {
 /// Register a payment instrument. Prepaid and stored-value cards are refused (422), as at
 /// onboarding, using the same BIN table.
 #[utoipa::path(post, path = "/v1/customers/{id}/payment-instruments", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = InstrumentIn,
     responses((status = 201, body = InstrumentOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -505,6 +513,7 @@ pub async fn add_instrument(
 
 /// A customer's payment instruments.
 #[utoipa::path(get, path = "/v1/customers/{id}/payment-instruments", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Vec<InstrumentOut>)))]
 pub async fn list_instruments(
@@ -542,9 +551,62 @@ pub struct EndpointOut {
     pub secret: Option<String>,
 }
 
+/// `http[s]://host[:port][/path]`: the host a DNS name whose last label starts with a letter,
+/// or a dotted-quad IPv4 address; no IDN (`xn--`) label; the path printable ASCII. The OpenAPI
+/// document states the same grammar as a pattern. What a URL parser would also take — user
+/// info, spaces, IPv6 literals, numeric hosts in other forms — is refused: a webhook target is
+/// configured once, and a surprising one should not pass.
+pub(crate) fn plain_http_url(u: &str) -> bool {
+    let Some(rest) = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if !path.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+        return false;
+    }
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    // 0 to 65535; five digits only without a leading zero.
+    let port_ok = |p: &str| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p.len() <= 4 || (p.len() == 5 && !p.starts_with('0') && p <= "65535"))
+    };
+    if port.is_some_and(|p| !port_ok(p)) {
+        return false;
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--"))
+    };
+    let octet_ok = |l: &str| {
+        (1..=3).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_digit())
+            && (l.len() == 1 || !l.starts_with('0'))
+            && l.parse::<u16>().is_ok_and(|n| n <= 255)
+    };
+    let last = labels.last().copied().unwrap_or("");
+    if last.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) {
+        labels.iter().all(|l| label_ok(l))
+    } else {
+        labels.len() == 4 && labels.iter().all(|l| octet_ok(l))
+    }
+}
+
 /// Register a webhook endpoint. The answer carries its signing secret, once. Every delivery is
 /// signed: `Riskdesk-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 #[utoipa::path(post, path = "/v1/webhook-endpoints", tag = "integrations", security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage_integrations"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = EndpointIn,
     responses((status = 201, body = EndpointOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -556,6 +618,15 @@ pub async fn create_endpoint(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::ManageIntegrations)?;
     let url = body.value.url.trim().to_owned();
+    if !plain_http_url(&url) {
+        return Err(ApiError::field(
+            "url",
+            format!(
+                "'{url}' is not an http(s) URL of the form http[s]://host[:port][/path]: \
+                 a host name or an IP address, no user, printable ASCII"
+            ),
+        ));
+    }
     let parsed = reqwest::Url::parse(&url)
         .map_err(|e| ApiError::field("url", format!("'{url}' is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -587,6 +658,7 @@ pub async fn create_endpoint(
 
 /// The tenant's webhook endpoints (secrets are never shown again).
 #[utoipa::path(get, path = "/v1/webhook-endpoints", tag = "integrations", security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage_integrations"))),
     responses((status = 200, body = Vec<EndpointOut>)))]
 pub async fn list_endpoints(
     State(s): State<AppState>,
@@ -661,6 +733,7 @@ impl From<OutboxRow> for OutboxOut {
 
 /// The delivery log: every notice and webhook, newest first, with its status and last error.
 #[utoipa::path(get, path = "/v1/outbox", tag = "integrations", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(OutboxQuery),
     responses((status = 200, body = Vec<OutboxOut>)))]
 pub async fn list_outbox(
@@ -702,6 +775,7 @@ pub async fn list_outbox(
 /// Queue a message again (e.g. after fixing an endpoint); it keeps its id, so receivers can
 /// still drop a repeat.
 #[utoipa::path(post, path = "/v1/outbox/{id}/resend", tag = "integrations", security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage_integrations"))),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     responses((status = 200, body = OutboxOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn resend(
@@ -759,6 +833,7 @@ pub struct CreditTermsOut {
 /// and what a credit-limit breach does. Pending subscriptions are activated if the balance now
 /// covers them; a limit already exceeded raises its alert at once.
 #[utoipa::path(put, path = "/v1/customers/{id}/credit-terms", tag = "billing", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_billing"))),
     params(("id" = Uuid, Path)),
     request_body = CreditTermsIn,
     responses((status = 200, body = CreditTermsOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -827,4 +902,45 @@ pub async fn put_credit_terms(
         customer: c.into(),
         on_breach: b.on_breach,
     }))
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::plain_http_url;
+
+    #[test]
+    fn a_webhook_url_is_http_or_https_with_a_plain_host() {
+        for ok in [
+            "https://hooks.example.com/riskdesk",
+            "http://10.0.0.5:8080/in?x=1",
+            "http://0.0.0.0",
+            "http://localhost:3000",
+            "https://1.example.com/x",
+            "https://a.example:65535",
+        ] {
+            assert!(plain_http_url(ok), "{ok}");
+        }
+        for bad in [
+            "ftp://example.com",
+            "https://",
+            "https://user:pw@example.com/",
+            "http://0*",
+            "http://0",
+            "http://999.1.1.1",
+            "http://1.2.3",
+            "http://a.1",
+            "http://01.2.3.4",
+            "https://[2001:db8::1]:443/",
+            "https://xn--zz.example/",
+            "https://a.example./",
+            "https://example.com:65536/",
+            "https://example.com:00080/",
+            "https://example.com/a b",
+            "https://exa mple.com/",
+            "https://example.com?x",
+            "HTTPS://example.com/",
+        ] {
+            assert!(!plain_http_url(bad), "{bad}");
+        }
+    }
 }

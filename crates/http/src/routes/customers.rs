@@ -126,6 +126,7 @@ fn validate_patch(p: PatchCustomer) -> Result<CustomerPatch, ApiError> {
 
 /// Register a customer.
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_customers"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry: same key and body give the same response, once")),
     request_body = CreateCustomer,
     responses(
@@ -160,6 +161,7 @@ pub async fn create_customer(
 
 /// Read one customer.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = Customer), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_customer(
@@ -176,6 +178,7 @@ pub async fn get_customer(
 
 /// Change a customer (JSON merge patch: absent fields stay, `null` clears `phone` or `external_id`).
 #[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_customers"))),
     params(("id" = uuid::Uuid, Path)),
     request_body(content = PatchCustomer, content_type = "application/merge-patch+json"),
     responses(
@@ -219,6 +222,7 @@ pub struct ListCustomersQuery {
 
 /// List customers, oldest first, with filters and cursor pagination.
 #[utoipa::path(get, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(ListCustomersQuery),
     responses((status = 200, body = Page<Customer>), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_customers(
@@ -286,6 +290,7 @@ pub struct FraudOutcome {
 /// Mark a customer fraudulent. Its identifiers become fraud signals for future sign-ups
 /// (`linked_to_fraud`), and every customer sharing one is flagged for review and listed.
 #[utoipa::path(post, path = "/v1/customers/{id}/fraud", tag = "customers", security(("bearer" = [])),
+    extensions(("x-permission" = json!("act_on_subscriptions"))),
     params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = FraudRequest,
     responses((status = 200, body = FraudOutcome), (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -348,6 +353,7 @@ pub struct AdminAccessRequest {
 /// (verified, first payment received, N days as a customer); otherwise 409 listing what is
 /// missing in `errors`.
 #[utoipa::path(post, path = "/v1/customers/{id}/admin-access", tag = "customers", security(("bearer" = [])),
+    extensions(("x-permission" = json!("act_on_subscriptions"))),
     params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = AdminAccessRequest,
     responses((status = 200, body = Customer), (status = 409, description = "Conditions not met (listed in errors)", body = Problem, content_type = "application/problem+json")))]

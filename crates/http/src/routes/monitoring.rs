@@ -107,6 +107,7 @@ pub fn parse_batch(bytes: &[u8], ndjson: bool) -> Result<Vec<Result<Event, Strin
 /// duplicate (its `event_id` is already stored), or rejected with its index and the reason;
 /// bad events never block good ones. Budgets of the customers touched are evaluated.
 #[utoipa::path(post, path = "/v1/events", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("ingest_events"))),
     params(IngestQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body(content = Vec<RawEvent>, description = "A JSON array of events, or the same objects as NDJSON lines (application/x-ndjson)"),
     responses((status = 200, body = IngestSummary),
@@ -343,6 +344,7 @@ async fn budget_out(
 /// Set a customer's monthly spending budget (replaces the previous one; audited). Marks
 /// already notified this month stay notified.
 #[utoipa::path(put, path = "/v1/customers/{id}/budget", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage_budgets"))),
     params(("id" = Uuid, Path, description = "customer id")),
     request_body = BudgetIn,
     responses((status = 200, body = BudgetOut), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -376,6 +378,7 @@ pub struct BudgetQuery {
 /// A customer's budget with month-to-date spend, percent used, month-end forecast and the
 /// thresholds crossed.
 #[utoipa::path(get, path = "/v1/customers/{id}/budget", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path, description = "customer id"), BudgetQuery),
     responses((status = 200, body = BudgetOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_budget(
@@ -464,6 +467,7 @@ pub struct AlertsQuery {
 
 /// Alerts, newest first.
 #[utoipa::path(get, path = "/v1/alerts", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(AlertsQuery),
     responses((status = 200, body = Page<AlertOut>), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_alerts(
@@ -537,6 +541,7 @@ pub async fn list_alerts(
 
 /// One alert with its evidence.
 #[utoipa::path(get, path = "/v1/alerts/{id}", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path, description = "alert id")),
     responses((status = 200, body = AlertOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_alert(
@@ -559,6 +564,7 @@ pub struct AlertAction {
 
 /// Acknowledge, dismiss or reopen an alert, with a note (audited).
 #[utoipa::path(post, path = "/v1/alerts/{id}", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("triage_alerts"))),
     params(("id" = Uuid, Path, description = "alert id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = AlertAction,

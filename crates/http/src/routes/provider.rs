@@ -53,6 +53,7 @@ pub struct CustomerLinkOut {
 /// Links a customer to its Partner Center customer (tenant) id; actions on its subscriptions
 /// are then carried out at the provider.
 #[utoipa::path(put, path = "/v1/customers/{id}/provider-link", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_customers"))),
     params(("id" = Uuid, Path, description = "customer id")),
     request_body = CustomerLinkIn,
     responses((status = 200, body = CustomerLinkOut), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -108,6 +109,7 @@ pub struct SubscriptionLinkOut {
 
 /// Links a subscription to its Partner Center subscription id.
 #[utoipa::path(put, path = "/v1/subscriptions/{id}/provider-link", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_customers"))),
     params(("id" = Uuid, Path, description = "subscription id")),
     request_body = SubscriptionLinkIn,
     responses((status = 200, body = SubscriptionLinkOut), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -305,9 +307,11 @@ fn bounded(v: &mut Validator, field: &str, s: &str, max: usize) -> Option<String
 /// Records a provider notice (Acceptable Use Policy enforcement arrives by email) and opens
 /// its case with the notice SLA.
 #[utoipa::path(post, path = "/v1/provider/notices", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = NoticeIn,
     responses((status = 201, body = NoticeCreated), (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 404, description = "`customer_id` names no customer of the tenant", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_notice(
     State(s): State<AppState>,
@@ -386,6 +390,7 @@ pub struct NoticesQuery {
 
 /// Provider notices, newest first.
 #[utoipa::path(get, path = "/v1/provider/notices", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(NoticesQuery),
     responses((status = 200, body = Vec<NoticeOut>)))]
 pub async fn list_notices(
@@ -410,6 +415,7 @@ pub async fn list_notices(
 
 /// One provider notice.
 #[utoipa::path(get, path = "/v1/provider/notices/{id}", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path, description = "notice id")),
     responses((status = 200, body = NoticeOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_notice(
@@ -435,6 +441,7 @@ pub struct NoticeStatusIn {
 
 /// Moves a notice forward: received → reviewed → acted → responded.
 #[utoipa::path(post, path = "/v1/provider/notices/{id}/status", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("id" = Uuid, Path, description = "notice id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = NoticeStatusIn,
@@ -526,6 +533,7 @@ impl From<ServiceRequestRow> for ServiceRequestOut {
 /// Prepares a service request from a case. The provider retired its create API (August
 /// 2020): staff paste the title and description into the portal, then record the ticket id.
 #[utoipa::path(post, path = "/v1/cases/{id}/service-requests", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("id" = Uuid, Path, description = "case id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     responses((status = 201, body = ServiceRequestOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -563,6 +571,7 @@ pub async fn prepare_service_request(
 
 /// One service request.
 #[utoipa::path(get, path = "/v1/service-requests/{id}", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path, description = "service request id")),
     responses((status = 200, body = ServiceRequestOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_service_request(
@@ -588,6 +597,7 @@ pub struct TicketIn {
 
 /// Records the ticket id once the request is filed in the portal.
 #[utoipa::path(put, path = "/v1/service-requests/{id}", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("id" = Uuid, Path, description = "service request id")),
     request_body = TicketIn,
     responses((status = 200, body = ServiceRequestOut), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -612,6 +622,7 @@ pub async fn record_ticket(
 
 /// Reads the ticket's status and notes from the provider (`attention_needed` notifies staff).
 #[utoipa::path(post, path = "/v1/service-requests/{id}/sync", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("id" = Uuid, Path, description = "service request id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Accepted; a sync is safe to repeat")),
     responses((status = 200, body = ServiceRequestOut), (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -644,6 +655,7 @@ pub struct NoteIn {
 /// Adds a note to the provider's ticket (PATCH at the provider, with the Idempotency-Key as
 /// its MS-RequestId so a retry adds it once).
 #[utoipa::path(post, path = "/v1/service-requests/{id}/notes", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
     params(("id" = Uuid, Path, description = "service request id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = NoteIn,

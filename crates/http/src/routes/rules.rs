@@ -161,6 +161,7 @@ fn check(s: &AppState, b: &RuleIn) -> Result<RuleRow, ApiError> {
 
 /// Create a rule (version 1; `shadow` unless another mode is given). Audited.
 #[utoipa::path(post, path = "/v1/rules", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage_rules"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = RuleIn,
     responses((status = 201, body = RuleOut), (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -191,9 +192,11 @@ pub async fn create_rule(
 
 /// Change a rule: a new version (the previous text stays in the audit log).
 #[utoipa::path(put, path = "/v1/rules/{id}", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage_rules"))),
     params(("id" = Uuid, Path, description = "rule id")),
     request_body = RuleIn,
     responses((status = 200, body = RuleOut), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "another rule has this name", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_rule(
     State(s): State<AppState>,
@@ -224,6 +227,7 @@ pub async fn update_rule(
 
 /// The tenant's rules, by name.
 #[utoipa::path(get, path = "/v1/rules", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     responses((status = 200, body = Vec<RuleOut>)))]
 pub async fn list_rules(
     State(s): State<AppState>,
@@ -245,6 +249,7 @@ pub async fn list_rules(
 
 /// One rule.
 #[utoipa::path(get, path = "/v1/rules/{id}", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path, description = "rule id")),
     responses((status = 200, body = RuleOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_rule(
@@ -277,6 +282,7 @@ pub struct ValidateOut {
 /// and what goes wrong when it runs on a sample event (a wrong type, a missing field, a
 /// result that is not true or false).
 #[utoipa::path(post, path = "/v1/rules/validate", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Accepted; validation has no effect to repeat")),
     request_body = ValidateIn,
     responses((status = 200, body = ValidateOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -346,6 +352,7 @@ pub struct BacktestOut {
 /// Run a rule over stored events in a time range, as if it had been running then: hits per
 /// customer and per day. Nothing is written.
 #[utoipa::path(post, path = "/v1/rules/{id}/backtest", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path, description = "rule id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Accepted; a backtest writes nothing")),
     request_body = BacktestIn,

@@ -88,6 +88,7 @@ fn out(row: SignupRow, with_input: bool) -> Result<AssessmentOut, ApiError> {
 /// Assess a sign-up: decision, score, reasons, credit terms, MFA. Stored; an approved sign-up
 /// creates the customer, a review holds it in the queue, a rejection creates nothing.
 #[utoipa::path(post, path = "/v1/signups/assess", tag = "onboarding", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_customers"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = AssessRequest,
     responses((status = 201, body = AssessmentOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -148,6 +149,7 @@ pub async fn assess(
 
 /// One stored assessment with its input.
 #[utoipa::path(get, path = "/v1/signups/{id}", tag = "onboarding", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = AssessmentOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_signup(
@@ -177,6 +179,7 @@ pub struct ListSignupsQuery {
 
 /// Stored assessments, oldest first; the review queue is `?decision=review&status=pending_review`.
 #[utoipa::path(get, path = "/v1/signups", tag = "onboarding", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(ListSignupsQuery),
     responses((status = 200, body = Page<AssessmentOut>), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_signups(
@@ -242,6 +245,7 @@ pub struct ReviewRequest {
 /// Record an analyst's review of a held sign-up; approval creates the customer with the
 /// assessed credit terms.
 #[utoipa::path(post, path = "/v1/signups/{id}/review", tag = "onboarding", security(("bearer" = [])),
+    extensions(("x-permission" = json!("act_on_subscriptions"))),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = ReviewRequest,
     responses((status = 200, body = AssessmentOut), (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -302,6 +306,7 @@ pub struct StartVerification {
 
 /// Start MFA for a sign-up: sends a one-time code by SMS to the phone it was assessed with.
 #[utoipa::path(post, path = "/v1/signups/{id}/verification", tag = "onboarding", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_customers"))),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key sends no second code")),
     request_body = StartVerification,
     responses((status = 201, body = riskdesk_app::onboarding::mfa::ChallengeOut), (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -387,6 +392,7 @@ pub struct Verified {
 
 /// Check the one-time code. A wrong code is a 422 that says how many tries are left.
 #[utoipa::path(post, path = "/v1/signups/{id}/verification/confirm", tag = "onboarding", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_customers"))),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = ConfirmVerification,
     responses((status = 200, body = Verified), (status = 409, body = Problem, content_type = "application/problem+json"),

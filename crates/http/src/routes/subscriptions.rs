@@ -25,6 +25,7 @@ use riskdesk_app::billing::SubscriptionInput;
 
 /// Add a subscription to a customer. It starts `active`.
 #[utoipa::path(post, path = "/v1/customers/{id}/subscriptions", tag = "subscriptions", security(("bearer" = [])),
+    extensions(("x-permission" = json!("write_customers"))),
     params(("id" = uuid::Uuid, Path, description = "customer id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = CreateSubscription,
@@ -133,6 +134,7 @@ pub struct ListSubscriptionsQuery {
 
 /// A customer's subscriptions, oldest first.
 #[utoipa::path(get, path = "/v1/customers/{id}/subscriptions", tag = "subscriptions", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = uuid::Uuid, Path, description = "customer id"), ListSubscriptionsQuery),
     responses((status = 200, body = Page<Subscription>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_subscriptions(
@@ -181,6 +183,7 @@ pub async fn list_subscriptions(
 
 /// One subscription with its full lifecycle history.
 #[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = Subscription), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_subscription(
@@ -202,6 +205,7 @@ pub async fn get_subscription(
 /// Suspend, disable (block) access, reactivate or cancel. The customer's cloud instance decides
 /// what is allowed (no cancellation on 21Vianet); a refused action changes nothing.
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/actions", tag = "subscriptions", security(("bearer" = [])),
+    extensions(("x-permission" = json!("act_on_subscriptions"))),
     params(("id" = uuid::Uuid, Path),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = SubscriptionActionRequest,

@@ -19,3 +19,4 @@ mod response;
 mod rules;
 mod signups;
 mod subscriptions;
+mod sweep;

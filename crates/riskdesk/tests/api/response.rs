@@ -1599,3 +1599,71 @@ async fn cancelling_an_azure_subscription_cancels_its_entitlement_not_the_plan()
     assert!(posts[0].path.ends_with("/azureEntitlements/azsub-7/cancel"));
     assert!(posts[0].body.contains("compromise"));
 }
+
+/// A customer has one open case at a time: a closed case cannot be reopened while another is
+/// open (409, naming it), and the open case stays the only one (a unique index backs it).
+#[tokio::test]
+async fn a_closed_case_is_not_reopened_beside_the_customers_open_one() {
+    let app = crate::helpers::spawn_app().await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Two Cases Ltd"))
+        .await;
+    let cid = c["id"].as_str().unwrap().to_owned();
+    let notice = |n: u32| {
+        json!({"message_id": format!("<two-cases-{n}@example.com>"), "sender": "no-reply@microsoft.com",
+               "subject": format!("Notice {n}"), "body": "Please review this customer.", "customer_id": cid})
+    };
+    let r = app
+        .post(&app.admin, "/v1/provider/notices", &notice(1))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let first = r.body["case_id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{first}/status"),
+            &json!({"status": "dismissed"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app
+        .post(&app.admin, "/v1/provider/notices", &notice(2))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let second = r.body["case_id"].as_str().unwrap().to_owned();
+    assert_ne!(first, second, "the dismissed case is not reused");
+
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{first}/status"),
+            &json!({"status": "open"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains(&second),
+        "{}",
+        r.body
+    );
+    assert_eq!(only_case(&app, &cid).await["id"], second.as_str());
+
+    // Once the open one is closed, the older one may be reopened.
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{second}/status"),
+            &json!({"status": "resolved"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/v1/cases/{first}/status"),
+            &json!({"status": "open"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(only_case(&app, &cid).await["id"], first.as_str());
+}
