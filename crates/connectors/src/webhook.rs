@@ -59,7 +59,11 @@ pub fn verify(
     let (Some(t), Some(v1)) = (t, v1) else {
         return Err(VerifyError::Malformed);
     };
-    if (now - t).abs() > window_seconds {
+    // Checked: a timestamp far from now (`t=-9223372036854775808`) is stale, not an overflow.
+    if now
+        .checked_sub(t)
+        .is_none_or(|age| age.unsigned_abs() > window_seconds.unsigned_abs())
+    {
         return Err(VerifyError::Stale);
     }
     let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key size");
@@ -108,6 +112,18 @@ pub async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (fuzz/regressions/webhook_signature): `now - t` overflowed.
+    #[test]
+    fn a_timestamp_at_the_ends_of_i64_is_stale_not_an_overflow() {
+        for (t, now) in [(i64::MIN, 0), (i64::MIN, 1_800_000_000), (i64::MAX, -1)] {
+            let h = format!("t={t},v1=00");
+            assert_eq!(
+                verify("whsec_1", &h, b"{}", now, 300),
+                Err(VerifyError::Stale)
+            );
+        }
+    }
 
     #[test]
     fn a_signature_verifies_only_for_its_body_secret_and_window() {

@@ -24,10 +24,32 @@ pub fn seconds(s: &str) -> anyhow::Result<i64> {
         .as_second())
 }
 
-/// Reads `timestamp,value` (header required), scores each row, writes
-/// `timestamp,value,anomaly_score`.
-pub fn detect(input: &Path, output: &Path) -> anyhow::Result<usize> {
-    let mut r = csv::Reader::from_path(input)
+/// What `detect` did with a file: rows scored, and the rows it could not score (skipped, each
+/// reported with its row number) or that came out of time order (scored as they arrived).
+#[derive(Debug, Default)]
+pub struct DetectReport {
+    pub scored: usize,
+    /// (row number in the file, header = row 1; why)
+    pub skipped: Vec<(usize, String)>,
+    /// Rows whose timestamp is earlier than the one before them.
+    pub went_back: usize,
+    /// Rows whose timestamp repeats the one before them.
+    pub repeated: usize,
+}
+
+/// Reads `timestamp,value` (header required), scores each row in the order it arrives,
+/// writes `timestamp,value,anomaly_score`.
+///
+/// Real exports are not clean, and one bad row must not cost the rest of the file:
+/// - a row whose timestamp goes back or repeats is scored where it arrives (the detector
+///   reads the series as a sequence; time only sets the seasonal step, from the first
+///   positive gap), and counted in the report;
+/// - a row with a blank or non-numeric value, or an unreadable timestamp, is left out of
+///   the output and reported with its row number; the detector neither scores nor learns it.
+pub fn detect(input: &Path, output: &Path) -> anyhow::Result<DetectReport> {
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(input)
         .with_context(|| format!("cannot read {}", input.display()))?;
     let h = r.headers()?.clone();
     let ts = h.iter().position(|c| c.trim() == "timestamp");
@@ -42,38 +64,55 @@ pub fn detect(input: &Path, output: &Path) -> anyhow::Result<usize> {
         .with_context(|| format!("cannot write {}", output.display()))?;
     w.write_record(["timestamp", "value", "anomaly_score"])?;
     let mut d = Detector::default();
-    let mut n = 0;
-    let mut last = i64::MIN;
+    let mut report = DetectReport::default();
+    let mut last: Option<i64> = None;
     for (i, rec) in r.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: row {}", input.display(), i + 2))?;
-        let t = seconds(&rec[ts]).with_context(|| format!("{}: row {}", input.display(), i + 2))?;
-        if t < last {
-            bail!(
-                "{}: row {}: timestamps must not go back in time",
-                input.display(),
-                i + 2
-            );
+        let row = i + 2;
+        let rec = match rec {
+            Ok(rec) => rec,
+            Err(e) => {
+                report.skipped.push((row, format!("unreadable: {e}")));
+                continue;
+            }
+        };
+        let (Some(t_raw), Some(v_raw)) = (rec.get(ts), rec.get(val)) else {
+            report.skipped.push((row, "missing a column".into()));
+            continue;
+        };
+        let t = match seconds(t_raw) {
+            Ok(t) => t,
+            Err(_) => {
+                report
+                    .skipped
+                    .push((row, format!("timestamp '{t_raw}' is not a timestamp")));
+                continue;
+            }
+        };
+        let v = match v_raw.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => v,
+            _ if v_raw.trim().is_empty() => {
+                report.skipped.push((row, "the value is blank".into()));
+                continue;
+            }
+            _ => {
+                report
+                    .skipped
+                    .push((row, format!("value '{v_raw}' is not a number")));
+                continue;
+            }
+        };
+        match last {
+            Some(l) if t < l => report.went_back += 1,
+            Some(l) if t == l => report.repeated += 1,
+            _ => {}
         }
-        last = t;
-        let v: f64 = rec[val]
-            .trim()
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite())
-            .with_context(|| {
-                format!(
-                    "{}: row {}: value '{}' is not a number",
-                    input.display(),
-                    i + 2,
-                    &rec[val]
-                )
-            })?;
+        last = Some(t);
         let s = d.score(t, v);
-        w.write_record([&rec[ts], &rec[val], &format!("{s:.6}")])?;
-        n += 1;
+        w.write_record([t_raw, v_raw, &format!("{s:.6}")])?;
+        report.scored += 1;
     }
     w.flush()?;
-    Ok(n)
+    Ok(report)
 }
 
 type Scored = (Vec<i64>, Vec<f64>, Vec<(i64, i64)>);

@@ -696,8 +696,19 @@ async fn run(
             }
         }
         Command::Detect { input, output } => {
-            let n = anomaly::detect(&input, &output)?;
-            eprintln!("{n} rows scored into {}", output.display());
+            let report = anomaly::detect(&input, &output)?;
+            for (row, why) in &report.skipped {
+                eprintln!("{}: row {row}: {why}; skipped", input.display());
+            }
+            eprintln!(
+                "{} rows scored into {}; {} skipped; {} out of time order (scored as they arrived: {} went back, {} repeated)",
+                report.scored,
+                output.display(),
+                report.skipped.len(),
+                report.went_back + report.repeated,
+                report.went_back,
+                report.repeated
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Nab { dir } => {

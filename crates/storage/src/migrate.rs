@@ -65,6 +65,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0012_signup_keys_without_rowid.sql",
         include_str!("../migrations/sqlite/0012_signup_keys_without_rowid.sql"),
     ),
+    (
+        13,
+        "0013_one_open_case_per_customer.sql",
+        include_str!("../migrations/sqlite/0013_one_open_case_per_customer.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

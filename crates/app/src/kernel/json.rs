@@ -34,13 +34,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
 /// `lines[2].description`, `body` for the document itself) and a message. Such characters
 /// are never meaningful in riskdesk's names, ids and filters, PostgreSQL refuses NUL, and a
 /// NUL in a filter would match everything on SQLite. The JSON grammar refuses raw C0
-/// characters, so only an escape (`\u00…`) or a raw C1 character (UTF-8 `C2 80` to `C2 9F`)
-/// can carry one: documents with neither are answered without a second parse.
+/// characters, so only an escape (`\u00…`, `\t`, `\b`, …), a raw DEL or a raw C1 character
+/// (UTF-8 `C2 80` to `C2 9F`) can carry one: documents with none of these are answered
+/// without a second parse.
 pub fn control_character_at(bytes: &[u8]) -> Option<(String, String)> {
-    let suspect = bytes
-        .windows(2)
-        .any(|w| w[0] == 0xC2 && (0x80..=0x9F).contains(&w[1]))
-        || bytes.windows(4).any(|w| w == b"\\u00");
+    let suspect = bytes.iter().any(|b| *b == b'\\' || *b == 0x7F)
+        || bytes
+            .windows(2)
+            .any(|w| w[0] == 0xC2 && (0x80..=0x9F).contains(&w[1]));
     if !suspect {
         return None;
     }
@@ -74,5 +75,39 @@ pub fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_owned(),
         None => msg.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_json;
+
+    /// Found by fuzzing (fuzz/regressions/kernel_json): short escapes and a raw DEL passed the
+    /// quick check; tab and line feed are kept in free text only.
+    #[test]
+    fn control_characters_are_refused_however_they_are_written() {
+        for bad in [
+            &b"{\"name\":\"a\\bb\"}"[..],
+            b"{\"name\":\"a\\fb\"}",
+            b"{\"name\":\"tab\\there\"}",
+            b"{\"name\":\"a\x7Fb\"}",
+            b"{\"name\":\"a\xC2\x85b\"}",
+            b"{\"name\":\"a\\u0000b\"}",
+            b"{\"note\":\"a\\u0008b\"}",
+        ] {
+            let r = parse_json::<serde_json::Value>(bad);
+            assert!(r.is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        for ok in [
+            &b"{\"note\":\"line one\\nline\\ttwo\"}"[..],
+            b"{\"name\":\"quote \\\" and slash \\\\\"}",
+            b"{\"properties\":{\"message\":\"a\\nb\"}}",
+        ] {
+            assert!(
+                parse_json::<serde_json::Value>(ok).is_ok(),
+                "{}",
+                String::from_utf8_lossy(ok)
+            );
+        }
     }
 }

@@ -409,12 +409,20 @@ pub fn json_decimal(text: &str) -> Result<String, String> {
     }
     // digits × 10^(exp - frac.len())
     let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
-    let mut scale: i32 = frac.len() as i32 - exp; // decimals after the point
+    let keep = crate_cost_decimals();
+    // Decimals after the point, in i64 (an exponent of ±2^31 must not overflow): beyond 40
+    // digits before the point no cost is meant; beyond what rounding can keep it is zero.
+    let scale = frac.len() as i64 - i64::from(exp);
+    if scale < -40 {
+        return Err(format!(
+            "'{text}' is out of range (its exponent is too large)"
+        ));
+    }
+    let mut scale = scale.min(i64::from(keep) + digits.len() as i64 + 1) as i32;
     if scale < 0 {
         digits.extend(std::iter::repeat_n(0, (-scale) as usize));
         scale = 0;
     }
-    let keep = crate_cost_decimals();
     if scale > keep {
         let drop = (scale - keep) as usize;
         if drop > digits.len() {
@@ -735,6 +743,16 @@ mod json_tests {
         assert_eq!(json_decimal("-0.9999999999999").unwrap(), "-1.000000000000");
         assert_eq!(json_decimal("24.0").unwrap(), "24.0");
         assert!(json_decimal("abc").is_err());
+        // Found by fuzzing (fuzz/regressions/partner_center_json): exponents near ±2^31
+        // overflowed, allocated gigabytes or took seconds.
+        assert_eq!(json_decimal("1e-2147483648").unwrap(), "0.000000000000");
+        assert_eq!(json_decimal("5e-500000000").unwrap(), "0.000000000000");
+        assert!(json_decimal("0e2147483647").is_err());
+        assert!(json_decimal("1e500000000").is_err());
+        assert_eq!(
+            json_decimal("1e40").unwrap(),
+            format!("1{}", "0".repeat(40))
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub const ORDERS: usize = 4;
 /// A range that grows is widened by this share of itself, so it does not grow at every new
 /// extreme of a trend.
 const MARGIN: f64 = 0.15;
+/// A range is squeezed when the recent points (all but the outer 1 %) span less than this
+/// fraction of it (see `unsqueeze`; 100 levels' worth of empty range is no longer resolution).
+const SQUEEZED: f64 = 100.0;
 /// The same phase of an earlier day or week explains a point within this many levels.
 const SEASONAL_TOLERANCE: f64 = 0.3;
 /// Points compared for size (median and MAD).
@@ -339,6 +342,9 @@ impl Detector {
     /// blind the detector), and the sequence counts are rebuilt when they hold far more
     /// contexts than the history can produce (bounding memory per series).
     fn forget_what_history_dropped(&mut self) {
+        if self.seen % REST == 0 {
+            self.unsqueeze();
+        }
         if self.seen % RECENT != 0 || self.history.is_empty() {
             return;
         }
@@ -363,6 +369,34 @@ impl Detector {
             for g in &mut self.grids {
                 g.rebuild(&self.history, r);
             }
+        }
+    }
+
+    /// A range squeezed by a few extremes: when all but the outer 1 % of the recent points lie
+    /// within a hundredth of it, the range is rebuilt on those points (the extremes, still in the
+    /// history, sit on the edge levels). Without this, one wild value (a unit error, a glitch)
+    /// would leave every ordinary value in one level, and the detector blind to the next real
+    /// change, for as long as it stays in the history (about six weeks of hourly data).
+    fn unsqueeze(&mut self) {
+        let x = &self.recent_sorted;
+        let n = x.len();
+        let Some(range) = self.range else { return };
+        if n < 2 * REST {
+            return;
+        }
+        let (p1, p99) = (x[n / 100], x[n - 1 - n / 100]);
+        let width = range.hi - range.lo;
+        if p99 <= p1 || (p99 - p1) * SQUEEZED >= width {
+            return;
+        }
+        let margin = (p99 - p1) * MARGIN;
+        let r = Range {
+            lo: p1 - margin,
+            hi: p99 + margin,
+        };
+        self.range = Some(r);
+        for g in &mut self.grids {
+            g.rebuild(&self.history, r);
         }
     }
 
@@ -561,5 +595,95 @@ mod tests {
             hourly.score(i * 3600, noise(i));
         }
         assert_eq!(hourly.history.len(), RECENT);
+    }
+}
+
+/// Real series are not clean (issue 21, item 3): each case the detector must survive.
+#[cfg(test)]
+mod robustness {
+    use super::{ALARM_THRESHOLD, Detector, LEARNING};
+
+    /// An hourly series with a daily cycle and a little deterministic noise.
+    fn daily(h: i64) -> f64 {
+        let phase = (h % 24) as f64 / 24.0 * std::f64::consts::TAU;
+        100.0 + 30.0 * phase.sin() + ((h * 7919) % 13) as f64 * 0.5
+    }
+
+    fn alarms(d: &mut Detector, points: impl IntoIterator<Item = (i64, f64)>) -> Vec<usize> {
+        points
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, (t, v))| {
+                let s = d.score(t, v);
+                assert!((0.0..=1.0).contains(&s), "score {s} at {i}");
+                (s >= ALARM_THRESHOLD).then_some(i)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_very_short_series_is_learnt_not_scored() {
+        for n in 0..5 {
+            let mut d = Detector::default();
+            for i in 0..n {
+                assert_eq!(d.score(i * 3600, if i % 2 == 0 { 1.0 } else { 1e6 }), 0.0);
+            }
+        }
+        // Up to the learning period nothing alarms, however wild the values.
+        let mut d = Detector::default();
+        let wild = (0..LEARNING as i64).map(|i| (i * 3600, ((i * 104_729) % 1000) as f64 * 1e3));
+        assert!(alarms(&mut d, wild).is_empty());
+    }
+
+    #[test]
+    fn a_long_constant_stretch_is_quiet_and_a_jump_after_it_is_found() {
+        let mut d = Detector::default();
+        let flat = (0..5_000).map(|h| (h * 3600, 42.0));
+        assert!(alarms(&mut d, flat).is_empty());
+        let jump = (5_000..5_010).map(|h| (h * 3600, 420.0));
+        let found = alarms(&mut d, jump);
+        assert_eq!(found.first(), Some(&0), "{found:?}");
+    }
+
+    #[test]
+    fn a_gap_of_days_is_not_an_anomaly() {
+        let mut d = Detector::default();
+        let before = (0..24 * 30).map(|h| (h * 3600, daily(h)));
+        let quiet_before = alarms(&mut d, before);
+        // Three days without data, then the same daily cycle.
+        let after = (24 * 33..24 * 60).map(|h| (h * 3600, daily(h)));
+        let quiet_after = alarms(&mut d, after);
+        assert!(quiet_before.is_empty(), "{quiet_before:?}");
+        assert!(quiet_after.is_empty(), "{quiet_after:?}");
+    }
+
+    #[test]
+    fn an_extreme_spike_is_found_scores_stay_finite_and_a_later_jump_is_still_found() {
+        let mut d = Detector::default();
+        assert!(alarms(&mut d, (0..24 * 30).map(|h| (h * 3600, daily(h)))).is_empty());
+        let t = 24 * 30 * 3600;
+        let spike = d.score(t, 1e300);
+        assert!(spike >= ALARM_THRESHOLD, "{spike}");
+        for (i, v) in [-1e300, f64::MAX, f64::MIN, f64::INFINITY, f64::NAN]
+            .into_iter()
+            .enumerate()
+        {
+            let s = d.score(t + (i as i64 + 1) * 3600, v);
+            assert!(s.is_finite() && (0.0..=1.0).contains(&s), "{v}: {s}");
+        }
+        // Back to normal for two weeks: quiet again …
+        let start = 24 * 30 + 6;
+        let normal = alarms(
+            &mut d,
+            (start..start + 24 * 14).map(|h| (h * 3600, daily(h))),
+        );
+        assert!(normal.len() <= 2, "{normal:?}");
+        // … and a tenfold jump is still seen.
+        let end = start + 24 * 14;
+        let jump = alarms(&mut d, (end..end + 12).map(|h| (h * 3600, 10.0 * daily(h))));
+        assert!(
+            !jump.is_empty(),
+            "a tenfold jump after an extreme spike went unseen"
+        );
     }
 }

@@ -287,6 +287,9 @@ fn bounded_opt(field: &str, v: Option<String>, max: usize) -> Result<Option<Stri
             Err(format!("`{field}` is longer than {max} characters"))
         }
         Some(s) if s.is_empty() => Ok(None),
+        Some(s) if s.chars().any(char::is_control) => {
+            Err(format!("`{field}` contains control characters"))
+        }
         other => Ok(other),
     }
 }
@@ -313,6 +316,23 @@ mod tests {
         };
         assert_eq!(u.cost.picos, 11_016_000_000_000);
         assert_eq!(u.quantity.as_deref(), Some("3"));
+    }
+
+    /// Found by fuzzing (fuzz/regressions/event_json): `resource_id` was checked for length only.
+    #[test]
+    fn a_resource_id_with_a_control_character_is_refused() {
+        for bad in ["a\u{0}b", "a\u{7f}b", "a\u{16}b"] {
+            let e = raw(
+                serde_json::json!({"type": "usage", "event_id": "u-1", "customer_external_id": "C",
+                "time": "2026-11-02T14:00:00Z", "meter_category": "Storage", "meter_name": "LRS", "region": "westeurope",
+                "cost": "1.00", "currency": "EUR", "resource_id": bad}),
+            );
+            let err = e.unwrap_err();
+            assert!(
+                err.contains("`resource_id` contains control characters"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]
