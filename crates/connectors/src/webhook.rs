@@ -59,11 +59,9 @@ pub fn verify(
     let (Some(t), Some(v1)) = (t, v1) else {
         return Err(VerifyError::Malformed);
     };
-    // Checked: a timestamp far from now (`t=-9223372036854775808`) is stale, not an overflow.
-    if now
-        .checked_sub(t)
-        .is_none_or(|age| age.unsigned_abs() > window_seconds.unsigned_abs())
-    {
+    // In i128: a timestamp far from now (`t=-9223372036854775808`) is stale, not an overflow;
+    // a negative window accepts nothing.
+    if (i128::from(now) - i128::from(t)).abs() > i128::from(window_seconds) {
         return Err(VerifyError::Stale);
     }
     let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key size");
