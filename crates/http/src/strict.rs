@@ -22,6 +22,21 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::authenticate;
 
+/// Every operation of the document: (path template, method, operation).
+fn operations(doc: &OpenApi) -> impl Iterator<Item = (&String, Method, &Operation)> {
+    doc.paths.paths.iter().flat_map(|(path, item)| {
+        [
+            (Method::GET, &item.get),
+            (Method::POST, &item.post),
+            (Method::PUT, &item.put),
+            (Method::PATCH, &item.patch),
+            (Method::DELETE, &item.delete),
+        ]
+        .into_iter()
+        .filter_map(move |(method, op)| op.as_ref().map(|op| (path, method, op)))
+    })
+}
+
 /// The (method, path template) of every operation that declares a query parameter, and of
 /// every operation at all (a method the document does not declare at a path is left to the
 /// router, whose answer is 405 with `Allow`).
@@ -41,21 +56,11 @@ impl QueryRoutes {
         };
         let mut set = HashSet::new();
         let mut declared = HashSet::new();
-        for (path, item) in &doc.paths.paths {
-            for (method, op) in [
-                (Method::GET, &item.get),
-                (Method::POST, &item.post),
-                (Method::PUT, &item.put),
-                (Method::PATCH, &item.patch),
-                (Method::DELETE, &item.delete),
-            ] {
-                if op.as_ref().is_some_and(takes_query) {
-                    set.insert((method.clone(), path.clone()));
-                }
-                if op.is_some() {
-                    declared.insert((method, path.clone()));
-                }
+        for (path, method, op) in operations(doc) {
+            if takes_query(op) {
+                set.insert((method.clone(), path.clone()));
             }
+            declared.insert((method, path.clone()));
         }
         Self {
             takes_query: set,
@@ -112,34 +117,25 @@ impl PermissionRoutes {
     /// that needs no token (either is a mistake in a handler's `#[utoipa::path]`).
     pub fn from_doc(doc: &OpenApi) -> Result<Self, String> {
         let mut map: HashMap<String, Vec<(Method, Option<Permission>)>> = HashMap::new();
-        for (path, item) in &doc.paths.paths {
-            for (method, op) in [
-                (Method::GET, &item.get),
-                (Method::POST, &item.post),
-                (Method::PUT, &item.put),
-                (Method::PATCH, &item.patch),
-                (Method::DELETE, &item.delete),
-            ] {
-                let Some(op) = op else { continue };
-                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
-                let permission = match op.extensions.as_ref().and_then(|e| e.get(X_PERMISSION)) {
-                    None => None,
-                    Some(v) => Some(v.as_str().and_then(Permission::parse).ok_or_else(|| {
-                        format!("{method} {path}: {X_PERMISSION} {v} names no permission")
-                    })?),
-                };
-                if !secured {
-                    if permission.is_some() {
-                        return Err(format!(
-                            "{method} {path}: {X_PERMISSION} on an operation without security"
-                        ));
-                    }
-                    continue;
+        for (path, method, op) in operations(doc) {
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let permission = match op.extensions.as_ref().and_then(|e| e.get(X_PERMISSION)) {
+                None => None,
+                Some(v) => Some(v.as_str().and_then(Permission::parse).ok_or_else(|| {
+                    format!("{method} {path}: {X_PERMISSION} {v} names no permission")
+                })?),
+            };
+            if !secured {
+                if permission.is_some() {
+                    return Err(format!(
+                        "{method} {path}: {X_PERMISSION} on an operation without security"
+                    ));
                 }
-                map.entry(path.clone())
-                    .or_default()
-                    .push((method, permission));
+                continue;
             }
+            map.entry(path.clone())
+                .or_default()
+                .push((method, permission));
         }
         Ok(Self(map))
     }
