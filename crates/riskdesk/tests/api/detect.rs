@@ -14,6 +14,11 @@ fn run(args: &[&str]) -> std::process::Output {
         .expect("run riskdesk")
 }
 
+/// `riskdesk detect --input INPUT --output OUTPUT`.
+fn detect(input: &str, output: &str) -> std::process::Output {
+    run(&["detect", "--input", input, "--output", output])
+}
+
 fn scores(path: &std::path::Path) -> Vec<(String, f64)> {
     let mut r = csv::Reader::from_path(path).unwrap();
     assert_eq!(
@@ -34,13 +39,7 @@ async fn detect_scores_every_row_finds_the_jump_and_stays_quiet_without_anomalie
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("jumpsup.csv");
     let input = format!("{NAB}/data/artificialWithAnomaly/art_daily_jumpsup.csv");
-    let o = run(&[
-        "detect",
-        "--input",
-        &input,
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = detect(&input, out.to_str().unwrap());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = scores(&out);
     assert_eq!(s.len(), 4032);
@@ -67,17 +66,7 @@ async fn detect_scores_every_row_finds_the_jump_and_stays_quiet_without_anomalie
     ] {
         let out = dir.path().join(format!("{quiet}.csv"));
         let input = format!("{NAB}/data/artificialNoAnomaly/{quiet}.csv");
-        assert!(
-            run(&[
-                "detect",
-                "--input",
-                &input,
-                "--output",
-                out.to_str().unwrap()
-            ])
-            .status
-            .success()
-        );
+        assert!(detect(&input, out.to_str().unwrap()).status.success());
         let s = scores(&out);
         let probation = (s.len() * 15 / 100).min(750);
         let alarms = s[probation..]
@@ -100,13 +89,7 @@ async fn detect_scores_every_row_finds_the_jump_and_stays_quiet_without_anomalie
     )
     .unwrap();
     let out = dir.path().join("x.csv");
-    let o = run(&[
-        "detect",
-        "--input",
-        bad.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = detect(bad.to_str().unwrap(), out.to_str().unwrap());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     for want in [
@@ -125,13 +108,10 @@ async fn detect_scores_every_row_finds_the_jump_and_stays_quiet_without_anomalie
         ["2014-04-01 00:00:00", "2014-04-01 00:20:00"]
     );
     std::fs::write(&bad, "time,v\n1,2\n").unwrap();
-    let o = run(&[
-        "detect",
-        "--input",
+    let o = detect(
         bad.to_str().unwrap(),
-        "--output",
         dir.path().join("x.csv").to_str().unwrap(),
-    ]);
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("`timestamp` and `value`"));
 }
 
@@ -185,13 +165,7 @@ async fn timestamps_that_go_back_or_repeat_are_scored_in_arrival_order_to_the_en
     let path = dir.path().join("disordered.csv");
     std::fs::write(&path, disordered.join("\n") + "\n").unwrap();
     let out = dir.path().join("scored.csv");
-    let o = run(&[
-        "detect",
-        "--input",
-        path.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = detect(path.to_str().unwrap(), out.to_str().unwrap());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("4033 rows scored"), "{err}");
@@ -201,17 +175,7 @@ async fn timestamps_that_go_back_or_repeat_are_scored_in_arrival_order_to_the_en
     assert_eq!(s.len(), 4033);
 
     let clean_out = dir.path().join("clean.csv");
-    assert!(
-        run(&[
-            "detect",
-            "--input",
-            &input,
-            "--output",
-            clean_out.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
+    assert!(detect(&input, clean_out.to_str().unwrap()).status.success());
     let clean = scores(&clean_out);
     // lines[0] is the header: the repeat follows data row 999 (index 998).
     let same = s.iter().zip(&clean).take_while(|(a, b)| a == b).count();
