@@ -45,3 +45,77 @@ async fn migrating_twice_is_harmless() {
     db.migrate().await.unwrap();
     assert_eq!(riskdesk_storage::tenants::list(&db).await.unwrap().len(), 0);
 }
+
+/// Migration 0013 makes "one open case per customer" a unique index. A book that holds two
+/// open cases of one customer from an earlier version keeps the oldest open; the others are
+/// dismissed, each with a timeline entry naming the kept case; and the index then holds.
+#[tokio::test]
+async fn migration_0013_folds_duplicate_open_cases_into_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let (tenant, customer) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let cases: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::now_v7()).collect();
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE _riskdesk_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
+            .unwrap();
+        for (version, name, sql) in &riskdesk_storage::SQLITE_MIGRATIONS[..12] {
+            c.execute_batch(sql).unwrap();
+            c.execute(
+                "INSERT INTO _riskdesk_migrations VALUES (?1, ?2, 0)",
+                rusqlite::params![version, name],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES (?1, 'x', 'x', 0)",
+            [tenant.as_bytes().as_slice()],
+        )
+        .unwrap();
+        for (i, (id, status)) in cases
+            .iter()
+            .zip(["open", "investigating", "resolved"])
+            .enumerate()
+        {
+            c.execute(
+                "INSERT INTO cases (id, tenant_id, customer_id, kind, severity, status, title, opened_at, due_at, updated_at) \
+                 VALUES (?1, ?2, ?3, 'alert', 'high', ?4, 'c', ?5, 1000, ?5)",
+                rusqlite::params![id.as_bytes().as_slice(), tenant.as_bytes().as_slice(), customer.as_bytes().as_slice(), status, 100 + i as i64],
+            )
+            .unwrap();
+        }
+    }
+    let db = riskdesk_storage::Db::connect(&path.to_string_lossy(), &Default::default())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    drop(db);
+
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let statuses: Vec<String> = c
+        .prepare("SELECT status FROM cases ORDER BY opened_at")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(statuses, ["open", "dismissed", "resolved"]);
+    let (case_id, ref_id, data): (Vec<u8>, Vec<u8>, String) = c
+        .query_row(
+            "SELECT case_id, ref_id, data_json FROM case_entries",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(case_id, cases[1].as_bytes());
+    assert_eq!(ref_id, cases[0].as_bytes());
+    assert_eq!(data, r#"{"from":"investigating","to":"dismissed"}"#);
+    let second_open = c.execute(
+        "UPDATE cases SET status = 'open' WHERE id = ?1",
+        [cases[2].as_bytes().as_slice()],
+    );
+    assert!(
+        second_open.is_err(),
+        "the unique index refuses a second open case"
+    );
+}
