@@ -14,6 +14,8 @@ pub enum Role {
     Collections,
     /// Read-only, including the audit log.
     Auditor,
+    /// Support staff: read everything, comment on cases.
+    Support,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,10 +40,14 @@ pub enum Permission {
     WorkCases,
     /// Approve or reject an action someone else proposed (maker-checker).
     ApproveActions,
+    /// Add a comment to a case (support staff may, without working the case).
+    CommentOnCases,
+    /// Create, change and disable staff accounts (admin only).
+    ManageStaff,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 14] = [
         Permission::ReadCustomers,
         Permission::WriteCustomers,
         Permission::ActOnSubscriptions,
@@ -54,6 +60,8 @@ impl Permission {
         Permission::ManageIntegrations,
         Permission::WorkCases,
         Permission::ApproveActions,
+        Permission::CommentOnCases,
+        Permission::ManageStaff,
     ];
 
     /// The name the OpenAPI document gives it (`x-permission` on each operation).
@@ -71,6 +79,8 @@ impl Permission {
             Permission::ManageIntegrations => "manage_integrations",
             Permission::WorkCases => "work_cases",
             Permission::ApproveActions => "approve_actions",
+            Permission::CommentOnCases => "comment_on_cases",
+            Permission::ManageStaff => "manage_staff",
         }
     }
 
@@ -80,7 +90,13 @@ impl Permission {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Analyst, Role::Collections, Role::Auditor];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Analyst,
+        Role::Collections,
+        Role::Auditor,
+        Role::Support,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,6 +104,7 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Collections => "collections",
             Role::Auditor => "auditor",
+            Role::Support => "support",
         }
     }
 
@@ -110,9 +127,11 @@ impl Role {
                     | ManageRules
                     | WorkCases
                     | ApproveActions
+                    | CommentOnCases
             ),
             Role::Collections => matches!(p, ReadCustomers | WriteBilling | ManageBudgets),
             Role::Auditor => matches!(p, ReadCustomers | ReadAudit),
+            Role::Support => matches!(p, ReadCustomers | ReadAudit | CommentOnCases),
         }
     }
 }
@@ -156,5 +175,13 @@ mod tests {
         assert!(Role::Analyst.allows(ApproveActions));
         assert!(!Role::Collections.allows(ApproveActions));
         assert!(!Role::Auditor.allows(WorkCases));
+        assert!(Role::Support.allows(CommentOnCases));
+        assert!(Role::Support.allows(ReadAudit));
+        assert!(!Role::Support.allows(WorkCases));
+        assert!(!Role::Support.allows(ApproveActions));
+        assert!(!Role::Auditor.allows(CommentOnCases));
+        assert!(Role::Analyst.allows(CommentOnCases));
+        assert!(!Role::Analyst.allows(ManageStaff));
+        assert!(Role::Admin.allows(ManageStaff));
     }
 }

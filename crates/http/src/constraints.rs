@@ -140,7 +140,20 @@ fn property_rule(schema: &str, prop: &str) -> Option<Rule> {
         ("RuleIn", "condition") => Some(text(10_000, true)),
         ("StartVerification", "channel") => Some(strings(["sms", "totp"])),
         ("ConfirmVerification", "code") => Some(pattern(r"^[0-9]{6}$")),
-        ("StatusIn", "status") => Some(strings(CaseStatus::ALL.iter().map(|s| s.as_str()))),
+        ("StatusIn" | "TakeNextIn" | "BulkIn", "status") => {
+            Some(strings(CaseStatus::ALL.iter().map(|s| s.as_str())))
+        }
+        ("TakeNextIn", "kind") => Some(strings(
+            riskdesk_domain::response::CaseKind::ALL
+                .iter()
+                .map(|k| k.as_str()),
+        )),
+        ("TakeNextIn", "severity") => Some(severities()),
+        ("TakeNextIn" | "BulkIn", "assignee") => Some(text(200, false)),
+        ("BulkIn", "op") => Some(strings(["assign", "unassign", "status", "comment"])),
+        ("BulkIn", "ids") => Some(merge(
+            json!({"minItems": 1, "maxItems": 500, "uniqueItems": true}),
+        )),
         ("Step", "name") => Some(pattern(r"^[a-z0-9_]{1,40}$")),
         ("Step", "notice") => Some(strings(riskdesk_domain::billing::dunning::NOTICES)),
         ("RawEvent", "type") => Some(strings(["usage", "activity"])),
@@ -193,7 +206,7 @@ fn property_rule(schema: &str, prop: &str) -> Option<Rule> {
 /// Query parameters by (path, name), then by name.
 fn query_rule(path: &str, name: &str) -> Option<Rule> {
     use riskdesk_domain::response::blocklist::BlockKind;
-    use riskdesk_domain::response::{ActionStatus, CaseKind, CaseStatus, NoticeStatus};
+    use riskdesk_domain::response::{ActionKind, ActionStatus, CaseKind, CaseStatus, NoticeStatus};
     let specific = match (path, name) {
         ("/v1/actions", "status") => Some(strings(ActionStatus::ALL.iter().map(|s| s.as_str()))),
         ("/v1/alerts", "status") => Some(strings(["open", "acknowledged", "dismissed"])),
@@ -207,6 +220,16 @@ fn query_rule(path: &str, name: &str) -> Option<Rule> {
         ("/v1/provider/notices", "status") => {
             Some(strings(NoticeStatus::ALL.iter().map(|s| s.as_str())))
         }
+        ("/v1/cases/{id}/actions/preview", "kind") => {
+            Some(strings(ActionKind::ALL.iter().map(|k| k.as_str())))
+        }
+        ("/v1/cases/{id}/actions/preview", "reason") => Some(strings(
+            riskdesk_domain::lifecycle::Reason::ALL
+                .iter()
+                .map(|r| r.as_str()),
+        )),
+        ("/v1/cases/{id}/actions/preview", "subscription_id") => Some(uuid()),
+        ("/v1/customers/{id}/spend", "from" | "to") => Some(instant()),
         ("/v1/signups", "decision") => Some(strings(["approve", "review", "reject"])),
         ("/v1/signups", "status") => Some(strings(["approved", "pending_review", "rejected"])),
         ("/v1/customers/{id}/subscriptions", "status") => Some(strings(

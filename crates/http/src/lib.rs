@@ -245,6 +245,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::monitoring::get_budget
         ))
         .routes(routes!(routes::monitoring::list_alerts))
+        .routes(routes!(routes::monitoring::spend))
         .routes(routes!(
             routes::rules::create_rule,
             routes::rules::list_rules
@@ -294,6 +295,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::monitoring::act_on_alert
         ))
         .routes(routes!(routes::cases::list_cases))
+        .routes(routes!(routes::cases::take_next))
+        .routes(routes!(routes::cases::bulk))
+        .routes(routes!(routes::cases::preview_action))
         .routes(routes!(routes::cases::sla_check))
         .routes(routes!(routes::cases::get_case))
         .routes(routes!(routes::cases::assign))
@@ -507,15 +511,28 @@ impl Application {
         clock: Arc<dyn Clock>,
         opts: &ServerOptions,
     ) -> anyhow::Result<Self> {
+        Self::build_with(bind, db, clock, opts, |_| Ok(Router::new())).await
+    }
+
+    /// As [`build`](Self::build), with more routes over the same application merged beside
+    /// the API (the web dashboard: `riskdesk_ui::router`). They must not overlap `/v1`.
+    pub async fn build_with(
+        bind: &str,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        opts: &ServerOptions,
+        extra: impl FnOnce(Arc<App>) -> anyhow::Result<Router>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let app = Arc::new(App::new(db, clock, &opts.app_options())?);
         riskdesk_app::workers::spawn_all(&app, stopped)?;
+        let more = extra(app.clone())?;
         Ok(Self {
             listener,
-            router: router_for(app, opts)?,
+            router: router_for(app, opts)?.merge(more),
             limits: opts.limits.clone(),
             _stop: stop,
         })

@@ -1,7 +1,7 @@
 //! `riskdesk report aging`, `riskdesk dunning run`, `riskdesk notices check`.
 
 use jiff::Timestamp;
-use riskdesk_app::billing::reports::{AgingReport, aging_report};
+use riskdesk_app::billing::reports::{AgingReport, aging_header, aging_report, aging_rows};
 use riskdesk_domain::TenantId;
 use riskdesk_domain::billing::Day;
 use riskdesk_domain::billing::aging::{Basis, Buckets};
@@ -22,55 +22,16 @@ pub async fn aging(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(match format {
         "json" => serde_json::to_string_pretty(&r)? + "\n",
-        "csv" => csv_out(&r)?,
+        "csv" => {
+            riskdesk_app::billing::reports::aging_csv(&r).map_err(|e| anyhow::anyhow!("{e}"))?
+        }
         _ => table(&r),
     })
 }
 
-fn rows(r: &AgingReport) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for c in &r.customers {
-        let mut row = vec![
-            c.customer_name.clone().unwrap_or_default(),
-            c.customer_id.map(|i| i.to_string()).unwrap_or_default(),
-            c.currency.clone(),
-        ];
-        row.extend(c.amounts.iter().cloned());
-        row.push(c.total.clone());
-        out.push(row);
-    }
-    for t in &r.totals {
-        let mut row = vec!["TOTAL".to_owned(), String::new(), t.currency.clone()];
-        row.extend(t.amounts.iter().cloned());
-        row.push(t.total.clone());
-        out.push(row);
-    }
-    out
-}
-
-fn header(r: &AgingReport) -> Vec<String> {
-    let mut h = vec![
-        "customer".to_owned(),
-        "customer_id".into(),
-        "currency".into(),
-    ];
-    h.extend(r.buckets.iter().cloned());
-    h.push("total".into());
-    h
-}
-
-fn csv_out(r: &AgingReport) -> anyhow::Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(header(r))?;
-    for row in rows(r) {
-        w.write_record(row)?;
-    }
-    Ok(String::from_utf8(w.into_inner()?)?)
-}
-
 fn table(r: &AgingReport) -> String {
-    let mut all = vec![header(r)];
-    all.extend(rows(r));
+    let mut all = vec![aging_header(r)];
+    all.extend(aging_rows(r));
     // The id column is long and rarely read in a terminal: drop it from the table.
     for row in &mut all {
         row.remove(1);

@@ -51,6 +51,52 @@ pub struct Settings {
     pub provider_worker: ProviderWorkerSettings,
     /// `[http]`: how slow or too many clients are bounded.
     pub http: HttpSettings,
+    /// `[dashboard]`: the web dashboard's sessions and sign-in throttling.
+    pub dashboard: DashboardSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardSettings {
+    /// Minutes without a request after which a session ends.
+    pub idle_minutes: u64,
+    /// Hours after sign-in at which a session ends, however active.
+    pub absolute_hours: u64,
+    /// Failed sign-ins for one email within `throttle_window_minutes` that pause its sign-in
+    /// for `throttle_lock_minutes`.
+    pub throttle_failures: i64,
+    pub throttle_window_minutes: u64,
+    pub throttle_lock_minutes: u64,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        let d = riskdesk_app::accounts::staff::SessionPolicy::default();
+        Self {
+            idle_minutes: d.idle.as_secs() / 60,
+            absolute_hours: d.absolute.as_secs() / 3600,
+            throttle_failures: d.throttle.max,
+            throttle_window_minutes: d.throttle.window.as_secs() / 60,
+            throttle_lock_minutes: d.throttle.lock.as_secs() / 60,
+        }
+    }
+}
+
+impl DashboardSettings {
+    pub fn ui_options(&self) -> riskdesk_ui::UiOptions {
+        let m = |n: u64| std::time::Duration::from_secs(n.max(1) * 60);
+        riskdesk_ui::UiOptions {
+            sessions: riskdesk_app::accounts::staff::SessionPolicy {
+                idle: m(self.idle_minutes),
+                absolute: m(self.absolute_hours * 60),
+                throttle: riskdesk_storage::staff::Throttle {
+                    max: self.throttle_failures.max(1),
+                    window: m(self.throttle_window_minutes),
+                    lock: m(self.throttle_lock_minutes),
+                },
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +202,7 @@ impl Default for Settings {
             partner_center_webhooks: None,
             provider_worker: Default::default(),
             http: Default::default(),
+            dashboard: Default::default(),
         }
     }
 }

@@ -4,6 +4,7 @@ mod anomaly;
 mod collections;
 mod config;
 mod ingest;
+mod users;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -107,7 +108,12 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    /// Manage staff API tokens.
+    /// Manage staff accounts: the people who sign in to the web dashboard.
+    User {
+        #[command(subcommand)]
+        command: users::UserCommand,
+    },
+    /// Manage staff API tokens (for machines; people sign in as users).
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -346,6 +352,7 @@ async fn run(
     match command {
         Command::Serve { demo } => {
             let db = open_db(&settings).await?;
+            let mut demo_signins = Vec::new();
             if let Some((_, secret)) = service::ensure_default_tenant(&db, clock.now()).await? {
                 println!("Created tenant 'default'. Its admin token (shown once, keep it):");
                 println!("{secret}");
@@ -359,6 +366,7 @@ async fn run(
                 } else {
                     println!("Demo book not loaded: tenant 'default' already has customers.");
                 }
+                demo_signins = users::demo_users(&db, tenant.tenant_id(), clock.now()).await?;
             }
             let options = settings.server_options()?;
             // Hourly housekeeping in the background; a failure is logged and retried next hour.
@@ -374,7 +382,21 @@ async fn run(
                     }
                 }
             });
-            let app = Application::build(&settings.bind, db.clone(), clock, &options).await?;
+            let ui = settings.dashboard.ui_options();
+            let app = Application::build_with(&settings.bind, db.clone(), clock, &options, |app| {
+                riskdesk_ui::router(app, ui, Default::default())
+            })
+            .await?;
+            println!("Dashboard: http://{}/ui/", app.local_addr());
+            if !app.local_addr().ip().is_loopback() {
+                println!(
+                    "  (not on loopback: browsers keep the dashboard's __Host- cookie only over HTTPS, so put TLS in front)"
+                );
+            }
+            for (email, password, role) in &demo_signins {
+                println!("  demo sign-in ({role}): {email} / {password}");
+            }
+            // Last: tests and scripts read up to this line.
             println!(
                 "riskdesk listening on http://{} (database: {})",
                 app.local_addr(),
@@ -424,6 +446,7 @@ async fn run(
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::User { command } => users::run(command, &settings, &clock).await,
         Command::Token { command } => {
             let db = open_db(&settings).await?;
             service::ensure_default_tenant(&db, clock.now()).await?;

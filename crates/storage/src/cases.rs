@@ -190,6 +190,83 @@ pub async fn list(db: &Db, tenant: TenantId, f: &CaseFilter, limit: u32) -> Resu
     .await
 }
 
+/// The home page's case counts in one pass: (assigned to `assignee` and not closed, past
+/// their deadline at `at` and not closed, not closed and unassigned, open credit-limit cases).
+pub async fn home_counts(db: &Db, tenant: TenantId, assignee: &str, at: i64) -> Result<[i64; 4]> {
+    struct C([i64; 4]);
+    impl FromRow for C {
+        fn from_row(r: &dyn RowLike) -> Result<Self> {
+            Ok(C([
+                r.opt_i64("mine")?.unwrap_or(0),
+                r.opt_i64("breached")?.unwrap_or(0),
+                r.opt_i64("unassigned")?.unwrap_or(0),
+                r.opt_i64("credit")?.unwrap_or(0),
+            ]))
+        }
+    }
+    let c: Option<C> = db
+        .fetch_optional(
+            Q::new(
+                "SELECT SUM(CASE WHEN assignee = $2 THEN 1 ELSE 0 END) AS mine, \
+                 SUM(CASE WHEN due_at < $3 THEN 1 ELSE 0 END) AS breached, \
+                 SUM(CASE WHEN assignee IS NULL THEN 1 ELSE 0 END) AS unassigned, \
+                 SUM(CASE WHEN kind = 'credit_limit' THEN 1 ELSE 0 END) AS credit \
+                 FROM cases WHERE tenant_id = $1 AND status NOT IN ('resolved', 'dismissed')",
+            )
+            .bind(tenant.0)
+            .bind(assignee)
+            .bind(at),
+        )
+        .await?;
+    Ok(c.map_or([0; 4], |c| c.0))
+}
+
+/// The most urgent unassigned case of a view (`f`'s assignee is ignored): the candidate
+/// [`claim`] then tries to take.
+pub async fn next_unassigned(
+    tx: &mut Tx,
+    tenant: TenantId,
+    f: &CaseFilter,
+) -> Result<Option<CaseRow>> {
+    tx.fetch_optional(
+        Q::new(format!(
+            "{SELECT} WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR kind = $3) \
+             AND ($4 IS NULL OR severity = $4) AND assignee IS NULL AND ($5 IS NULL OR customer_id = $5) \
+             AND ($6 IS NULL OR (due_at < $6 AND status NOT IN ('resolved', 'dismissed'))) \
+             AND status NOT IN ('resolved', 'dismissed') \
+             ORDER BY due_at, id LIMIT 1"
+        ))
+        .bind(tenant.0)
+        .bind(f.status.clone())
+        .bind(f.kind.clone())
+        .bind(f.severity.clone())
+        .bind(f.customer)
+        .bind(f.overdue_at),
+    )
+    .await
+}
+
+/// Assigns a case only if nobody has it: 1 when taken, 0 when another unit of work took it
+/// first (on PostgreSQL the second writer waits for the first, then sees the assignee).
+pub async fn claim(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: Uuid,
+    assignee: &str,
+    now: i64,
+) -> Result<u64> {
+    tx.execute(
+        Q::new(
+            "UPDATE cases SET assignee = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND assignee IS NULL",
+        )
+        .bind(tenant.0)
+        .bind(id)
+        .bind(assignee)
+        .bind(now),
+    )
+    .await
+}
+
 /// Cases of every tenant past their deadline whose breach has not been notified yet.
 pub async fn breached(
     db: &Db,

@@ -428,3 +428,44 @@ pub async fn get_many_tx(tx: &mut Tx, tenant: TenantId, ids: &[Uuid]) -> Result<
     }
     tx.fetch_all(q).await
 }
+
+/// Several customers by id (missing ids are simply absent).
+pub async fn get_many(db: &Db, tenant: TenantId, ids: &[Uuid]) -> Result<Vec<CustomerRow>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut q = Q::new(format!(
+        "{SELECT} WHERE tenant_id = $1 AND id IN ({}) ORDER BY id",
+        crate::query::placeholders(2, ids.len())
+    ))
+    .bind(tenant.0);
+    for c in ids {
+        q = q.bind(*c);
+    }
+    db.fetch_all(q).await
+}
+
+/// Customers whose name, external id, domain or email contains `text` (case-insensitive), or
+/// whose id is `text`: the dashboard's search. Newest first.
+pub async fn search(db: &Db, tenant: TenantId, text: &str, limit: u32) -> Result<Vec<CustomerRow>> {
+    let escaped = text
+        .trim()
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let pattern = format!("%{escaped}%");
+    let id = text.trim().parse::<Uuid>().ok();
+    db.fetch_all(
+        Q::new(format!(
+            "{SELECT} WHERE tenant_id = $1 AND (id = $2 OR LOWER(name) LIKE $3 ESCAPE '\\' \
+             OR LOWER(COALESCE(external_id, '')) LIKE $3 ESCAPE '\\' OR LOWER(domain) LIKE $3 ESCAPE '\\' \
+             OR LOWER(email) LIKE $3 ESCAPE '\\') ORDER BY id DESC LIMIT $4"
+        ))
+        .bind(tenant.0)
+        .bind(id)
+        .bind(pattern)
+        .bind(i64::from(limit)),
+    )
+    .await
+}

@@ -770,3 +770,48 @@ pub async fn lock_for_ingest(tx: &mut Tx, tenant: TenantId, keys: &[String]) -> 
     }
     Ok(())
 }
+
+/// One hour of one meter category's spend in one currency.
+#[derive(Clone, Debug)]
+pub struct CategoryHour {
+    pub meter_category: String,
+    pub currency: String,
+    pub hour: i64,
+    pub units: i64,
+    pub rem: i64,
+}
+
+impl FromRow for CategoryHour {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(CategoryHour {
+            meter_category: r.text("meter_category")?,
+            currency: r.text("currency")?,
+            hour: r.i64("hour")?,
+            units: r.i64("cost_units")?,
+            rem: r.i64("cost_rem")?,
+        })
+    }
+}
+
+/// A customer's hourly spend in [from, to) per meter category and currency, hours without
+/// spend absent, in (category, currency, hour) order.
+pub async fn customer_spend_hours(
+    db: &Db,
+    tenant: TenantId,
+    customer: Uuid,
+    from: i64,
+    to: i64,
+) -> Result<Vec<CategoryHour>> {
+    db.fetch_all(
+        Q::new(
+            "SELECT meter_category, currency, hour, cost_units, cost_rem FROM spend_hourly \
+             WHERE tenant_id = $1 AND customer_id = $2 AND hour >= $3 AND hour < $4 \
+             ORDER BY meter_category, currency, hour",
+        )
+        .bind(tenant.0)
+        .bind(customer)
+        .bind(from)
+        .bind(to),
+    )
+    .await
+}

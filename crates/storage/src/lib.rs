@@ -26,6 +26,7 @@ pub mod query;
 pub mod rules;
 pub mod signups;
 mod sqlite_writer;
+pub mod staff;
 pub mod subscriptions;
 pub mod tenants;
 pub mod time;

@@ -70,6 +70,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0013_one_open_case_per_customer.sql",
         include_str!("../migrations/sqlite/0013_one_open_case_per_customer.sql"),
     ),
+    (
+        14,
+        "0014_staff_users.sql",
+        include_str!("../migrations/sqlite/0014_staff_users.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

@@ -81,6 +81,12 @@ pub async fn list(db: &Db) -> Result<Vec<TenantRow>> {
         .await
 }
 
+pub async fn get(db: &Db, id: TenantId) -> Result<TenantRow> {
+    db.fetch_optional(Q::new(format!("{SELECT} WHERE id = $1")).bind(id.0))
+        .await?
+        .ok_or(StorageError::NotFound("tenant"))
+}
+
 pub async fn get_tx(tx: &mut Tx, id: TenantId) -> Result<TenantRow> {
     tx.fetch_optional(Q::new(format!("{SELECT} WHERE id = $1")).bind(id.0))
         .await?

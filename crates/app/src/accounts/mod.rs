@@ -21,6 +21,8 @@ use uuid::Uuid;
 use crate::kernel::error::AppError;
 use crate::kernel::{Event, Uow};
 
+pub mod staff;
+
 pub const DEFAULT_TENANT: &str = "default";
 
 pub async fn create_customer(

@@ -192,3 +192,50 @@ pub async fn aging_report(
             .collect(),
     })
 }
+
+/// The report as table rows: one per customer and currency, then a TOTAL per currency.
+pub fn aging_rows(r: &AgingReport) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for c in &r.customers {
+        let mut row = vec![
+            c.customer_name.clone().unwrap_or_default(),
+            c.customer_id.map(|i| i.to_string()).unwrap_or_default(),
+            c.currency.clone(),
+        ];
+        row.extend(c.amounts.iter().cloned());
+        row.push(c.total.clone());
+        out.push(row);
+    }
+    for t in &r.totals {
+        let mut row = vec!["TOTAL".to_owned(), String::new(), t.currency.clone()];
+        row.extend(t.amounts.iter().cloned());
+        row.push(t.total.clone());
+        out.push(row);
+    }
+    out
+}
+
+/// The column names of [`aging_rows`].
+pub fn aging_header(r: &AgingReport) -> Vec<String> {
+    let mut h = vec![
+        "customer".to_owned(),
+        "customer_id".into(),
+        "currency".into(),
+    ];
+    h.extend(r.buckets.iter().cloned());
+    h.push("total".into());
+    h
+}
+
+/// The report as CSV: what `riskdesk report aging --format csv` prints and the dashboard
+/// downloads.
+pub fn aging_csv(r: &AgingReport) -> Result<String, AppError> {
+    let csv_err = |e: &dyn std::fmt::Display| AppError::Internal(format!("CSV: {e}"));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(aging_header(r)).map_err(|e| csv_err(&e))?;
+    for row in aging_rows(r) {
+        w.write_record(row).map_err(|e| csv_err(&e))?;
+    }
+    let bytes = w.into_inner().map_err(|e| csv_err(&e))?;
+    String::from_utf8(bytes).map_err(|e| csv_err(&e))
+}

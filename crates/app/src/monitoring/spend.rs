@@ -283,3 +283,114 @@ pub async fn schedule(
         }
     }
 }
+
+/// One hour of a spend chart.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SpendPoint {
+    /// The hour's start (RFC 3339, UTC).
+    pub hour: String,
+    /// Spend in the hour over every currency of the category (decimal text, exact).
+    pub spend: String,
+    /// The detector's score in [0, 1].
+    pub score: f64,
+    /// The level the hour is judged against.
+    pub expected: f64,
+    /// Whether the hour reaches the alert threshold with more spend than expected.
+    pub anomaly: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CategorySeries {
+    pub meter_category: String,
+    /// The currencies the category's spend is in (a chart is per currency when several).
+    pub currencies: Vec<String>,
+    /// Every hour in [from, to), hours without spend as zero.
+    pub points: Vec<SpendPoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SpendSeries {
+    pub customer_id: Uuid,
+    pub from: String,
+    pub to: String,
+    pub threshold: f64,
+    pub series: Vec<CategorySeries>,
+}
+
+/// The longest span a spend series is asked for.
+pub const SPEND_SERIES_MAX_HOURS: i64 = 92 * 24;
+
+/// A customer's hourly spend per meter category in [from, to) (whole hours, µs), each hour
+/// with its anomaly score. Scores are recomputed from the stored hours by the same detector
+/// the monitoring pass runs, warmed up on the `RECENT` hours before `from`, hours without spend
+/// as zeros. They can differ from the scores the pass raised alerts on where events arrived
+/// after the pass had scored their hour (the pass scores an hour once) or where the pass skipped
+/// weeks without spend.
+pub async fn spend_series(
+    db: &riskdesk_storage::Db,
+    tenant: TenantId,
+    customer: Uuid,
+    from: i64,
+    to: i64,
+    threshold: f64,
+) -> Result<SpendSeries, AppError> {
+    let from = from.div_euclid(HOUR) * HOUR;
+    let to = to.div_euclid(HOUR) * HOUR;
+    if to <= from {
+        return Err(AppError::field("to", "must be at least an hour after from"));
+    }
+    if (to - from) / HOUR > SPEND_SERIES_MAX_HOURS {
+        return Err(AppError::field(
+            "to",
+            format!("at most {SPEND_SERIES_MAX_HOURS} hours after from"),
+        ));
+    }
+    let rows = events::customer_spend_hours(db, tenant, customer, from - WARM_UP, to).await?;
+    // category → hour → picos (over currencies), and the currencies seen
+    let mut by_cat: std::collections::BTreeMap<
+        String,
+        (std::collections::BTreeMap<i64, i128>, BTreeSet<String>),
+    > = Default::default();
+    for r in rows {
+        let e = by_cat.entry(r.meter_category).or_default();
+        *e.0.entry(r.hour).or_default() += join(r.units, r.rem);
+        e.1.insert(r.currency);
+    }
+    let mut series = Vec::new();
+    for (category, (hours, currencies)) in by_cat {
+        let mut det = Detector::default();
+        let first = hours.keys().next().copied().unwrap_or(from).min(from);
+        let mut points = Vec::with_capacity(((to - from) / HOUR) as usize);
+        let mut h = first;
+        while h < to {
+            let picos = hours.get(&h).copied().unwrap_or(0);
+            let v = picos as f64 / 1e12;
+            let s = det.score_explained(h / 1_000_000, v);
+            if h >= from {
+                points.push(SpendPoint {
+                    hour: from_micros(h).to_string(),
+                    spend: format_picos(picos),
+                    score: (s.score * 1000.0).round() / 1000.0,
+                    expected: (s.expected * 1e6).round() / 1e6,
+                    anomaly: s.score >= threshold && v > s.expected,
+                });
+            }
+            h += HOUR;
+        }
+        series.push(CategorySeries {
+            meter_category: category,
+            currencies: currencies.into_iter().collect(),
+            points,
+        });
+    }
+    Ok(SpendSeries {
+        customer_id: customer,
+        from: from_micros(from).to_string(),
+        to: from_micros(to).to_string(),
+        threshold,
+        series,
+    })
+}

@@ -22,6 +22,7 @@ use crate::kernel::error::AppError;
 use crate::kernel::{Ctx, Uow};
 
 pub mod blocklist;
+pub mod preview;
 pub use crate::kernel::settings::ResponseSettings;
 
 fn actor_id(a: &Actor) -> String {
@@ -318,6 +319,60 @@ pub async fn assign(
     .await?;
     entry(tx, tenant, id, "assign", actor, assignee, None, None, now).await?;
     Ok(after)
+}
+
+/// Takes the most urgent unassigned case of a view for `assignee`, atomically: two callers at
+/// once never get the same case (the claim is a conditional update; the loser moves on to the
+/// next candidate). `None` when the view has no unassigned case.
+pub async fn take_next(
+    tx: &mut Uow,
+    tenant: TenantId,
+    actor: &Actor,
+    view: &cases::CaseFilter,
+    assignee: &str,
+    now: Timestamp,
+) -> Result<Option<CaseRow>, AppError> {
+    let at = to_micros(now);
+    for _ in 0..32 {
+        let Some(before) = cases::next_unassigned(tx, tenant, view).await? else {
+            return Ok(None);
+        };
+        if cases::claim(tx, tenant, before.id, assignee, at).await? == 0 {
+            continue;
+        }
+        let mut after = before.clone();
+        after.assignee = Some(assignee.to_owned());
+        if before.status == CaseStatus::Open.as_str() {
+            after.status = CaseStatus::Investigating.as_str().into();
+        }
+        after.updated_at = at;
+        cases::update(tx, tenant, &after).await?;
+        audit::append(
+            tx,
+            tenant,
+            now,
+            AuditDraft::new(actor, "case.take", "case", before.id)
+                .before(&before)
+                .after(&after),
+        )
+        .await?;
+        entry(
+            tx,
+            tenant,
+            before.id,
+            "assign",
+            actor,
+            Some(assignee),
+            None,
+            None,
+            now,
+        )
+        .await?;
+        return Ok(Some(after));
+    }
+    Err(AppError::Contention(
+        "every candidate case was taken by someone else meanwhile; try again".into(),
+    ))
 }
 
 pub async fn comment(

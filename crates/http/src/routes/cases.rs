@@ -467,7 +467,7 @@ pub struct CommentIn {
 
 /// Adds a comment to a case's timeline.
 #[utoipa::path(post, path = "/v1/cases/{id}/comments", tag = "cases", security(("bearer" = [])),
-    extensions(("x-permission" = json!("work_cases"))),
+    extensions(("x-permission" = json!("comment_on_cases"))),
     params(("id" = Uuid, Path, description = "case id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     request_body = CommentIn,
@@ -480,7 +480,7 @@ pub async fn comment(
     Path(id): Path<String>,
     body: ApiJson<CommentIn>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::WorkCases)?;
+    caller.require(Permission::CommentOnCases)?;
     let id: Uuid = parse_id(&id, "case")?;
     let text = riskdesk_domain::customer::parse_note(&body.value.text)
         .map_err(|e| ApiError::field("text", e.0))?;
@@ -888,4 +888,317 @@ pub async fn sla_check(
     Ok(Json(SlaCheckOut {
         breaches_notified: n,
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TakeNextIn {
+    /// The view to take from (the queue's filters); absent fields match every case.
+    pub status: Option<String>,
+    pub kind: Option<String>,
+    pub severity: Option<String>,
+    pub customer_id: Option<Uuid>,
+    /// Only cases past their deadline.
+    pub overdue: Option<bool>,
+    /// Who takes it (default: the caller's name).
+    pub assignee: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TakeNextOut {
+    /// The case taken, now assigned; null when the view has no unassigned case.
+    pub case: Option<CaseOut>,
+}
+
+/// Takes the most urgent unassigned case of a view, atomically: two callers at once never get
+/// the same case.
+#[utoipa::path(post, path = "/v1/cases/take-next", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
+    request_body = TakeNextIn,
+    responses((status = 200, body = TakeNextOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn take_next(
+    State(s): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: ApiJson<TakeNextIn>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::WorkCases)?;
+    let b = &body.value;
+    let mut v = Validator::default();
+    if let Some(st) = &b.status
+        && CaseStatus::parse(st).is_none()
+    {
+        v.fail(
+            "status",
+            "must be open, investigating, actioned, resolved or dismissed",
+        );
+    }
+    if let Some(k) = &b.kind
+        && CaseKind::parse(k).is_none()
+    {
+        v.fail("kind", "is not a case kind");
+    }
+    if let Some(sev) = &b.severity
+        && !riskdesk_domain::response::case::SEVERITIES.contains(&sev.as_str())
+    {
+        v.fail("severity", "must be info, low, medium, high or critical");
+    }
+    let assignee = match b.assignee.as_deref().map(str::trim) {
+        Some("") => {
+            v.fail("assignee", "must not be empty");
+            None
+        }
+        Some(a) if a.chars().count() > 200 => {
+            v.fail("assignee", "at most 200 characters");
+            None
+        }
+        Some(a) => Some(a.to_owned()),
+        None => Some(caller.0.name.clone()),
+    };
+    v.finish()?;
+    let fp = Fingerprint {
+        key: &key,
+        method_path: "POST /v1/cases/take-next".into(),
+        body_sha256: &body.body_sha256,
+    };
+    let now = s.clock.now();
+    let at = to_micros(now);
+    let view = CaseFilter {
+        status: b.status.clone(),
+        kind: b.kind.clone(),
+        severity: b.severity.clone(),
+        assignee: None,
+        customer: b.customer_id,
+        overdue_at: b.overdue.unwrap_or(false).then_some(at),
+        active_only: true,
+        after: None,
+    };
+    let mut tx = s.app.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
+    let taken = response::take_next(
+        &mut tx,
+        caller.tenant(),
+        &caller.actor(),
+        &view,
+        assignee.as_deref().expect("validated"),
+        now,
+    )
+    .await?;
+    idem::finish(
+        tx,
+        &caller,
+        &fp,
+        StatusCode::OK,
+        &TakeNextOut {
+            case: taken.map(|c| CaseOut::of(c, at)),
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkIn {
+    /// The cases (1 to 500), changed together or not at all.
+    pub ids: Vec<Uuid>,
+    /// assign, unassign, status or comment.
+    pub op: String,
+    /// assign: who takes them.
+    pub assignee: Option<String>,
+    /// status: the status to set.
+    pub status: Option<String>,
+    /// comment: the comment; status: the note.
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkOut {
+    pub changed: usize,
+    pub cases: Vec<CaseOut>,
+}
+
+/// Assigns, unassigns, changes the status of, or comments on several cases in one unit of work:
+/// if one cannot be changed (a 409 naming it), none is.
+#[utoipa::path(post, path = "/v1/cases/bulk", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("work_cases"))),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
+    request_body = BulkIn,
+    responses((status = 200, body = BulkOut), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn bulk(
+    State(s): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: ApiJson<BulkIn>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::WorkCases)?;
+    let b = &body.value;
+    let mut v = Validator::default();
+    if b.ids.is_empty() || b.ids.len() > 500 {
+        v.fail("ids", "between 1 and 500 case ids");
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !b.ids.iter().all(|i| seen.insert(*i)) {
+        v.fail("ids", "must not repeat a case");
+    }
+    let text = b.text.as_deref().and_then(|t| {
+        v.check(
+            "text",
+            riskdesk_domain::customer::parse_note(t).map_err(|e| e.0),
+        )
+    });
+    let assignee = b.assignee.as_deref().map(str::trim).map(str::to_owned);
+    let status = b.status.as_deref().map(CaseStatus::parse);
+    match b.op.as_str() {
+        "assign" => match assignee.as_deref() {
+            None | Some("") => v.fail("assignee", "assign needs who takes them"),
+            Some(a) if a.chars().count() > 200 => v.fail("assignee", "at most 200 characters"),
+            _ => {}
+        },
+        "unassign" => {}
+        "status" => {
+            if !matches!(status, Some(Some(_))) {
+                v.fail(
+                    "status",
+                    "must be open, investigating, actioned, resolved or dismissed",
+                );
+            }
+        }
+        "comment" => {
+            if b.text.is_none() {
+                v.fail("text", "comment needs the text");
+            }
+        }
+        _ => v.fail("op", "must be assign, unassign, status or comment"),
+    }
+    v.finish()?;
+    let fp = Fingerprint {
+        key: &key,
+        method_path: "POST /v1/cases/bulk".into(),
+        body_sha256: &body.body_sha256,
+    };
+    let now = s.clock.now();
+    let (tenant, actor) = (caller.tenant(), caller.actor());
+    let mut tx = s.app.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
+    let mut out = Vec::with_capacity(b.ids.len());
+    for id in &b.ids {
+        let row = match b.op.as_str() {
+            "assign" => {
+                response::assign(&mut tx, tenant, &actor, *id, assignee.as_deref(), now).await
+            }
+            "unassign" => response::assign(&mut tx, tenant, &actor, *id, None, now).await,
+            "status" => {
+                let to = status.flatten().expect("validated");
+                response::set_status(&mut tx, tenant, &actor, *id, to, text.as_deref(), now).await
+            }
+            _ => {
+                response::comment(
+                    &mut tx,
+                    tenant,
+                    &actor,
+                    *id,
+                    text.as_deref().unwrap_or(""),
+                    now,
+                )
+                .await
+            }
+        }
+        .map_err(|e| match e {
+            riskdesk_app::kernel::error::AppError::Conflict(m) => {
+                riskdesk_app::kernel::error::AppError::Conflict(format!("case {id}: {m}"))
+            }
+            riskdesk_app::kernel::error::AppError::NotFound(_) => {
+                riskdesk_app::kernel::error::AppError::NotFound(format!("no such case {id}"))
+            }
+            other => other,
+        })?;
+        out.push(CaseOut::of(row, to_micros(now)));
+    }
+    idem::finish(
+        tx,
+        &caller,
+        &fp,
+        StatusCode::OK,
+        &BulkOut {
+            changed: out.len(),
+            cases: out,
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewQuery {
+    /// suspend, disable_access, reactivate, cancel, set_budget, require_prepayment,
+    /// revoke_admin_access, mark_fraudulent
+    pub kind: String,
+    /// The subscription (lifecycle actions).
+    pub subscription_id: Option<String>,
+    /// The reason it would be taken for (default: investigation; resolved for reactivate).
+    pub reason: Option<String>,
+}
+
+/// What an action on the case's customer would do, by the rules that would apply it: the
+/// change here, the call at Partner Center on the customer's cloud instance, the approval
+/// rule, and the notice the customer would receive in their language. Nothing is changed.
+#[utoipa::path(get, path = "/v1/cases/{id}/actions/preview", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
+    params(("id" = Uuid, Path, description = "case id"), PreviewQuery),
+    responses((status = 200, body = riskdesk_app::response::preview::ActionPreview),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn preview_action(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PreviewQuery>,
+) -> Result<Json<riskdesk_app::response::preview::ActionPreview>, ApiError> {
+    caller.require(Permission::ReadCustomers)?;
+    let id: Uuid = parse_id(&id, "case")?;
+    let mut v = Validator::default();
+    let kind = v.check(
+        "kind",
+        ActionKind::parse(&q.kind).ok_or(
+            "must be suspend, disable_access, reactivate, cancel, set_budget, require_prepayment, revoke_admin_access or mark_fraudulent",
+        ),
+    );
+    let reason = q
+        .reason
+        .as_deref()
+        .and_then(|r| v.check("reason", Reason::parse(r).ok_or("is not a reason")));
+    let subscription = q.subscription_id.as_deref().and_then(|sid| {
+        v.check(
+            "subscription_id",
+            sid.parse::<Uuid>().map_err(|_| "is not a subscription id"),
+        )
+    });
+    v.finish()?;
+    let tenant = caller.tenant();
+    let case = cases::get(s.db(), tenant, id).await?;
+    let customer = case.customer_id.ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "case {id} has no customer yet: there is nothing to act on"
+        ))
+    })?;
+    Ok(Json(
+        riskdesk_app::response::preview::preview(
+            s.db(),
+            tenant,
+            customer,
+            subscription,
+            kind.expect("validated"),
+            reason,
+        )
+        .await?,
+    ))
 }

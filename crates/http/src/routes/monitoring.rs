@@ -615,3 +615,62 @@ pub async fn act_on_alert(
     .await?;
     idem::finish(tx, &caller, &fp, StatusCode::OK, &AlertOut::from(after)).await
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SpendQuery {
+    /// Start (RFC 3339; default: 14 days before `to`), rounded down to the hour.
+    pub from: Option<String>,
+    /// End, excluded (RFC 3339; default: the end of the current hour).
+    pub to: Option<String>,
+}
+
+/// A customer's hourly spend per meter category, each hour with its anomaly score (the
+/// detector of the monitoring pass, replayed over the stored hours), at most 92 days.
+#[utoipa::path(get, path = "/v1/customers/{id}/spend", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
+    params(("id" = Uuid, Path, description = "customer id"), SpendQuery),
+    responses((status = 200, body = riskdesk_app::monitoring::spend::SpendSeries),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn spend(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<SpendQuery>,
+) -> Result<Json<riskdesk_app::monitoring::spend::SpendSeries>, ApiError> {
+    caller.require(Permission::ReadCustomers)?;
+    let customer: CustomerId = parse_id(&id, "customer")?;
+    let hour = 3_600_000_000i64;
+    let mut v = crate::error::Validator::default();
+    let instant = |v: &mut crate::error::Validator, field: &str, raw: &Option<String>| {
+        raw.as_deref().and_then(|t| {
+            v.check(
+                field,
+                t.parse::<jiff::Timestamp>()
+                    .map(riskdesk_storage::time::to_micros)
+                    .map_err(|_| "must be an RFC 3339 instant"),
+            )
+        })
+    };
+    let to = instant(&mut v, "to", &q.to);
+    let from = instant(&mut v, "from", &q.from);
+    v.finish()?;
+    let now = riskdesk_storage::time::to_micros(s.clock.now());
+    let to = to.unwrap_or((now.div_euclid(hour) + 1) * hour);
+    let from = from.unwrap_or(to - 14 * 24 * hour);
+    let tenant = caller.tenant();
+    customers::get(s.db(), tenant, customer).await?;
+    Ok(Json(
+        riskdesk_app::monitoring::spend::spend_series(
+            s.db(),
+            tenant,
+            customer.0,
+            from,
+            to,
+            s.app.detector.spend.threshold,
+        )
+        .await?,
+    ))
+}

@@ -131,6 +131,35 @@ async fn serve_first_start_and_demo() {
         .unwrap();
     let customers = page["items"].as_array().unwrap();
     assert_eq!(customers.len(), 32);
+    // The demo's people can sign in to the dashboard with the password printed for them.
+    let signin = lines
+        .iter()
+        .find(|l| l.contains("demo sign-in (analyst): analyst@demo.riskdesk.example / "))
+        .unwrap_or_else(|| panic!("a demo sign-in: {lines:?}"));
+    let password = signin.rsplit(" / ").next().unwrap().trim();
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect
+        .post(format!("{base}/ui/login"))
+        .header("Sec-Fetch-Site", "same-origin")
+        .form(&[
+            ("email", "analyst@demo.riskdesk.example"),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("__Host-riskdesk_session="),
+        "{:?}",
+        r.headers()
+    );
     // The case queue has something to show: a provider fraud event and an AUP notice.
     let cases: serde_json::Value = client
         .get(format!("{base}/v1/cases"))

@@ -7,6 +7,7 @@ mod auth;
 mod billing;
 mod cli;
 mod customers;
+mod dashboard;
 mod detect;
 mod detectors;
 mod dunning;

@@ -33,6 +33,8 @@ struct Op {
     /// each of its enum fields (one may be valid where the first is not, e.g. a card needs
     /// its digits, a bank transfer nothing). Empty: it takes no JSON body.
     samples: Vec<Value>,
+    /// The required query parameters, each with a value its schema allows (`kind=suspend`).
+    query: String,
 }
 
 impl Op {
@@ -55,11 +57,28 @@ impl Op {
             rest = &rest[close + 1..];
         }
         out.push_str(rest);
+        if !self.query.is_empty() {
+            out.push('?');
+            out.push_str(&self.query);
+        }
         out
     }
 }
 
 /// Every operation of the document served at `/openapi.json`.
+/// `name=value&…` for the operation's required query parameters: the first value of the
+/// parameter's enum, else a word.
+fn required_query(op: &Value) -> String {
+    let mut out = Vec::new();
+    for p in op["parameters"].as_array().into_iter().flatten() {
+        if p["in"] == "query" && p["required"] == true {
+            let v = p["schema"]["enum"][0].as_str().unwrap_or("x").to_owned();
+            out.push(format!("{}={v}", p["name"].as_str().unwrap_or("")));
+        }
+    }
+    out.join("&")
+}
+
 async fn operations(app: &TestApp) -> Vec<Op> {
     let r = app
         .send(app.client.get(format!("{}/openapi.json", app.base)))
@@ -95,6 +114,7 @@ async fn operations(app: &TestApp) -> Vec<Op> {
                     .get("schema")
                     .map(|s| samples(&r.body, s))
                     .unwrap_or_default(),
+                query: required_query(op),
             });
         }
     }

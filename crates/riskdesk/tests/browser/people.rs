@@ -1,0 +1,152 @@
+//! Signing in and out, disabled accounts, tenants, cross-site forms.
+
+use riskdesk_domain::{Locale, Role};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn sign_in_refuses_a_wrong_password_signs_out_and_a_disabled_account_loses_its_session() {
+    if !browser_available("sign_in") {
+        return;
+    }
+    let env = env().await;
+    let pw = env
+        .user("default", "ana@example.com", Role::Analyst, Locale::En)
+        .await;
+    let mut d = Driver::start().await;
+    let c = d.browser(1280, 800).await;
+
+    // A page asked for before signing in comes back after it.
+    c.goto(&env.url("/ui/cases?severity=critical"))
+        .await
+        .unwrap();
+    let p = wait_path(&c, |p| p.starts_with("/ui/login")).await;
+    assert!(p.contains("next="), "{p}");
+    fill(&c, "#email", "ana@example.com").await;
+    fill(&c, "#password", "not-the-password").await;
+    click(&c, "#sign-in").await;
+    let msg = text(&c, "#login-error").await;
+    assert!(msg.contains("not right"), "{msg}");
+    assert!(path(&c).await.starts_with("/ui/login"));
+
+    // The login page keeps where to go; the right password gets there.
+    fill(&c, "#password", &pw).await;
+    click(&c, "#sign-in").await;
+    let p = wait_path(&c, |p| p.starts_with("/ui/cases")).await;
+    assert_eq!(p, "/ui/cases?severity=critical");
+    assert_eq!(text(&c, "h1").await, "Case queue");
+    let cookies = c.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|k| k.name() == "__Host-riskdesk_session")
+        .expect("the session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(session.secure(), Some(true));
+    assert_eq!(session.path(), Some("/"));
+
+    // Sign out: back to the sign-in page, and the old cookie opens nothing.
+    click(&c, "#sign-out").await;
+    wait_path(&c, |p| p.starts_with("/ui/login")).await;
+    c.goto(&env.url("/ui/")).await.unwrap();
+    wait_path(&c, |p| p.starts_with("/ui/login")).await;
+
+    // Signed in again, then disabled from the CLI: the next page is the sign-in page, and the
+    // password no longer works.
+    sign_in(&c, &env, "ana@example.com", &pw).await;
+    assert_eq!(path(&c).await, "/ui/");
+    let out = env.cli(&["user", "disable", "ana@example.com"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.goto(&env.url("/ui/cases")).await.unwrap();
+    wait_path(&c, |p| p.starts_with("/ui/login")).await;
+    fill(&c, "#email", "ana@example.com").await;
+    fill(&c, "#password", &pw).await;
+    click(&c, "#sign-in").await;
+    assert!(text(&c, "#login-error").await.contains("not right"));
+    env.assert_no_reports();
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn another_tenants_case_and_customer_are_a_404_page() {
+    if !browser_available("tenants") {
+        return;
+    }
+    let env = env().await;
+    let (cid, _) = env.customer(&env.admin, "Contoso", None).await;
+    let case = env.fraud_case(&env.admin, &cid).await;
+    let pw_b = env
+        .user("reseller-b", "bob@b.example", Role::Admin, Locale::En)
+        .await;
+    let pw_a = env
+        .user("default", "ann@a.example", Role::Analyst, Locale::En)
+        .await;
+    let mut d = Driver::start().await;
+    let c = d.browser(1280, 800).await;
+
+    // Tenant A's analyst sees the case.
+    sign_in(&c, &env, "ann@a.example", &pw_a).await;
+    c.goto(&env.url(&format!("/ui/cases/{case}")))
+        .await
+        .unwrap();
+    assert!(text(&c, "#case-title").await.contains("fraud"));
+    click(&c, "#sign-out").await;
+
+    // Tenant B's admin gets the same page as for an id that does not exist.
+    sign_in(&c, &env, "bob@b.example", &pw_b).await;
+    for p in [
+        format!("/ui/cases/{case}"),
+        format!("/ui/customers/{cid}"),
+        "/ui/cases/00000000-0000-0000-0000-000000000000".into(),
+    ] {
+        c.goto(&env.url(&p)).await.unwrap();
+        assert_eq!(text(&c, "h1 .status").await, "404", "{p}");
+    }
+    // And B's queue does not list it.
+    c.goto(&env.url("/ui/cases")).await.unwrap();
+    assert!(!exists(&c, &format!("#row-{case}")).await);
+    assert!(exists(&c, "#queue-empty").await);
+    env.assert_no_reports();
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_form_posted_from_another_origin_is_refused() {
+    if !browser_available("cross_site") {
+        return;
+    }
+    let env = env().await;
+    let pw = env
+        .user("default", "ana@example.com", Role::Analyst, Locale::En)
+        .await;
+    // Another origin (same host, another port) serving a form aimed at the dashboard.
+    let target = env.url("/ui/logout-everywhere");
+    let evil = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move {
+            axum::response::Html(format!(
+                "<!doctype html><form method=post action=\"{target}\"><button id=go>win a prize</button></form>"
+            ))
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let evil_url = format!("http://{}/", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, evil).await });
+
+    let mut d = Driver::start().await;
+    let c = d.browser(1280, 800).await;
+    sign_in(&c, &env, "ana@example.com", &pw).await;
+    c.goto(&evil_url).await.unwrap();
+    click(&c, "#go").await;
+    let detail = text(&c, "#error-detail").await;
+    assert!(detail.contains("another site"), "{detail}");
+    assert_eq!(text(&c, "h1 .status").await, "403");
+    // The session was not signed out everywhere: it still opens the dashboard.
+    c.goto(&env.url("/ui/")).await.unwrap();
+    assert_eq!(path(&c).await, "/ui/");
+    env.assert_no_reports();
+    c.close().await.unwrap();
+}

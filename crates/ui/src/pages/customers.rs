@@ -1,0 +1,278 @@
+//! Customers: search by name, external id, domain, email or id; the customer page (its
+//! subscriptions, alerts, cases, invoices, exposure and credit terms, budget, provider links).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use riskdesk_app::billing::reports::{ExposureOut, exposure_of};
+use riskdesk_domain::{CustomerId, Permission, TenantId};
+use riskdesk_storage::alerts::{self, AlertFilter, AlertRow};
+use riskdesk_storage::billing::{self, InvoiceFilter, InvoiceRow};
+use riskdesk_storage::budgets;
+use riskdesk_storage::cases::{self, CaseFilter};
+use riskdesk_storage::customers::{self, CustomerFilter, CustomerRow};
+use riskdesk_storage::subscriptions::{self, SubscriptionRow};
+use riskdesk_storage::time::to_micros;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::cases::CaseLine;
+use super::{as_of, opt, parse_id, render};
+use crate::UiState;
+use crate::error::UiError;
+use crate::session::Staff;
+use crate::svg;
+use crate::view::Layout;
+
+const HOUR: i64 = 3_600_000_000;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "customers.html")]
+struct ListPage {
+    l: Layout,
+    q: String,
+    rows: Vec<CustomerRow>,
+    next: Option<Uuid>,
+}
+
+pub async fn list(
+    State(s): State<UiState>,
+    staff: Staff,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, UiError> {
+    staff.require(Permission::ReadCustomers)?;
+    let db = s.app.db();
+    let text = opt(&q.q).unwrap_or("").to_owned();
+    if text.chars().count() > 200 {
+        return Err(UiError::Invalid("q: at most 200 characters".into()));
+    }
+    let (rows, next) = if text.is_empty() {
+        let after = match opt(&q.cursor) {
+            Some(c) => {
+                Some(CustomerId(c.parse().map_err(|_| {
+                    UiError::Invalid("cursor: not a cursor".into())
+                })?))
+            }
+            None => None,
+        };
+        let mut rows = customers::list(
+            db,
+            staff.tenant(),
+            &CustomerFilter {
+                country: None,
+                cloud_instance: None,
+                external_id: None,
+                name_contains: None,
+            },
+            after,
+            51,
+        )
+        .await?;
+        let next = (rows.len() > 50).then(|| {
+            rows.truncate(50);
+            rows.last().map(|r| r.id)
+        });
+        (rows, next.flatten())
+    } else {
+        (
+            customers::search(db, staff.tenant(), &text, 50).await?,
+            None,
+        )
+    };
+    render(&ListPage {
+        l: Layout::new(&s, &staff, "customers"),
+        q: text,
+        rows,
+        next,
+    })
+}
+
+pub struct SubLine {
+    pub row: SubscriptionRow,
+    pub provider_id: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "customer.html")]
+struct CustomerPage {
+    l: Layout,
+    c: CustomerRow,
+    provider_id: Option<String>,
+    exposure: ExposureOut,
+    gauge: String,
+    budget_bar: Option<String>,
+    subs: Vec<SubLine>,
+    alerts: Vec<AlertRow>,
+    cases: Vec<CaseLine>,
+    invoices: Vec<InvoiceRow>,
+    spend_json: String,
+}
+
+#[derive(Deserialize)]
+pub struct AsOf {
+    as_of: Option<String>,
+}
+
+pub async fn page(
+    State(s): State<UiState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(q): Query<AsOf>,
+) -> Result<Response, UiError> {
+    staff.require(Permission::ReadCustomers)?;
+    let id = parse_id(&id)?;
+    let db = s.app.db();
+    let tenant = staff.tenant();
+    let (at_ts, as_of_text) = as_of(&q.as_of, s.app.clock.now())?;
+    let at = to_micros(at_ts);
+    let c = customers::get(db, tenant, CustomerId(id)).await?;
+    let t = staff.t();
+    let exposure = exposure_of(db, tenant, &c, at_ts).await?;
+    let gauge = svg::exposure_gauge(&t, &exposure);
+    let budget = budgets::get(db, tenant, id).await?;
+    let month_start = {
+        let d = at_ts.to_zoned(jiff::tz::TimeZone::UTC).date();
+        jiff::civil::date(d.year(), d.month(), 1)
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| to_micros(z.timestamp()))
+            .unwrap_or(at)
+    };
+    let budget_bar = match &budget {
+        Some(b) => {
+            let spent = riskdesk_storage::events::spend_between(db, tenant, id, month_start, at)
+                .await?
+                .into_iter()
+                .find(|x| x.currency == b.currency)
+                .map(|x| riskdesk_domain::monitoring::cost::join(x.units, x.rem))
+                .unwrap_or(0);
+            Some(svg::budget_bar(&t, b, spent, month_start, at))
+        }
+        None => None,
+    };
+    let link = riskdesk_storage::provider::customer_link(db, tenant, id).await?;
+    let mut subs = Vec::new();
+    for row in subscriptions::list_for_customer(db, tenant, CustomerId(id), None, None, 200).await?
+    {
+        let l = riskdesk_storage::provider::subscription_link(db, tenant, row.id).await?;
+        subs.push(SubLine {
+            provider_id: l.map(|l| l.provider_subscription_id),
+            row,
+        });
+    }
+    let alerts = alerts::list(
+        db,
+        tenant,
+        &AlertFilter {
+            customer_id: Some(id),
+            ..Default::default()
+        },
+        50,
+    )
+    .await?;
+    let case_rows = cases::list(
+        db,
+        tenant,
+        &CaseFilter {
+            status: None,
+            kind: None,
+            severity: None,
+            assignee: None,
+            customer: Some(id),
+            overdue_at: None,
+            active_only: false,
+            after: None,
+        },
+        50,
+    )
+    .await?;
+    let cases = super::cases::lines(&s, &staff, &case_rows, at).await?;
+    let invoices = billing::list_invoices(
+        db,
+        tenant,
+        &InvoiceFilter {
+            customer: Some(id),
+            open: None,
+            after: None,
+            limit: 100,
+        },
+    )
+    .await?;
+    let spend_json = spend_chart_json(&s, tenant, id, at).await?;
+    render(&CustomerPage {
+        l: Layout::new(&s, &staff, "customers").with_as_of(as_of_text, at),
+        provider_id: link.map(|l| l.provider_customer_id),
+        c,
+        exposure,
+        gauge,
+        budget_bar,
+        subs,
+        alerts,
+        cases,
+        invoices,
+        spend_json,
+    })
+}
+
+/// The spend chart's data for the 14 days before `at`, embedded in the page as JSON (never
+/// executed, so the CSP allows it): uPlot's columns — hours, then one series per category —
+/// with each series' anomaly hours and the alerts raised on the customer as markers.
+pub async fn spend_chart_json(
+    s: &UiState,
+    tenant: TenantId,
+    customer: Uuid,
+    at: i64,
+) -> Result<String, UiError> {
+    let to = (at.div_euclid(HOUR) + 1) * HOUR;
+    let from = to - 14 * 24 * HOUR;
+    let threshold = s.app.detector.spend.threshold;
+    let series = riskdesk_app::monitoring::spend::spend_series(
+        s.app.db(),
+        tenant,
+        customer,
+        from,
+        to,
+        threshold,
+    )
+    .await?;
+    let hours: Vec<i64> = (0..(to - from) / HOUR)
+        .map(|i| (from + i * HOUR) / 1_000_000)
+        .collect();
+    let cats: Vec<serde_json::Value> = series
+        .series
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.meter_category,
+                "currencies": c.currencies,
+                "values": c.points.iter().map(|p| p.spend.parse::<f64>().unwrap_or(0.0)).collect::<Vec<_>>(),
+                "scores": c.points.iter().map(|p| p.score).collect::<Vec<_>>(),
+                "anomalies": c.points.iter().enumerate().filter(|(_, p)| p.anomaly).map(|(i, _)| i).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let alerts = alerts::list(
+        s.app.db(),
+        tenant,
+        &AlertFilter {
+            customer_id: Some(customer),
+            ..Default::default()
+        },
+        50,
+    )
+    .await?;
+    let markers: Vec<serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a.last_at >= from && a.last_at < to)
+        .map(|a| serde_json::json!({"t": a.last_at / 1_000_000, "severity": a.severity, "label": a.title}))
+        .collect();
+    let v =
+        serde_json::json!({"x": hours, "series": cats, "markers": markers, "threshold": threshold});
+    // `</` inside a <script> element would end it: escape it (JSON allows `\/`).
+    Ok(v.to_string().replace("</", "<\\/"))
+}
