@@ -190,6 +190,128 @@ pub fn aging_bar(t: &T, labels: &[String], total: &AgingRowOut, qs: &str) -> Str
     s
 }
 
+/// The per-invoice dunning timeline: days from the due date on the x axis; each step at its
+/// planned day (hollow) and, once sent, at the day it went out (filled); the levers pulled by
+/// sent lever steps as bands up to today while in force; payments and credits as markers;
+/// pauses as a hatched band; today as a line.
+pub fn dunning_timeline(t: &T, tl: &riskdesk_app::billing::dunning::InvoiceTimeline) -> String {
+    use riskdesk_domain::billing::Day;
+    let due = Day::parse(&tl.due_day).map(|d| d.0).unwrap_or(0);
+    let today = Day::parse(&tl.as_of).map(|d| d.0).unwrap_or(due) - due;
+    let rel = |d: &str| Day::parse(d).map(|d| d.0 - due).unwrap_or(0);
+    let mut lo = -3;
+    let mut hi = 60;
+    for st in &tl.steps {
+        lo = lo.min(st.offset_days - 2);
+        hi = hi.max(st.offset_days + 5);
+        if let Some(w) = &st.waits_until {
+            hi = hi.max(rel(w) + 3);
+        }
+    }
+    hi = hi.max(today + 3);
+    lo = lo.min(today - 3);
+    let (w, left, right) = (720.0, 8.0, 8.0);
+    let x = |d: i32| left + (d - lo) as f64 / (hi - lo).max(1) as f64 * (w - left - right);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r##"<svg class="dunning-svg" viewBox="0 0 {w} 120" width="100%" role="img" aria-labelledby="d-t d-d" xmlns="http://www.w3.org/2000/svg"><title id="d-t">{}</title><desc id="d-d">{}</desc><defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><line class="hatch" x1="0" y1="0" x2="0" y2="6"/></pattern></defs><line class="axis" x1="{left}" x2="{:.1}" y1="60" y2="60"/>"##,
+        esc(&t.t("dunning-timeline")),
+        esc(&tl
+            .steps
+            .iter()
+            .map(|st| format!(
+                "{} {} {}",
+                st.name,
+                st.planned_day,
+                st.sent_day.as_deref().unwrap_or("-")
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")),
+        w - right
+    );
+    // Pauses: the whole span hatched.
+    if tl.pauses.iter().any(|p| p != "settled") {
+        let _ = write!(
+            s,
+            r##"<rect class="pause" x="{left}" y="66" width="{:.1}" height="10" fill="url(#hatch)"/>"##,
+            w - left - right
+        );
+    }
+    // Lever bands: from the day a lever step went out to today, while a lever is in force.
+    if !tl.levers_in_force.is_empty() {
+        for st in tl.steps.iter().filter(|st| st.lever != "none") {
+            if let Some(d) = &st.sent_day {
+                let (a, b) = (x(rel(d)), x(today));
+                let _ = write!(
+                    s,
+                    r#"<rect class="lever-band lever-{}" x="{a:.1}" y="44" width="{:.1}" height="10"><title>{}</title></rect>"#,
+                    esc(&st.lever),
+                    (b - a).max(2.0),
+                    esc(&t.label("lever", &st.lever))
+                );
+            }
+        }
+    }
+    // Day 0 and today.
+    let _ = write!(
+        s,
+        r#"<line class="due" x1="{0:.1}" x2="{0:.1}" y1="30" y2="90"/><text class="label" x="{0:.1}" y="100" text-anchor="middle">{1}</text><line class="today" x1="{2:.1}" x2="{2:.1}" y1="20" y2="96"/><text class="label" x="{2:.1}" y="16" text-anchor="middle">{3}</text>"#,
+        x(0),
+        esc(&t.t("due")),
+        x(today),
+        esc(&t.t("today"))
+    );
+    for (i, st) in tl.steps.iter().enumerate() {
+        let px = x(st.offset_days);
+        // A lever step held back by the notice gate: a dashed line to the day it can go.
+        if let Some(wd) = &st.waits_until {
+            let _ = write!(
+                s,
+                r#"<line class="gate" x1="{px:.1}" x2="{:.1}" y1="60" y2="60"><title>{}</title></line><circle class="step gate-end" cx="{:.1}" cy="60" r="3"/>"#,
+                x(rel(wd)),
+                esc(st.wait_reason.as_deref().unwrap_or("")),
+                x(rel(wd))
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<circle class="step planned" cx="{px:.1}" cy="60" r="5"><title>{} {}</title></circle>"#,
+            esc(&st.name),
+            esc(&st.planned_day)
+        );
+        if let Some(d) = &st.sent_day {
+            let _ = write!(
+                s,
+                r#"<circle class="step sent" cx="{:.1}" cy="60" r="5"><title>{} {}</title></circle>"#,
+                x(rel(d)),
+                esc(&st.name),
+                esc(d)
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<text class="label step-label" x="{px:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            // Alternate heights so neighbouring steps' names do not overlap.
+            if i % 2 == 0 { 40 } else { 28 },
+            esc(&st.name)
+        );
+    }
+    for m in &tl.markers {
+        let px = x(rel(&m.day));
+        let _ = write!(
+            s,
+            r#"<path class="marker marker-{}" d="M{px:.1} 80 l-5 9 h10 z"><title>{} {} {}</title></path>"#,
+            esc(&m.kind),
+            esc(&m.kind),
+            esc(&m.day),
+            esc(&m.amount)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

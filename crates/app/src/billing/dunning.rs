@@ -514,3 +514,215 @@ pub async fn schedule(
         }
     }
 }
+
+/// One rung of the ladder as it stands for one invoice.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TimelineStep {
+    pub name: String,
+    pub notice: String,
+    /// The lever as this cloud instance applies it (21Vianet: suspension and cancellation
+    /// become blocked access), `none` for a notice alone.
+    pub lever: String,
+    /// The day the ladder plans it: the due date plus its offset.
+    pub planned_day: String,
+    /// Days from the due date.
+    pub offset_days: i32,
+    /// The day it was sent, if it was.
+    pub sent_day: Option<String>,
+    /// When the step waits past its planned day for the notice before it to be old enough
+    /// (`min_notice_days`): the day it can go, and why.
+    pub waits_until: Option<String>,
+    pub wait_reason: Option<String>,
+}
+
+/// Something that happened to the invoice's open amount.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TimelineMarker {
+    /// payment, wallet, credit_note, write_off, chargeback
+    pub kind: String,
+    pub day: String,
+    /// Decimal, negative when it lowered the open amount.
+    pub amount: String,
+}
+
+/// An invoice's place on the dunning ladder on a day: every step at its planned day (sent or
+/// not, and why a lever waits), the levers in force, what pauses it, the money that moved, and
+/// the next step with its date — computed by the same `progress` the daily run applies.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InvoiceTimeline {
+    pub invoice_id: Uuid,
+    pub customer_id: Uuid,
+    pub number: String,
+    pub currency: String,
+    pub total: String,
+    pub open: String,
+    pub issue_day: String,
+    pub due_day: String,
+    pub as_of: String,
+    pub cloud_instance: String,
+    /// Where the ladder comes from: customer, tenant or default.
+    pub policy_source: String,
+    pub min_notice_days: u32,
+    pub steps: Vec<TimelineStep>,
+    /// Levers the ladder holds on the customer now (`block_new_purchases`, and a subscription
+    /// lever per subscription), whatever invoice pulled them.
+    pub levers_in_force: Vec<String>,
+    /// What stops the ladder for this invoice: disputed, hold (until a day), excluded,
+    /// enforcement_off (notices go on, levers do not), settled, below the minimum.
+    pub pauses: Vec<String>,
+    pub markers: Vec<TimelineMarker>,
+    pub next_step: Option<String>,
+    pub next_day: Option<String>,
+    /// On an instance without cancellation the ladder ends at blocked access.
+    pub ends_at_blocked_access: bool,
+}
+
+/// The dunning timeline of one invoice on `day`.
+pub async fn invoice_timeline(
+    db: &riskdesk_storage::Db,
+    tenant: TenantId,
+    invoice: Uuid,
+    day: Day,
+    fallback: &Policy,
+) -> Result<InvoiceTimeline, AppError> {
+    let inv = billing::get_invoice(db, tenant, invoice).await?;
+    let c = customers::get(db, tenant, riskdesk_domain::CustomerId(inv.customer_id)).await?;
+    let instance = CloudInstance::parse(&c.cloud_instance).unwrap_or(CloudInstance::Global);
+    let ov = store::override_of(db, tenant, c.id)
+        .await?
+        .unwrap_or_default();
+    let tenant_json = match ov.policy_json {
+        Some(_) => None,
+        None => store::policy(db, tenant).await?,
+    };
+    let (policy, source) =
+        applicable_policy(ov.policy_json.as_deref(), tenant_json.as_deref(), fallback)?;
+    let currency = Currency::parse(&inv.currency)
+        .map_err(|e| AppError::Internal(format!("invoice {}: {}", inv.id, e.0)))?;
+    let money = |m: i64| Money { minor: m, currency }.to_decimal_string();
+    let sent: BTreeMap<String, Day> = store::steps_of_customer(db, tenant, c.id)
+        .await?
+        .into_iter()
+        .filter(|s| s.invoice_id == inv.id)
+        .map(|s| (s.step, Day(s.sent_day)))
+        .collect();
+    let held_until = ov.hold_until_day.filter(|d| day.0 < *d);
+    let receivable = Receivable::<Uuid> {
+        due_day: Day(inv.due_day),
+        open_minor: inv.open_minor,
+        currency,
+        paused: inv.disputed || held_until.is_some() || ov.excluded,
+        done: sent.clone(),
+        subscriptions: vec![],
+    };
+    // The steps with the gate each lever step waits on, walking the ladder as `progress` does.
+    let mut steps = Vec::with_capacity(policy.steps.len());
+    let mut last_notice: Option<(Day, String)> = None;
+    for step in &policy.steps {
+        let planned = Day(inv.due_day).plus(step.offset_days);
+        let done = sent.get(&step.name).copied();
+        let (mut waits_until, mut wait_reason) = (None, None);
+        if done.is_none()
+            && step.lever != Lever::None
+            && let Some((l, name)) = &last_notice
+        {
+            let gate = l.plus(policy.min_notice_days as i32);
+            if gate > planned {
+                waits_until = Some(gate.to_string());
+                wait_reason = Some(format!(
+                    "waits until {gate} because the notice '{name}' went out on {l} (at least {} days before a lever)",
+                    policy.min_notice_days
+                ));
+            }
+        }
+        if let Some(d) = done {
+            last_notice = Some(match last_notice {
+                Some((l, n)) if l >= d => (l, n),
+                _ => (d, step.name.clone()),
+            });
+        }
+        steps.push(TimelineStep {
+            name: step.name.clone(),
+            notice: step.notice.clone(),
+            lever: step.lever.on(instance).as_str().into(),
+            planned_day: planned.to_string(),
+            offset_days: step.offset_days,
+            sent_day: done.map(|d| d.to_string()),
+            waits_until,
+            wait_reason,
+        });
+    }
+    let p = dunning::progress(&policy, &receivable, day);
+    // What the run would send today counts as next (the run has not happened yet today).
+    let next_index = p.fire.first().copied().or_else(|| {
+        policy
+            .steps
+            .iter()
+            .position(|s| !sent.contains_key(&s.name))
+            .filter(|_| p.next_check.is_some())
+    });
+    let next_day = match p.fire.first() {
+        Some(_) => Some(day),
+        None => p.next_check,
+    };
+    let mut levers_in_force = Vec::new();
+    if c.purchases_blocked {
+        levers_in_force.push(Lever::BlockNewPurchases.as_str().to_owned());
+    }
+    for l in store::levers_of_customer(db, tenant, c.id).await? {
+        if !levers_in_force.contains(&l.lever) {
+            levers_in_force.push(l.lever);
+        }
+    }
+    let mut pauses = Vec::new();
+    if inv.open_minor <= 0 {
+        pauses.push("settled".to_owned());
+    } else if inv.open_minor < policy.min_overdue_minor(currency) {
+        pauses.push("below_minimum".to_owned());
+    }
+    if inv.disputed {
+        pauses.push("disputed".to_owned());
+    }
+    if let Some(d) = held_until {
+        pauses.push(format!("hold until {}", Day(d)));
+    }
+    if ov.excluded {
+        pauses.push("excluded".to_owned());
+    }
+    if ov.enforcement_off {
+        pauses.push("enforcement_off".to_owned());
+    }
+    let markers = billing::entries_of_invoice(db, tenant, inv.id)
+        .await?
+        .into_iter()
+        .map(|e| TimelineMarker {
+            kind: e.kind,
+            day: Day::of(riskdesk_storage::time::from_micros(e.at)).to_string(),
+            amount: money(e.amount_minor),
+        })
+        .collect();
+    Ok(InvoiceTimeline {
+        invoice_id: inv.id,
+        customer_id: c.id,
+        number: inv.number.clone(),
+        currency: inv.currency.clone(),
+        total: money(inv.total_minor),
+        open: money(inv.open_minor),
+        issue_day: Day(inv.issue_day).to_string(),
+        due_day: Day(inv.due_day).to_string(),
+        as_of: day.to_string(),
+        cloud_instance: instance.as_str().into(),
+        policy_source: source.into(),
+        min_notice_days: policy.min_notice_days,
+        next_step: next_index.map(|i| policy.steps[i].name.clone()),
+        next_day: next_day.map(|d| d.to_string()),
+        steps,
+        levers_in_force,
+        pauses,
+        markers,
+        ends_at_blocked_access: !instance.allows(riskdesk_domain::LifecycleAction::Cancel),
+    })
+}

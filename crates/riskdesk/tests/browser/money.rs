@@ -234,3 +234,81 @@ async fn dates_and_money_are_written_in_the_persons_language() {
     zh.close().await.unwrap();
     pt.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_payment_lifts_the_lever_on_the_invoice_dunning_timeline() {
+    if !browser_available("dunning_timeline") {
+        return;
+    }
+    let env = env().await;
+    let (cid, _) = env.customer(&env.admin, "Contoso", None).await;
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let day = |offset: i64| (today + jiff::Span::new().days(offset)).to_string();
+    // Due twenty days ago; the ladder ran the day after the due date, then not until yesterday.
+    let due = day(-20);
+    invoice(&env, &cid, "INV-77", &day(-50), &due, "EUR", "250.00").await;
+    for as_of in [day(-19), day(-1)] {
+        let out = env.cli(&["dunning", "run", "--as-of", &as_of]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pw = env
+        .user("default", "col@example.com", Role::Collections, Locale::En)
+        .await;
+    let mut d = Driver::start().await;
+    let c = d.browser(1280, 800).await;
+    sign_in(&c, &env, "col@example.com", &pw).await;
+    c.goto(&env.url("/ui/invoices?filter=overdue"))
+        .await
+        .unwrap();
+    keys(&c, "j").await;
+    c.execute("document.activeElement.blur()", vec![])
+        .await
+        .unwrap();
+    keys(&c, "\u{E007}").await;
+    wait_path(&c, |p| p.starts_with("/ui/invoices/")).await;
+    assert_eq!(text(&c, "#invoice-title").await, "Invoice INV-77");
+
+    // The steps went out on the days the ladder ran; the warning's lever is in force; the next
+    // step (blocked access, planned 15 days after the due date) waits for the warning to be
+    // five days old, and says so.
+    assert_eq!(text(&c, "#step-reminder .sent").await, day(-19));
+    assert_eq!(text(&c, "#step-overdue .sent").await, day(-19));
+    assert_eq!(text(&c, "#step-warning .sent").await, day(-1));
+    assert_eq!(text(&c, "#levers .lever").await, "new purchases blocked");
+    let next = text(&c, "#next-step").await;
+    assert!(next.contains("access_disabled"), "{next}");
+    let wait = text(&c, "#step-access_disabled").await;
+    assert!(
+        wait.contains(&format!(
+            "waits until {} because the notice 'warning' went out on {}",
+            day(4),
+            day(-1)
+        )),
+        "{wait}"
+    );
+    assert!(exists(&c, "svg.dunning-svg rect.lever-band").await);
+    shot(&c, "invoice-lever-1280x800").await;
+
+    // The customer pays in full from this page: the lever is lifted, the payment is a marker,
+    // and no step is left.
+    fill(&c, "#pay-amount", "250.00").await;
+    click(&c, "#pay").await;
+    wait_text(&c, "#open-amount", 10, |t| t.starts_with("0.00")).await;
+    assert_eq!(text(&c, "#no-levers").await, "none");
+    assert!(text(&c, "#markers").await.contains("payment"));
+    assert!(text(&c, "#next-step").await.contains("No step left"));
+    assert!(!exists(&c, "svg.dunning-svg rect.lever-band").await);
+    let cust = env
+        .api(&env.admin, "GET", &format!("/v1/customers/{cid}"), None)
+        .await;
+    assert_eq!(cust["purchases_blocked"], false, "{cust}");
+    shot(&c, "invoice-paid-1280x800").await;
+    env.assert_no_reports();
+    c.close().await.unwrap();
+}

@@ -40,6 +40,17 @@ async fn every_page_renders_at_1280_and_390_without_csp_violations() {
             "currency": "EUR", "lines": [{"description": "Azure plan usage", "amount": "1200.00"}], "total": "1200.00"})),
     )
     .await;
+    let invoice = env
+        .api(
+            &env.admin,
+            "GET",
+            &format!("/v1/invoices?customer_id={cid}"),
+            None,
+        )
+        .await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let signup = env
         .api(
             &env.admin,
@@ -71,6 +82,8 @@ async fn every_page_renders_at_1280_and_390_without_csp_violations() {
         ("customers", "/ui/customers".to_owned()),
         ("customer", format!("/ui/customers/{cid}")),
         ("aging", "/ui/reports/aging".to_owned()),
+        ("invoices", "/ui/invoices".to_owned()),
+        ("invoice", format!("/ui/invoices/{invoice}")),
         ("me", "/ui/me".to_owned()),
         ("users", "/ui/admin/users".to_owned()),
         (

@@ -116,5 +116,15 @@ pub async fn home(State(s): State<UiState>, staff: Staff) -> Result<Response, Ui
         href: "/ui/approvals#failed".into(),
         alarm: !failed.is_empty(),
     });
+    // Customers whose invoices the ladder acts on today (a step due, a lever to pull).
+    let today = riskdesk_domain::billing::Day::of(s.app.clock.now());
+    let due = riskdesk_storage::dunning::customers_due(db, tenant, today.0).await?;
+    cards.push(Card {
+        id: "dunning-today",
+        label: t.t("home-dunning-today"),
+        count: due.len() as i64,
+        href: "/ui/invoices?filter=overdue".into(),
+        alarm: false,
+    });
     render(&HomePage { l, cards })
 }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cases;
 pub mod customers;
 pub mod home;
+pub mod invoices;
 pub mod signups;
 
 use askama::Template;
