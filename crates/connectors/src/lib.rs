@@ -3,6 +3,9 @@
 
 pub mod breaker;
 pub mod email;
+pub mod oidc;
+#[cfg(feature = "fake")]
+pub mod oidc_fake;
 pub mod partner_center;
 #[cfg(feature = "fake")]
 pub mod partner_center_fake;

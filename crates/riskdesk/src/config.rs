@@ -67,6 +67,9 @@ pub struct DashboardSettings {
     pub throttle_failures: i64,
     pub throttle_window_minutes: u64,
     pub throttle_lock_minutes: u64,
+    /// `[dashboard.entra.<tenant slug>]`: sign-in with Microsoft Entra ID for that tenant's
+    /// people.
+    pub entra: std::collections::BTreeMap<String, riskdesk_connectors::oidc::OidcSettings>,
 }
 
 impl Default for DashboardSettings {
@@ -78,6 +81,7 @@ impl Default for DashboardSettings {
             throttle_failures: d.throttle.max,
             throttle_window_minutes: d.throttle.window.as_secs() / 60,
             throttle_lock_minutes: d.throttle.lock.as_secs() / 60,
+            entra: Default::default(),
         }
     }
 }
@@ -95,6 +99,7 @@ impl DashboardSettings {
                     lock: m(self.throttle_lock_minutes),
                 },
             },
+            entra: self.entra.clone(),
         }
     }
 }

@@ -37,6 +37,8 @@ pub const FORM_LIMIT: usize = 64 * 1024;
 #[derive(Clone, Debug, Default)]
 pub struct UiOptions {
     pub sessions: SessionPolicy,
+    /// Sign-in with Microsoft Entra ID per tenant (slug → the app registration).
+    pub entra: std::collections::BTreeMap<String, riskdesk_connectors::oidc::OidcSettings>,
 }
 
 /// Violations of the Content-Security-Policy and script errors the pages reported
@@ -128,6 +130,8 @@ pub fn router(app: Arc<App>, opts: UiOptions, reports: Arc<Reports>) -> anyhow::
     let ui = Router::new()
         .route("/", get(home::home))
         .route("/login", get(auth::login_page).post(auth::login))
+        .route("/login/entra", get(entra::start))
+        .route("/login/entra/callback", get(entra::callback))
         .route("/logout", post(auth::logout))
         .route("/logout-everywhere", post(auth::logout_everywhere))
         .route("/me", get(auth::me_page))

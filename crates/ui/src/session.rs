@@ -104,9 +104,13 @@ impl FromRequestParts<UiState> for Staff {
             return Err(UiError::SignIn { next });
         };
         let now = state.app.clock.now();
-        let Some(s) =
-            riskdesk_app::accounts::staff::session(&state.app, &secret, &state.opts.sessions, now)
-                .await?
+        let Some(s) = riskdesk_app::accounts::staff::session(
+            &state.app.ctx,
+            &secret,
+            &state.opts.sessions,
+            now,
+        )
+        .await?
         else {
             return Err(UiError::SignIn { next });
         };

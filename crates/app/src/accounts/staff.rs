@@ -16,6 +16,7 @@ use riskdesk_storage::staff::{
 use riskdesk_storage::{Db, Tx};
 use uuid::Uuid;
 
+use crate::kernel::Ctx;
 use crate::kernel::error::AppError;
 
 /// How long sessions live and how sign-in is throttled (`[dashboard]`).
@@ -281,12 +282,12 @@ pub struct Attempt<'a> {
 
 /// Signs in with email and password (and code when the account has a second factor).
 pub async fn sign_in(
-    app: &crate::App,
+    ctx: &std::sync::Arc<Ctx>,
     a: &Attempt<'_>,
     policy: &SessionPolicy,
     now: Timestamp,
 ) -> Result<SignIn, AppError> {
-    let db = app.db();
+    let db = &ctx.db;
     let Ok(email) = normalise_email(a.email) else {
         return Ok(SignIn::Refused);
     };
@@ -304,36 +305,11 @@ pub async fn sign_in(
             Some(code) => Some(totp_ok(secret, &email, code, now)),
         },
     };
-    let mut tx = app.begin().await?;
+    let mut tx = ctx.begin().await?;
     match (usable, password_ok, code_ok) {
         (Some(u), true, Some(true)) => {
             staff::clear_failures(&mut tx, &email).await?;
-            let locale = a
-                .locale
-                .or_else(|| Locale::parse(&u.locale).ok())
-                .unwrap_or(Locale::En);
-            let (session, secret) = staff::create_session(
-                &mut tx,
-                &NewSession {
-                    user: u,
-                    locale: locale.as_str(),
-                    idle: policy.idle,
-                    absolute: policy.absolute,
-                    user_agent: a.user_agent,
-                    ip: a.ip,
-                },
-                now,
-            )
-            .await?;
-            audit::append(
-                &mut tx,
-                TenantId(u.tenant_id),
-                now,
-                AuditDraft::new(&actor(u), "staff.sign_in", "ui_session", session.id).after(
-                    &serde_json::json!({"method": "password", "totp": u.totp_enabled, "ip": a.ip}),
-                ),
-            )
-            .await?;
+            let (session, secret) = open_session(&mut tx, u, a, "password", policy, now).await?;
             tx.commit().await?;
             Ok(SignIn::Ok {
                 session,
@@ -354,6 +330,123 @@ pub async fn sign_in(
             })
         }
     }
+}
+
+/// A session for `u`, audited as a sign-in by `method`.
+async fn open_session(
+    tx: &mut Tx,
+    u: &StaffUserRow,
+    a: &Attempt<'_>,
+    method: &str,
+    policy: &SessionPolicy,
+    now: Timestamp,
+) -> Result<(SessionRow, String), AppError> {
+    let locale = a
+        .locale
+        .or_else(|| Locale::parse(&u.locale).ok())
+        .unwrap_or(Locale::En);
+    let (session, secret) = staff::create_session(
+        tx,
+        &NewSession {
+            user: u,
+            locale: locale.as_str(),
+            idle: policy.idle,
+            absolute: policy.absolute,
+            user_agent: a.user_agent,
+            ip: a.ip,
+        },
+        now,
+    )
+    .await?;
+    audit::append(
+        tx,
+        TenantId(u.tenant_id),
+        now,
+        AuditDraft::new(&actor(u), "staff.sign_in", "ui_session", session.id)
+            .after(&serde_json::json!({"method": method, "totp": u.totp_enabled, "ip": a.ip})),
+    )
+    .await?;
+    Ok((session, secret))
+}
+
+/// A person the tenant's identity provider vouched for (Entra ID).
+pub struct Vouched<'a> {
+    /// The provider's stable id of the person (Entra's `oid`).
+    pub subject: &'a str,
+    pub email: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// Signs in a person the tenant's identity provider vouched for: the staff account linked to
+/// that subject, else the tenant's account with that email, which is then linked to it (one
+/// subject per account, from then on). No account, or a disabled one: refused — accounts are
+/// made by an admin, never by signing in.
+pub async fn sign_in_vouched(
+    ctx: &std::sync::Arc<Ctx>,
+    tenant: TenantId,
+    v: &Vouched<'_>,
+    policy: &SessionPolicy,
+    now: Timestamp,
+) -> Result<SignIn, AppError> {
+    let db = &ctx.db;
+    let mut user = staff::user_by_oidc_subject(db, tenant, v.subject).await?;
+    let mut link = false;
+    if user.is_none()
+        && let Some(email) = v.email.and_then(|e| normalise_email(e).ok())
+    {
+        user = staff::user_by_email(db, &email)
+            .await?
+            .filter(|u| u.tenant_id == tenant.0 && u.oidc_subject.is_none());
+        link = user.is_some();
+    }
+    let Some(u) = user.filter(|u| u.disabled_at.is_none()) else {
+        return Ok(SignIn::Refused);
+    };
+    let mut tx = ctx.begin().await?;
+    let u = if link {
+        let (_, after) = staff::update_user(
+            &mut tx,
+            tenant,
+            u.id,
+            &UserChange {
+                oidc_subject: Some(v.subject),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
+        audit::append(
+            &mut tx,
+            tenant,
+            now,
+            AuditDraft::new(
+                &actor(&after),
+                "staff.link_identity",
+                "staff_user",
+                after.id,
+            )
+            .after(&serde_json::json!({"provider": "entra_id", "subject": v.subject})),
+        )
+        .await?;
+        after
+    } else {
+        u
+    };
+    let a = Attempt {
+        email: &u.email,
+        password: "",
+        code: None,
+        locale: None,
+        user_agent: v.user_agent,
+        ip: None,
+    };
+    let (session, secret) = open_session(&mut tx, &u, &a, "entra_id", policy, now).await?;
+    tx.commit().await?;
+    Ok(SignIn::Ok {
+        session,
+        secret,
+        user: u,
+    })
 }
 
 fn totp_ok(secret_b32: &str, account: &str, code: &str, now: Timestamp) -> bool {
@@ -390,17 +483,17 @@ pub fn new_totp(account: &str) -> Result<(String, String), AppError> {
 /// The live session of a cookie secret, its idle expiry moved on (written at most once a
 /// minute, so a page view is not a write).
 pub async fn session(
-    app: &crate::App,
+    ctx: &std::sync::Arc<Ctx>,
     secret: &str,
     policy: &SessionPolicy,
     now: Timestamp,
 ) -> Result<Option<StaffSession>, AppError> {
-    let Some(s) = staff::session_by_secret(app.db(), secret, now).await? else {
+    let Some(s) = staff::session_by_secret(&ctx.db, secret, now).await? else {
         return Ok(None);
     };
     let at = riskdesk_storage::time::to_micros(now);
     if at - s.session.last_seen_at > 60_000_000 {
-        let mut tx = app.begin().await?;
+        let mut tx = ctx.begin().await?;
         staff::touch_session(&mut tx, s.session.id, policy.idle, now).await?;
         tx.commit().await?;
     }

@@ -154,6 +154,14 @@ pub async fn env() -> Env {
 }
 
 pub async fn env_with(pc: Option<FakePartnerCenter>) -> Env {
+    env_full(pc, |_| riskdesk_ui::UiOptions::default()).await
+}
+
+/// With dashboard options made knowing the server's base URL (e.g. a redirect URI).
+pub async fn env_full(
+    pc: Option<FakePartnerCenter>,
+    ui: impl FnOnce(&str) -> riskdesk_ui::UiOptions,
+) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir
         .path()
@@ -184,12 +192,15 @@ pub async fn env_with(pc: Option<FakePartnerCenter>) -> Env {
     }
     let reports = Arc::new(riskdesk_ui::Reports::default());
     let r2 = reports.clone();
+    // The port is chosen first, so the dashboard's options can name the server's address.
+    let port = free_port();
+    let ui = ui(&format!("http://127.0.0.1:{port}"));
     let app = Application::build_with(
-        "127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
         db.clone(),
         Arc::new(SystemClock),
         &opts,
-        move |app| riskdesk_ui::router(app, riskdesk_ui::UiOptions::default(), r2),
+        move |app| riskdesk_ui::router(app, ui, r2),
     )
     .await
     .expect("bind");

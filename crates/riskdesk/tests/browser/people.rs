@@ -150,3 +150,96 @@ async fn a_form_posted_from_another_origin_is_refused() {
     env.assert_no_reports();
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn sign_in_with_entra_id_links_the_account_and_refuses_strangers() {
+    use riskdesk_connectors::oidc::OidcSettings;
+    use riskdesk_connectors::oidc_fake::{FakeIssuer, Person};
+    if !browser_available("entra") {
+        return;
+    }
+    let idp = FakeIssuer::start("app-secret").await;
+    let issuer = idp.issuer.clone();
+    let env = env_full(None, |base| {
+        let mut ui = riskdesk_ui::UiOptions::default();
+        ui.entra.insert(
+            "default".into(),
+            OidcSettings {
+                issuer: issuer.clone(),
+                client_id: "riskdesk-app".into(),
+                client_secret: "app-secret".into(),
+                redirect_uri: format!("{base}/ui/login/entra/callback"),
+                directory_id: Some("dir-1".into()),
+                timeout_ms: 5_000,
+            },
+        );
+        ui
+    })
+    .await;
+    env.user("default", "ana@example.com", Role::Analyst, Locale::En)
+        .await;
+    let person = |oid: &str, tid: &str, email: &str| Person {
+        oid: oid.into(),
+        tid: tid.into(),
+        email: email.into(),
+        name: "Someone".into(),
+    };
+    let mut d = Driver::start().await;
+    let c = d.browser(1280, 800).await;
+
+    // The person signs in at Microsoft; riskdesk finds their account by email and links it.
+    idp.sign_in_as(person("oid-ana", "dir-1", "Ana@Example.com"));
+    c.goto(&env.url("/ui/login?next=%2Fui%2Fcases"))
+        .await
+        .unwrap();
+    click(&c, "#entra-default").await;
+    wait_path(&c, |p| p == "/ui/cases").await;
+    let me = text(&c, "#me").await;
+    assert_eq!(me, "ana");
+    let asked = idp.authorize_requests();
+    assert_eq!(asked.len(), 1);
+    let a = &asked[0];
+    assert_eq!(a["code_challenge_method"], "S256");
+    assert_eq!(a["client_id"], "riskdesk-app");
+    assert_eq!(a["redirect_uri"], env.url("/ui/login/entra/callback"));
+    assert!(a["state"].len() >= 40 && a["nonce"].len() >= 40, "{a:?}");
+    assert!(idp.refusals().is_empty(), "{:?}", idp.refusals());
+    let u = riskdesk_storage::staff::user_by_email(&env.db, "ana@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.oidc_subject.as_deref(), Some("oid-ana"));
+    click(&c, "#sign-out").await;
+    wait_path(&c, |p| p.starts_with("/ui/login")).await;
+
+    // Once linked, the object id is what counts, whatever the email now says.
+    idp.sign_in_as(person("oid-ana", "dir-1", "ana.renamed@example.com"));
+    click(&c, "#entra-default").await;
+    wait_path(&c, |p| p == "/ui/").await;
+    click(&c, "#sign-out").await;
+
+    // Someone of another directory, and someone with no account here, are refused.
+    idp.sign_in_as(person("oid-eve", "dir-2", "ana@example.com"));
+    click(&c, "#entra-default").await;
+    assert!(text(&c, "#login-error").await.contains("did not confirm"));
+    idp.sign_in_as(person("oid-zed", "dir-1", "zed@example.com"));
+    click(&c, "#entra-default").await;
+    assert!(
+        text(&c, "#login-error")
+            .await
+            .contains("no riskdesk account")
+    );
+    // A callback this browser did not start (no flow cookie, or another state) opens nothing.
+    c.goto(&env.url("/ui/login/entra/callback?code=stolen&state=forged"))
+        .await
+        .unwrap();
+    let msg = text(&c, "#login-error").await;
+    assert!(
+        msg.contains("expired") || msg.contains("not started here"),
+        "{msg}"
+    );
+    c.goto(&env.url("/ui/")).await.unwrap();
+    wait_path(&c, |p| p.starts_with("/ui/login")).await;
+    env.assert_no_reports();
+    c.close().await.unwrap();
+}

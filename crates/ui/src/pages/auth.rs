@@ -34,12 +34,30 @@ struct LoginPage {
     message: Option<String>,
     need_code: bool,
     langs: [(&'static str, &'static str); 5],
+    /// Tenants that sign in with Entra ID: (slug, link).
+    entra: Vec<(String, String)>,
 }
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
     next: Option<String>,
     lang: Option<String>,
+    /// Why an Entra ID sign-in came back refused (a message id).
+    error: Option<String>,
+}
+
+fn entra_links(s: &UiState, next: &str) -> Vec<(String, String)> {
+    s.opts
+        .entra
+        .keys()
+        .map(|slug| {
+            let q = form_urlencoded::Serializer::new(String::new())
+                .append_pair("tenant", slug)
+                .append_pair("next", next)
+                .finish();
+            (slug.clone(), format!("/ui/login/entra?{q}"))
+        })
+        .collect()
 }
 
 fn login_locale(headers: &HeaderMap, lang: Option<&str>) -> Locale {
@@ -53,12 +71,20 @@ pub async fn login_page(
     Query(q): Query<LoginQuery>,
 ) -> Result<Response, UiError> {
     let t = T(login_locale(&headers, q.lang.as_deref()));
+    let next = safe_next(q.next.as_deref().unwrap_or("/ui/")).to_owned();
+    let message = match q.error.as_deref() {
+        Some(e @ ("entra-no-flow" | "entra-refused" | "entra-state" | "entra-no-account")) => {
+            Some(t.t(&format!("sign-in-{e}")))
+        }
+        _ => None,
+    };
     render(&LoginPage {
         t,
         css: s.assets.url("app.css").to_owned(),
-        next: safe_next(q.next.as_deref().unwrap_or("/ui/")).to_owned(),
+        entra: entra_links(&s, &next),
+        next,
         email: String::new(),
-        message: None,
+        message,
         need_code: false,
         langs: LANGS,
     })
@@ -85,7 +111,7 @@ pub async fn login(
         .and_then(|v| v.to_str().ok());
     let now = s.app.clock.now();
     let outcome = staff::sign_in(
-        &s.app,
+        &s.app.ctx,
         &Attempt {
             email: &f.email,
             password: &f.password,
@@ -101,6 +127,7 @@ pub async fn login(
     let page = |message: Option<String>, need_code: bool| LoginPage {
         t,
         css: s.assets.url("app.css").to_owned(),
+        entra: entra_links(&s, &next),
         next: next.clone(),
         email: f.email.trim().to_owned(),
         message,

@@ -7,6 +7,7 @@ pub mod approvals;
 pub mod auth;
 pub mod cases;
 pub mod customers;
+pub mod entra;
 pub mod home;
 pub mod invoices;
 pub mod signups;
