@@ -303,3 +303,6 @@ sign-in-entra-no-flow = That sign-in had expired or was started in another brows
 sign-in-entra-refused = Microsoft did not confirm the sign-in. Try again, or sign in with your password.
 sign-in-entra-state = That sign-in was not started here. Try again from this page.
 sign-in-entra-no-account = Microsoft confirmed who you are, but no riskdesk account of this partner is yours (or it is disabled). Ask an admin.
+entry-dunning = dunning step
+entry-payment = payment
+entry-signup = sign-up

@@ -303,3 +303,6 @@ sign-in-entra-no-flow = Cette connexion a expiré ou a été lancée dans un aut
 sign-in-entra-refused = Microsoft n’a pas confirmé la connexion. Réessayez, ou connectez-vous avec votre mot de passe.
 sign-in-entra-state = Cette connexion n’a pas été lancée ici. Réessayez depuis cette page.
 sign-in-entra-no-account = Microsoft a confirmé votre identité, mais aucun compte riskdesk de ce partenaire n’est à vous (ou il est désactivé). Demandez à un administrateur.
+entry-dunning = étape de relance
+entry-payment = paiement
+entry-signup = inscription

@@ -303,3 +303,6 @@ sign-in-entra-no-flow = Este acesso expirou ou foi iniciado em outro navegador. 
 sign-in-entra-refused = A Microsoft não confirmou o acesso. Tente novamente ou entre com sua senha.
 sign-in-entra-state = Este acesso não foi iniciado aqui. Tente novamente a partir desta página.
 sign-in-entra-no-account = A Microsoft confirmou quem você é, mas nenhuma conta riskdesk deste parceiro é sua (ou ela está desativada). Fale com um administrador.
+entry-dunning = etapa de cobrança
+entry-payment = pagamento
+entry-signup = cadastro

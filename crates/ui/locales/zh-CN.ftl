@@ -302,3 +302,6 @@ sign-in-entra-no-flow = 该登录已过期，或是在另一个浏览器中发�
 sign-in-entra-refused = Microsoft 未确认此次登录。请重试，或使用密码登录。
 sign-in-entra-state = 该登录并非从此处发起。请在本页重试。
 sign-in-entra-no-account = Microsoft 已确认您的身份，但该合作伙伴下没有属于您的 riskdesk 账户（或已停用）。请联系管理员。
+entry-dunning = 催收步骤
+entry-payment = 付款
+entry-signup = 注册

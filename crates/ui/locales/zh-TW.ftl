@@ -302,3 +302,6 @@ sign-in-entra-no-flow = 此登入已逾時，或是在另一個瀏覽器中開�
 sign-in-entra-refused = Microsoft 未確認此次登入。請再試一次，或使用密碼登入。
 sign-in-entra-state = 此登入並非從這裡開始。請在此頁面再試一次。
 sign-in-entra-no-account = Microsoft 已確認您的身分，但此合作夥伴沒有屬於您的 riskdesk 帳戶（或已停用）。請聯絡管理員。
+entry-dunning = 催收步驟
+entry-payment = 付款
+entry-signup = 註冊

@@ -47,6 +47,8 @@ pub struct Staff {
     pub s: StaffSession,
     pub role: Role,
     pub locale: Locale,
+    /// The page asked for (path and query, with the `/ui` prefix).
+    pub here: String,
 }
 
 impl Staff {
@@ -103,6 +105,7 @@ impl FromRequestParts<UiState> for Staff {
         let Some(secret) = cookie_secret(&parts.headers) else {
             return Err(UiError::SignIn { next });
         };
+        let next_for_error = next.clone();
         let now = state.app.clock.now();
         let Some(s) = riskdesk_app::accounts::staff::session(
             &state.app.ctx,
@@ -112,14 +115,21 @@ impl FromRequestParts<UiState> for Staff {
         )
         .await?
         else {
-            return Err(UiError::SignIn { next });
+            return Err(UiError::SignIn {
+                next: next_for_error,
+            });
         };
         let role = s
             .user
             .role()
             .map_err(|e| UiError::Internal(e.to_string()))?;
         let locale = Locale::parse(&s.session.locale).unwrap_or(Locale::En);
-        let staff = Staff { s, role, locale };
+        let staff = Staff {
+            s,
+            role,
+            locale,
+            here: next,
+        };
         parts.extensions.insert(staff.clone());
         Ok(staff)
     }

@@ -49,6 +49,11 @@ pub struct Layout {
     pub form_key: String,
     /// The instant the page is computed at (µs).
     pub now: i64,
+    /// The page's path, and its query without `as_of`: the header's "as of" form keeps them.
+    pub here_path: String,
+    pub here_query: Vec<(String, String)>,
+    /// Whether this page reads `as_of` (the header shows the control only there).
+    pub as_of_ok: bool,
 }
 
 impl Layout {
@@ -64,12 +69,25 @@ impl Layout {
             as_of: None,
             form_key: uuid::Uuid::now_v7().to_string(),
             now: riskdesk_storage::time::to_micros(s.app.clock.now()),
+            here_path: staff.here.split('?').next().unwrap_or("/ui/").to_owned(),
+            here_query: staff
+                .here
+                .split_once('?')
+                .map(|(_, q)| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .filter(|(k, _)| k != "as_of" && k != "cursor")
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            as_of_ok: false,
         }
     }
 
     pub fn with_as_of(mut self, as_of: Option<String>, at: i64) -> Self {
         self.as_of = as_of;
         self.now = at;
+        self.as_of_ok = true;
         self
     }
 

@@ -309,6 +309,61 @@ async fn a_payment_lifts_the_lever_on_the_invoice_dunning_timeline() {
         .await;
     assert_eq!(cust["purchases_blocked"], false, "{cust}");
     shot(&c, "invoice-paid-1280x800").await;
+    // The customer's story is on any of its cases: the steps sent and the payment.
+    let case = env.fraud_case(&env.admin, &cid).await;
+    c.goto(&env.url(&format!("/ui/cases/{case}")))
+        .await
+        .unwrap();
+    let story = text(&c, "#timeline").await;
+    assert!(
+        story.contains("dunning step") && story.contains("warning"),
+        "{story}"
+    );
+    assert!(
+        story.contains("payment") && story.contains("250.00"),
+        "{story}"
+    );
+    env.assert_no_reports();
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_global_as_of_control_keeps_the_page_and_its_filters() {
+    if !browser_available("as_of") {
+        return;
+    }
+    let env = env().await;
+    let (cid, _) = env.customer(&env.admin, "Contoso", None).await;
+    invoice(
+        &env,
+        &cid,
+        "INV-9",
+        "2026-09-01",
+        "2026-10-01",
+        "EUR",
+        "100.00",
+    )
+    .await;
+    let pw = env
+        .user("default", "col@example.com", Role::Collections, Locale::En)
+        .await;
+    let mut d = Driver::start().await;
+    let c = d.browser(1280, 800).await;
+    sign_in(&c, &env, "col@example.com", &pw).await;
+    c.goto(&env.url("/ui/reports/aging?basis=issue_date"))
+        .await
+        .unwrap();
+    fill(&c, "#global-as-of", "2026-10-15\u{E007}").await;
+    let p = wait_path(&c, |p| p.contains("as_of=2026-10-15")).await;
+    assert!(
+        p.starts_with("/ui/reports/aging?") && p.contains("basis=issue_date"),
+        "{p}"
+    );
+    assert!(text(&c, "#aging-as-of-day").await.contains("2026-10-15"));
+    assert!(text(&c, ".as-of-banner").await.contains("2026-10-15"));
+    // Pages that do not read it do not offer it.
+    c.goto(&env.url("/ui/approvals")).await.unwrap();
+    assert!(!exists(&c, "#global-as-of").await);
     env.assert_no_reports();
     c.close().await.unwrap();
 }

@@ -434,6 +434,7 @@ struct Workspace {
     customer: Option<CustomerRow>,
     exposure: Option<ExposureOut>,
     gauge: Option<String>,
+    budget_bar: Option<String>,
     subs: Vec<SubView>,
     customer_previews: Vec<ActionPreview>,
     actions: Vec<ActionRow>,
@@ -487,6 +488,61 @@ fn timeline_item(staff: &Staff, e: &EntryRow) -> TimelineItem {
     }
 }
 
+/// What happened to the customer outside the case: the dunning steps sent, the payments, the
+/// sign-up assessment.
+async fn customer_story(
+    s: &UiState,
+    staff: &Staff,
+    c: &CustomerRow,
+) -> Result<Vec<(i64, TimelineItem)>, UiError> {
+    let t = staff.t();
+    let db = s.app.db();
+    let tenant = staff.tenant();
+    let mut out = Vec::new();
+    for st in riskdesk_storage::dunning::steps_of_customer(db, tenant, c.id).await? {
+        out.push((
+            st.at,
+            TimelineItem {
+                at: t.datetime(st.at),
+                kind: "dunning".into(),
+                kind_label: t.label("entry", "dunning"),
+                actor: "system:dunning".into(),
+                text: st.step,
+                href: Some(format!("/ui/invoices/{}", st.invoice_id)),
+            },
+        ));
+    }
+    for p in riskdesk_storage::billing::payments_of_customer(db, tenant, c.id).await? {
+        out.push((
+            p.received_at,
+            TimelineItem {
+                at: t.datetime(p.received_at),
+                kind: "payment".into(),
+                kind_label: t.label("entry", "payment"),
+                actor: String::new(),
+                text: format!("{} ({})", t.money(p.amount_minor, &p.currency), p.status),
+                href: p.invoice_id.map(|i| format!("/ui/invoices/{i}")),
+            },
+        ));
+    }
+    if let Some(sid) = c.signup_id
+        && let Ok(su) = riskdesk_storage::signups::get(db, tenant, sid).await
+    {
+        out.push((
+            su.created_at,
+            TimelineItem {
+                at: t.datetime(su.created_at),
+                kind: "signup".into(),
+                kind_label: t.label("entry", "signup"),
+                actor: String::new(),
+                text: format!("{} · {}", t.label("decision", &su.decision), su.score),
+                href: Some(format!("/ui/signups/{sid}")),
+            },
+        ));
+    }
+    Ok(out)
+}
+
 pub async fn workspace(
     State(s): State<UiState>,
     staff: Staff,
@@ -506,6 +562,8 @@ pub async fn workspace(
     let mut customer = None;
     let mut exposure = None;
     let mut gauge = None;
+    let mut budget_bar = None;
+    let mut story: Vec<(i64, TimelineItem)> = Vec::new();
     let mut subs = Vec::new();
     let mut customer_previews = Vec::new();
     let mut alerts_v = Vec::new();
@@ -515,6 +573,8 @@ pub async fn workspace(
         let e = exposure_of(db, tenant, &c, at_ts).await?;
         gauge = Some(svg::exposure_gauge(&t, &e));
         exposure = Some(e);
+        budget_bar = crate::pages::customers::budget_svg(&s, &t, tenant, cid, at_ts).await?;
+        story = customer_story(&s, &staff, &c).await?;
         for sub in
             subscriptions::list_for_customer(db, tenant, CustomerId(cid), None, None, 200).await?
         {
@@ -569,16 +629,23 @@ pub async fn workspace(
             t.relative(case.due_at, at)
         },
         overdue: !closed && case.due_at < at,
-        timeline: entries
-            .iter()
-            .rev()
-            .map(|e| timeline_item(&staff, e))
-            .collect(),
+        timeline: {
+            // The case's own entries and the customer's story (dunning steps, payments, the
+            // sign-up assessment), newest first.
+            let mut all: Vec<(i64, TimelineItem)> = entries
+                .iter()
+                .map(|e| (e.at, timeline_item(&staff, e)))
+                .chain(story)
+                .collect();
+            all.sort_by(|a, b| b.0.cmp(&a.0));
+            all.into_iter().map(|(_, i)| i).collect()
+        },
         l,
         case,
         customer,
         exposure,
         gauge,
+        budget_bar,
         subs,
         customer_previews,
         actions: acts,

@@ -135,26 +135,7 @@ pub async fn page(
     let t = staff.t();
     let exposure = exposure_of(db, tenant, &c, at_ts).await?;
     let gauge = svg::exposure_gauge(&t, &exposure);
-    let budget = budgets::get(db, tenant, id).await?;
-    let month_start = {
-        let d = at_ts.to_zoned(jiff::tz::TimeZone::UTC).date();
-        jiff::civil::date(d.year(), d.month(), 1)
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map(|z| to_micros(z.timestamp()))
-            .unwrap_or(at)
-    };
-    let budget_bar = match &budget {
-        Some(b) => {
-            let spent = riskdesk_storage::events::spend_between(db, tenant, id, month_start, at)
-                .await?
-                .into_iter()
-                .find(|x| x.currency == b.currency)
-                .map(|x| riskdesk_domain::monitoring::cost::join(x.units, x.rem))
-                .unwrap_or(0);
-            Some(svg::budget_bar(&t, b, spent, month_start, at))
-        }
-        None => None,
-    };
+    let budget_bar = budget_svg(&s, &t, tenant, id, at_ts).await?;
     let link = riskdesk_storage::provider::customer_link(db, tenant, id).await?;
     let mut subs = Vec::new();
     for row in subscriptions::list_for_customer(db, tenant, CustomerId(id), None, None, 200).await?
@@ -219,6 +200,34 @@ pub async fn page(
     })
 }
 
+/// The customer's budget bar (month-to-date spend against the budget, threshold ticks, the
+/// month's forecast) at `at_ts`, if it has a budget.
+pub async fn budget_svg(
+    s: &UiState,
+    t: &crate::i18n::T,
+    tenant: TenantId,
+    customer: Uuid,
+    at_ts: jiff::Timestamp,
+) -> Result<Option<String>, UiError> {
+    let db = s.app.db();
+    let at = to_micros(at_ts);
+    let Some(b) = budgets::get(db, tenant, customer).await? else {
+        return Ok(None);
+    };
+    let d = at_ts.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let month_start = jiff::civil::date(d.year(), d.month(), 1)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| to_micros(z.timestamp()))
+        .unwrap_or(at);
+    let spent = riskdesk_storage::events::spend_between(db, tenant, customer, month_start, at)
+        .await?
+        .into_iter()
+        .find(|x| x.currency == b.currency)
+        .map(|x| riskdesk_domain::monitoring::cost::join(x.units, x.rem))
+        .unwrap_or(0);
+    Ok(Some(svg::budget_bar(t, &b, spent, month_start, at)))
+}
+
 /// The spend chart's data for the 14 days before `at`, embedded in the page as JSON (never
 /// executed, so the CSP allows it): uPlot's columns — hours, then one series per category —
 /// with each series' anomaly hours and the alerts raised on the customer as markers.
@@ -266,11 +275,34 @@ pub async fn spend_chart_json(
         50,
     )
     .await?;
-    let markers: Vec<serde_json::Value> = alerts
+    let mut markers: Vec<serde_json::Value> = alerts
         .iter()
         .filter(|a| a.last_at >= from && a.last_at < to)
-        .map(|a| serde_json::json!({"t": a.last_at / 1_000_000, "severity": a.severity, "label": a.title}))
+        .map(|a| serde_json::json!({"t": a.last_at / 1_000_000, "kind": "alert", "severity": a.severity, "label": a.title}))
         .collect();
+    // Actions taken (suspended at t, reactivated at t).
+    let acts = riskdesk_storage::actions::list(
+        s.app.db(),
+        tenant,
+        &riskdesk_storage::actions::ActionFilter {
+            status: None,
+            customer: Some(customer),
+            case_id: None,
+        },
+        100,
+    )
+    .await?;
+    for a in acts {
+        if let Some(at) = a
+            .done_at
+            .or(Some(a.updated_at))
+            .filter(|t| *t >= from && *t < to)
+            && matches!(a.status.as_str(), "done" | "pending")
+        {
+            markers
+                .push(serde_json::json!({"t": at / 1_000_000, "kind": "action", "label": a.kind}));
+        }
+    }
     let v =
         serde_json::json!({"x": hours, "series": cats, "markers": markers, "threshold": threshold});
     // `</` inside a <script> element would end it: escape it (JSON allows `\/`).
