@@ -153,6 +153,10 @@ pub fn router(app: Arc<App>, opts: UiOptions, reports: Arc<Reports>) -> anyhow::
         .route("/signups/{id}/review", post(signups::review))
         .route("/customers", get(customers::list))
         .route("/customers/{id}", get(customers::page))
+        .route(
+            "/subscriptions/{id}/actions",
+            post(customers::act_on_subscription),
+        )
         .route("/invoices", get(invoices::list))
         .route("/invoices/{id}", get(invoices::page))
         .route("/invoices/{id}/payment", post(invoices::payment))

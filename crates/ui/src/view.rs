@@ -18,6 +18,7 @@ pub struct Caps {
     pub billing: bool,
     pub write_customers: bool,
     pub manage_staff: bool,
+    pub read_audit: bool,
 }
 
 impl Caps {
@@ -29,6 +30,7 @@ impl Caps {
             billing: s.can(Permission::WriteBilling),
             write_customers: s.can(Permission::WriteCustomers),
             manage_staff: s.can(Permission::ManageStaff),
+            read_audit: s.can(Permission::ReadAudit),
         }
     }
 }

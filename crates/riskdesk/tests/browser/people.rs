@@ -243,3 +243,73 @@ async fn sign_in_with_entra_id_links_the_account_and_refuses_strangers() {
     env.assert_no_reports();
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_account_with_a_second_factor_signs_in_with_its_authenticator_code() {
+    if !browser_available("totp") {
+        return;
+    }
+    let env = env().await;
+    let pw = env
+        .user("default", "ana@example.com", Role::Analyst, Locale::En)
+        .await;
+    // The second factor is turned on from the CLI, which prints the otpauth URL once.
+    let out = env.cli(&["user", "totp", "ana@example.com"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8(out.stdout).unwrap();
+    let secret = url
+        .split("secret=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .expect("a secret in the otpauth URL")
+        .to_owned();
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap())
+        .build()
+        .unwrap();
+    let mut d = Driver::start().await;
+    let c = d.browser(1280, 800).await;
+    c.goto(&env.url("/ui/login")).await.unwrap();
+    fill(&c, "#email", "ana@example.com").await;
+    fill(&c, "#password", &pw).await;
+    click(&c, "#sign-in").await;
+    // The right password alone is not enough: the page asks for the code.
+    assert!(
+        text(&c, "label[for=code]")
+            .await
+            .contains("Authenticator code")
+    );
+    assert!(path(&c).await.starts_with("/ui/login"));
+    let now = jiff::Timestamp::now().as_second() as u64;
+    let right = totp.generate(now).to_string();
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    fill(&c, "#password", &pw).await;
+    fill(&c, "#code", wrong).await;
+    click(&c, "#sign-in").await;
+    let msg = text(&c, "#login-error").await;
+    assert!(
+        msg.contains("code is not right") || msg.contains("not right"),
+        "{msg}"
+    );
+    fill(&c, "#password", &pw).await;
+    // A wrong code counts as a failed sign-in: the password is asked again, then the code.
+    fill(&c, "#password", &pw).await;
+    click(&c, "#sign-in").await;
+    let code = totp
+        .generate(jiff::Timestamp::now().as_second() as u64)
+        .to_string();
+    fill(&c, "#password", &pw).await;
+    fill(&c, "#code", &code).await;
+    click(&c, "#sign-in").await;
+    wait_path(&c, |p| p == "/ui/").await;
+    env.assert_no_reports();
+    c.close().await.unwrap();
+}

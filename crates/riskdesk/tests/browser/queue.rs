@@ -344,3 +344,40 @@ async fn approving_a_signup_from_the_review_queue_creates_the_customer() {
     env.assert_no_reports();
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_subscription_is_suspended_from_the_customer_page_with_its_preview() {
+    if !browser_available("customer_actions") {
+        return;
+    }
+    let env = env().await;
+    let (cid, sid) = env.customer(&env.admin, "Contoso", None).await;
+    let pw = env
+        .user("default", "ana@example.com", Role::Analyst, Locale::En)
+        .await;
+    let mut d = Driver::start().await;
+    let c = d.browser(1280, 800).await;
+    sign_in(&c, &env, "ana@example.com", &pw).await;
+    c.goto(&env.url(&format!("/ui/customers/{cid}")))
+        .await
+        .unwrap();
+    click(&c, &format!("#preview-suspend-{sid} summary")).await;
+    let effect = text(&c, &format!("#preview-suspend-{sid} .provider-effect")).await;
+    assert!(effect.contains("no provider link"), "{effect}");
+    click(&c, &format!("#apply-suspend-{sid}")).await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, &format!("#sub-{sid} .sub-status"), 10, |t| {
+        t == "suspended"
+    })
+    .await;
+    let sub = env
+        .api(&env.admin, "GET", &format!("/v1/subscriptions/{sid}"), None)
+        .await;
+    assert_eq!(sub["status"], "suspended");
+    // The audit log names the person; an analyst's page does not show it (no audit role).
+    assert!(!exists(&c, "#audit").await);
+    let audit = env.api(&env.admin, "GET", &format!("/v1/audit?entity_id={sid}"), None).await;
+    assert!(audit.to_string().contains("ana@example.com"), "{audit}");
+    env.assert_no_reports();
+    c.close().await.unwrap();
+}

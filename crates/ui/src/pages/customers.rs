@@ -96,6 +96,15 @@ pub async fn list(
 pub struct SubLine {
     pub row: SubscriptionRow,
     pub provider_id: Option<String>,
+    /// What each lifecycle action would do to it now (the same rule that applies it).
+    pub previews: Vec<riskdesk_app::response::preview::ActionPreview>,
+}
+
+pub struct AuditLine {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub note: String,
 }
 
 #[derive(Template)]
@@ -111,6 +120,8 @@ struct CustomerPage {
     alerts: Vec<AlertRow>,
     cases: Vec<CaseLine>,
     invoices: Vec<InvoiceRow>,
+    payments: Vec<riskdesk_storage::billing::PaymentRow>,
+    audit: Vec<AuditLine>,
     spend_json: String,
 }
 
@@ -141,9 +152,22 @@ pub async fn page(
     for row in subscriptions::list_for_customer(db, tenant, CustomerId(id), None, None, 200).await?
     {
         let l = riskdesk_storage::provider::subscription_link(db, tenant, row.id).await?;
+        let mut previews = Vec::new();
+        for kind in [
+            riskdesk_domain::response::ActionKind::Suspend,
+            riskdesk_domain::response::ActionKind::DisableAccess,
+            riskdesk_domain::response::ActionKind::Reactivate,
+            riskdesk_domain::response::ActionKind::Cancel,
+        ] {
+            previews.push(
+                riskdesk_app::response::preview::preview(db, tenant, id, Some(row.id), kind, None)
+                    .await?,
+            );
+        }
         subs.push(SubLine {
             provider_id: l.map(|l| l.provider_subscription_id),
             row,
+            previews,
         });
     }
     let alerts = alerts::list(
@@ -185,7 +209,36 @@ pub async fn page(
     )
     .await?;
     let spend_json = spend_chart_json(&s, tenant, id, at).await?;
+    let payments = billing::payments_of_customer(db, tenant, id).await?;
+    let audit = if staff.can(Permission::ReadAudit) {
+        let rows = riskdesk_storage::audit::list(
+            db,
+            tenant,
+            &riskdesk_storage::audit::AuditFilter {
+                entity_id: Some(id.to_string()),
+                entity_type: None,
+                action: None,
+            },
+            None,
+            500,
+        )
+        .await?;
+        rows.into_iter()
+            .rev()
+            .take(20)
+            .map(|r| AuditLine {
+                at: r.at,
+                actor: format!("{}:{}", r.actor_kind, r.actor_name),
+                action: r.action,
+                note: r.note.or(r.reason).unwrap_or_default(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     render(&CustomerPage {
+        payments,
+        audit,
         l: Layout::new(&s, &staff, "customers").with_as_of(as_of_text, at),
         provider_id: link.map(|l| l.provider_customer_id),
         c,
@@ -198,6 +251,93 @@ pub async fn page(
         invoices,
         spend_json,
     })
+}
+
+#[derive(Deserialize)]
+pub struct SubActForm {
+    key: String,
+    kind: String,
+    reason: Option<String>,
+    note: Option<String>,
+    /// "apply" or "propose".
+    mode: String,
+}
+
+/// A lifecycle action on a subscription from the customer page (no case): applied now, or
+/// proposed for another person's approval — as `POST /v1/subscriptions/{id}/actions` and the
+/// case's actions do, through `response::take_action`.
+pub async fn act_on_subscription(
+    State(s): State<UiState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    super::UiForm(f): super::UiForm<SubActForm>,
+) -> Result<Response, UiError> {
+    use riskdesk_domain::Reason;
+    use riskdesk_domain::response::ActionKind;
+    staff.require(Permission::WorkCases)?;
+    let sid = parse_id(&id)?;
+    let kind = ActionKind::parse(&f.kind)
+        .filter(|k| k.lifecycle().is_some())
+        .ok_or_else(|| UiError::Invalid(format!("kind: '{}' is not a lifecycle action", f.kind)))?;
+    let reason = match opt(&f.reason) {
+        None if kind == ActionKind::Reactivate => Reason::Resolved,
+        None => Reason::Investigation,
+        Some(r) => Reason::parse(r)
+            .ok_or_else(|| UiError::Invalid(format!("reason: '{r}' is not a reason")))?,
+    };
+    let note = opt(&f.note)
+        .map(riskdesk_domain::customer::parse_note)
+        .transpose()
+        .map_err(|e| UiError::Invalid(format!("note: {}", e.0)))?;
+    let propose = match f.mode.as_str() {
+        "apply" => false,
+        "propose" => true,
+        m => {
+            return Err(UiError::Invalid(format!(
+                "mode: '{m}' is neither apply nor propose"
+            )));
+        }
+    };
+    let sub = subscriptions::get(
+        s.app.db(),
+        staff.tenant(),
+        riskdesk_domain::SubscriptionId(sid),
+    )
+    .await?;
+    let now = s.app.clock.now();
+    let mut tx = s.app.begin().await?;
+    let what = format!(
+        "sub-act {sid} {} {} {propose}",
+        kind.as_str(),
+        reason.as_str()
+    );
+    if let Some(r) = super::claim(&mut tx, &staff, &f.key, &what, now).await? {
+        return Ok(r);
+    }
+    riskdesk_app::response::take_action(
+        &mut tx,
+        staff.tenant(),
+        &staff.actor(),
+        None,
+        sub.customer_id,
+        &riskdesk_app::response::ActionRequest {
+            kind,
+            subscription: Some(sid),
+            amount: None,
+            reason,
+            note,
+        },
+        propose,
+        now,
+    )
+    .await?;
+    super::done(
+        tx,
+        &staff,
+        &f.key,
+        &format!("/ui/customers/{}#sub-{sid}", sub.customer_id),
+    )
+    .await
 }
 
 /// The customer's budget bar (month-to-date spend against the budget, threshold ticks, the
