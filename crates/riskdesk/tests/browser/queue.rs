@@ -376,7 +376,14 @@ async fn a_subscription_is_suspended_from_the_customer_page_with_its_preview() {
     assert_eq!(sub["status"], "suspended");
     // The audit log names the person; an analyst's page does not show it (no audit role).
     assert!(!exists(&c, "#audit").await);
-    let audit = env.api(&env.admin, "GET", &format!("/v1/audit?entity_id={sid}"), None).await;
+    let audit = env
+        .api(
+            &env.admin,
+            "GET",
+            &format!("/v1/audit?entity_id={sid}"),
+            None,
+        )
+        .await;
     assert!(audit.to_string().contains("ana@example.com"), "{audit}");
     env.assert_no_reports();
     c.close().await.unwrap();
