@@ -101,14 +101,6 @@ static DIAL_CODES: LazyLock<rustc_hash::FxHashSet<String>> = LazyLock::new(|| {
         .collect()
 });
 
-/// Every assigned country calling code (digits, 1 to 4 long), sorted: what [`Phone::parse`]
-/// accepts as the start of a number.
-pub fn dial_codes() -> Vec<String> {
-    let mut v: Vec<String> = DIAL_CODES.iter().cloned().collect();
-    v.sort_unstable();
-    v
-}
-
 /// ISO 3166-1 alpha-2 country code, upper case, assigned in the shipped table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
