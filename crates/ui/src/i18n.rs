@@ -6,8 +6,8 @@
 use std::borrow::Borrow;
 use std::sync::OnceLock;
 
-use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use fluent_bundle::{FluentArgs, FluentValue};
+use riskdesk_app::kernel::fluent::Catalog;
 use riskdesk_domain::Locale;
 use riskdesk_domain::billing::Day;
 use riskdesk_domain::billing::format;
@@ -21,91 +21,21 @@ const SOURCES: [(Locale, &str); 5] = [
     (Locale::PtBr, include_str!("../locales/pt-BR.ftl")),
 ];
 
-struct Catalog {
-    bundles: Vec<(Locale, FluentBundle<FluentResource>)>,
-    errors: Vec<String>,
-}
-
 fn catalog() -> &'static Catalog {
     static C: OnceLock<Catalog> = OnceLock::new();
-    C.get_or_init(|| {
-        let mut errors = Vec::new();
-        let bundles = SOURCES
-            .iter()
-            .map(|(locale, src)| {
-                let res = FluentResource::try_new((*src).to_owned()).unwrap_or_else(|(r, errs)| {
-                    errors.push(format!("{}: {} syntax errors", locale.as_str(), errs.len()));
-                    r
-                });
-                let lang = locale
-                    .as_str()
-                    .parse()
-                    .unwrap_or_else(|_| unic_langid::langid!("en"));
-                let mut b = FluentBundle::new_concurrent(vec![lang]);
-                // Values go into HTML, escaped by the templates: no isolation marks around them.
-                b.set_use_isolating(false);
-                if let Err(e) = b.add_resource(res) {
-                    errors.push(format!(
-                        "{}: {} duplicate messages",
-                        locale.as_str(),
-                        e.len()
-                    ));
-                }
-                (*locale, b)
-            })
-            .collect();
-        Catalog { bundles, errors }
-    })
-}
-
-fn bundle(locale: Locale) -> &'static FluentBundle<FluentResource> {
-    let c = catalog();
-    c.bundles
-        .iter()
-        .find(|(l, _)| *l == locale)
-        .or_else(|| c.bundles.first())
-        .map(|(_, b)| b)
-        .expect("the English catalog is compiled in")
+    C.get_or_init(|| Catalog::new(&SOURCES))
 }
 
 fn format(locale: Locale, id: &str, args: Option<&FluentArgs>) -> String {
-    for l in [locale, Locale::En] {
-        let b = bundle(l);
-        if let Some(p) = b.get_message(id).and_then(|m| m.value()) {
-            let mut errs = vec![];
-            return b.format_pattern(p, args, &mut errs).into_owned();
-        }
-    }
-    id.to_owned()
+    catalog()
+        .format(locale, id, args)
+        .unwrap_or_else(|| id.to_owned())
 }
 
-/// Every message English has that another language lacks ("locale: id"), messages the
-/// templates use that English lacks, and parse errors.
+/// Every message English has that another language lacks ("locale: id"), messages another
+/// language has that English lacks, and parse errors.
 pub fn missing() -> Vec<String> {
-    let c = catalog();
-    let mut out = c.errors.clone();
-    let en = message_ids(SOURCES[0].1);
-    for (locale, src) in SOURCES.iter().skip(1) {
-        let have = message_ids(src);
-        for id in &en {
-            if !have.contains(id) {
-                out.push(format!("{}: {id}", locale.as_str()));
-            }
-        }
-        for id in &have {
-            if !en.contains(id) {
-                out.push(format!("{}: {id} is not in en.ftl", locale.as_str()));
-            }
-        }
-    }
-    out
-}
-
-pub fn message_ids(src: &str) -> Vec<String> {
-    src.lines()
-        .filter(|l| !l.starts_with([' ', '#', '\t', '.', '[', '*']) && l.contains(" ="))
-        .filter_map(|l| l.split(" =").next().map(|s| s.trim().to_owned()))
-        .collect()
+    catalog().missing()
 }
 
 /// A translator for one language, handed to every template as `t`.

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod event;
+pub mod fluent;
 pub mod json;
 pub mod notices;
 pub mod outbox;

@@ -7,13 +7,14 @@
 
 use std::sync::OnceLock;
 
-use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use fluent_bundle::{FluentArgs, FluentValue};
 use riskdesk_domain::billing::Day;
 use riskdesk_domain::billing::dunning::{Lever, Policy};
 use riskdesk_domain::billing::format;
 use riskdesk_domain::money::{Currency, Money};
 use riskdesk_domain::{CloudInstance, Locale};
+
+use crate::kernel::fluent::Catalog;
 
 const SOURCES: [(Locale, &str); 5] = [
     (Locale::En, include_str!("../../locales/en.ftl")),
@@ -23,87 +24,21 @@ const SOURCES: [(Locale, &str); 5] = [
     (Locale::PtBr, include_str!("../../locales/pt-BR.ftl")),
 ];
 
-struct Catalog {
-    bundles: Vec<(Locale, FluentBundle<FluentResource>)>,
-    /// Files that did not parse (reported by the check; their valid messages still load).
-    errors: Vec<String>,
-}
-
 fn catalog() -> &'static Catalog {
     static C: OnceLock<Catalog> = OnceLock::new();
-    C.get_or_init(|| {
-        let mut errors = Vec::new();
-        let bundles = SOURCES
-            .iter()
-            .map(|(locale, src)| {
-                let res = FluentResource::try_new((*src).to_owned()).unwrap_or_else(|(r, errs)| {
-                    errors.push(format!("{}: {} syntax errors", locale.as_str(), errs.len()));
-                    r
-                });
-                let lang = locale
-                    .as_str()
-                    .parse()
-                    .unwrap_or_else(|_| unic_langid::langid!("en"));
-                let mut b = FluentBundle::new_concurrent(vec![lang]);
-                // Notices are plain text and emails: no Unicode isolation marks around values.
-                b.set_use_isolating(false);
-                if let Err(e) = b.add_resource(res) {
-                    errors.push(format!(
-                        "{}: {} duplicate messages",
-                        locale.as_str(),
-                        e.len()
-                    ));
-                }
-                (*locale, b)
-            })
-            .collect();
-        Catalog { bundles, errors }
-    })
-}
-
-fn bundle(locale: Locale) -> &'static FluentBundle<FluentResource> {
-    let c = catalog();
-    c.bundles
-        .iter()
-        .find(|(l, _)| *l == locale)
-        .or_else(|| c.bundles.first())
-        .map(|(_, b)| b)
-        .expect("the English catalog is compiled in")
+    C.get_or_init(|| Catalog::new(&SOURCES))
 }
 
 /// One message in `locale`, falling back to English, then to the message id itself.
 pub fn text(locale: Locale, id: &str, args: &FluentArgs) -> String {
-    for l in [locale, Locale::En] {
-        let b = bundle(l);
-        if let Some(p) = b.get_message(id).and_then(|m| m.value()) {
-            let mut errs = vec![];
-            return b.format_pattern(p, Some(args), &mut errs).into_owned();
-        }
-    }
-    id.to_owned()
+    catalog()
+        .format(locale, id, Some(args))
+        .unwrap_or_else(|| id.to_owned())
 }
 
 /// Every message English has that another language lacks, as "locale: id", plus parse errors.
 pub fn missing_translations() -> Vec<String> {
-    let c = catalog();
-    let mut out = c.errors.clone();
-    let en_ids: Vec<String> = message_ids(SOURCES[0].1);
-    for (locale, src) in SOURCES.iter().skip(1) {
-        let have = message_ids(src);
-        for id in &en_ids {
-            if !have.contains(id) {
-                out.push(format!("{}: {id}", locale.as_str()));
-            }
-        }
-    }
-    out
-}
-
-fn message_ids(src: &str) -> Vec<String> {
-    src.lines()
-        .filter(|l| !l.starts_with([' ', '#', '\t']) && l.contains(" ="))
-        .filter_map(|l| l.split(" =").next().map(|s| s.trim().to_owned()))
-        .collect()
+    catalog().missing()
 }
 
 /// What a dunning notice says about one invoice.

@@ -193,24 +193,7 @@ pub async fn list_cases(
 ) -> Result<Json<Page<CaseOut>>, ApiError> {
     caller.require(Permission::ReadCustomers)?;
     let mut v = Validator::default();
-    if let Some(st) = &q.status
-        && CaseStatus::parse(st).is_none()
-    {
-        v.fail(
-            "status",
-            "must be open, investigating, actioned, resolved or dismissed",
-        );
-    }
-    if let Some(k) = &q.kind
-        && CaseKind::parse(k).is_none()
-    {
-        v.fail("kind", "is not a case kind");
-    }
-    if let Some(sev) = &q.severity
-        && !riskdesk_domain::response::case::SEVERITIES.contains(&sev.as_str())
-    {
-        v.fail("severity", "must be info, low, medium, high or critical");
-    }
+    check_view(&mut v, &q.status, &q.kind, &q.severity);
     let customer = v.check(
         "customer_id",
         super::customer_filter(&q.customer_id).map_err(|e| e.to_string()),
@@ -250,6 +233,33 @@ pub async fn list_cases(
         |r| format!("{}:{}", r.due_at, r.id),
         |r| CaseOut::of(r, at),
     )))
+}
+
+/// The filters a view of the queue is made of (the list and take-next share them).
+fn check_view(
+    v: &mut Validator,
+    status: &Option<String>,
+    kind: &Option<String>,
+    severity: &Option<String>,
+) {
+    if let Some(st) = status
+        && CaseStatus::parse(st).is_none()
+    {
+        v.fail(
+            "status",
+            "must be open, investigating, actioned, resolved or dismissed",
+        );
+    }
+    if let Some(k) = kind
+        && CaseKind::parse(k).is_none()
+    {
+        v.fail("kind", "is not a case kind");
+    }
+    if let Some(sev) = severity
+        && !riskdesk_domain::response::case::SEVERITIES.contains(&sev.as_str())
+    {
+        v.fail("severity", "must be info, low, medium, high or critical");
+    }
 }
 
 fn decode_case_cursor(c: &str) -> Option<(i64, Uuid)> {
@@ -926,24 +936,7 @@ pub async fn take_next(
     caller.require(Permission::WorkCases)?;
     let b = &body.value;
     let mut v = Validator::default();
-    if let Some(st) = &b.status
-        && CaseStatus::parse(st).is_none()
-    {
-        v.fail(
-            "status",
-            "must be open, investigating, actioned, resolved or dismissed",
-        );
-    }
-    if let Some(k) = &b.kind
-        && CaseKind::parse(k).is_none()
-    {
-        v.fail("kind", "is not a case kind");
-    }
-    if let Some(sev) = &b.severity
-        && !riskdesk_domain::response::case::SEVERITIES.contains(&sev.as_str())
-    {
-        v.fail("severity", "must be info, low, medium, high or critical");
-    }
+    check_view(&mut v, &b.status, &b.kind, &b.severity);
     let assignee = match b.assignee.as_deref().map(str::trim) {
         Some("") => {
             v.fail("assignee", "must not be empty");

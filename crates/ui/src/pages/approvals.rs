@@ -119,10 +119,7 @@ pub async fn decide(
             )));
         }
     };
-    let note = opt(&f.note)
-        .map(riskdesk_domain::customer::parse_note)
-        .transpose()
-        .map_err(|e| UiError::Invalid(format!("note: {}", e.0)))?;
+    let note = super::note("note", &f.note)?;
     let now = s.app.clock.now();
     let mut tx = s.app.begin().await?;
     if let Some(r) = claim(

@@ -359,10 +359,7 @@ pub async fn bulk(
                 let to = opt(&status)
                     .and_then(CaseStatus::parse)
                     .ok_or_else(|| UiError::Invalid("status: choose a case status".into()))?;
-                let note = opt(&text)
-                    .map(riskdesk_domain::customer::parse_note)
-                    .transpose()
-                    .map_err(|e| UiError::Invalid(format!("note: {}", e.0)))?;
+                let note = super::note("note", &text)?;
                 response::set_status(&mut tx, tenant, &actor, *id, to, note.as_deref(), now)
                     .await
                     .map_err(|e| with_case(e, *id))?;
@@ -724,10 +721,7 @@ pub async fn set_status(
     let id = parse_id(&id)?;
     let to = CaseStatus::parse(&f.status)
         .ok_or_else(|| UiError::Invalid(format!("status: '{}' is not a case status", f.status)))?;
-    let note = opt(&f.note)
-        .map(riskdesk_domain::customer::parse_note)
-        .transpose()
-        .map_err(|e| UiError::Invalid(format!("note: {}", e.0)))?;
+    let note = super::note("note", &f.note)?;
     let now = s.app.clock.now();
     let mut tx = s.app.begin().await?;
     if let Some(r) = claim(
@@ -824,10 +818,7 @@ pub async fn act(
         ),
         None => None,
     };
-    let note = opt(&f.note)
-        .map(riskdesk_domain::customer::parse_note)
-        .transpose()
-        .map_err(|e| UiError::Invalid(format!("note: {}", e.0)))?;
+    let note = super::note("note", &f.note)?;
     let amount = match (opt(&f.amount), opt(&f.currency)) {
         (None, None) => None,
         (Some(a), Some(c)) => {

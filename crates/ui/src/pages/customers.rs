@@ -285,10 +285,7 @@ pub async fn act_on_subscription(
         Some(r) => Reason::parse(r)
             .ok_or_else(|| UiError::Invalid(format!("reason: '{r}' is not a reason")))?,
     };
-    let note = opt(&f.note)
-        .map(riskdesk_domain::customer::parse_note)
-        .transpose()
-        .map_err(|e| UiError::Invalid(format!("note: {}", e.0)))?;
+    let note = super::note("note", &f.note)?;
     let propose = match f.mode.as_str() {
         "apply" => false,
         "propose" => true,

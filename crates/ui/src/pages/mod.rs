@@ -114,6 +114,14 @@ pub fn opt(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// An optional note field (blank is absent), checked as the API checks notes.
+pub fn note(field: &str, raw: &Option<String>) -> Result<Option<String>, UiError> {
+    opt(raw)
+        .map(riskdesk_domain::customer::parse_note)
+        .transpose()
+        .map_err(|e| UiError::Invalid(format!("{field}: {}", e.0)))
+}
+
 /// The "as of" of a page's query: blank or absent is now; else RFC 3339, or a day (its end).
 pub fn as_of(q: &Option<String>, now: Timestamp) -> Result<(Timestamp, Option<String>), UiError> {
     match opt(q) {

@@ -11,7 +11,7 @@ use riskdesk_storage::signups::{self, SignupRow};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{UiForm, claim, done, opt, parse_id, render};
+use super::{UiForm, claim, done, parse_id, render};
 use crate::UiState;
 use crate::error::UiError;
 use crate::session::Staff;
@@ -151,10 +151,7 @@ pub async fn review(
             )));
         }
     };
-    let note = opt(&f.note)
-        .map(riskdesk_domain::customer::parse_note)
-        .transpose()
-        .map_err(|e| UiError::Invalid(format!("note: {}", e.0)))?;
+    let note = super::note("note", &f.note)?;
     let now = s.app.clock.now();
     let mut tx = s.app.begin().await?;
     if let Some(r) = claim(
