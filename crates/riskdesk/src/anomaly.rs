@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use riskdesk_domain::anomaly::detector::{ALARM_THRESHOLD, Detector};
 use riskdesk_domain::anomaly::nab::{self, Profile};
+use riskdesk_domain::anomaly::scenarios;
 
 /// Seconds since the epoch from `2014-04-01 00:00:00`, RFC 3339, or a window bound with
 /// fractional seconds.
@@ -219,4 +220,46 @@ fn per_category(files: &[(String, Scored)], t: f64, p: Profile) {
             "  {cat:<24} raw {raw:7.2}  windows found {tp}, missed {fns}, false positives {fp}"
         );
     }
+}
+
+/// Prints what [`scenarios::evaluate`] measures on a generated population.
+pub fn scenarios(customers: usize, seed: u64, threshold: Option<f64>) -> anyhow::Result<()> {
+    if customers == 0 {
+        bail!("--customers must be at least 1");
+    }
+    let threshold = threshold.unwrap_or(ALARM_THRESHOLD);
+    if !(0.0..=1.0).contains(&threshold) {
+        bail!("--threshold must be in [0, 1]");
+    }
+    let t = std::time::Instant::now();
+    let r = scenarios::evaluate(seed, customers, threshold);
+    println!(
+        "{customers} customers x {} meter categories x {} days (seed {seed}), threshold {threshold}",
+        scenarios::CATEGORIES.len(),
+        scenarios::DAYS
+    );
+    println!(
+        "{:<30} {:>9} {:>7} {:>7} {:>7} {:>7}",
+        "shape", "detected", "median", "p90", "max", "missed"
+    );
+    let h = |x: Option<usize>| x.map_or("-".to_owned(), |v| format!("{v} h"));
+    for s in &r.shapes {
+        println!(
+            "{:<30} {:>9} {:>7} {:>7} {:>7} {:>7}",
+            s.shape.name(),
+            format!("{}/{}", s.detected(), customers),
+            h(s.quantile(0.5)),
+            h(s.quantile(0.9)),
+            h(s.quantile(1.0)),
+            s.missed
+        );
+    }
+    println!(
+        "false alarms on clean series: {} in {:.0} customer-months = {:.3} per customer-month",
+        r.false_alarms,
+        r.customer_months,
+        r.false_alarms_per_customer_month()
+    );
+    println!("({:.2} s)", t.elapsed().as_secs_f64());
+    Ok(())
 }

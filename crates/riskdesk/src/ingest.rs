@@ -169,14 +169,15 @@ pub async fn run(
         total.rejected.len(),
         total.alerts.len()
     );
-    // Spend anomalies: the completed hours of every series the files touched, in order.
+    // Spend anomalies: the hours completed before `as_of` of every series the files touched,
+    // in order (hours already scored again when the files brought them late spend).
     let series = detector.spend.pending();
     if series > 0 {
         let t = std::time::Instant::now();
         let now = clock.now();
         let p = detector
             .spend
-            .pass(&app.ctx, now, now)
+            .pass(&app.ctx, as_of, now)
             .await
             .map_err(|e| anyhow::anyhow!("spend anomaly pass: {e}"))?;
         eprintln!(

@@ -157,6 +157,19 @@ enum Command {
         #[arg(default_value = "data/nab")]
         dir: std::path::PathBuf,
     },
+    /// Evaluate the anomaly detector on generated hourly spend (seasonality, growth, noise per
+    /// meter category) with injected fraud shapes: hours to detect each shape and false alarms
+    /// per customer-month on clean series, at the product's alarm threshold.
+    Scenarios {
+        /// Customers generated (each: three meter categories, 90 days).
+        #[arg(long, default_value_t = 200)]
+        customers: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Alarm threshold (default: the product's).
+        #[arg(long)]
+        threshold: Option<f64>,
+    },
     /// Reports.
     Report {
         #[command(subcommand)]
@@ -736,6 +749,14 @@ async fn run(
         }
         Command::Nab { dir } => {
             anomaly::nab(&dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scenarios {
+            customers,
+            seed,
+            threshold,
+        } => {
+            anomaly::scenarios(customers, seed, threshold)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Data {

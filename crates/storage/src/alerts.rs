@@ -244,3 +244,28 @@ pub async fn open_serious_count_tx(tx: &mut Tx, tenant: TenantId, customer: Uuid
         .await?
         .unwrap_or(0))
 }
+
+/// Whether an alert of `rule` for `customer` was raised for the instant `at` (µs): the first
+/// or the last occurrence of an alert (dismissed ones included) is `at`.
+pub async fn raised_for(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Uuid,
+    rule: &str,
+    at: i64,
+) -> Result<bool> {
+    Ok(tx
+        .fetch_optional::<i64>(
+            Q::new(
+                "SELECT COUNT(*) AS n FROM alerts WHERE tenant_id = $1 AND customer_id = $2 AND rule = $3 \
+                 AND (first_at = $4 OR last_at = $4)",
+            )
+            .bind(tenant.0)
+            .bind(customer)
+            .bind(rule)
+            .bind(at),
+        )
+        .await?
+        .unwrap_or(0)
+        > 0)
+}

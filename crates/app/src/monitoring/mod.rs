@@ -232,11 +232,14 @@ pub async fn ingest(
             )
         })
         .collect();
-    // Spend series (customer, meter category) that got new spend.
-    let spend_series: BTreeSet<(Uuid, String)> = buckets
-        .keys()
-        .map(|k| (k.customer_id, k.meter_category.clone()))
-        .collect();
+    // Spend series (customer, meter category) that got new spend, with the earliest hour.
+    let mut spend_series: BTreeMap<(Uuid, String), i64> = BTreeMap::new();
+    for k in buckets.keys() {
+        spend_series
+            .entry((k.customer_id, k.meter_category.clone()))
+            .and_modify(|h| *h = (*h).min(k.hour))
+            .or_insert(k.hour);
+    }
     add_buckets(tx, tenant, buckets).await?;
     for (customer, month_start) in touched {
         let month = Month::of(riskdesk_storage::time::from_micros(month_start));
@@ -332,7 +335,12 @@ pub async fn ingest(
     }
     if !spend_series.is_empty() {
         let d = detector.clone();
-        tx.after_commit(move || d.spend.mark(tenant, spend_series));
+        tx.after_commit(move || {
+            d.spend.mark(
+                tenant,
+                spend_series.into_iter().map(|((c, cat), h)| (c, cat, h)),
+            )
+        });
     }
     Ok(summary)
 }

@@ -9,10 +9,20 @@
 //!
 //! Each series' next hour to score is stored (`anomaly_series`), so an hour is scored once even
 //! across restarts; the detector's state is a cache rebuilt from `spend_hourly` (the previous
-//! 1,000 hours replayed without alerting). An event arriving for an hour already scored changes
-//! the spend figures and budgets but is not scored again.
+//! 1,000 hours replayed without alerting), and dropped whenever the stored next hour is not the
+//! one the cache expects (another process scored the series, or spend came late).
+//!
+//! **Late spend.** Usage is often reported hours or days after it happened (Partner Center's
+//! usage records lag; billed line items come with the invoice). An event for an hour already
+//! scored is not lost to detection: ingest marks its series with the earliest hour it touched,
+//! and the next pass replays the detector from storage up to that hour and scores it and every
+//! later hour again with the totals as they now are — at most [`LATE_RESCORE`] back. A
+//! re-scored hour that reaches the threshold raises an alert marked `"late": true` in its
+//! evidence, unless an alert of this rule was already raised for that customer and hour (so a
+//! re-score never repeats an alert). Spend older than [`LATE_RESCORE`] before the next hour to
+//! score counts in the spend figures and budgets but is not scored again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
 
@@ -38,6 +48,8 @@ const WARM_UP: i64 = RECENT as i64 * HOUR;
 const COOLDOWN: i64 = 6 * HOUR;
 /// Series scored per unit of work.
 const BATCH: usize = 200;
+/// How far back late spend is scored again: a billing month and its reporting lag.
+pub const LATE_RESCORE: i64 = 35 * 24 * HOUR;
 
 type Key = (Uuid, Uuid, String);
 
@@ -47,10 +59,11 @@ struct Series {
     next_hour: i64,
 }
 
-/// The detectors of the spend series this process has seen, and the series waiting for a pass.
+/// The detectors of the spend series this process has seen, and the series waiting for a pass
+/// (each with the earliest hour that got spend since the last pass).
 pub struct SpendScorer {
     series: Mutex<HashMap<Key, Series>>,
-    dirty: Mutex<BTreeSet<Key>>,
+    dirty: Mutex<BTreeMap<Key, i64>>,
     pub threshold: f64,
 }
 
@@ -58,7 +71,7 @@ impl Default for SpendScorer {
     fn default() -> Self {
         SpendScorer {
             series: Mutex::new(HashMap::new()),
-            dirty: Mutex::new(BTreeSet::new()),
+            dirty: Mutex::new(BTreeMap::new()),
             threshold: ALARM_THRESHOLD,
         }
     }
@@ -78,11 +91,23 @@ fn value(units: i64, rem: i64) -> f64 {
 }
 
 impl SpendScorer {
-    /// Marks series for the next pass.
-    pub fn mark(&self, tenant: TenantId, series: impl IntoIterator<Item = (Uuid, String)>) {
+    /// Marks series for the next pass: (customer, meter category, earliest hour (µs) that got
+    /// spend).
+    pub fn mark(&self, tenant: TenantId, series: impl IntoIterator<Item = (Uuid, String, i64)>) {
         let mut d = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
-        for (c, cat) in series {
-            d.insert((tenant.0, c, cat));
+        for (c, cat, hour) in series {
+            d.entry((tenant.0, c, cat))
+                .and_modify(|h| *h = (*h).min(hour))
+                .or_insert(hour);
+        }
+    }
+
+    fn put_back(&self, chunk: &[(Key, i64)]) {
+        let mut d = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, hour) in chunk {
+            d.entry(k.clone())
+                .and_modify(|h| *h = (*h).min(*hour))
+                .or_insert(*hour);
         }
     }
 
@@ -97,25 +122,25 @@ impl SpendScorer {
         as_of: Timestamp,
         now: Timestamp,
     ) -> Result<PassSummary, AppError> {
-        let keys: Vec<Key> =
+        let keys: Vec<(Key, i64)> =
             std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
                 .into_iter()
                 .collect();
         let horizon = to_micros(as_of).div_euclid(HOUR) * HOUR;
         let mut summary = PassSummary::default();
-        for chunk in keys.chunks(BATCH) {
+        for (i, chunk) in keys.chunks(BATCH).enumerate() {
             let mut tx = ctx.begin().await?;
             let mut scored = Vec::new();
-            for key in chunk {
+            for (key, earliest) in chunk {
                 match self
-                    .score_series(&mut tx, key, horizon, now, &mut summary)
+                    .score_series(&mut tx, key, *earliest, horizon, now, &mut summary)
                     .await
                 {
                     Ok(Some(s)) => scored.push((key.clone(), s)),
                     Ok(None) => {}
                     Err(e) => {
-                        // Put the chunk back for the next pass.
-                        self.mark(TenantId(key.0), chunk.iter().map(|k| (k.1, k.2.clone())));
+                        // Put this chunk and the ones not reached back for the next pass.
+                        self.put_back(&keys[i * BATCH..]);
                         return Err(e);
                     }
                 }
@@ -128,10 +153,7 @@ impl SpendScorer {
                     }
                 }
                 Err(e) => {
-                    self.mark(
-                        TenantId(chunk[0].0),
-                        chunk.iter().map(|k| (k.1, k.2.clone())),
-                    );
+                    self.put_back(&keys[i * BATCH..]);
                     return Err(e.into());
                 }
             }
@@ -143,52 +165,53 @@ impl SpendScorer {
         &self,
         tx: &mut Uow,
         key: &Key,
+        earliest: i64,
         horizon: i64,
         now: Timestamp,
         summary: &mut PassSummary,
     ) -> Result<Option<Series>, AppError> {
         let tenant = TenantId(key.0);
         let (customer, category) = (key.1, key.2.as_str());
+        let stored = events::anomaly_next_hour_tx(tx, tenant, customer, category).await?;
+        // A cache is good only for the next hour it expects (another process may have scored
+        // on).
         let cached = self
             .series
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-        let mut s = match cached {
-            Some(s) => s,
-            None => {
-                // Rebuild: replay the stored hours before the next one to score, silently.
-                let stored = events::anomaly_next_hour_tx(tx, tenant, customer, category).await?;
-                let first =
-                    events::series_hours_tx(tx, tenant, customer, category, i64::MIN, horizon)
+            .remove(key)
+            .filter(|s| Some(s.next_hour) == stored);
+        // Spend arrived for hours already scored: they are scored again, up to the next hour.
+        let late_until = stored.filter(|n| earliest < *n);
+        let mut s = match (cached, late_until) {
+            (Some(s), None) => s,
+            _ => {
+                let next_hour = match (stored, late_until) {
+                    (Some(n), Some(_)) => earliest.max(n - LATE_RESCORE),
+                    (Some(n), None) => n,
+                    (None, _) => {
+                        let first = events::series_hours_tx(
+                            tx,
+                            tenant,
+                            customer,
+                            category,
+                            i64::MIN,
+                            horizon,
+                        )
                         .await?
                         .first()
                         .map(|h| h.hour);
-                let next_hour = match (stored, first) {
-                    (Some(n), _) => n,
-                    (None, Some(f)) => f,
-                    // No spend stored (yet): nothing to score, nothing to remember.
-                    (None, None) => return Ok(None),
-                };
-                let mut det = Detector::default();
-                let from = next_hour - WARM_UP;
-                let rows = events::series_hours_tx(tx, tenant, customer, category, from, next_hour)
-                    .await?;
-                let start = rows.first().map_or(next_hour, |r| r.hour);
-                let mut it = rows.iter().peekable();
-                let mut h = start;
-                while h < next_hour {
-                    let v = match it.peek() {
-                        Some(r) if r.hour == h => {
-                            let r = it.next().expect("peeked");
-                            value(r.units, r.rem)
+                        match first {
+                            Some(f) => f,
+                            // No spend stored (yet): nothing to score, nothing to remember.
+                            None => return Ok(None),
                         }
-                        _ => 0.0,
-                    };
-                    det.score(h / 1_000_000, v);
-                    h += HOUR;
+                    }
+                };
+                Series {
+                    det: replay(tx, tenant, customer, category, next_hour).await?,
+                    next_hour,
                 }
-                Series { det, next_hour }
             }
         };
         if s.next_hour >= horizon {
@@ -216,8 +239,21 @@ impl SpendScorer {
             };
             let scored = s.det.score_explained(h / 1_000_000, v);
             summary.hours_scored += 1;
-            // Only more spend than expected is a risk; a drop is not alerted on.
-            if scored.score >= self.threshold && v > scored.expected {
+            let late = late_until.is_some_and(|n| h < n);
+            // Only more spend than expected is a risk; a drop is not alerted on. A re-scored
+            // hour that already raised its alert does not raise it again.
+            if scored.score >= self.threshold
+                && v > scored.expected
+                && !(late
+                    && riskdesk_storage::alerts::raised_for(
+                        tx,
+                        tenant,
+                        customer,
+                        "anomaly.spend",
+                        h,
+                    )
+                    .await?)
+            {
                 let expected = format_picos((scored.expected * 1e12).round() as i128);
                 let observed = format_picos(picos);
                 let title = format!(
@@ -231,6 +267,7 @@ impl SpendScorer {
                     "expected": expected,
                     "score": (scored.score * 1000.0).round() / 1000.0,
                     "threshold": self.threshold,
+                    "late": late,
                 });
                 crate::alerts::raise(
                     tx,
@@ -257,6 +294,35 @@ impl SpendScorer {
         events::set_anomaly_next_hour(tx, tenant, customer, category, s.next_hour).await?;
         Ok(Some(s))
     }
+}
+
+/// A detector warmed up on the stored hours before `next_hour` (its recent window), hours
+/// without spend as zeros, without alerting.
+async fn replay(
+    tx: &mut Uow,
+    tenant: TenantId,
+    customer: Uuid,
+    category: &str,
+    next_hour: i64,
+) -> Result<Detector, AppError> {
+    let mut det = Detector::default();
+    let from = next_hour - WARM_UP;
+    let rows = events::series_hours_tx(tx, tenant, customer, category, from, next_hour).await?;
+    let start = rows.first().map_or(next_hour, |r| r.hour);
+    let mut it = rows.iter().peekable();
+    let mut h = start;
+    while h < next_hour {
+        let v = match it.peek() {
+            Some(r) if r.hour == h => {
+                let r = it.next().expect("peeked");
+                value(r.units, r.rem)
+            }
+            _ => 0.0,
+        };
+        det.score(h / 1_000_000, v);
+        h += HOUR;
+    }
+    Ok(det)
 }
 
 /// Runs a pass every `every` until `stop`.
@@ -326,9 +392,9 @@ pub const SPEND_SERIES_MAX_HOURS: i64 = 92 * 24;
 /// A customer's hourly spend per meter category in [from, to) (whole hours, µs), each hour
 /// with its anomaly score. Scores are recomputed from the stored hours by the same detector
 /// the monitoring pass runs, warmed up on the `RECENT` hours before `from`, hours without spend
-/// as zeros. They can differ from the scores the pass raised alerts on where events arrived
-/// after the pass had scored their hour (the pass scores an hour once) or where the pass skipped
-/// weeks without spend.
+/// as zeros. They can differ from the scores the pass raised alerts on where spend arrived
+/// more than `LATE_RESCORE` after the pass had scored its hour, or where the pass skipped weeks
+/// without spend.
 pub async fn spend_series(
     db: &riskdesk_storage::Db,
     tenant: TenantId,

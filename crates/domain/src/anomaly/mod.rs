@@ -4,3 +4,4 @@
 
 pub mod detector;
 pub mod nab;
+pub mod scenarios;
