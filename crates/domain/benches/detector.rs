@@ -41,7 +41,7 @@ fn detector(points: &[(i64, f64)]) -> f64 {
 }
 
 fn ewma(points: &[(i64, f64)]) -> f64 {
-    let (mut mean, mut var, mut sum) = (points[0].1, 1.0, 0.0);
+    let (mut mean, mut var, mut sum): (f64, f64, f64) = (points[0].1, 1.0, 0.0);
     for &(_, v) in points {
         let z = (v - mean).abs() / var.sqrt().max(1e-9);
         sum += (z / 6.0).min(1.0);

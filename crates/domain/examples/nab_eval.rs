@@ -82,8 +82,23 @@ fn main() {
         ("low_FP", nab::REWARD_LOW_FP),
         ("low_FN", nab::REWARD_LOW_FN),
     ] {
-        let (loco, _) = nab::leave_one_category_out(&files, p);
+        let (loco, thresholds) = nab::leave_one_category_out(&files, p);
         let (t, ins) = nab::best_threshold(&all, p);
         println!("{name:<9} LOCO {loco:6.2}  in-sample {ins:6.2} at {t:.4}");
+        // Each held-out category at its own threshold.
+        for (cat, t) in thresholds {
+            let scored: Vec<nab::FileScore> = files
+                .iter()
+                .filter(|(n, _)| n.split('/').next() == Some(cat.as_str()))
+                .map(|(_, (ts, s, w))| nab::score_file(ts, s, w, t, p))
+                .collect();
+            println!(
+                "  {cat:<22} at {t:.4}: raw {:6.2}, found {}, missed {}, false positives {}",
+                scored.iter().map(|f| f.raw).sum::<f64>(),
+                scored.iter().map(|f| f.tp).sum::<u32>(),
+                scored.iter().map(|f| f.fn_).sum::<u32>(),
+                scored.iter().map(|f| f.fp).sum::<u32>()
+            );
+        }
     }
 }

@@ -57,13 +57,22 @@ struct Series {
     det: Detector,
     /// The next hour (µs) to score.
     next_hour: i64,
+    /// The pass that last scored it (for evicting the least recently used).
+    used: u64,
 }
+
+/// Detectors kept in memory at most (each 60–120 KiB after three months of hourly spend;
+/// `cargo bench -p riskdesk-domain --bench detector`). Past this, the series scored least
+/// recently are dropped down to nine tenths of it; a dropped series is rebuilt from storage
+/// when it next gets spend (its last 1,000 hours replayed, well under a millisecond).
+pub const CACHED_SERIES: usize = 10_000;
 
 /// The detectors of the spend series this process has seen, and the series waiting for a pass
 /// (each with the earliest hour that got spend since the last pass).
 pub struct SpendScorer {
     series: Mutex<HashMap<Key, Series>>,
     dirty: Mutex<BTreeMap<Key, i64>>,
+    passes: std::sync::atomic::AtomicU64,
     pub threshold: f64,
 }
 
@@ -72,6 +81,7 @@ impl Default for SpendScorer {
         SpendScorer {
             series: Mutex::new(HashMap::new()),
             dirty: Mutex::new(BTreeMap::new()),
+            passes: std::sync::atomic::AtomicU64::new(0),
             threshold: ALARM_THRESHOLD,
         }
     }
@@ -127,6 +137,9 @@ impl SpendScorer {
                 .into_iter()
                 .collect();
         let horizon = to_micros(as_of).div_euclid(HOUR) * HOUR;
+        let pass = self
+            .passes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut summary = PassSummary::default();
         for (i, chunk) in keys.chunks(BATCH).enumerate() {
             let mut tx = ctx.begin().await?;
@@ -148,9 +161,11 @@ impl SpendScorer {
             match tx.commit().await {
                 Ok(()) => {
                     let mut cache = self.series.lock().unwrap_or_else(|p| p.into_inner());
-                    for (k, s) in scored {
+                    for (k, mut s) in scored {
+                        s.used = pass;
                         cache.insert(k, s);
                     }
+                    evict(&mut cache, CACHED_SERIES);
                 }
                 Err(e) => {
                     self.put_back(&keys[i * BATCH..]);
@@ -211,6 +226,7 @@ impl SpendScorer {
                 Series {
                     det: replay(tx, tenant, customer, category, next_hour).await?,
                     next_hour,
+                    used: 0,
                 }
             }
         };
@@ -293,6 +309,20 @@ impl SpendScorer {
         }
         events::set_anomaly_next_hour(tx, tenant, customer, category, s.next_hour).await?;
         Ok(Some(s))
+    }
+}
+
+/// Drops the least recently scored series once more than `limit` are kept, down to nine
+/// tenths of it.
+fn evict(cache: &mut HashMap<Key, Series>, limit: usize) {
+    if cache.len() <= limit {
+        return;
+    }
+    let cut = cache.len() - limit * 9 / 10;
+    let mut by_use: Vec<(u64, Key)> = cache.iter().map(|(k, s)| (s.used, k.clone())).collect();
+    by_use.sort_unstable_by_key(|(used, _)| *used);
+    for (_, k) in by_use.into_iter().take(cut) {
+        cache.remove(&k);
     }
 }
 
@@ -459,4 +489,33 @@ pub async fn spend_series(
         threshold,
         series,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_drops_the_series_scored_least_recently() {
+        let mut cache = HashMap::new();
+        for i in 0..12u64 {
+            let key = (Uuid::nil(), Uuid::from_u128(i.into()), "Storage".to_owned());
+            let used = i % 6; // two series per pass 0..5
+            cache.insert(
+                key,
+                Series {
+                    det: Detector::default(),
+                    next_hour: 0,
+                    used,
+                },
+            );
+        }
+        evict(&mut cache, 12);
+        assert_eq!(cache.len(), 12, "at the limit nothing goes");
+        evict(&mut cache, 10);
+        // Down to 9: the three least recently used went (both of pass 0, one of pass 1).
+        assert_eq!(cache.len(), 9);
+        assert!(cache.values().all(|s| s.used >= 1));
+        assert_eq!(cache.values().filter(|s| s.used == 1).count(), 1);
+    }
 }

@@ -71,11 +71,28 @@ const SEASONS_BACK: usize = 3;
 /// chooses a detector's threshold (the best standard-profile score on `data/nab`).
 pub const ALARM_THRESHOLD: f64 = 0.874;
 
-/// How often each level followed one context, and in total.
+/// How often each level followed one context. 16-bit counts keep a context in 18 bytes (the
+/// per-series state is mostly these); a count reaching the top halves the context's counts,
+/// as adaptive frequency models do, which keeps the proportions.
 #[derive(Clone, Debug, Default)]
 struct Counts {
-    next: [u32; LEVELS],
-    total: u32,
+    next: [u16; LEVELS],
+}
+
+impl Counts {
+    fn total(&self) -> u32 {
+        self.next.iter().map(|&n| u32::from(n)).sum()
+    }
+
+    fn add(&mut self, level: u8) {
+        let n = &mut self.next[level as usize];
+        if *n == u16::MAX {
+            for n in &mut self.next {
+                *n = n.div_ceil(2);
+            }
+        }
+        self.next[level as usize] += 1;
+    }
 }
 
 /// One quantisation grid: the levels' boundaries are shifted by `offset` (0 rounds down, 0.5
@@ -123,7 +140,7 @@ impl Grid {
         for order in 1..=orders {
             match self.counts.get(&context_key(&self.last, order)) {
                 Some(c) if c.next[level as usize] > 0 => {
-                    probability += c.next[level as usize] as f64 / c.total as f64;
+                    probability += f64::from(c.next[level as usize]) / f64::from(c.total());
                 }
                 _ => novel += 1.0,
             }
@@ -138,8 +155,7 @@ impl Grid {
                 .counts
                 .entry(context_key(&self.last, order))
                 .or_default();
-            c.next[level as usize] += 1;
-            c.total += 1;
+            c.add(level);
         }
         if self.last.len() == ORDERS {
             self.last.pop_front();
@@ -544,6 +560,17 @@ mod tests {
         assert!((10.0..11.0).contains(&spike.expected), "{spike:?}");
         // The spike rests the detector: the next one, right after, does not alarm again.
         assert!(d.score(501 * 300, 60.0) < ALARM_THRESHOLD);
+    }
+
+    #[test]
+    fn a_full_count_halves_its_context_keeping_the_proportions() {
+        let mut c = Counts::default();
+        c.next[1] = u16::MAX;
+        c.next[2] = 1001;
+        c.add(1);
+        assert_eq!(c.next[1], 32_769);
+        assert_eq!(c.next[2], 501);
+        assert_eq!(c.total(), 33_270);
     }
 
     #[test]
