@@ -115,6 +115,9 @@ pub struct AppOptions {
     pub sla_every: std::time::Duration,
     /// Pull fraud events and audit records from Partner Center this often (None: never).
     pub provider_poll_every: Option<std::time::Duration>,
+    /// How long a scheduler job's lease lasts from its last renewal (renewed every third of
+    /// it): how soon another process takes a job over from one that died.
+    pub lease_ttl: std::time::Duration,
 }
 
 impl Default for AppOptions {
@@ -137,6 +140,7 @@ impl Default for AppOptions {
             provider_lease: std::time::Duration::from_secs(120),
             sla_every: std::time::Duration::from_secs(60),
             provider_poll_every: None,
+            lease_ttl: std::time::Duration::from_secs(15),
         }
     }
 }

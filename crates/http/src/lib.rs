@@ -100,6 +100,10 @@ pub struct ServerOptions {
     pub sla_every: std::time::Duration,
     /// Pull fraud events and audit records from Partner Center this often (None: never).
     pub provider_poll_every: Option<std::time::Duration>,
+    /// The background roles this process runs beside the API (`riskdesk serve --roles`).
+    pub roles: riskdesk_app::workers::Roles,
+    /// How long a scheduler job's lease lasts from its last renewal.
+    pub lease_ttl: std::time::Duration,
 }
 
 impl Default for ServerOptions {
@@ -126,6 +130,8 @@ impl Default for ServerOptions {
             provider_lease: std::time::Duration::from_secs(120),
             sla_every: std::time::Duration::from_secs(60),
             provider_poll_every: None,
+            roles: riskdesk_app::workers::Roles::ALL,
+            lease_ttl: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -170,6 +176,7 @@ impl ServerOptions {
             provider_lease: self.provider_lease,
             sla_every: self.sla_every,
             provider_poll_every: self.provider_poll_every,
+            lease_ttl: self.lease_ttl,
         }
     }
 }
@@ -502,6 +509,7 @@ pub struct Application {
     limits: HttpLimits,
     /// Background workers (outbox delivery, the dunning schedule) stop when this is dropped.
     _stop: tokio::sync::watch::Sender<bool>,
+    leases: Option<Arc<riskdesk_app::kernel::lease::Leases>>,
 }
 
 impl Application {
@@ -528,13 +536,14 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let app = Arc::new(App::new(db, clock, &opts.app_options())?);
-        riskdesk_app::workers::spawn_all(&app, stopped)?;
+        let leases = riskdesk_app::workers::spawn_all(&app, opts.roles, stopped)?;
         let more = extra(app.clone())?;
         Ok(Self {
             listener,
             router: router_for(app, opts)?.merge(more),
             limits: opts.limits.clone(),
             _stop: stop,
+            leases,
         })
     }
 
@@ -601,6 +610,10 @@ impl Application {
         }
         drop(self.listener);
         graceful.shutdown().await;
+        // The next process need not wait for this one's leases to run out.
+        if let Some(l) = &self.leases {
+            l.release_all().await;
+        }
         Ok(())
     }
 }

@@ -49,6 +49,9 @@ pub struct Settings {
     pub partner_center_webhooks: Option<riskdesk_connectors::pc_webhook::WebhookVerifySettings>,
     /// `[provider_worker]`: how the provider calls queued by actions are made.
     pub provider_worker: ProviderWorkerSettings,
+    /// `[scheduler]`: the jobs one process at a time runs (SLA pass, dunning run, Partner
+    /// Center poll, housekeeping) and their leases.
+    pub scheduler: SchedulerSettings,
     /// `[http]`: how slow or too many clients are bounded.
     pub http: HttpSettings,
     /// `[dashboard]`: the web dashboard's sessions and sign-in throttling.
@@ -141,6 +144,21 @@ pub struct ProviderWorkerSettings {
     pub poll_every_minutes: Option<u64>,
 }
 
+/// `[scheduler]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSettings {
+    /// Seconds a job's lease lasts from its last renewal (renewed every third of it): when the
+    /// process holding it dies, another takes the job over within this time (at least 3).
+    pub lease_seconds: u64,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self { lease_seconds: 15 }
+    }
+}
+
 impl Default for ProviderWorkerSettings {
     fn default() -> Self {
         Self {
@@ -206,6 +224,7 @@ impl Default for Settings {
             partner_center: Default::default(),
             partner_center_webhooks: None,
             provider_worker: Default::default(),
+            scheduler: Default::default(),
             http: Default::default(),
             dashboard: Default::default(),
         }
@@ -323,6 +342,8 @@ impl Settings {
                 self.provider_worker.lease_seconds.max(1),
             ),
             sla_every: std::time::Duration::from_secs(60),
+            roles: riskdesk_app::workers::Roles::ALL,
+            lease_ttl: std::time::Duration::from_secs(self.scheduler.lease_seconds.max(3)),
             provider_poll_every: match self.provider_worker.poll_every_minutes {
                 Some(0) => None,
                 Some(m) => Some(std::time::Duration::from_secs(m * 60)),

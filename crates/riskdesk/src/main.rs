@@ -9,7 +9,7 @@ mod users;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand};
 use riskdesk_app::SystemClock;
 use riskdesk_app::accounts as service;
@@ -100,6 +100,23 @@ enum Command {
         /// Also load the demo book into the default tenant (only if it has no customers yet).
         #[arg(long)]
         demo: bool,
+        /// The roles this process runs: `api` (HTTP, and the spend-anomaly pass over what it
+        /// ingests) and any of `outbox`, `provider`, `scheduler`; `all` (the default) is the
+        /// embedded single process. Other roles can run in `riskdesk worker` processes.
+        #[arg(long, default_value = "all")]
+        roles: String,
+    },
+    /// Run background roles without HTTP (`outbox`, `provider`, `scheduler`, comma-separated),
+    /// for several processes over one PostgreSQL: outbox messages and provider calls are
+    /// claimed before they are sent, and each scheduler job runs in the one process holding
+    /// its lease.
+    Worker {
+        #[arg(long)]
+        roles: String,
+        /// One pass of each role's loops (scheduler jobs only where this process gets their
+        /// lease), a line per loop, then exit.
+        #[arg(long)]
+        once: bool,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -363,7 +380,13 @@ async fn run(
 ) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
-        Command::Serve { demo } => {
+        Command::Serve { demo, roles } => {
+            let roles = riskdesk_app::workers::Roles::parse(&roles).map_err(|e| anyhow!(e))?;
+            if !roles.api {
+                bail!(
+                    "`serve` runs the api role; run background roles alone with `riskdesk worker --roles …`"
+                );
+            }
             let db = open_db(&settings).await?;
             let mut demo_signins = Vec::new();
             if let Some((_, secret)) = service::ensure_default_tenant(&db, clock.now()).await? {
@@ -381,20 +404,9 @@ async fn run(
                 }
                 demo_signins = users::demo_users(&db, tenant.tenant_id(), clock.now()).await?;
             }
-            let options = settings.server_options()?;
-            // Hourly housekeeping in the background; a failure is logged and retried next hour.
-            let (prune_db, prune_risk, prune_clock) =
-                (db.clone(), options.risk.clone(), clock.clone());
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
-                loop {
-                    every.tick().await;
-                    match riskdesk_app::prune(&prune_db, &prune_risk, prune_clock.now()).await {
-                        Ok(p) => tracing::info!(?p, "pruned"),
-                        Err(e) => tracing::warn!(error = %e, "pruning failed"),
-                    }
-                }
-            });
+            let mut options = settings.server_options()?;
+            // Housekeeping (hourly) is a scheduler job.
+            options.roles = roles;
             let ui = settings.dashboard.ui_options();
             let app = Application::build_with(&settings.bind, db.clone(), clock, &options, |app| {
                 riskdesk_ui::router(app, ui, Default::default())
@@ -416,6 +428,35 @@ async fn run(
                 redact(&settings.database_url)
             );
             app.run_until(shutdown_signal()).await?;
+            db.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker { roles, once } => {
+            let roles = riskdesk_app::workers::Roles::parse(&roles).map_err(|e| anyhow!(e))?;
+            if roles.api {
+                bail!("the api role serves HTTP: run it with `riskdesk serve --roles api`");
+            }
+            let db = open_db(&settings).await?;
+            let app = Arc::new(open_app(&settings, &db, &clock)?);
+            if once {
+                for line in riskdesk_app::workers::run_once(&app, roles).await? {
+                    println!("{line}");
+                }
+            } else {
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let leases = riskdesk_app::workers::spawn_all(&app, roles, stopped)?;
+                // Last: tests and scripts read up to this line.
+                println!(
+                    "riskdesk worker running {} (database: {})",
+                    roles.names().join(", "),
+                    redact(&settings.database_url)
+                );
+                shutdown_signal().await;
+                let _ = stop.send(true);
+                if let Some(l) = leases {
+                    l.release_all().await;
+                }
+            }
             db.close().await;
             Ok(ExitCode::SUCCESS)
         }

@@ -681,20 +681,31 @@ pub async fn set_anomaly_next_hour(
     tenant: TenantId,
     customer: Uuid,
     category: &str,
+    expected: Option<i64>,
     next_hour: i64,
-) -> Result<()> {
-    tx.execute(
-        Q::new(
+) -> Result<bool> {
+    // A compare-and-set: false when another process moved the series on since `expected` was
+    // read (its scoring wins; this one's is rolled back and redone from storage).
+    let q = match expected {
+        None => Q::new(
             "INSERT INTO anomaly_series (tenant_id, customer_id, meter_category, next_hour) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (tenant_id, customer_id, meter_category) DO UPDATE SET next_hour = excluded.next_hour",
+             ON CONFLICT (tenant_id, customer_id, meter_category) DO NOTHING",
         )
         .bind(tenant.0)
         .bind(customer)
         .bind(category)
         .bind(next_hour),
-    )
-    .await?;
-    Ok(())
+        Some(was) => Q::new(
+            "UPDATE anomaly_series SET next_hour = $4 WHERE tenant_id = $1 AND customer_id = $2 \
+             AND meter_category = $3 AND next_hour = $5",
+        )
+        .bind(tenant.0)
+        .bind(customer)
+        .bind(category)
+        .bind(next_hour)
+        .bind(was),
+    };
+    Ok(tx.execute(q).await? == 1)
 }
 
 /// One hour of a spend series: (hour µs, total cost in pico-units over every currency).

@@ -18,6 +18,7 @@ mod db;
 pub mod dunning;
 pub mod events;
 pub mod idempotency;
+pub mod leases;
 pub mod maintenance;
 mod migrate;
 pub mod outbox;

@@ -75,6 +75,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0014_staff_users.sql",
         include_str!("../migrations/sqlite/0014_staff_users.sql"),
     ),
+    (
+        15,
+        "0015_leases.sql",
+        include_str!("../migrations/sqlite/0015_leases.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

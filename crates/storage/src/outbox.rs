@@ -121,19 +121,43 @@ pub async fn enqueue_many(tx: &mut Tx, rows: &[OutboxRow]) -> Result<u64> {
     tx.execute(q).await
 }
 
-/// Pending messages due by `now` (all tenants), oldest first; only webhooks when
-/// `with_email` is false (emails wait for an SMTP server and must not hold webhooks back).
-pub async fn due(db: &Db, now: i64, limit: u32, with_email: bool) -> Result<Vec<OutboxRow>> {
-    db.fetch_all(
-        Q::new(format!(
-            "SELECT {COLS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 AND ($3 = 1 OR channel = 'webhook') \
-             ORDER BY next_attempt_at, id LIMIT $2"
-        ))
-        .bind(now)
-        .bind(i64::from(limit))
-        .bind(i64::from(with_email)),
-    )
-    .await
+/// Claims up to `limit` pending messages due by `now` (all tenants), oldest first, for one
+/// delivery attempt: their `next_attempt_at` moves to `lease_until` in the same statement, so
+/// no other process (nor this one's next pass) takes them while this one sends. If the sender
+/// dies, they are due again when the lease ends (at least once; receivers dedupe on the id).
+/// Only webhooks when `with_email` is false (emails wait for an SMTP server and must not hold
+/// webhooks back).
+pub async fn claim_due(
+    db: &Db,
+    now: i64,
+    lease_until: i64,
+    limit: u32,
+    with_email: bool,
+) -> Result<Vec<OutboxRow>> {
+    // PostgreSQL: rows another claimer has locked are skipped, not waited for. SQLite has one
+    // writer, so the statement is atomic as it is.
+    let skip_locked = if db.backend() == crate::Backend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let mut tx = db.begin().await?;
+    let mut rows: Vec<OutboxRow> = tx
+        .fetch_all(
+            Q::new(format!(
+                "UPDATE outbox SET next_attempt_at = $4 WHERE id IN (SELECT id FROM outbox \
+                 WHERE status = 'pending' AND next_attempt_at <= $1 AND ($3 = 1 OR channel = 'webhook') \
+                 ORDER BY next_attempt_at, id LIMIT $2{skip_locked}) RETURNING {COLS}"
+            ))
+            .bind(now)
+            .bind(i64::from(limit))
+            .bind(i64::from(with_email))
+            .bind(lease_until),
+        )
+        .await?;
+    tx.commit().await?;
+    rows.sort_by_key(|r| (r.created_at, r.id));
+    Ok(rows)
 }
 
 /// Records a delivery attempt's outcome. `next` None = sent; Some(t) = retry at t; a failure

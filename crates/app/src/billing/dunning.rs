@@ -480,39 +480,30 @@ async fn send_step(
     Ok(())
 }
 
-/// The daily schedule: every `every`, runs the ladder for today (UTC) in every tenant. Runs are
-/// idempotent, so running more often than daily only catches up sooner after downtime.
-pub async fn schedule(
-    ctx: Arc<Ctx>,
-    clock: std::sync::Arc<dyn riskdesk_domain::Clock>,
-    fallback: std::sync::Arc<Policy>,
-    every: std::time::Duration,
-    stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut stop = stop;
-    loop {
-        let now = clock.now();
-        match tenants::list(&ctx.db).await {
-            Ok(ts) => {
-                for t in ts {
-                    match run_tenant(&ctx, t.tenant_id(), &fallback, Day::of(now), now).await {
-                        Ok(s) if s.steps + s.levers_applied + s.levers_undone > 0 => {
-                            tracing::info!(tenant = %t.slug, ?s, "dunning run")
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(tenant = %t.slug, error = %e, "dunning run failed")
-                        }
-                    }
+/// One pass of the daily schedule: the ladder for the day of `now` (UTC) in every tenant
+/// (a tenant that fails is logged and left for the next pass). Runs are idempotent, so
+/// running more often than daily only catches up sooner after downtime.
+pub async fn daily_pass(
+    ctx: &Arc<Ctx>,
+    fallback: &Policy,
+    now: Timestamp,
+) -> Result<RunSummary, AppError> {
+    let mut total = RunSummary {
+        as_of: Day::of(now).to_string(),
+        ..RunSummary::default()
+    };
+    for t in tenants::list(&ctx.db).await? {
+        match run_tenant(ctx, t.tenant_id(), fallback, Day::of(now), now).await {
+            Ok(s) => {
+                if s.steps + s.levers_applied + s.levers_undone > 0 {
+                    tracing::info!(tenant = %t.slug, ?s, "dunning run");
                 }
+                total.add(&s);
             }
-            Err(e) => tracing::warn!(error = %e, "dunning: cannot list tenants"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
+            Err(e) => tracing::warn!(tenant = %t.slug, error = %e, "dunning run failed"),
         }
     }
+    Ok(total)
 }
 
 /// One rung of the ladder as it stands for one invoice.

@@ -6,6 +6,7 @@ pub mod error;
 pub mod event;
 pub mod fluent;
 pub mod json;
+pub mod lease;
 pub mod notices;
 pub mod outbox;
 pub mod ports;

@@ -107,6 +107,12 @@ pub async fn webhooks(
     Ok(outbox::enqueue_many(tx, &rows).await?)
 }
 
+/// Messages one pass claims and sends.
+pub const BATCH: u32 = 25;
+/// How long a pass's claim on the messages it is sending lasts: longer than the sends of one
+/// pass can take even when every one times out (SMTP 20 s, webhooks 10 s, × [`BATCH`]).
+pub const CLAIM: Duration = Duration::from_secs(600);
+
 /// Delivers due messages until `stop` resolves: emails over SMTP (if configured; without it
 /// emails wait, visible as pending), webhooks signed with their endpoint's secret.
 pub struct Deliverer {
@@ -120,7 +126,16 @@ impl Deliverer {
     /// One pass over the due messages; returns how many were attempted.
     pub async fn pass(&self) -> Result<usize, AppError> {
         let now = self.clock.now();
-        let due = outbox::due(&self.db, to_micros(now), 200, self.smtp.is_some()).await?;
+        // Claimed before sending: another process's pass (or this one's next) does not send
+        // them too; a crash leaves them due again when the claim ends.
+        let due = outbox::claim_due(
+            &self.db,
+            to_micros(now),
+            to_micros(now) + CLAIM.as_micros() as i64,
+            BATCH,
+            self.smtp.is_some(),
+        )
+        .await?;
         let mut attempted = 0;
         for m in due {
             let outcome = match m.channel.as_str() {
@@ -181,8 +196,16 @@ impl Deliverer {
     pub async fn run(self, interval: Duration, stop: tokio::sync::watch::Receiver<bool>) {
         let mut stop = stop;
         loop {
-            if let Err(e) = self.pass().await {
-                tracing::warn!(error = %e, "outbox pass failed");
+            match self.pass().await {
+                // A full batch: more may be due, go on at once.
+                Ok(n) if n >= BATCH as usize => {
+                    if stop.has_changed().unwrap_or(true) {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox pass failed"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}

@@ -307,7 +307,13 @@ impl SpendScorer {
             }
             s.next_hour += HOUR;
         }
-        events::set_anomaly_next_hour(tx, tenant, customer, category, s.next_hour).await?;
+        if !events::set_anomaly_next_hour(tx, tenant, customer, category, stored, s.next_hour)
+            .await?
+        {
+            return Err(AppError::Contention(format!(
+                "another process scored the {category} spend of customer {customer} meanwhile"
+            )));
+        }
         Ok(Some(s))
     }
 }

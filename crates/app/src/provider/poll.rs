@@ -11,13 +11,12 @@
 //! the next pass.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
 use riskdesk_domain::audit::Actor;
 use riskdesk_domain::monitoring::CustomerRef;
-use riskdesk_domain::{Clock, CloudInstance, TenantId};
+use riskdesk_domain::{CloudInstance, TenantId};
 use riskdesk_storage::provider;
 use riskdesk_storage::time::to_micros;
 use uuid::Uuid;
@@ -216,28 +215,4 @@ async fn audit_records(
         }
     }
     Ok(())
-}
-
-/// Runs passes every `every` until `stop`.
-pub async fn schedule(
-    ctx: Arc<Ctx>,
-    clock: Arc<dyn Clock>,
-    hub: Arc<ProviderHub>,
-    detector: Arc<Detector>,
-    every: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        match pass(&ctx, &hub, &detector, clock.now()).await {
-            Ok(s) if !s.errors.is_empty() => {
-                tracing::warn!(errors = ?s.errors, "Partner Center poll: some feeds failed")
-            }
-            Ok(s) => tracing::debug!(?s, "Partner Center poll"),
-            Err(e) => tracing::warn!(error = %e, "Partner Center poll failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-    }
 }

@@ -1114,24 +1114,6 @@ pub async fn sla_pass(
     }
 }
 
-/// Runs the SLA pass every `every` until `stop`.
-pub async fn sla_schedule(
-    ctx: Arc<Ctx>,
-    clock: Arc<dyn riskdesk_domain::Clock>,
-    every: std::time::Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        if let Err(e) = sla_pass(&ctx, None, clock.now()).await {
-            tracing::warn!(error = %e, "SLA pass failed");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
 /// The analyst decided a sign-up: its review case closes (resolved when approved, with the new
 /// customer on it; dismissed when rejected).
 pub async fn close_signup_case(

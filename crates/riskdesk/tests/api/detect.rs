@@ -202,3 +202,30 @@ async fn timestamps_that_go_back_or_repeat_are_scored_in_arrival_order_to_the_en
         "{at}"
     );
 }
+
+/// Streaming is strict: a point's score uses only that point and earlier ones. A file cut after
+/// 2,500 rows scores those rows exactly as the whole file does (with the rest rule that lets a
+/// larger point end a rest, a score still never looks ahead).
+#[tokio::test]
+async fn a_cut_file_scores_its_rows_as_the_whole_file_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!("{NAB}/data/realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv");
+    let text = std::fs::read_to_string(&input).unwrap();
+    let cut: Vec<&str> = text.lines().take(2_501).collect();
+    let cut_path = dir.path().join("cut.csv");
+    std::fs::write(&cut_path, cut.join("\n") + "\n").unwrap();
+    let (whole_out, cut_out) = (dir.path().join("whole.out"), dir.path().join("cut.out"));
+    for (i, o) in [
+        (&input, &whole_out),
+        (&cut_path.to_str().unwrap().to_owned(), &cut_out),
+    ] {
+        let r = detect(i, o.to_str().unwrap());
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let (whole, part) = (scores(&whole_out), scores(&cut_out));
+    assert!(whole.len() > 3_000, "{}", whole.len());
+    assert_eq!(part.len(), 2_500);
+    assert_eq!(&whole[..2_500], &part[..]);
+    // The part cut holds alarms, so the comparison covers rests too.
+    assert!(part.iter().any(|(_, s)| *s >= ALARM_THRESHOLD));
+}

@@ -288,17 +288,21 @@ impl TestApp {
 
     /// Runs the real `riskdesk` binary against this test's database.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_riskdesk"))
-            .args(args)
+        self.cli_command(args).output().expect("run riskdesk")
+    }
+
+    /// The real `riskdesk` binary with `args` against this test's database, to start.
+    pub fn cli_command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_riskdesk"));
+        c.args(args)
             .arg("--database-url")
             .arg(&self.cli_database_url)
             .arg("--config")
             .arg(self._dir.path().join("absent.toml"))
             .env_remove("RISKDESK_BIND")
             .env_remove("RISKDESK_DATABASE_URL")
-            .env("RISKDESK_LOG", "warn")
-            .output()
-            .expect("run riskdesk")
+            .env("RISKDESK_LOG", "warn");
+        c
     }
 
     /// Executes raw SQL on this test's database (to play an attacker with database access).

@@ -18,6 +18,7 @@ mod mfa;
 mod monitoring;
 mod response;
 mod rules;
+mod scale;
 mod signups;
 mod subscriptions;
 mod sweep;
