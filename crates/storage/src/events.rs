@@ -782,6 +782,44 @@ pub async fn lock_for_ingest(tx: &mut Tx, tenant: TenantId, keys: &[String]) -> 
     Ok(())
 }
 
+/// Bumps the ingest counters of `customers` (see migration 0015), returning each one's new
+/// value. Call it under the customers' ingest locks ([`lock_for_ingest`]); rows are written in
+/// id order, so two units of work never wait on each other in a cycle.
+pub async fn bump_ingest_heads(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customers: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i64>> {
+    let mut ids = customers.to_vec();
+    ids.sort();
+    ids.dedup();
+    struct Head(Uuid, i64);
+    impl FromRow for Head {
+        fn from_row(r: &dyn RowLike) -> Result<Self> {
+            Ok(Head(r.uuid("customer_id")?, r.i64("seq")?))
+        }
+    }
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let values = (0..chunk.len())
+            .map(|i| format!("($1, ${}, 1)", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut q = Q::new(format!(
+            "INSERT INTO customer_ingest_heads AS h (tenant_id, customer_id, seq) VALUES {values} \
+             ON CONFLICT (tenant_id, customer_id) DO UPDATE SET seq = h.seq + 1 RETURNING customer_id, seq"
+        ))
+        .bind(tenant.0);
+        for c in chunk {
+            q = q.bind(*c);
+        }
+        for h in tx.fetch_all::<Head>(q).await? {
+            out.insert(h.0, h.1);
+        }
+    }
+    Ok(out)
+}
+
 /// One hour of one meter category's spend in one currency.
 #[derive(Clone, Debug)]
 pub struct CategoryHour {

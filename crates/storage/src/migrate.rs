@@ -77,8 +77,8 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         15,
-        "0015_leases.sql",
-        include_str!("../migrations/sqlite/0015_leases.sql"),
+        "0015_several_processes.sql",
+        include_str!("../migrations/sqlite/0015_several_processes.sql"),
     ),
 ];
 

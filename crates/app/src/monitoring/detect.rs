@@ -3,8 +3,11 @@
 //! with the evidence, a recorded hit in shadow mode, an enforcement action.
 //!
 //! The in-memory state is a cache of storage: a process that restarts, or another process
-//! that ingested meanwhile, is caught up by reloading (histories older than `HISTORY_TTL` and
-//! rule sets older than `RULES_TTL` are reloaded).
+//! that ingested meanwhile, is caught up by reloading. A cached history carries the customer's
+//! ingest counter (`customer_ingest_heads`) it reflects; every unit of work that changes the
+//! customer's events bumps the counter under the customer's lock, so a history is reused only
+//! when no one else wrote since it was cached — exactly, whichever process wrote. Rule sets
+//! older than `RULES_TTL` are reloaded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,7 +30,6 @@ use uuid::Uuid;
 use crate::kernel::Uow;
 use crate::kernel::error::AppError;
 
-const HISTORY_TTL: Duration = Duration::from_secs(300);
 const RULES_TTL: Duration = Duration::from_secs(5);
 /// Customers whose history is kept in memory at most (then the cache starts over).
 const MAX_CACHED: usize = 100_000;
@@ -56,7 +58,8 @@ pub struct RuleSet {
 
 struct CachedHistory {
     history: History,
-    loaded: Instant,
+    /// The customer's ingest counter after the unit of work that cached it.
+    seq: i64,
 }
 
 /// Rules and histories for every tenant of this process.
@@ -148,14 +151,16 @@ impl Detector {
         self.histories.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes customers' histories out of the cache, loading the missing ones from storage in
-    /// one scan (events from each customer's earliest new event minus the longest window).
-    /// Give them back with [`Detector::give_back`].
+    /// Takes customers' histories out of the cache, loading from storage in one scan (events
+    /// from each customer's earliest new event minus the longest window) those missing or
+    /// stale: cached at a counter other than the one just before this unit's bump (`heads`,
+    /// from `events::bump_ingest_heads`). Give them back with [`Detector::give_back`].
     pub async fn take_histories(
         &self,
         tx: &mut Uow,
         tenant: TenantId,
         earliest: &std::collections::BTreeMap<Uuid, i64>,
+        heads: &HashMap<Uuid, i64>,
     ) -> Result<std::collections::BTreeMap<Uuid, History>, AppError> {
         let mut out = std::collections::BTreeMap::new();
         let mut missing = std::collections::BTreeMap::new();
@@ -163,7 +168,7 @@ impl Detector {
             let mut all = self.lock_histories();
             for (c, t) in earliest {
                 match all.remove(&(tenant.0, *c)) {
-                    Some(h) if h.loaded.elapsed() < HISTORY_TTL => {
+                    Some(h) if heads.get(c).is_some_and(|now| h.seq + 1 == *now) => {
                         out.insert(*c, h.history);
                     }
                     _ => {
@@ -178,19 +183,21 @@ impl Detector {
         Ok(out)
     }
 
-    pub fn give_back(&self, tenant: TenantId, customer: Uuid, mut history: History, newest: i64) {
+    /// Caches a customer's history as of ingest counter `seq` (this unit's bump).
+    pub fn give_back(
+        &self,
+        tenant: TenantId,
+        customer: Uuid,
+        mut history: History,
+        newest: i64,
+        seq: i64,
+    ) {
         history.trim(newest);
         let mut all = self.lock_histories();
         if all.len() >= MAX_CACHED {
             all.clear();
         }
-        all.insert(
-            (tenant.0, customer),
-            CachedHistory {
-                history,
-                loaded: Instant::now(),
-            },
-        );
+        all.insert((tenant.0, customer), CachedHistory { history, seq });
     }
 
     /// Drops cached histories (when the unit of work that updated them did not commit).

@@ -153,6 +153,10 @@ pub async fn ingest(
         .collect();
     events::lock_for_ingest(tx, tenant, &keys).await?;
     let placed: Vec<(Option<Uuid>, i64)> = rows.iter().map(|r| (r.customer_id, r.time)).collect();
+    // Under those locks: every process's cached history of these customers is now stale but
+    // this one's, if it was current (see `detect`).
+    let customers_here: Vec<Uuid> = placed.iter().filter_map(|(c, _)| *c).collect();
+    let heads = events::bump_ingest_heads(tx, tenant, &customers_here).await?;
     let kept = Arc::new(kept);
     // Rules need each customer's history as it was before this batch: read it first.
     let rule_set = detector.rules(tx, tenant).await?;
@@ -165,7 +169,9 @@ pub async fn ingest(
                 *e = (*e).min(*t);
             }
         }
-        let histories = detector.take_histories(tx, tenant, &earliest).await?;
+        let histories = detector
+            .take_histories(tx, tenant, &earliest, &heads)
+            .await?;
         let customers: Vec<Uuid> = histories.keys().copied().collect();
         // Unless a rule reads the budget (which this batch's spend changes), the rules are
         // evaluated on another thread while the events are written, as if every event were new;
@@ -326,6 +332,7 @@ pub async fn ingest(
             evaluation,
             &mut summary,
             now,
+            &heads,
         )
         .await?;
     }
@@ -509,6 +516,7 @@ async fn act_on_hits(
     evaluation: Evaluation,
     summary: &mut IngestSummary,
     now: Timestamp,
+    heads: &HashMap<Uuid, i64>,
 ) -> Result<Vec<Uuid>, AppError> {
     let Evaluation {
         hits,
@@ -520,7 +528,9 @@ async fn act_on_hits(
     let touched: Vec<Uuid> = histories.keys().copied().collect();
     for (c, h) in histories {
         let at = newest.get(&c).copied().unwrap_or(0);
-        detector.give_back(tenant, c, h, at);
+        // Every customer with a history here was bumped by this unit of work.
+        let seq = heads.get(&c).copied().unwrap_or(i64::MIN);
+        detector.give_back(tenant, c, h, at, seq);
     }
     let actor = Actor::system("rules");
     // Hits of one rule for one customer inside its cool-down fold before anything is written:
@@ -765,6 +775,11 @@ pub async fn attach_pending(
     customer: CustomerId,
 ) -> Result<u64, AppError> {
     let (n, lines) = events::attach_pending(tx, tenant, external_id, customer.0).await?;
+    if n > 0 {
+        // The customer's history gained events: every cached copy is stale.
+        events::lock_for_ingest(tx, tenant, &[format!("c|{}", customer.0)]).await?;
+        events::bump_ingest_heads(tx, tenant, &[customer.0]).await?;
+    }
     let mut buckets: BTreeMap<BucketKey, (i128, i64)> = BTreeMap::new();
     for l in lines {
         let b = buckets

@@ -233,3 +233,75 @@ async fn of_many_processes_asking_for_a_lease_at_once_exactly_one_gets_it() {
     .unwrap();
     assert_eq!((taken.holder.as_str(), taken.epoch), (other, 2));
 }
+
+/// Posts one failed sign-in of `customer` at minute `m` to the server at `base`; returns the
+/// titles of the alerts it raised.
+async fn failed_sign_in(
+    app: &TestApp,
+    base: &str,
+    customer: &str,
+    id: &str,
+    m: u32,
+) -> Vec<String> {
+    let ev = json!([{"type": "activity", "event_id": id, "customer_id": customer,
+        "time": format!("2026-11-02T10:{m:02}:00Z"), "operation": "sign-in",
+        "actor": "someone@example.com", "status": "failed"}]);
+    let r = app
+        .send(
+            app.client
+                .post(format!("{base}/v1/events?as_of=2026-11-02T11:00:00Z"))
+                .bearer_auth(&app.admin)
+                .json(&ev),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut titles = Vec::new();
+    for a in r.body["alerts"].as_array().unwrap() {
+        let a = app
+            .get(&app.admin, &format!("/v1/alerts/{}", a.as_str().unwrap()))
+            .await;
+        titles.push(a.body["title"].as_str().unwrap_or("").to_owned());
+    }
+    titles
+}
+
+/// A rule over a customer's history sees every process's events: the history one server
+/// cached is reloaded as soon as another server ingested for the customer (the ingest counter
+/// moved), not after a time-to-live.
+#[tokio::test]
+async fn a_rule_over_history_sees_the_events_another_process_ingested() {
+    let app = api_only().await;
+    let other = app.restarted().await;
+    let r = app
+        .post(
+            &app.admin,
+            "/v1/rules",
+            &json!({"name": "three failed sign-ins", "scope": "activity", "severity": "high",
+                    "mode": "active", "condition": "failed_ops('sign-in', '1h') >= 3"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ours = |titles: &[String]| {
+        titles
+            .iter()
+            .filter(|t| *t == "three failed sign-ins")
+            .count()
+    };
+    for (name, servers) in [
+        ("one server", [&app.base, &app.base, &app.base]),
+        ("two servers", [&app.base, &other, &app.base]),
+    ] {
+        let c = app.create_customer(&app.admin, customer_body(name)).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut hits = Vec::new();
+        for (i, base) in servers.iter().enumerate() {
+            let t = failed_sign_in(&app, base, &c, &format!("{name}-{i}"), i as u32).await;
+            hits.push(ours(&t));
+        }
+        // The first server cached the history at the first event; the second event came in
+        // through the other server; the third (back on the first) sees all three.
+        assert_eq!(hits, vec![0, 0, 1], "{name}");
+    }
+}

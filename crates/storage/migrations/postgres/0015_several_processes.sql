@@ -10,3 +10,14 @@ CREATE TABLE leases (
     lease_until  BIGINT NOT NULL,
     acquired_at  BIGINT NOT NULL
 );
+
+-- A counter per customer, bumped in every unit of work that changes the customer's monitoring
+-- state (events ingested, events attached to it), under that unit's per-customer lock. A
+-- process's cached history of the customer is current exactly when it was cached at the
+-- counter's value before this unit's bump: no time-to-live guessing, whichever process wrote.
+CREATE TABLE customer_ingest_heads (
+    tenant_id    UUID NOT NULL REFERENCES tenants(id),
+    customer_id  UUID NOT NULL,
+    seq          BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, customer_id)
+);
