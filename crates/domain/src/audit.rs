@@ -264,3 +264,122 @@ mod tests {
         assert_ne!(entry_hash(&moved, GENESIS_HASH), c.hash);
     }
 }
+
+/// Signed checkpoints of the audit chains' heads. A checkpoint states, under an Ed25519 key
+/// kept out of the database (configuration), that a tenant's chain had entry `seq` with hash
+/// `hash` at time `at`. Kept outside the database (an auditor's copy), checkpoints show later
+/// that history was not rewritten — even by someone with write access to the database, who
+/// could recompute a consistent chain but not sign for it.
+pub mod checkpoint {
+    use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+    use serde::{Deserialize, Serialize};
+    use sha2::{Digest, Sha256};
+
+    /// One signed statement about one tenant's chain head.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Checkpoint {
+        pub tenant_id: uuid::Uuid,
+        pub seq: i64,
+        /// The hash of entry `seq` (hex).
+        pub hash: String,
+        /// When it was signed (RFC 3339, UTC).
+        pub at: String,
+        /// The first 16 hex digits of SHA-256 of the public key.
+        pub key_id: String,
+        /// Ed25519 over [`message`] (hex).
+        pub signature: String,
+    }
+
+    /// The bytes signed: a fixed, line-based statement (no JSON canonicalisation needed).
+    pub fn message(tenant: uuid::Uuid, seq: i64, hash: &str, at: &str) -> Vec<u8> {
+        format!("riskdesk audit checkpoint v1\n{tenant}\n{seq}\n{hash}\n{at}\n").into_bytes()
+    }
+
+    /// A signing key from its 32-byte seed (hex).
+    pub fn key_from_seed(hex_seed: &str) -> Result<Ed25519KeyPair, String> {
+        let seed = hex::decode(hex_seed.trim())
+            .map_err(|_| "the audit signing key must be 64 hex digits (a 32-byte seed)")?;
+        Ed25519KeyPair::from_seed_unchecked(&seed)
+            .map_err(|_| "the audit signing key must be 64 hex digits (a 32-byte seed)".to_owned())
+    }
+
+    /// A new seed (hex) from 32 random bytes.
+    pub fn new_seed(random: [u8; 32]) -> String {
+        hex::encode(random)
+    }
+
+    pub fn public_key_hex(key: &Ed25519KeyPair) -> String {
+        hex::encode(key.public_key().as_ref())
+    }
+
+    pub fn key_id(public_key: &[u8]) -> String {
+        hex::encode(&Sha256::digest(public_key)[..8])
+    }
+
+    pub fn sign(
+        key: &Ed25519KeyPair,
+        tenant: uuid::Uuid,
+        seq: i64,
+        hash: &str,
+        at: &str,
+    ) -> Checkpoint {
+        let sig = key.sign(&message(tenant, seq, hash, at));
+        Checkpoint {
+            tenant_id: tenant,
+            seq,
+            hash: hash.to_owned(),
+            at: at.to_owned(),
+            key_id: key_id(key.public_key().as_ref()),
+            signature: hex::encode(sig.as_ref()),
+        }
+    }
+
+    /// Whether `c` was signed by the holder of `public_key_hex`'s private key.
+    pub fn verify(public_key_hex: &str, c: &Checkpoint) -> Result<(), String> {
+        let pk = hex::decode(public_key_hex.trim())
+            .map_err(|_| "the public key must be hex".to_owned())?;
+        let sig = hex::decode(&c.signature).map_err(|_| "the signature is not hex".to_owned())?;
+        UnparsedPublicKey::new(&ED25519, &pk)
+            .verify(&message(c.tenant_id, c.seq, &c.hash, &c.at), &sig)
+            .map_err(|_| "the signature does not verify with this public key".to_owned())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_checkpoint_verifies_with_its_key_only_and_only_as_signed() {
+            let key = key_from_seed(&new_seed([7; 32])).unwrap();
+            let other = key_from_seed(&new_seed([8; 32])).unwrap();
+            let t = uuid::Uuid::from_u128(1);
+            let c = sign(&key, t, 42, "ab", "2026-12-02T00:00:00Z");
+            assert_eq!(verify(&public_key_hex(&key), &c), Ok(()));
+            assert!(verify(&public_key_hex(&other), &c).is_err());
+            for changed in [
+                Checkpoint {
+                    seq: 41,
+                    ..c.clone()
+                },
+                Checkpoint {
+                    hash: "ac".into(),
+                    ..c.clone()
+                },
+                Checkpoint {
+                    at: "2026-12-03T00:00:00Z".into(),
+                    ..c.clone()
+                },
+                Checkpoint {
+                    tenant_id: uuid::Uuid::from_u128(2),
+                    ..c.clone()
+                },
+            ] {
+                assert!(
+                    verify(&public_key_hex(&key), &changed).is_err(),
+                    "{changed:?}"
+                );
+            }
+            assert!(key_from_seed("12").is_err());
+        }
+    }
+}

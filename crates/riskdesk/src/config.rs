@@ -21,6 +21,10 @@ pub struct Settings {
     /// Seconds an authenticated token is remembered; a token revoked from another process
     /// stops working within this time. 0 checks the database on every request.
     pub auth_cache_seconds: u64,
+    /// The Ed25519 key (a 32-byte seed, 64 hex digits; `riskdesk audit keygen`) that signs
+    /// checkpoints of the audit chains (`riskdesk audit checkpoint`). Best given in the
+    /// environment (`RISKDESK_AUDIT_SIGNING_KEY`), not in a file next to the database.
+    pub audit_signing_key: Option<String>,
     /// `[data]`: reference data files replacing the shipped copies, GeoIP databases.
     pub data: riskdesk_app::onboarding::risk::DataSettings,
     /// `[onboarding]`: the sign-up risk policy (points, thresholds, credit bands, velocity…).
@@ -213,6 +217,7 @@ impl Default for Settings {
             sqlite_synchronous: "full".into(),
             log: "info".into(),
             auth_cache_seconds: 1,
+            audit_signing_key: None,
             data: Default::default(),
             onboarding: Default::default(),
             verification: None,
@@ -245,6 +250,7 @@ impl Settings {
                 "sqlite_synchronous",
                 "log",
                 "auth_cache_seconds",
+                "audit_signing_key",
             ]));
         if let Some(b) = bind {
             fig = fig.merge(("bind", b));

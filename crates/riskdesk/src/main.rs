@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use riskdesk_app::SystemClock;
 use riskdesk_app::accounts as service;
 use riskdesk_domain::audit::Actor;
+use riskdesk_domain::audit::checkpoint;
 use riskdesk_domain::{Clock, Role, TenantSlug, TokenId};
 use riskdesk_http::Application;
 
@@ -295,8 +296,23 @@ enum TokenCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Verify every tenant's hash chain. Exit 0 with the count when intact; non-zero naming the
-    /// first broken entry otherwise.
-    Verify,
+    /// first broken entry otherwise. With `--checkpoints`, also check each signed checkpoint
+    /// of the file against `--public-key` and the chain as stored now: a chain rewritten or cut
+    /// back after a checkpoint fails even when it is consistent in itself.
+    Verify {
+        /// Checkpoints (JSON lines, as `riskdesk audit checkpoint` prints them).
+        #[arg(long, requires = "public_key")]
+        checkpoints: Option<std::path::PathBuf>,
+        /// The public key the checkpoints must be signed with (hex; `riskdesk audit keygen`).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Sign a checkpoint of every tenant's chain head with `audit_signing_key`, printed as
+    /// one JSON line per tenant: keep them outside the database (an auditor's copy).
+    Checkpoint,
+    /// Print a new audit signing key (for `audit_signing_key`) and its public key (for
+    /// auditors and `audit verify --public-key`).
+    Keygen,
 }
 
 fn main() -> ExitCode {
@@ -848,11 +864,89 @@ async fn run(
             }
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Keygen,
+        } => {
+            let mut seed = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+                .map_err(|_| anyhow!("no randomness from the system"))?;
+            let seed = checkpoint::new_seed(seed);
+            let key = checkpoint::key_from_seed(&seed).map_err(|e| anyhow!(e))?;
+            println!("audit_signing_key = \"{seed}\"");
+            println!("public_key = \"{}\"", checkpoint::public_key_hex(&key));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Checkpoint,
+        } => {
+            let Some(seed) = &settings.audit_signing_key else {
+                bail!(
+                    "no audit signing key: set RISKDESK_AUDIT_SIGNING_KEY (`riskdesk audit keygen` makes one)"
+                );
+            };
+            let key = checkpoint::key_from_seed(seed).map_err(|e| anyhow!(e))?;
+            let db = open_db(&settings).await?;
+            let at = clock.now().to_string();
+            for (tenant, _, seq, hash) in riskdesk_storage::audit::heads(&db).await? {
+                let c = checkpoint::sign(&key, tenant, seq, &hash, &at);
+                println!("{}", serde_json::to_string(&c)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    checkpoints,
+                    public_key,
+                },
         } => {
             let db = open_db(&settings).await?;
             let mut total = 0;
             let mut broken = false;
+            if let (Some(path), Some(pk)) = (checkpoints, public_key) {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let mut checked = 0;
+                for (i, line) in text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                {
+                    let c: checkpoint::Checkpoint =
+                        serde_json::from_str(line).with_context(|| {
+                            format!("{}:{}: not a checkpoint", path.display(), i + 1)
+                        })?;
+                    let place = format!(
+                        "checkpoint {}:{} (tenant {}, entry {})",
+                        path.display(),
+                        i + 1,
+                        c.tenant_id,
+                        c.seq
+                    );
+                    if let Err(e) = checkpoint::verify(&pk, &c) {
+                        broken = true;
+                        println!("{place}: {e}");
+                        continue;
+                    }
+                    match riskdesk_storage::audit::stored_hash(&db, c.tenant_id, c.seq).await? {
+                        Some(h) if h == c.hash => checked += 1,
+                        Some(_) => {
+                            broken = true;
+                            println!(
+                                "{place}: REWRITTEN: the entry's hash is not the one signed at {}",
+                                c.at
+                            );
+                        }
+                        None => {
+                            broken = true;
+                            println!(
+                                "{place}: MISSING: the chain no longer holds the entry signed at {}",
+                                c.at
+                            );
+                        }
+                    }
+                }
+                println!("{checked} checkpoints match the chain");
+            }
             for v in riskdesk_storage::audit::verify_all(&db).await? {
                 match v.result {
                     Ok(n) => {

@@ -431,3 +431,37 @@ pub async fn verify_all(db: &Db) -> Result<Vec<TenantVerification>> {
     }
     Ok(out)
 }
+
+/// Every tenant's chain head: (tenant id, slug, seq, hash); tenants without entries are left out.
+pub async fn heads(db: &Db) -> Result<Vec<(Uuid, String, i64, String)>> {
+    let mut out = Vec::new();
+    for t in crate::tenants::list(db).await? {
+        let head: Option<Head> = db
+            .fetch_optional(
+                Q::new("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1").bind(t.id),
+            )
+            .await?;
+        if let Some(h) = head.filter(|h| h.seq > 0) {
+            out.push((t.id, t.slug, h.seq, h.hash));
+        }
+    }
+    Ok(out)
+}
+
+/// The stored hash of entry `seq` of a tenant's chain, if it is there.
+pub async fn stored_hash(db: &Db, tenant: Uuid, seq: i64) -> Result<Option<String>> {
+    struct H(String);
+    impl FromRow for H {
+        fn from_row(r: &dyn RowLike) -> Result<Self> {
+            Ok(H(r.text("hash")?))
+        }
+    }
+    Ok(db
+        .fetch_optional::<H>(
+            Q::new("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = $2")
+                .bind(tenant)
+                .bind(seq),
+        )
+        .await?
+        .map(|h| h.0))
+}

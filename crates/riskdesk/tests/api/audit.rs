@@ -173,3 +173,108 @@ async fn concurrent_writers_never_fork_the_chain() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("27 audit entries verified"), "{stdout}");
 }
+
+/// Someone with write access to the database can cut the chain back and fix its head, so that
+/// the chain is consistent in itself and `audit verify` passes; a checkpoint signed before,
+/// kept outside the database, shows it.
+#[tokio::test]
+async fn signed_checkpoints_show_a_chain_rewritten_consistently_after_them() {
+    let app = spawn_app().await;
+    for i in 0..3 {
+        app.create_customer(&app.admin, customer_body(&format!("C{i}")))
+            .await;
+    }
+    let keygen = String::from_utf8(app.cli(&["audit", "keygen"]).stdout).unwrap();
+    let value = |name: &str| {
+        keygen
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} = \"")))
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("{keygen}"))
+            .to_owned()
+    };
+    let (seed, public) = (value("audit_signing_key"), value("public_key"));
+    let sign = |seed: &str| {
+        let out = app
+            .cli_command(&["audit", "checkpoint"])
+            .env("RISKDESK_AUDIT_SIGNING_KEY", seed)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("checkpoints.jsonl");
+    std::fs::write(&file, sign(&seed)).unwrap();
+    let verify = |file: &std::path::Path| {
+        let out = app.cli(&[
+            "audit",
+            "verify",
+            "--checkpoints",
+            file.to_str().unwrap(),
+            "--public-key",
+            &public,
+        ]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = verify(&file);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("1 checkpoints match the chain"), "{text}");
+
+    // The consistent rewrite: the last entry removed and the head moved back to the one before.
+    if backend_is_postgres() {
+        app.raw_sql("DROP TRIGGER audit_log_no_change ON audit_log")
+            .await;
+    } else {
+        app.raw_sql("DROP TRIGGER audit_log_no_delete").await;
+    }
+    app.raw_sql("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)")
+        .await;
+    app.raw_sql(
+        "UPDATE audit_heads SET seq = seq - 1, hash = (SELECT l.hash FROM audit_log l \
+         WHERE l.tenant_id = audit_heads.tenant_id AND l.seq = audit_heads.seq - 1) \
+         WHERE seq > 0",
+    )
+    .await;
+    let plain = app.cli(&["audit", "verify"]);
+    assert_eq!(
+        plain.status.code(),
+        Some(0),
+        "the chain alone cannot tell: {}",
+        String::from_utf8_lossy(&plain.stdout)
+    );
+    let (code, text) = verify(&file);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("MISSING: the chain no longer holds the entry"),
+        "{text}"
+    );
+    // Nor can the rewriter sign for the new head: a checkpoint under another key fails.
+    let (_, forger) = {
+        let k = String::from_utf8(app.cli(&["audit", "keygen"]).stdout).unwrap();
+        let seed = k
+            .lines()
+            .next()
+            .unwrap()
+            .split('"')
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        (k, seed)
+    };
+    let forged = dir.path().join("forged.jsonl");
+    std::fs::write(&forged, sign(&forger)).unwrap();
+    let (code, text) = verify(&forged);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("does not verify with this public key"),
+        "{text}"
+    );
+}
