@@ -111,13 +111,9 @@ async fn verify_passes_on_an_intact_chain_and_names_the_altered_entry() {
     );
 }
 
-#[tokio::test]
-async fn verify_finds_removed_entries() {
-    let app = spawn_app().await;
-    for i in 0..3 {
-        app.create_customer(&app.admin, customer_body(&format!("C{i}")))
-            .await;
-    }
+/// Plays someone with write access to the database: the append-only trigger dropped, the
+/// last entry deleted.
+async fn remove_last_entry(app: &crate::helpers::TestApp) {
     if backend_is_postgres() {
         app.raw_sql("DROP TRIGGER audit_log_no_change ON audit_log")
             .await;
@@ -126,6 +122,16 @@ async fn verify_finds_removed_entries() {
     }
     app.raw_sql("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)")
         .await;
+}
+
+#[tokio::test]
+async fn verify_finds_removed_entries() {
+    let app = spawn_app().await;
+    for i in 0..3 {
+        app.create_customer(&app.admin, customer_body(&format!("C{i}")))
+            .await;
+    }
+    remove_last_entry(&app).await;
     let out = app.cli(&["audit", "verify"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
@@ -229,14 +235,7 @@ async fn signed_checkpoints_show_a_chain_rewritten_consistently_after_them() {
     assert!(text.contains("1 checkpoints match the chain"), "{text}");
 
     // The consistent rewrite: the last entry removed and the head moved back to the one before.
-    if backend_is_postgres() {
-        app.raw_sql("DROP TRIGGER audit_log_no_change ON audit_log")
-            .await;
-    } else {
-        app.raw_sql("DROP TRIGGER audit_log_no_delete").await;
-    }
-    app.raw_sql("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)")
-        .await;
+    remove_last_entry(&app).await;
     app.raw_sql(
         "UPDATE audit_heads SET seq = seq - 1, hash = (SELECT l.hash FROM audit_log l \
          WHERE l.tenant_id = audit_heads.tenant_id AND l.seq = audit_heads.seq - 1) \
