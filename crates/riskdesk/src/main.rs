@@ -119,6 +119,8 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Which process holds each scheduler job's lease, since when and until when.
+    Leases,
     /// Apply database migrations and exit.
     Migrate,
     /// Manage tenants (one per reseller in an indirect provider's installation).
@@ -474,6 +476,32 @@ async fn run(
                 }
             }
             db.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Leases => {
+            let db = open_db(&settings).await?;
+            let now = jiff::Timestamp::now().as_microsecond();
+            let when = |us: i64| {
+                jiff::Timestamp::from_microsecond(us)
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|_| us.to_string())
+            };
+            for l in riskdesk_storage::leases::list(&db).await? {
+                let state = if l.lease_until == 0 {
+                    "released".to_owned()
+                } else if l.lease_until < now {
+                    format!("expired at {}", when(l.lease_until))
+                } else {
+                    format!("held until {}", when(l.lease_until))
+                };
+                println!(
+                    "{:<14} {:<26} epoch {:<5} since {}  {state}",
+                    l.name,
+                    l.holder,
+                    l.epoch,
+                    when(l.acquired_at)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Prune => {

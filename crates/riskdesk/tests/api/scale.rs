@@ -184,6 +184,16 @@ async fn a_scheduler_job_runs_where_its_lease_is_held_and_is_taken_over_when_it_
     assert!(leases.iter().all(|l| l.lease_until == 0), "{leases:?}");
     let prune = leases.iter().find(|l| l.name == "prune").unwrap();
     assert_eq!(prune.epoch, 2, "two workers held it in turn: {prune:?}");
+    // What an operator sees.
+    let out = String::from_utf8(app.cli(&["leases"]).stdout).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("sla "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("epoch 8") && line.ends_with("released"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
