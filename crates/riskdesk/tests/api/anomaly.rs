@@ -35,6 +35,18 @@ async fn anomaly_alerts(app: &TestApp, customer: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// An alert's evidence, as `GET /v1/alerts/{id}` gives it.
+async fn evidence(app: &TestApp, alert: &Value) -> Value {
+    let one = app
+        .get(
+            &app.admin,
+            &format!("/v1/alerts/{}", alert["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    one.body["evidence"].clone()
+}
+
 #[tokio::test]
 async fn a_spend_spike_raises_one_alert_with_observed_and_expected_and_steady_spend_none() {
     let app = spawn_app_with(ServerOptions {
@@ -70,13 +82,7 @@ async fn a_spend_spike_raises_one_alert_with_observed_and_expected_and_steady_sp
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(found.len(), 1, "{found:?}");
-    let one = app
-        .get(
-            &app.admin,
-            &format!("/v1/alerts/{}", found[0]["id"].as_str().unwrap()),
-        )
-        .await;
-    let ev = &one.body["evidence"];
+    let ev = &evidence(&app, &found[0]).await;
     assert_eq!(ev["meter_category"], "Virtual Machines");
     assert_eq!(ev["hour"], "2026-09-21T05:00:00Z");
     assert!(ev["observed"].as_str().unwrap().starts_with("200"), "{ev}");
@@ -164,13 +170,7 @@ async fn spend_reported_late_for_an_hour_already_scored_is_scored_again_once() {
     );
     let found = anomaly_alerts(&app, &c).await;
     assert_eq!(found.len(), 1, "{found:?}");
-    let one = app
-        .get(
-            &app.admin,
-            &format!("/v1/alerts/{}", found[0]["id"].as_str().unwrap()),
-        )
-        .await;
-    let ev = &one.body["evidence"];
+    let ev = &evidence(&app, &found[0]).await;
     assert_eq!(ev["hour"], "2026-09-21T05:00:00Z", "{ev}");
     assert_eq!(ev["late"], true, "{ev}");
     assert!(ev["observed"].as_str().unwrap().starts_with("200"), "{ev}");
