@@ -118,6 +118,9 @@ pub struct AppOptions {
     /// How long a scheduler job's lease lasts from its last renewal (renewed every third of
     /// it): how soon another process takes a job over from one that died.
     pub lease_ttl: std::time::Duration,
+    /// `[scale]`: events go through NATS JetStream, partitioned by customer (None: ingested
+    /// in the request, in process).
+    pub scale: Option<Arc<monitoring::stream::Scale>>,
 }
 
 impl Default for AppOptions {
@@ -141,6 +144,7 @@ impl Default for AppOptions {
             sla_every: std::time::Duration::from_secs(60),
             provider_poll_every: None,
             lease_ttl: std::time::Duration::from_secs(15),
+            scale: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! | role | loops | several processes |
 //! |---|---|---|
 //! | `api` | the spend-anomaly pass over the series this process ingested | any (each scores what it ingested) |
+//! | `ingest` | with `[scale]`: applies the events of the stream partitions it owns, and the spend-anomaly pass over them | any: each partition is leased to one worker |
 //! | `outbox` | email and webhook delivery | any: each pass claims its messages first |
 //! | `provider` | Partner Center calls | any: each call is leased before it is made |
 //! | `scheduler` | the SLA pass, the daily dunning run, the Partner Center poll, housekeeping | any: each job runs in the one process holding its lease |
@@ -22,6 +23,7 @@ use crate::provider::ProviderWorker;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Roles {
     pub api: bool,
+    pub ingest: bool,
     pub outbox: bool,
     pub provider: bool,
     pub scheduler: bool,
@@ -30,16 +32,18 @@ pub struct Roles {
 impl Roles {
     pub const ALL: Roles = Roles {
         api: true,
+        ingest: true,
         outbox: true,
         provider: true,
         scheduler: true,
     };
-    pub const NAMES: [&'static str; 4] = ["api", "outbox", "provider", "scheduler"];
+    pub const NAMES: [&'static str; 5] = ["api", "ingest", "outbox", "provider", "scheduler"];
 
-    /// `api,outbox,provider,scheduler` (any of them, or `all`).
+    /// `api,ingest,outbox,provider,scheduler` (any of them, or `all`).
     pub fn parse(list: &str) -> Result<Roles, String> {
         let mut r = Roles {
             api: false,
+            ingest: false,
             outbox: false,
             provider: false,
             scheduler: false,
@@ -51,13 +55,7 @@ impl Roles {
                 "outbox" => r.outbox = true,
                 "provider" => r.provider = true,
                 "scheduler" => r.scheduler = true,
-                "ingest" => {
-                    return Err(
-                        "the `ingest` role (events from NATS JetStream partitions) is not \
-                         built yet: events are ingested by the `api` role, in the request"
-                            .into(),
-                    );
-                }
+                "ingest" => r.ingest = true,
                 "" => return Err("a role list must name at least one role".into()),
                 other => {
                     return Err(format!(
@@ -71,7 +69,13 @@ impl Roles {
     }
 
     pub fn names(&self) -> Vec<&'static str> {
-        let on = [self.api, self.outbox, self.provider, self.scheduler];
+        let on = [
+            self.api,
+            self.ingest,
+            self.outbox,
+            self.provider,
+            self.scheduler,
+        ];
         Roles::NAMES
             .iter()
             .zip(on)
@@ -196,7 +200,20 @@ pub fn spawn_all(
     if roles.outbox {
         tokio::spawn(deliverer(app)?.run(opts.outbox_interval, stop.clone()));
     }
-    if roles.api {
+    // Without `[scale]` the api role ingests in the request; with it the ingest role does.
+    let ingests = match &opts.scale {
+        None => roles.api,
+        Some(_) => roles.ingest,
+    };
+    if let (Some(scale), true) = (&opts.scale, roles.ingest) {
+        let w = crate::monitoring::stream::IngestWorker::new(
+            app.ctx.clone(),
+            app.detector.clone(),
+            scale.clone(),
+        );
+        tokio::spawn(w.run(stop.clone()));
+    }
+    if ingests {
         tokio::spawn(crate::monitoring::spend::schedule(
             app.ctx.clone(),
             app.clock.clone(),
@@ -262,7 +279,23 @@ pub async fn run_once(app: &Arc<App>, roles: Roles) -> anyhow::Result<Vec<String
         }
         leases.release_all().await;
     }
-    if roles.api {
+    if let (Some(scale), true) = (&app.options.scale, roles.ingest) {
+        let w = crate::monitoring::stream::IngestWorker::new(
+            app.ctx.clone(),
+            app.detector.clone(),
+            scale.clone(),
+        );
+        let s = w.pass().await?;
+        out.push(format!(
+            "ingest: {} partitions, {} messages applied, {} skipped (applied before), {} dead-lettered",
+            s.partitions, s.applied, s.skipped, s.dead_lettered
+        ));
+    }
+    let ingests = match &app.options.scale {
+        None => roles.api,
+        Some(_) => roles.ingest,
+    };
+    if ingests {
         let now = app.clock.now();
         let s = app.detector.spend.pass(&app.ctx, now, now).await?;
         out.push(format!(

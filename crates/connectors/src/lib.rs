@@ -3,6 +3,7 @@
 
 pub mod breaker;
 pub mod email;
+pub mod jetstream;
 pub mod oidc;
 #[cfg(feature = "fake")]
 pub mod oidc_fake;

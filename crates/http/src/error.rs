@@ -63,6 +63,12 @@ pub enum ApiError {
     /// A provider riskdesk depends on failed.
     #[error("{0}")]
     BadGateway(String),
+    /// 503 with `Retry-After`: the event stream is full or out of reach.
+    #[error("{detail}")]
+    Unavailable {
+        detail: String,
+        retry_after_secs: u32,
+    },
     #[error("{0}")]
     Internal(String),
 }
@@ -144,6 +150,11 @@ impl ApiError {
                 "provider-failed",
                 "A provider failed",
             ),
+            Unavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable, retry later",
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -188,6 +199,13 @@ impl IntoResponse for ApiError {
         let mut resp = (status, body).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::Unavailable {
+            retry_after_secs, ..
+        } = &self
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         if matches!(self, ApiError::Unauthorized(_)) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -208,6 +226,13 @@ impl From<AppError> for ApiError {
             AppError::Unmet { detail, missing } => ApiError::Unmet { detail, missing },
             AppError::TooManyRequests(m) => ApiError::TooManyRequests(m),
             AppError::BadGateway(m) => ApiError::BadGateway(m),
+            AppError::Unavailable {
+                detail,
+                retry_after_secs,
+            } => ApiError::Unavailable {
+                detail,
+                retry_after_secs,
+            },
             // Left after the adapter's retries: the server's failure, logged.
             AppError::Contention(m) | AppError::Internal(m) => ApiError::Internal(m),
         }

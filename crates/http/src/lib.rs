@@ -104,6 +104,8 @@ pub struct ServerOptions {
     pub roles: riskdesk_app::workers::Roles,
     /// How long a scheduler job's lease lasts from its last renewal.
     pub lease_ttl: std::time::Duration,
+    /// `[scale]`: events through NATS JetStream (None: ingested in the request).
+    pub scale: Option<Arc<riskdesk_app::monitoring::stream::Scale>>,
 }
 
 impl Default for ServerOptions {
@@ -132,6 +134,7 @@ impl Default for ServerOptions {
             provider_poll_every: None,
             roles: riskdesk_app::workers::Roles::ALL,
             lease_ttl: std::time::Duration::from_secs(15),
+            scale: None,
         }
     }
 }
@@ -177,6 +180,7 @@ impl ServerOptions {
             sla_every: self.sla_every,
             provider_poll_every: self.provider_poll_every,
             lease_ttl: self.lease_ttl,
+            scale: self.scale.clone(),
         }
     }
 }
@@ -247,6 +251,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::signups::confirm_verification))
         .routes(routes!(routes::customers::grant_admin_access))
         .routes(routes!(routes::monitoring::post_events))
+        .routes(routes!(routes::monitoring::get_event_batch))
         .routes(routes!(
             routes::monitoring::put_budget,
             routes::monitoring::get_budget

@@ -60,6 +60,49 @@ pub struct Settings {
     pub http: HttpSettings,
     /// `[dashboard]`: the web dashboard's sessions and sign-in throttling.
     pub dashboard: DashboardSettings,
+    /// `[scale]`: several processes over one PostgreSQL, events carried by NATS JetStream
+    /// and partitioned by customer (absent: events are ingested in the request).
+    pub scale: Option<ScaleSettings>,
+}
+
+/// `[scale]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScaleSettings {
+    pub nats_url: String,
+    /// The JetStream stream's name.
+    pub stream: String,
+    /// Subjects are `<subject_prefix>.ev.<partition>`.
+    pub subject_prefix: String,
+    /// Fixed when the stream is first used: at least twice the most ingest workers planned.
+    pub partitions: u32,
+    /// 1 on one NATS server; 3 on a cluster (a 202 answer is then held by a quorum).
+    pub replicas: usize,
+    /// The backlog's limit in bytes: past it `POST /v1/events` answers 503.
+    pub max_bytes: i64,
+    /// How long `POST /v1/events` waits for a batch to be applied before answering 202.
+    pub sync_wait_ms: u64,
+    /// Seconds a partition's lease lasts from its last renewal (the takeover time after a
+    /// worker dies; renewed every third of it).
+    pub lease_seconds: u64,
+    /// Seconds a delivered message may go unacknowledged before it is delivered again.
+    pub ack_wait_seconds: u64,
+}
+
+impl Default for ScaleSettings {
+    fn default() -> Self {
+        ScaleSettings {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            stream: "RD_EVENTS".into(),
+            subject_prefix: "rd".into(),
+            partitions: 32,
+            replicas: 1,
+            max_bytes: 8 << 30,
+            sync_wait_ms: 10_000,
+            lease_seconds: 10,
+            ack_wait_seconds: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,6 +275,7 @@ impl Default for Settings {
             scheduler: Default::default(),
             http: Default::default(),
             dashboard: Default::default(),
+            scale: None,
         }
     }
 }
@@ -350,6 +394,7 @@ impl Settings {
             sla_every: std::time::Duration::from_secs(60),
             roles: riskdesk_app::workers::Roles::ALL,
             lease_ttl: std::time::Duration::from_secs(self.scheduler.lease_seconds.max(3)),
+            scale: None,
             provider_poll_every: match self.provider_worker.poll_every_minutes {
                 Some(0) => None,
                 Some(m) => Some(std::time::Duration::from_secs(m * 60)),
@@ -359,6 +404,55 @@ impl Settings {
                 None => Some(std::time::Duration::from_secs(15 * 60)),
             },
         })
+    }
+
+    /// Connects to the event stream of `[scale]` (None without it) and checks the database
+    /// agrees on its partitions. Refused on SQLite: one process owns a SQLite file.
+    pub async fn scale(
+        &self,
+        db: &riskdesk_storage::Db,
+    ) -> anyhow::Result<Option<std::sync::Arc<riskdesk_app::monitoring::stream::Scale>>> {
+        let Some(c) = &self.scale else {
+            return Ok(None);
+        };
+        if db.backend() != riskdesk_storage::Backend::Postgres {
+            anyhow::bail!(
+                "[scale] needs PostgreSQL: one process owns a SQLite file (remove [scale], or set database_url to postgres://…)"
+            );
+        }
+        if c.lease_seconds < 3 {
+            anyhow::bail!(
+                "[scale] lease_seconds must be at least 3, not {}",
+                c.lease_seconds
+            );
+        }
+        let stream = riskdesk_connectors::jetstream::EventStream::connect(
+            riskdesk_connectors::jetstream::StreamSettings {
+                url: c.nats_url.clone(),
+                stream: c.stream.clone(),
+                subject_prefix: c.subject_prefix.clone(),
+                partitions: c.partitions,
+                replicas: c.replicas.max(1),
+                max_bytes: c.max_bytes,
+                ack_wait: std::time::Duration::from_secs(c.ack_wait_seconds.max(5)),
+            },
+        )
+        .await?;
+        let known = riskdesk_storage::event_stream::register(db, &c.stream, c.partitions).await?;
+        if known != c.partitions {
+            anyhow::bail!(
+                "[scale] partitions = {} but stream {} was used with {known}: the partition count is fixed for a stream (drain it and use a new stream name to change it)",
+                c.partitions,
+                c.stream
+            );
+        }
+        Ok(Some(std::sync::Arc::new(
+            riskdesk_app::monitoring::stream::Scale {
+                stream,
+                sync_wait: std::time::Duration::from_millis(c.sync_wait_ms),
+                lease: std::time::Duration::from_secs(c.lease_seconds),
+            },
+        )))
     }
 
     pub fn db_options(&self) -> DbOptions {

@@ -102,15 +102,16 @@ enum Command {
         #[arg(long)]
         demo: bool,
         /// The roles this process runs: `api` (HTTP, and the spend-anomaly pass over what it
-        /// ingests) and any of `outbox`, `provider`, `scheduler`; `all` (the default) is the
-        /// embedded single process. Other roles can run in `riskdesk worker` processes.
+        /// ingests) and any of `ingest` (with `[scale]`), `outbox`, `provider`, `scheduler`;
+        /// `all` (the default) is the embedded single process. Other roles can run in
+        /// `riskdesk worker` processes.
         #[arg(long, default_value = "all")]
         roles: String,
     },
-    /// Run background roles without HTTP (`outbox`, `provider`, `scheduler`, comma-separated),
-    /// for several processes over one PostgreSQL: outbox messages and provider calls are
-    /// claimed before they are sent, and each scheduler job runs in the one process holding
-    /// its lease.
+    /// Run background roles without HTTP (`ingest`, `outbox`, `provider`, `scheduler`,
+    /// comma-separated), for several processes over one PostgreSQL: stream partitions,
+    /// outbox messages and provider calls are claimed before they are worked on, and each
+    /// scheduler job runs in the one process holding its lease.
     Worker {
         #[arg(long)]
         roles: String,
@@ -425,6 +426,12 @@ async fn run(
             let mut options = settings.server_options()?;
             // Housekeeping (hourly) is a scheduler job.
             options.roles = roles;
+            options.scale = settings.scale(&db).await?;
+            if roles.ingest && !roles.api && options.scale.is_none() {
+                bail!(
+                    "the ingest role needs [scale]: without it the api role ingests in the request"
+                );
+            }
             let ui = settings.dashboard.ui_options();
             let app = Application::build_with(&settings.bind, db.clone(), clock, &options, |app| {
                 riskdesk_ui::router(app, ui, Default::default())
@@ -455,7 +462,15 @@ async fn run(
                 bail!("the api role serves HTTP: run it with `riskdesk serve --roles api`");
             }
             let db = open_db(&settings).await?;
-            let app = Arc::new(open_app(&settings, &db, &clock)?);
+            let scale = settings.scale(&db).await?;
+            if roles.ingest && scale.is_none() {
+                bail!(
+                    "the ingest role needs [scale] (NATS JetStream): without it events are ingested by `riskdesk serve`, in the request"
+                );
+            }
+            let mut opts = settings.server_options()?.app_options();
+            opts.scale = scale;
+            let app = Arc::new(riskdesk_app::App::new(db.clone(), clock.clone(), &opts)?);
             if once {
                 for line in riskdesk_app::workers::run_once(&app, roles).await? {
                     println!("{line}");

@@ -81,3 +81,16 @@ pub async fn list(db: &Db) -> Result<Vec<LeaseRow>> {
     ))
     .await
 }
+
+/// The leases whose names start with `prefix`, by name.
+pub async fn with_prefix(db: &Db, prefix: &str) -> Result<Vec<LeaseRow>> {
+    // A prefix, not a pattern: `LIKE` would read `_` and `%` in it.
+    db.fetch_all(
+        Q::new(
+            "SELECT name, holder, epoch, lease_until, acquired_at FROM leases \
+             WHERE substr(name, 1, length($1)) = $1 ORDER BY name",
+        )
+        .bind(prefix),
+    )
+    .await
+}

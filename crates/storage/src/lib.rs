@@ -16,6 +16,7 @@ pub mod challenges;
 pub mod customers;
 mod db;
 pub mod dunning;
+pub mod event_stream;
 pub mod events;
 pub mod idempotency;
 pub mod leases;

@@ -80,6 +80,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0015_several_processes.sql",
         include_str!("../migrations/sqlite/0015_several_processes.sql"),
     ),
+    (
+        16,
+        "0016_event_stream.sql",
+        include_str!("../migrations/sqlite/0016_event_stream.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

@@ -110,6 +110,7 @@ impl From<AppError> for UiError {
             AppError::TooManyRequests(m) => UiError::TooMany(m),
             AppError::BadGateway(m) => UiError::Unavailable(m),
             AppError::Contention(m) => UiError::Unavailable(m),
+            AppError::Unavailable { detail, .. } => UiError::Unavailable(detail),
             AppError::Internal(m) => UiError::Internal(m),
         }
     }

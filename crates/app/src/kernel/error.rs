@@ -49,6 +49,13 @@ pub enum AppError {
     /// same unit of work run again may succeed. Adapters retry it a bounded number of times.
     #[error("{0}")]
     Contention(String),
+    /// A service this needs cannot take the work now (the event stream is full or out of
+    /// reach): nothing was done that a retry after `retry_after_secs` would double.
+    #[error("{detail}")]
+    Unavailable {
+        detail: String,
+        retry_after_secs: u32,
+    },
     #[error("{0}")]
     Internal(String),
 }

@@ -9,6 +9,7 @@ pub mod detect;
 pub mod formats;
 pub mod rules;
 pub mod spend;
+pub mod stream;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -42,7 +43,7 @@ use riskdesk_storage::customers;
 const HOUR_MICROS: i64 = 3_600_000_000;
 
 /// One refused line or array element.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rejected {
     /// Position in the batch, from 0 (lines of NDJSON, elements of an array).
@@ -51,7 +52,7 @@ pub struct Rejected {
 }
 
 /// What a batch did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestSummary {
     /// Stored now (including events kept for a customer not known yet).

@@ -60,12 +60,23 @@ fn parse_as_of(raw: &Option<String>, now: Timestamp) -> Result<Timestamp, ApiErr
 /// Parses a batch: a JSON array of events, or NDJSON (one event per line, index = line number
 /// from 0; a blank line is rejected, a final newline is not a line). Each element fails alone.
 pub fn parse_batch(bytes: &[u8], ndjson: bool) -> Result<Vec<Result<Event, String>>, ApiError> {
-    let parse_one = |v: &[u8]| -> Result<Event, String> {
+    Ok(parse_batch_raw(bytes, ndjson)?
+        .into_iter()
+        .map(|r| r.map(|(e, _)| e))
+        .collect())
+}
+
+/// As [`parse_batch`], keeping each valid event's JSON as sent (what the event stream carries).
+pub fn parse_batch_raw(
+    bytes: &[u8],
+    ndjson: bool,
+) -> Result<Vec<Result<(Event, &[u8]), String>>, ApiError> {
+    let parse_one = |v: &'_ [u8]| -> Result<Event, String> {
         serde_json::from_slice::<RawEvent>(v)
             .map_err(|e| strip_position(&e.to_string()))?
             .validate()
     };
-    let out: Vec<Result<Event, String>> = if ndjson {
+    let out: Vec<Result<(Event, &[u8]), String>> = if ndjson {
         let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         let body = body.strip_suffix(b"\r").unwrap_or(body);
         if body.is_empty() {
@@ -77,7 +88,7 @@ pub fn parse_batch(bytes: &[u8], ndjson: bool) -> Result<Vec<Result<Event, Strin
                     if l.iter().all(u8::is_ascii_whitespace) {
                         Err("empty line".to_owned())
                     } else {
-                        parse_one(l)
+                        parse_one(l).map(|e| (e, l))
                     }
                 })
                 .collect()
@@ -90,7 +101,10 @@ pub fn parse_batch(bytes: &[u8], ndjson: bool) -> Result<Vec<Result<Event, Strin
         })?;
         items
             .into_iter()
-            .map(|r| parse_one(r.get().as_bytes()))
+            .map(|r| {
+                let raw = r.get().as_bytes();
+                parse_one(raw).map(|e| (e, raw))
+            })
             .collect()
     };
     if out.len() > EVENTS_MAX {
@@ -106,11 +120,22 @@ pub fn parse_batch(bytes: &[u8], ndjson: bool) -> Result<Vec<Result<Event, Strin
 /// (`application/x-ndjson`), at most 10,000 events and 8 MiB. Each event is accepted, a
 /// duplicate (its `event_id` is already stored), or rejected with its index and the reason;
 /// bad events never block good ones. Budgets of the customers touched are evaluated.
+///
+/// The answer (200) comes after every accepted event is committed. On an installation that
+/// carries events through NATS JetStream (`[scale]`), `Prefer: respond-async` asks for 202
+/// as soon as the stream has stored the batch (see the README for what that survives), and a
+/// batch whose parts are not all applied within the wait is answered 202 too; either way
+/// `Location` names `/v1/event-batches/{id}`, which gives the summary once it is applied. A
+/// full or unreachable stream answers 503 with `Retry-After`: send the batch again with the
+/// same `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/events", tag = "monitoring", security(("bearer" = [])),
     extensions(("x-permission" = json!("ingest_events"))),
-    params(IngestQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
+    params(IngestQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry"),
+           ("Prefer" = Option<String>, Header, description = "`respond-async`: answer 202 once the event stream has the batch (installations with `[scale]`; ignored otherwise)")),
     request_body(content = Vec<RawEvent>, description = "A JSON array of events, or the same objects as NDJSON lines (application/x-ndjson)"),
     responses((status = 200, body = IngestSummary),
+              (status = 202, body = BatchQueued),
+              (status = 503, body = Problem, content_type = "application/problem+json"),
               (status = 413, body = Problem, content_type = "application/problem+json"),
               (status = 415, body = Problem, content_type = "application/problem+json")))]
 pub async fn post_events(
@@ -121,6 +146,13 @@ pub async fn post_events(
     req: Request,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::IngestEvents)?;
+    let respond_async = req
+        .headers()
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"));
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -150,13 +182,28 @@ pub async fn post_events(
         })?;
     let now = s.clock.now();
     let as_of = parse_as_of(&q.as_of, now)?;
-    let lines = parse_batch(&bytes, ndjson)?;
     let sha = hex::encode(Sha256::digest(&bytes));
     let fp = Fingerprint {
         key: &key,
         method_path: "POST /v1/events".into(),
         body_sha256: &sha,
     };
+    if let Some(scale) = s.app.options.scale.clone() {
+        let lines = parse_batch_raw(&bytes, ndjson)?;
+        return post_events_to_stream(
+            &s,
+            &caller,
+            &key,
+            &fp,
+            &scale,
+            lines,
+            now,
+            as_of,
+            respond_async,
+        )
+        .await;
+    }
+    let lines = parse_batch(&bytes, ndjson)?;
     // A batch that loses a conflict with a concurrent unit of work (PostgreSQL's deadlock
     // detector) runs again, a bounded number of times; SQLite's single writer never loses one,
     // so the batch is not copied there.
@@ -189,6 +236,112 @@ pub async fn post_events(
 
 /// How many times a batch that lost a conflict is run again.
 const INGEST_RETRIES: u32 = 3;
+
+/// A batch in the event stream, not (all) applied yet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchQueued {
+    pub batch_id: Uuid,
+    /// `queued`.
+    pub status: String,
+    /// Messages the batch was cut into (one or more per partition of its customers).
+    pub parts: u32,
+}
+
+/// `POST /v1/events` with `[scale]`: published to the stream; the key (if any) is claimed in a
+/// unit of work held open until the answer is stored with it, so a retry waits for this one
+/// and then replays its answer.
+#[allow(clippy::too_many_arguments)]
+async fn post_events_to_stream(
+    s: &AppState,
+    caller: &Caller,
+    key: &IdempotencyKey,
+    fp: &Fingerprint<'_>,
+    scale: &riskdesk_app::monitoring::stream::Scale,
+    lines: Vec<Result<(Event, &[u8]), String>>,
+    now: Timestamp,
+    as_of: Timestamp,
+    respond_async: bool,
+) -> Result<Response, ApiError> {
+    use riskdesk_app::monitoring::stream::{self, Submitted};
+    let mut tx = s.app.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, caller, fp, now).await? {
+        return Ok(replay);
+    }
+    let batch = stream::batch_id(caller.tenant(), key.0.as_deref());
+    let r = stream::submit(
+        &s.app.ctx,
+        scale,
+        caller.tenant(),
+        batch,
+        lines,
+        now,
+        as_of,
+        !respond_async,
+    )
+    .await?;
+    match r {
+        Submitted::Applied(summary) => idem::finish(tx, caller, fp, StatusCode::OK, &summary).await,
+        Submitted::Queued { batch_id, parts } => {
+            let body = BatchQueued {
+                batch_id,
+                status: "queued".into(),
+                parts,
+            };
+            let mut resp = idem::finish(tx, caller, fp, StatusCode::ACCEPTED, &body).await?;
+            if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/event-batches/{batch_id}")) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+    }
+}
+
+/// A batch sent through the event stream: its parts applied so far and, once all are, what
+/// it did (the summary `POST /v1/events` would have answered).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchOut {
+    pub batch_id: Uuid,
+    /// `applying` (some parts applied) or `applied`.
+    pub status: String,
+    pub parts: u32,
+    pub parts_applied: u32,
+    pub summary: Option<IngestSummary>,
+}
+
+/// Where a batch sent with `Prefer: respond-async` (or answered 202) stands. A batch none of
+/// whose parts is applied yet is not known here (404): ask again shortly.
+#[utoipa::path(get, path = "/v1/event-batches/{id}", tag = "monitoring", security(("bearer" = [])),
+    extensions(("x-permission" = json!("ingest_events"))),
+    params(("id" = String, Path, description = "The `batch_id` of the 202 answer")),
+    responses((status = 200, body = BatchOut),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_event_batch(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<BatchOut>, ApiError> {
+    caller.require(Permission::IngestEvents)?;
+    let id: Uuid = parse_id(&id, "batch")?;
+    let st =
+        riskdesk_app::monitoring::stream::batch_status(&s.app.ctx, caller.tenant(), id).await?;
+    let Some(parts) = st.parts else {
+        return Err(ApiError::NotFound(format!(
+            "no part of batch {id} is applied yet (or it is older than the idempotency retention)"
+        )));
+    };
+    Ok(Json(BatchOut {
+        batch_id: id,
+        status: if st.summary.is_some() {
+            "applied"
+        } else {
+            "applying"
+        }
+        .into(),
+        parts,
+        parts_applied: st.applied,
+        summary: st.summary,
+    }))
+}
 
 /// A budget as sent.
 #[derive(Debug, Deserialize, ToSchema)]

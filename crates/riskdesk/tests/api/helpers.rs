@@ -293,12 +293,21 @@ impl TestApp {
 
     /// The real `riskdesk` binary with `args` against this test's database, to start.
     pub fn cli_command(&self, args: &[&str]) -> std::process::Command {
+        self.cli_command_with(args, &self._dir.path().join("absent.toml"))
+    }
+
+    /// As [`cli_command`](Self::cli_command), with the settings of `config`.
+    pub fn cli_command_with(
+        &self,
+        args: &[&str],
+        config: &std::path::Path,
+    ) -> std::process::Command {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_riskdesk"));
         c.args(args)
             .arg("--database-url")
             .arg(&self.cli_database_url)
             .arg("--config")
-            .arg(self._dir.path().join("absent.toml"))
+            .arg(config)
             .env_remove("RISKDESK_BIND")
             .env_remove("RISKDESK_DATABASE_URL")
             .env("RISKDESK_LOG", "warn");

@@ -20,5 +20,6 @@ mod response;
 mod rules;
 mod scale;
 mod signups;
+mod stream;
 mod subscriptions;
 mod sweep;

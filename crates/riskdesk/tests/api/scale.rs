@@ -15,6 +15,7 @@ async fn api_only() -> TestApp {
     spawn_app_with(ServerOptions {
         roles: Roles {
             api: true,
+            ingest: false,
             outbox: false,
             provider: false,
             scheduler: false,
