@@ -281,6 +281,7 @@ async fn openapi_is_valid_and_covers_every_route() {
         ("GET", "/v1/customers/{id}/spend"),
         ("GET", "/v1/customers/{id}/subscriptions"),
         ("GET", "/v1/dunning/policy"),
+        ("GET", "/v1/event-batches/{id}"),
         ("GET", "/v1/invoices"),
         ("GET", "/v1/invoices/{id}"),
         ("GET", "/v1/me"),
