@@ -754,7 +754,7 @@ impl IngestWorker {
 
     async fn dead_letter(
         &self,
-        mut tx: crate::Uow,
+        mut tx: crate::kernel::Uow,
         p: u32,
         d: &Delivery,
         why: &str,
