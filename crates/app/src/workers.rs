@@ -37,6 +37,14 @@ impl Roles {
         provider: true,
         scheduler: true,
     };
+    /// The api role alone (HTTP; background work left to `riskdesk worker` processes).
+    pub const API: Roles = Roles {
+        api: true,
+        ingest: false,
+        outbox: false,
+        provider: false,
+        scheduler: false,
+    };
     pub const NAMES: [&'static str; 5] = ["api", "ingest", "outbox", "provider", "scheduler"];
 
     /// `api,ingest,outbox,provider,scheduler` (any of them, or `all`).

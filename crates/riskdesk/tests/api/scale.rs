@@ -13,13 +13,7 @@ use crate::helpers::{TestApp, customer_body, spawn_app_with};
 /// each test starts.
 async fn api_only() -> TestApp {
     spawn_app_with(ServerOptions {
-        roles: Roles {
-            api: true,
-            ingest: false,
-            outbox: false,
-            provider: false,
-            scheduler: false,
-        },
+        roles: Roles::API,
         ..ServerOptions::default()
     })
     .await

@@ -57,13 +57,7 @@ async fn setup(max_bytes: i64, sync_wait: Duration) -> Option<Setup> {
         lease: Duration::from_secs(3),
     });
     let app = spawn_app_with(ServerOptions {
-        roles: Roles {
-            api: true,
-            ingest: false,
-            outbox: false,
-            provider: false,
-            scheduler: false,
-        },
+        roles: Roles::API,
         scale: Some(scale),
         ..ServerOptions::default()
     })
@@ -174,6 +168,20 @@ async fn customers(app: &TestApp, n: usize) -> Vec<String> {
     out
 }
 
+/// A monthly budget of `amount` USD on each customer (the month-to-date figures read from it).
+async fn budgets(app: &TestApp, cs: &[String], amount: &str) {
+    for c in cs {
+        let r = app
+            .put(
+                &app.admin,
+                &format!("/v1/customers/{c}/budget"),
+                &json!({"monthly_amount": amount, "currency": "USD"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+}
+
 async fn month_to_date(app: &TestApp, c: &str) -> String {
     let r = app
         .get(
@@ -191,17 +199,7 @@ async fn a_batch_through_the_stream_is_applied_once_with_its_summary() {
         return;
     };
     let cs = customers(&s.app, 3).await;
-    for c in &cs {
-        let r = s
-            .app
-            .put(
-                &s.app.admin,
-                &format!("/v1/customers/{c}/budget"),
-                &json!({"monthly_amount": "100.00", "currency": "USD"}),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.body);
-    }
+    budgets(&s.app, &cs, "100.00").await;
     // 30 events over three customers (so several partitions), one invalid line.
     let mut events: Vec<Value> = (0..30)
         .map(|i| {
@@ -286,17 +284,7 @@ async fn a_worker_killed_after_commit_before_ack_loses_and_doubles_nothing() {
         return;
     };
     let cs = customers(&s.app, 4).await;
-    for c in &cs {
-        let r = s
-            .app
-            .put(
-                &s.app.admin,
-                &format!("/v1/customers/{c}/budget"),
-                &json!({"monthly_amount": "1000.00", "currency": "USD"}),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.body);
-    }
+    budgets(&s.app, &cs, "1000.00").await;
     let mut ids = Vec::new();
     for b in 0..5 {
         let events: Vec<Value> = (0..20)
