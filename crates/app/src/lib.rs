@@ -21,6 +21,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod audit;
 pub mod billing;
 pub mod demo;
 pub mod kernel;
@@ -121,6 +122,9 @@ pub struct AppOptions {
     /// `[scale]`: events go through NATS JetStream, partitioned by customer (None: ingested
     /// in the request, in process).
     pub scale: Option<Arc<monitoring::stream::Scale>>,
+    /// The audit signing key (a seed, hex) and how often the scheduler's `audit-checkpoint`
+    /// job signs the chains' heads (None: never).
+    pub audit_checkpoints: Option<(String, std::time::Duration)>,
 }
 
 impl Default for AppOptions {
@@ -145,6 +149,7 @@ impl Default for AppOptions {
             provider_poll_every: None,
             lease_ttl: std::time::Duration::from_secs(15),
             scale: None,
+            audit_checkpoints: None,
         }
     }
 }

@@ -98,6 +98,7 @@ pub const JOB_SLA: &str = "sla";
 pub const JOB_DUNNING: &str = "dunning";
 pub const JOB_PROVIDER_POLL: &str = "provider-poll";
 pub const JOB_PRUNE: &str = "prune";
+pub const JOB_AUDIT_CHECKPOINT: &str = "audit-checkpoint";
 /// Housekeeping (`riskdesk prune`) runs this often.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -106,6 +107,9 @@ fn scheduler_jobs(app: &App) -> Vec<(&'static str, Duration)> {
     let mut jobs = vec![(JOB_SLA, opts.sla_every), (JOB_PRUNE, PRUNE_EVERY)];
     if let Some(every) = opts.dunning_every {
         jobs.push((JOB_DUNNING, every));
+    }
+    if let Some((_, every)) = &opts.audit_checkpoints {
+        jobs.push((JOB_AUDIT_CHECKPOINT, *every));
     }
     if let Some(every) = opts.provider_poll_every
         && !app.provider.is_empty()
@@ -164,6 +168,13 @@ async fn job_pass(app: &Arc<App>, job: &str) -> Result<String, crate::kernel::Ap
             format!("{s:?}")
         }
         JOB_PRUNE => format!("{:?}", crate::prune(app.db(), &app.risk, now).await?),
+        JOB_AUDIT_CHECKPOINT => match &app.options.audit_checkpoints {
+            Some((seed, _)) => {
+                let n = crate::audit::checkpoint_pass(app.db(), seed, now).await?;
+                format!("{n} lane heads checkpointed")
+            }
+            None => "no audit signing key".to_owned(),
+        },
         other => format!("unknown job {other}"),
     })
 }

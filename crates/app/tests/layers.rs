@@ -4,7 +4,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | 0 | kernel |
-//! | 1 | accounts |
+//! | 1 | accounts, audit (side by side) |
 //! | 2 | alerts |
 //! | 3 | onboarding, monitoring, billing (side by side: none names another) |
 //! | 4 | response |
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "kernel" => 0,
-        "accounts" => 1,
+        "accounts" | "audit" => 1,
         "alerts" => 2,
         "onboarding" | "monitoring" | "billing" => 3,
         "response" => 4,

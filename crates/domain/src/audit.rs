@@ -1,6 +1,9 @@
-//! The tamper-evident audit chain. Each tenant's entries form a hash chain: an entry's hash
-//! covers its own content and the previous entry's hash, so altering, removing or reordering
-//! any stored row breaks verification at that row.
+//! The tamper-evident audit chain. Each tenant's entries form hash chains, one per *lane*: an
+//! entry's hash covers its own content (its lane included) and the previous entry's hash in
+//! its lane, so altering, removing or reordering any stored row breaks verification at that
+//! row. Lanes let concurrent writers of one tenant append without waiting on one another (a
+//! transaction appends to one lane only); SQLite, with its single writer, uses lane 0 alone.
+//! Entries of lane 0 hash exactly as before lanes existed.
 
 use sha2::{Digest, Sha256};
 
@@ -45,7 +48,9 @@ impl Actor {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditContent {
     pub tenant_id: uuid::Uuid,
-    /// Position in the tenant's chain, from 1, without gaps.
+    /// The tenant's chain this entry belongs to (0 on SQLite; 0–31 on PostgreSQL).
+    pub lane: i32,
+    /// Position in the lane's chain, from 1, without gaps.
     pub seq: i64,
     /// Microseconds since the Unix epoch (UTC).
     pub at_micros: i64,
@@ -76,6 +81,9 @@ pub fn entry_hash(content: &AuditContent, prev_hash: &str) -> String {
     };
     field("v1", Some(prev_hash));
     field("tenant", Some(&content.tenant_id.to_string()));
+    if content.lane != 0 {
+        field("lane", Some(&content.lane.to_string()));
+    }
     field("seq", Some(&content.seq.to_string()));
     field("at", Some(&content.at_micros.to_string()));
     field("actor.kind", Some(&content.actor.kind));
@@ -100,24 +108,35 @@ pub struct StoredEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("audit chain of tenant {tenant_id} broken at seq {seq}: {why}")]
+#[error("audit chain of tenant {tenant_id}{} broken at seq {seq}: {why}", lane_label(*.lane))]
 pub struct ChainBreak {
     pub tenant_id: uuid::Uuid,
+    pub lane: i32,
     pub seq: i64,
     pub why: String,
 }
 
-/// Incremental verifier for one tenant's chain; feed entries in `seq` order.
+fn lane_label(lane: i32) -> String {
+    if lane == 0 {
+        String::new()
+    } else {
+        format!(" (lane {lane})")
+    }
+}
+
+/// Incremental verifier for one lane of a tenant's chain; feed its entries in `seq` order.
 pub struct ChainVerifier {
     tenant_id: uuid::Uuid,
+    lane: i32,
     expected_seq: i64,
     prev_hash: String,
 }
 
 impl ChainVerifier {
-    pub fn new(tenant_id: uuid::Uuid) -> Self {
+    pub fn new(tenant_id: uuid::Uuid, lane: i32) -> Self {
         Self {
             tenant_id,
+            lane,
             expected_seq: 1,
             prev_hash: GENESIS_HASH.to_owned(),
         }
@@ -126,9 +145,16 @@ impl ChainVerifier {
     pub fn feed(&mut self, e: &StoredEntry) -> Result<(), ChainBreak> {
         let brk = |seq: i64, why: String| ChainBreak {
             tenant_id: self.tenant_id,
+            lane: self.lane,
             seq,
             why,
         };
+        if e.content.lane != self.lane {
+            return Err(brk(
+                e.content.seq,
+                format!("entry belongs to lane {}", e.content.lane),
+            ));
+        }
         if e.content.seq != self.expected_seq {
             return Err(brk(
                 self.expected_seq,
@@ -163,6 +189,7 @@ impl ChainVerifier {
         if count != head_seq || self.prev_hash != head_hash {
             return Err(ChainBreak {
                 tenant_id: self.tenant_id,
+                lane: self.lane,
                 seq: count + 1,
                 why: format!(
                     "chain ends at entry {count} but the tenant's head records entry {head_seq}: entries were removed"
@@ -184,6 +211,7 @@ mod tests {
             .map(|seq| {
                 let content = AuditContent {
                     tenant_id,
+                    lane: 0,
                     seq,
                     at_micros: 1_700_000_000_000_000 + seq,
                     actor: Actor::cli(),
@@ -208,7 +236,7 @@ mod tests {
     }
 
     fn verify(entries: &[StoredEntry], head_seq: i64, head_hash: &str) -> Result<i64, ChainBreak> {
-        let mut v = ChainVerifier::new(uuid::Uuid::nil());
+        let mut v = ChainVerifier::new(uuid::Uuid::nil(), 0);
         for e in entries {
             v.feed(e)?;
         }
@@ -252,6 +280,22 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_cannot_move_between_lanes() {
+        // Lane 0 hashes as before lanes existed; any other lane is part of the hash, so an
+        // entry copied into another lane (with its hash) fails there.
+        let c = &chain(1)[0];
+        let mut moved = c.clone();
+        moved.content.lane = 3;
+        assert_ne!(entry_hash(&moved.content, &c.prev_hash), c.hash);
+        let mut v = ChainVerifier::new(uuid::Uuid::nil(), 3);
+        let err = v.feed(&moved).unwrap_err();
+        assert_eq!((err.lane, err.seq), (3, 1));
+        assert!(err.to_string().contains("(lane 3)"), "{err}");
+        let mut v = ChainVerifier::new(uuid::Uuid::nil(), 0);
+        assert!(v.feed(&moved).unwrap_err().why.contains("lane 3"));
+    }
+
+    #[test]
     fn field_boundaries_matter() {
         let c = &chain(1)[0];
         let mut moved = c.content.clone();
@@ -279,6 +323,9 @@ pub mod checkpoint {
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Checkpoint {
         pub tenant_id: uuid::Uuid,
+        /// The lane of the tenant's chain (absent in checkpoints made before lanes: 0).
+        #[serde(default)]
+        pub lane: i32,
         pub seq: i64,
         /// The hash of entry `seq` (hex).
         pub hash: String,
@@ -291,8 +338,14 @@ pub mod checkpoint {
     }
 
     /// The bytes signed: a fixed, line-based statement (no JSON canonicalisation needed).
-    pub fn message(tenant: uuid::Uuid, seq: i64, hash: &str, at: &str) -> Vec<u8> {
-        format!("riskdesk audit checkpoint v1\n{tenant}\n{seq}\n{hash}\n{at}\n").into_bytes()
+    /// Lane 0 signs the statement of before lanes (v1), so older checkpoints still verify.
+    pub fn message(tenant: uuid::Uuid, lane: i32, seq: i64, hash: &str, at: &str) -> Vec<u8> {
+        if lane == 0 {
+            format!("riskdesk audit checkpoint v1\n{tenant}\n{seq}\n{hash}\n{at}\n").into_bytes()
+        } else {
+            format!("riskdesk audit checkpoint v2\n{tenant}\n{lane}\n{seq}\n{hash}\n{at}\n")
+                .into_bytes()
+        }
     }
 
     /// A signing key from its 32-byte seed (hex).
@@ -319,13 +372,15 @@ pub mod checkpoint {
     pub fn sign(
         key: &Ed25519KeyPair,
         tenant: uuid::Uuid,
+        lane: i32,
         seq: i64,
         hash: &str,
         at: &str,
     ) -> Checkpoint {
-        let sig = key.sign(&message(tenant, seq, hash, at));
+        let sig = key.sign(&message(tenant, lane, seq, hash, at));
         Checkpoint {
             tenant_id: tenant,
+            lane,
             seq,
             hash: hash.to_owned(),
             at: at.to_owned(),
@@ -340,7 +395,7 @@ pub mod checkpoint {
             .map_err(|_| "the public key must be hex".to_owned())?;
         let sig = hex::decode(&c.signature).map_err(|_| "the signature is not hex".to_owned())?;
         UnparsedPublicKey::new(&ED25519, &pk)
-            .verify(&message(c.tenant_id, c.seq, &c.hash, &c.at), &sig)
+            .verify(&message(c.tenant_id, c.lane, c.seq, &c.hash, &c.at), &sig)
             .map_err(|_| "the signature does not verify with this public key".to_owned())
     }
 
@@ -353,7 +408,7 @@ pub mod checkpoint {
             let key = key_from_seed(&new_seed([7; 32])).unwrap();
             let other = key_from_seed(&new_seed([8; 32])).unwrap();
             let t = uuid::Uuid::from_u128(1);
-            let c = sign(&key, t, 42, "ab", "2026-12-02T00:00:00Z");
+            let c = sign(&key, t, 0, 42, "ab", "2026-12-02T00:00:00Z");
             assert_eq!(verify(&public_key_hex(&key), &c), Ok(()));
             assert!(verify(&public_key_hex(&other), &c).is_err());
             for changed in [
@@ -373,6 +428,10 @@ pub mod checkpoint {
                     tenant_id: uuid::Uuid::from_u128(2),
                     ..c.clone()
                 },
+                Checkpoint {
+                    lane: 1,
+                    ..c.clone()
+                },
             ] {
                 assert!(
                     verify(&public_key_hex(&key), &changed).is_err(),
@@ -380,6 +439,25 @@ pub mod checkpoint {
                 );
             }
             assert!(key_from_seed("12").is_err());
+        }
+
+        #[test]
+        fn lane_checkpoints_sign_their_lane_and_older_ones_read_as_lane_0() {
+            let key = key_from_seed(&new_seed([7; 32])).unwrap();
+            let t = uuid::Uuid::from_u128(1);
+            let c = sign(&key, t, 5, 42, "ab", "2026-12-02T00:00:00Z");
+            assert_eq!(verify(&public_key_hex(&key), &c), Ok(()));
+            let moved = Checkpoint {
+                lane: 6,
+                ..c.clone()
+            };
+            assert!(verify(&public_key_hex(&key), &moved).is_err());
+            let old = sign(&key, t, 0, 42, "ab", "2026-12-02T00:00:00Z");
+            let mut json = serde_json::to_value(&old).unwrap();
+            json.as_object_mut().unwrap().remove("lane");
+            let read: Checkpoint = serde_json::from_value(json).unwrap();
+            assert_eq!(read, old);
+            assert_eq!(verify(&public_key_hex(&key), &read), Ok(()));
         }
     }
 }

@@ -266,6 +266,10 @@ impl Subscription {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEntry {
+    /// The lane of the tenant's chain the entry is in (always 0 on SQLite; 0–31 on
+    /// PostgreSQL, where concurrent writers append to different lanes).
+    pub lane: i32,
+    /// The entry's position in its lane's chain, from 1, without gaps.
     pub seq: i64,
     pub at: String,
     pub actor: Actor,
@@ -287,6 +291,7 @@ impl From<AuditRow> for AuditEntry {
     fn from(a: AuditRow) -> Self {
         let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
         AuditEntry {
+            lane: a.lane,
             seq: a.seq,
             at: rfc3339(a.at),
             actor: Actor {

@@ -106,6 +106,8 @@ pub struct ServerOptions {
     pub lease_ttl: std::time::Duration,
     /// `[scale]`: events through NATS JetStream (None: ingested in the request).
     pub scale: Option<Arc<riskdesk_app::monitoring::stream::Scale>>,
+    /// The audit signing key (seed, hex) and how often the scheduler checkpoints the chains.
+    pub audit_checkpoints: Option<(String, std::time::Duration)>,
 }
 
 impl Default for ServerOptions {
@@ -135,6 +137,7 @@ impl Default for ServerOptions {
             roles: riskdesk_app::workers::Roles::ALL,
             lease_ttl: std::time::Duration::from_secs(15),
             scale: None,
+            audit_checkpoints: None,
         }
     }
 }
@@ -181,6 +184,7 @@ impl ServerOptions {
             provider_poll_every: self.provider_poll_every,
             lease_ttl: self.lease_ttl,
             scale: self.scale.clone(),
+            audit_checkpoints: self.audit_checkpoints.clone(),
         }
     }
 }
@@ -242,6 +246,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::subscriptions::get_subscription))
         .routes(routes!(routes::subscriptions::act))
         .routes(routes!(routes::audit::list_audit))
+        .routes(routes!(routes::audit::list_checkpoints))
         .routes(routes!(routes::customers::mark_fraud))
         .routes(routes!(routes::signups::assess))
         .routes(routes!(routes::signups::list_signups))

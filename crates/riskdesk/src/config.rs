@@ -21,6 +21,9 @@ pub struct Settings {
     /// Seconds an authenticated token is remembered; a token revoked from another process
     /// stops working within this time. 0 checks the database on every request.
     pub auth_cache_seconds: u64,
+    /// PostgreSQL connections this process keeps at most (each PostgreSQL server has its own
+    /// limit, `max_connections`, shared by every process).
+    pub pg_max_connections: u32,
     /// The Ed25519 key (a 32-byte seed, 64 hex digits; `riskdesk audit keygen`) that signs
     /// checkpoints of the audit chains (`riskdesk audit checkpoint`). Best given in the
     /// environment (`RISKDESK_AUDIT_SIGNING_KEY`), not in a file next to the database.
@@ -198,11 +201,17 @@ pub struct SchedulerSettings {
     /// Seconds a job's lease lasts from its last renewal (renewed every third of it): when the
     /// process holding it dies, another takes the job over within this time (at least 3).
     pub lease_seconds: u64,
+    /// Minutes between signed checkpoints of the audit chains' heads (the `audit-checkpoint`
+    /// job; only with `audit_signing_key`; 0: never).
+    pub checkpoint_every_minutes: u64,
 }
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
-        Self { lease_seconds: 15 }
+        Self {
+            lease_seconds: 15,
+            checkpoint_every_minutes: 60,
+        }
     }
 }
 
@@ -260,6 +269,7 @@ impl Default for Settings {
             sqlite_synchronous: "full".into(),
             log: "info".into(),
             auth_cache_seconds: 1,
+            pg_max_connections: 16,
             audit_signing_key: None,
             data: Default::default(),
             onboarding: Default::default(),
@@ -294,6 +304,7 @@ impl Settings {
                 "sqlite_synchronous",
                 "log",
                 "auth_cache_seconds",
+                "pg_max_connections",
                 "audit_signing_key",
             ]));
         if let Some(b) = bind {
@@ -394,6 +405,18 @@ impl Settings {
             sla_every: std::time::Duration::from_secs(60),
             roles: riskdesk_app::workers::Roles::ALL,
             lease_ttl: std::time::Duration::from_secs(self.scheduler.lease_seconds.max(3)),
+            audit_checkpoints: match (
+                &self.audit_signing_key,
+                self.scheduler.checkpoint_every_minutes,
+            ) {
+                (Some(seed), m) if m > 0 => {
+                    // Checked here, so a bad key stops the start instead of every pass.
+                    riskdesk_domain::audit::checkpoint::key_from_seed(seed)
+                        .map_err(|e| anyhow::anyhow!("audit_signing_key: {e}"))?;
+                    Some((seed.clone(), std::time::Duration::from_secs(m * 60)))
+                }
+                _ => None,
+            },
             scale: None,
             provider_poll_every: match self.provider_worker.poll_every_minutes {
                 Some(0) => None,
@@ -458,6 +481,7 @@ impl Settings {
     pub fn db_options(&self) -> DbOptions {
         DbOptions {
             sqlite_full_sync: self.sqlite_synchronous == "full",
+            pg_max_connections: self.pg_max_connections.max(1),
             ..DbOptions::default()
         }
     }

@@ -310,9 +310,21 @@ enum AuditCommand {
         #[arg(long)]
         public_key: Option<String>,
     },
-    /// Sign a checkpoint of every tenant's chain head with `audit_signing_key`, printed as
-    /// one JSON line per tenant: keep them outside the database (an auditor's copy).
-    Checkpoint,
+    /// Sign a checkpoint of every lane head of every tenant's chain with `audit_signing_key`,
+    /// printed as one JSON line per lane: keep them outside the database (an auditor's copy).
+    /// With `--store`, also store those of heads that moved (as the scheduler's
+    /// `audit-checkpoint` job does).
+    Checkpoint {
+        #[arg(long)]
+        store: bool,
+    },
+    /// Export the checkpoints stored by the scheduler's `audit-checkpoint` job (JSON lines, the
+    /// format `audit verify --checkpoints` reads), oldest first.
+    Checkpoints {
+        /// Only this tenant's (its slug).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// Print a new audit signing key (for `audit_signing_key`) and its public key (for
     /// auditors and `audit verify --public-key`).
     Keygen,
@@ -919,7 +931,37 @@ async fn run(
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit {
-            command: AuditCommand::Checkpoint,
+            command: AuditCommand::Checkpoints { tenant },
+        } => {
+            let db = open_db(&settings).await?;
+            let tenants = riskdesk_storage::tenants::list(&db).await?;
+            if let Some(slug) = &tenant
+                && !tenants.iter().any(|t| &t.slug == slug)
+            {
+                bail!("no tenant '{slug}'");
+            }
+            for t in tenants
+                .iter()
+                .filter(|t| tenant.as_ref().is_none_or(|s| s == &t.slug))
+            {
+                let mut after = None;
+                loop {
+                    let rows = riskdesk_storage::audit::checkpoints(&db, t.id, after, 1000).await?;
+                    let n = rows.len();
+                    for r in rows {
+                        after = Some((r.created_at, r.lane, r.seq));
+                        let c = riskdesk_app::audit::to_checkpoint(r);
+                        println!("{}", serde_json::to_string(&c)?);
+                    }
+                    if n < 1000 {
+                        break;
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Checkpoint { store },
         } => {
             let Some(seed) = &settings.audit_signing_key else {
                 bail!(
@@ -929,9 +971,13 @@ async fn run(
             let key = checkpoint::key_from_seed(seed).map_err(|e| anyhow!(e))?;
             let db = open_db(&settings).await?;
             let at = clock.now().to_string();
-            for (tenant, _, seq, hash) in riskdesk_storage::audit::heads(&db).await? {
-                let c = checkpoint::sign(&key, tenant, seq, &hash, &at);
+            for h in riskdesk_storage::audit::heads(&db).await? {
+                let c = checkpoint::sign(&key, h.tenant_id, h.lane, h.seq, &h.hash, &at);
                 println!("{}", serde_json::to_string(&c)?);
+            }
+            if store {
+                let n = riskdesk_app::audit::checkpoint_pass(&db, seed, clock.now()).await?;
+                eprintln!("{n} checkpoints stored");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -959,10 +1005,11 @@ async fn run(
                             format!("{}:{}: not a checkpoint", path.display(), i + 1)
                         })?;
                     let place = format!(
-                        "checkpoint {}:{} (tenant {}, entry {})",
+                        "checkpoint {}:{} (tenant {}, lane {}, entry {})",
                         path.display(),
                         i + 1,
                         c.tenant_id,
+                        c.lane,
                         c.seq
                     );
                     if let Err(e) = checkpoint::verify(&pk, &c) {
@@ -970,7 +1017,9 @@ async fn run(
                         println!("{place}: {e}");
                         continue;
                     }
-                    match riskdesk_storage::audit::stored_hash(&db, c.tenant_id, c.seq).await? {
+                    match riskdesk_storage::audit::stored_hash(&db, c.tenant_id, c.lane, c.seq)
+                        .await?
+                    {
                         Some(h) if h == c.hash => checked += 1,
                         Some(_) => {
                             broken = true;
@@ -998,7 +1047,15 @@ async fn run(
                     }
                     Err(e) => {
                         broken = true;
-                        println!("tenant {}: BROKEN at entry {}: {}", v.slug, e.seq, e.why);
+                        let lane = if e.lane == 0 {
+                            String::new()
+                        } else {
+                            format!(" of lane {}", e.lane)
+                        };
+                        println!(
+                            "tenant {}: BROKEN at entry {}{lane}: {}",
+                            v.slug, e.seq, e.why
+                        );
                     }
                 }
             }

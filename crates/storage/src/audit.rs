@@ -72,7 +72,11 @@ pub fn snapshot<T: serde::Serialize>(v: &T) -> Option<String> {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AuditRow {
     pub tenant_id: Uuid,
+    /// The lane of the tenant's chain the entry is in, and its position there.
+    pub lane: i32,
     pub seq: i64,
+    /// The tenant-wide listing order across lanes (not part of the chain's proof).
+    pub pos: i64,
     pub at: i64,
     pub actor_kind: String,
     pub actor_name: String,
@@ -92,7 +96,9 @@ impl FromRow for AuditRow {
     fn from_row(r: &dyn RowLike) -> Result<Self> {
         Ok(AuditRow {
             tenant_id: r.uuid("tenant_id")?,
+            lane: r.i64("lane")? as i32,
             seq: r.i64("seq")?,
+            pos: r.i64("pos")?,
             at: r.i64("at")?,
             actor_kind: r.text("actor_kind")?,
             actor_name: r.text("actor_name")?,
@@ -115,6 +121,7 @@ impl AuditRow {
         StoredEntry {
             content: AuditContent {
                 tenant_id: self.tenant_id,
+                lane: self.lane,
                 seq: self.seq,
                 at_micros: self.at,
                 actor: Actor {
@@ -137,6 +144,7 @@ impl AuditRow {
 }
 
 struct Head {
+    lane: i32,
     seq: i64,
     hash: String,
 }
@@ -144,30 +152,63 @@ struct Head {
 impl FromRow for Head {
     fn from_row(r: &dyn RowLike) -> Result<Self> {
         Ok(Head {
+            lane: r.i64("lane")? as i32,
             seq: r.i64("seq")?,
             hash: r.text("hash")?,
         })
     }
 }
 
-/// Appends an entry to the tenant's chain. Bumping the head row first takes its row lock on
-/// PostgreSQL (SQLite's writer lock already serialises), so concurrent appenders queue instead
-/// of forking the chain. Returns the entry's seq.
+/// How many lanes a tenant's chain has on PostgreSQL (SQLite, with its single writer: one).
+pub const PG_LANES: i32 = 32;
+
+/// The lanes of a tenant's chain on this backend.
+pub fn lanes(backend: crate::Backend) -> i32 {
+    match backend {
+        crate::Backend::Postgres => PG_LANES,
+        crate::Backend::Sqlite => 1,
+    }
+}
+
+/// Reserves `n` positions in one lane of the tenant's chain and returns the lane, the last
+/// reserved seq and the hash before the first. Bumping the head row takes its row lock until
+/// commit, so appenders to the same lane queue instead of forking it. On PostgreSQL the lane
+/// is the connection's (`pg_backend_pid() % 32`): every append of a transaction lands in the
+/// same lane (one head lock per transaction, so lanes add no lock-order deadlock), and
+/// transactions on different connections — in this process or another — mostly take
+/// different lanes and do not wait for each other. SQLite's writer lock already serialises.
+async fn reserve(tx: &mut Tx, tenant: TenantId, n: i64) -> Result<Head> {
+    let lane = match tx.backend() {
+        crate::Backend::Postgres => format!("pg_backend_pid() % {PG_LANES}"),
+        crate::Backend::Sqlite => "0".to_owned(),
+    };
+    tx.fetch_optional(
+        Q::new(format!(
+            "UPDATE audit_heads SET seq = seq + $2 WHERE tenant_id = $1 AND lane = {lane} \
+             RETURNING lane, seq, hash"
+        ))
+        .bind(tenant.0)
+        .bind(n),
+    )
+    .await?
+    .ok_or(StorageError::NotFound("tenant audit head"))
+}
+
+const INSERT_COLUMNS: &str = "tenant_id, lane, seq, at, actor_kind, actor_name, actor_role, action, entity_type, \
+                              entity_id, before_json, after_json, reason, note, prev_hash, hash";
+
+/// Appends an entry to the tenant's chain (see [`reserve`] for the lane). Returns the
+/// entry's seq in its lane.
 pub async fn append(
     tx: &mut Tx,
     tenant: TenantId,
     at: Timestamp,
     d: AuditDraft<'_>,
 ) -> Result<i64> {
-    let head: Head = tx
-        .fetch_optional(
-            Q::new("UPDATE audit_heads SET seq = seq + 1 WHERE tenant_id = $1 RETURNING seq, hash")
-                .bind(tenant.0),
-        )
-        .await?
-        .ok_or(StorageError::NotFound("tenant audit head"))?;
+    let head = reserve(tx, tenant, 1).await?;
     let content = AuditContent {
         tenant_id: tenant.0,
+        lane: head.lane,
         seq: head.seq,
         at_micros: to_micros(at),
         actor: d.actor.clone(),
@@ -181,17 +222,18 @@ pub async fn append(
     };
     let hash = entry_hash(&content, &head.hash);
     // On PostgreSQL the entry and the head's new hash go in one statement (one round trip
-    // fewer on every audited write); SQLite runs them in process, two statements cost nothing.
+    // fewer on every audited write) and `pos` comes from its sequence; SQLite runs them in
+    // process, two statements cost nothing, and `pos` is the seq of its single lane.
     let pg = tx.backend() == crate::Backend::Postgres;
-    let insert = "INSERT INTO audit_log (tenant_id, seq, at, actor_kind, actor_name, actor_role, action, entity_type, entity_id, \
-         before_json, after_json, reason, note, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+    let values = "$1, $16, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15";
     tx.execute(
         Q::new(if pg {
             format!(
-                "WITH entry AS ({insert}) UPDATE audit_heads SET hash = $15 WHERE tenant_id = $1"
+                "WITH entry AS (INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ({values})) \
+                 UPDATE audit_heads SET hash = $15 WHERE tenant_id = $1 AND lane = $16"
             )
         } else {
-            insert.to_owned()
+            format!("INSERT INTO audit_log ({INSERT_COLUMNS}, pos) VALUES ({values}, $2)")
         })
         .bind(tenant.0)
         .bind(content.seq)
@@ -207,12 +249,13 @@ pub async fn append(
         .bind(&content.reason)
         .bind(&content.note)
         .bind(&head.hash)
-        .bind(&hash),
+        .bind(&hash)
+        .bind(i64::from(head.lane)),
     )
     .await?;
     if !pg {
         tx.execute(
-            Q::new("UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1")
+            Q::new("UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1 AND lane = 0")
                 .bind(tenant.0)
                 .bind(&hash),
         )
@@ -224,7 +267,7 @@ pub async fn append(
 /// Appends several entries to the tenant's chain with one head bump, one multi-row insert and
 /// one head update (the hot paths that record several changes at once, e.g. an approved
 /// sign-up: its assessment, the customer and its credit terms). Same chain as `append` called
-/// once per draft, in order. Returns the first entry's seq.
+/// once per draft, in order, in one lane. Returns the first entry's seq.
 pub async fn append_many(
     tx: &mut Tx,
     tenant: TenantId,
@@ -237,22 +280,14 @@ pub async fn append_many(
             "append_many needs at least one entry".into(),
         ));
     }
-    let head: Head = tx
-        .fetch_optional(
-            Q::new(
-                "UPDATE audit_heads SET seq = seq + $2 WHERE tenant_id = $1 RETURNING seq, hash",
-            )
-            .bind(tenant.0)
-            .bind(n),
-        )
-        .await?
-        .ok_or(StorageError::NotFound("tenant audit head"))?;
+    let head = reserve(tx, tenant, n).await?;
     let first = head.seq - n + 1;
     let mut prev = head.hash;
     let mut rows = Vec::with_capacity(drafts.len());
     for (i, d) in drafts.into_iter().enumerate() {
         let content = AuditContent {
             tenant_id: tenant.0,
+            lane: head.lane,
             seq: first + i as i64,
             at_micros: to_micros(at),
             actor: d.actor.clone(),
@@ -267,35 +302,32 @@ pub async fn append_many(
         let hash = entry_hash(&content, &prev);
         rows.push((content, std::mem::replace(&mut prev, hash.clone()), hash));
     }
-    // $1 tenant, $2 at, then 13 parameters per entry.
+    let pg = tx.backend() == crate::Backend::Postgres;
+    // $1 tenant, $2 at, $3 lane, then 13 parameters per entry (and `pos` = seq on SQLite).
     let values: Vec<String> = (0..rows.len())
         .map(|i| {
-            let b = 3 + 13 * i;
+            let b = 4 + 13 * i;
+            let params = (b..b + 13).map(|k| format!("${k}")).collect::<Vec<_>>();
             format!(
-                "($1, ${}, $2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10,
-                b + 11,
-                b + 12
+                "($1, $3, {}, $2, {}{})",
+                params[0],
+                params[1..].join(", "),
+                if pg {
+                    String::new()
+                } else {
+                    format!(", {}", params[0])
+                }
             )
         })
         .collect();
     let mut q = Q::new(format!(
-        "INSERT INTO audit_log (tenant_id, seq, at, actor_kind, actor_name, actor_role, action, entity_type, entity_id, \
-         before_json, after_json, reason, note, prev_hash, hash) VALUES {}",
+        "INSERT INTO audit_log ({INSERT_COLUMNS}{}) VALUES {}",
+        if pg { "" } else { ", pos" },
         values.join(", ")
     ))
     .bind(tenant.0)
-    .bind(to_micros(at));
+    .bind(to_micros(at))
+    .bind(i64::from(head.lane));
     for (c, prev_hash, hash) in &rows {
         q = q
             .bind(c.seq)
@@ -314,9 +346,10 @@ pub async fn append_many(
     }
     tx.execute(q).await?;
     tx.execute(
-        Q::new("UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1")
+        Q::new("UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1 AND lane = $3")
             .bind(tenant.0)
-            .bind(&prev),
+            .bind(&prev)
+            .bind(i64::from(head.lane)),
     )
     .await?;
     Ok(first)
@@ -329,26 +362,27 @@ pub struct AuditFilter {
     pub action: Option<String>,
 }
 
-const SELECT: &str = "SELECT tenant_id, seq, at, actor_kind, actor_name, actor_role, action, entity_type, entity_id, \
-                      before_json, after_json, reason, note, prev_hash, hash FROM audit_log";
+const SELECT: &str = "SELECT tenant_id, lane, seq, pos, at, actor_kind, actor_name, actor_role, action, entity_type, \
+                      entity_id, before_json, after_json, reason, note, prev_hash, hash FROM audit_log";
 
-/// One page of a tenant's entries in chain order, after `after_seq`.
+/// One page of a tenant's entries in listing order (`pos`: append order across the lanes, chain
+/// order within each), after position `after_pos`.
 pub async fn list(
     db: &Db,
     tenant: TenantId,
     f: &AuditFilter,
-    after_seq: Option<i64>,
+    after_pos: Option<i64>,
     limit: u32,
 ) -> Result<Vec<AuditRow>> {
     let q = Q::new(format!(
         "{SELECT} WHERE tenant_id = $1 AND ($2 IS NULL OR entity_id = $2) AND ($3 IS NULL OR entity_type = $3) \
-         AND ($4 IS NULL OR action = $4) AND seq > $5 ORDER BY seq LIMIT $6"
+         AND ($4 IS NULL OR action = $4) AND pos > $5 ORDER BY pos LIMIT $6"
     ))
     .bind(tenant.0)
     .bind(&f.entity_id)
     .bind(&f.entity_type)
     .bind(&f.action)
-    .bind(after_seq.unwrap_or(0))
+    .bind(after_pos.unwrap_or(0))
     .bind(i64::from(limit));
     db.fetch_all(q).await
 }
@@ -361,7 +395,7 @@ pub async fn for_entity_tx(
 ) -> Result<Vec<AuditRow>> {
     tx.fetch_all(
         Q::new(format!(
-            "{SELECT} WHERE tenant_id = $1 AND entity_id = $2 ORDER BY seq"
+            "{SELECT} WHERE tenant_id = $1 AND entity_id = $2 ORDER BY pos"
         ))
         .bind(tenant.0)
         .bind(entity_id),
@@ -369,87 +403,147 @@ pub async fn for_entity_tx(
     .await
 }
 
-/// The outcome of verifying one tenant's chain.
+/// The outcome of verifying one tenant's chain (every lane of it).
 #[derive(Debug)]
 pub struct TenantVerification {
     pub tenant_id: Uuid,
     pub slug: String,
+    /// The number of entries verified, or the first break found.
     pub result: std::result::Result<i64, ChainBreak>,
 }
 
-/// Verifies every tenant's chain, streaming entries in pages so memory stays bounded.
+/// Verifies every tenant's chain, lane by lane, streaming entries in pages so memory stays
+/// bounded. Every lane this backend has must have its head: a lane removed entirely (head and
+/// entries) is a break too.
 pub async fn verify_all(db: &Db) -> Result<Vec<TenantVerification>> {
     const PAGE: i64 = 10_000;
     let tenants = crate::tenants::list(db).await?;
+    let lanes = lanes(db.backend());
     let mut out = Vec::with_capacity(tenants.len());
     for t in tenants {
-        let head: Option<Head> = db
-            .fetch_optional(
-                Q::new("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1").bind(t.id),
+        let heads: Vec<Head> = db
+            .fetch_all(
+                Q::new(
+                    "SELECT lane, seq, hash FROM audit_heads WHERE tenant_id = $1 ORDER BY lane",
+                )
+                .bind(t.id),
             )
             .await?;
-        let mut verifier = ChainVerifier::new(t.id);
-        let mut after = 0i64;
+        let mut total = 0i64;
         let mut result = Ok(());
-        'pages: loop {
-            let rows: Vec<AuditRow> = db
-                .fetch_all(
-                    Q::new(format!(
-                        "{SELECT} WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-                    ))
-                    .bind(t.id)
-                    .bind(after)
-                    .bind(PAGE),
-                )
-                .await?;
-            let n = rows.len() as i64;
-            for r in rows {
-                after = r.seq;
-                if let Err(e) = verifier.feed(&r.into_stored()) {
-                    result = Err(e);
-                    break 'pages;
+        'lanes: for lane in 0..lanes {
+            let mut verifier = ChainVerifier::new(t.id, lane);
+            let mut after = 0i64;
+            loop {
+                let rows: Vec<AuditRow> = db
+                    .fetch_all(
+                        Q::new(format!(
+                            "{SELECT} WHERE tenant_id = $1 AND lane = $2 AND seq > $3 ORDER BY seq LIMIT $4"
+                        ))
+                        .bind(t.id)
+                        .bind(i64::from(lane))
+                        .bind(after)
+                        .bind(PAGE),
+                    )
+                    .await?;
+                let n = rows.len() as i64;
+                for r in rows {
+                    after = r.seq;
+                    if let Err(e) = verifier.feed(&r.into_stored()) {
+                        result = Err(e);
+                        break 'lanes;
+                    }
+                }
+                if n < PAGE {
+                    break;
                 }
             }
-            if n < PAGE {
-                break;
+            match heads.iter().find(|h| h.lane == lane) {
+                None => {
+                    result = Err(ChainBreak {
+                        tenant_id: t.id,
+                        lane,
+                        seq: 0,
+                        why: "the lane's audit head is missing".into(),
+                    });
+                    break 'lanes;
+                }
+                Some(h) => match verifier.finish(h.seq, &h.hash) {
+                    Ok(n) => total += n,
+                    Err(e) => {
+                        result = Err(e);
+                        break 'lanes;
+                    }
+                },
             }
         }
-        let result = match (result, head) {
-            (Err(e), _) => Err(e),
-            (Ok(()), None) => Err(ChainBreak {
-                tenant_id: t.id,
-                seq: 0,
-                why: "the tenant's audit head is missing".into(),
-            }),
-            (Ok(()), Some(h)) => verifier.finish(h.seq, &h.hash),
-        };
+        // Entries in a lane this backend does not have would not be looked at above.
+        if result.is_ok() {
+            let stray: Option<Head> = db
+                .fetch_optional(
+                    Q::new(
+                        "SELECT lane, seq, hash FROM audit_log WHERE tenant_id = $1 AND (lane < 0 OR lane >= $2) LIMIT 1",
+                    )
+                    .bind(t.id)
+                    .bind(i64::from(lanes)),
+                )
+                .await?;
+            if let Some(h) = stray {
+                result = Err(ChainBreak {
+                    tenant_id: t.id,
+                    lane: h.lane,
+                    seq: h.seq,
+                    why: format!(
+                        "the entry is in lane {}, which this chain does not have",
+                        h.lane
+                    ),
+                });
+            }
+        }
         out.push(TenantVerification {
             tenant_id: t.id,
             slug: t.slug,
-            result,
+            result: result.map(|()| total),
         });
     }
     Ok(out)
 }
 
-/// Every tenant's chain head: (tenant id, slug, seq, hash); tenants without entries are left out.
-pub async fn heads(db: &Db) -> Result<Vec<(Uuid, String, i64, String)>> {
+/// One lane head of a tenant's chain.
+#[derive(Clone, Debug)]
+pub struct LaneHead {
+    pub tenant_id: Uuid,
+    pub slug: String,
+    pub lane: i32,
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// Every tenant's lane heads; lanes without entries are left out.
+pub async fn heads(db: &Db) -> Result<Vec<LaneHead>> {
     let mut out = Vec::new();
     for t in crate::tenants::list(db).await? {
-        let head: Option<Head> = db
-            .fetch_optional(
-                Q::new("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1").bind(t.id),
+        let heads: Vec<Head> = db
+            .fetch_all(
+                Q::new(
+                    "SELECT lane, seq, hash FROM audit_heads WHERE tenant_id = $1 AND seq > 0 ORDER BY lane",
+                )
+                .bind(t.id),
             )
             .await?;
-        if let Some(h) = head.filter(|h| h.seq > 0) {
-            out.push((t.id, t.slug, h.seq, h.hash));
-        }
+        out.extend(heads.into_iter().map(|h| LaneHead {
+            tenant_id: t.id,
+            slug: t.slug.clone(),
+            lane: h.lane,
+            seq: h.seq,
+            hash: h.hash,
+        }));
     }
     Ok(out)
 }
 
-/// The stored hash of entry `seq` of a tenant's chain, if it is there.
-pub async fn stored_hash(db: &Db, tenant: Uuid, seq: i64) -> Result<Option<String>> {
+/// The stored hash of entry `seq` of a lane of a tenant's chain, if it is there.
+pub async fn stored_hash(db: &Db, tenant: Uuid, lane: i32, seq: i64) -> Result<Option<String>> {
     struct H(String);
     impl FromRow for H {
         fn from_row(r: &dyn RowLike) -> Result<Self> {
@@ -458,10 +552,114 @@ pub async fn stored_hash(db: &Db, tenant: Uuid, seq: i64) -> Result<Option<Strin
     }
     Ok(db
         .fetch_optional::<H>(
-            Q::new("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = $2")
+            Q::new("SELECT hash FROM audit_log WHERE tenant_id = $1 AND lane = $2 AND seq = $3")
                 .bind(tenant)
+                .bind(i64::from(lane))
                 .bind(seq),
         )
         .await?
         .map(|h| h.0))
+}
+
+/// A signed checkpoint as stored by the scheduler's `audit-checkpoint` job.
+#[derive(Clone, Debug)]
+pub struct CheckpointRow {
+    pub tenant_id: Uuid,
+    pub lane: i32,
+    pub seq: i64,
+    pub hash: String,
+    /// When it was signed (RFC 3339, UTC), as signed.
+    pub at: String,
+    pub key_id: String,
+    pub signature: String,
+    pub created_at: i64,
+}
+
+impl FromRow for CheckpointRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(CheckpointRow {
+            tenant_id: r.uuid("tenant_id")?,
+            lane: r.i64("lane")? as i32,
+            seq: r.i64("seq")?,
+            hash: r.text("hash")?,
+            at: r.text("at")?,
+            key_id: r.text("key_id")?,
+            signature: r.text("signature")?,
+            created_at: r.i64("created_at")?,
+        })
+    }
+}
+
+/// The latest stored checkpoint of every lane: (tenant, lane) → seq.
+pub async fn checkpointed(db: &Db) -> Result<std::collections::HashMap<(Uuid, i32), i64>> {
+    struct L(Uuid, i32, i64);
+    impl FromRow for L {
+        fn from_row(r: &dyn RowLike) -> Result<Self> {
+            Ok(L(
+                r.uuid("tenant_id")?,
+                r.i64("lane")? as i32,
+                r.i64("seq")?,
+            ))
+        }
+    }
+    let rows: Vec<L> = db
+        .fetch_all(Q::new(
+            "SELECT tenant_id, lane, max(seq) AS seq FROM audit_checkpoints GROUP BY tenant_id, lane",
+        ))
+        .await?;
+    Ok(rows.into_iter().map(|l| ((l.0, l.1), l.2)).collect())
+}
+
+/// Stores checkpoints (one transaction; a checkpoint of a head already checkpointed is kept
+/// as it was). Returns how many were new.
+pub async fn store_checkpoints(db: &Db, rows: &[CheckpointRow]) -> Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = db.begin().await?;
+    let mut added = 0;
+    for c in rows {
+        added += tx
+            .execute(
+                Q::new(
+                    "INSERT INTO audit_checkpoints (tenant_id, lane, seq, hash, at, key_id, signature, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, lane, seq) DO NOTHING",
+                )
+                .bind(c.tenant_id)
+                .bind(i64::from(c.lane))
+                .bind(c.seq)
+                .bind(&c.hash)
+                .bind(&c.at)
+                .bind(&c.key_id)
+                .bind(&c.signature)
+                .bind(c.created_at),
+            )
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(added)
+}
+
+/// One page of a tenant's stored checkpoints, oldest first, after the `(created_at, lane,
+/// seq)` position given.
+pub async fn checkpoints(
+    db: &Db,
+    tenant: Uuid,
+    after: Option<(i64, i32, i64)>,
+    limit: u32,
+) -> Result<Vec<CheckpointRow>> {
+    let (c, l, s) = after.unwrap_or((i64::MIN, i32::MIN, i64::MIN));
+    db.fetch_all(
+        Q::new(
+            "SELECT tenant_id, lane, seq, hash, at, key_id, signature, created_at FROM audit_checkpoints \
+             WHERE tenant_id = $1 AND (created_at > $2 OR (created_at = $2 AND (lane > $3 OR (lane = $3 AND seq > $4)))) \
+             ORDER BY created_at, lane, seq LIMIT $5",
+        )
+        .bind(tenant)
+        .bind(c)
+        .bind(i64::from(l))
+        .bind(s)
+        .bind(i64::from(limit)),
+    )
+    .await
 }

@@ -359,17 +359,21 @@ pub async fn entries_tx(tx: &mut Tx, tenant: TenantId, case: Uuid) -> Result<Vec
         .await
 }
 
-/// On PostgreSQL, takes the tenant's audit head — the row every audited write locks until it
-/// commits — before a case is looked up and opened, so "one open case per customer" holds
-/// under concurrent writers: the later unit of work finds the case the earlier one opened.
-/// It is the lock the opening would take a moment later anyway (for its audit entry), so no
-/// new lock order arises. SQLite has a single writer: nothing to do.
-pub async fn lock_open_case(tx: &mut Tx, tenant: TenantId) -> Result<()> {
-    if let Tx::Postgres(_) = tx {
-        tx.execute(
-            Q::new("SELECT seq FROM audit_heads WHERE tenant_id = $1 FOR UPDATE").bind(tenant.0),
-        )
-        .await?;
-    }
-    Ok(())
+/// On PostgreSQL, serialises the opening of a case per customer (or per sign-up, for a case
+/// about a sign-up that has no customer yet) with a transaction-scoped advisory lock, taken
+/// before the open case is looked up, so "one open case per customer" holds under concurrent
+/// writers: the later unit of work finds the case the earlier one opened (the unique index of
+/// migration 0013 is the backstop). SQLite has a single writer: nothing to do.
+pub async fn lock_open_case(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: Option<Uuid>,
+    signup: Option<Uuid>,
+) -> Result<()> {
+    let key = match (customer, signup) {
+        (Some(c), _) => format!("case|{}|customer|{c}", tenant.0),
+        (None, Some(s)) => format!("case|{}|signup|{s}", tenant.0),
+        (None, None) => return Ok(()),
+    };
+    tx.advisory_xact_lock(key).await
 }

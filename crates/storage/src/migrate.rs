@@ -85,6 +85,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0016_event_stream.sql",
         include_str!("../migrations/sqlite/0016_event_stream.sql"),
     ),
+    (
+        17,
+        "0017_audit_lanes.sql",
+        include_str!("../migrations/sqlite/0017_audit_lanes.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

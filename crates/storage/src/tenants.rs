@@ -56,10 +56,18 @@ pub async fn insert(
     )
     .await
     .map_err(|e| conflict_on_unique(e, || format!("tenant '{slug}' already exists")))?;
+    // One head per lane of the tenant's audit chain (crate::audit::lanes).
+    let lanes = crate::audit::lanes(tx.backend());
+    let values = (0..lanes)
+        .map(|l| format!("($1, {l}, 0, $2)"))
+        .collect::<Vec<_>>()
+        .join(", ");
     tx.execute(
-        Q::new("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2)")
-            .bind(row.id)
-            .bind(GENESIS_HASH),
+        Q::new(format!(
+            "INSERT INTO audit_heads (tenant_id, lane, seq, hash) VALUES {values}"
+        ))
+        .bind(row.id)
+        .bind(GENESIS_HASH),
     )
     .await?;
     Ok(row)

@@ -71,7 +71,7 @@ pub async fn open_or_attach_with(
     let ctx = tx.ctx().clone();
     let cfg = &ctx.response;
     let at = to_micros(now);
-    cases::lock_open_case(tx, tenant).await?;
+    cases::lock_open_case(tx, tenant, customer, signup).await?;
     let existing = match (customer, signup) {
         (Some(c), _) => cases::open_for_customer_tx(tx, tenant, c).await?,
         (None, Some(s)) => cases::open_for_signup_tx(tx, tenant, s).await?,
@@ -252,7 +252,7 @@ pub async fn set_status(
     if from.is_closed() && !to.is_closed() {
         // Reopening: a customer has one open case at a time (a unique index says so too).
         if let Some(customer) = before.customer_id {
-            cases::lock_open_case(tx, tenant).await?;
+            cases::lock_open_case(tx, tenant, Some(customer), None).await?;
             if let Some(open) = cases::open_for_customer_tx(tx, tenant, customer).await? {
                 return Err(AppError::Conflict(format!(
                     "the customer already has an open case ({}): work that one, or close it first",

@@ -32,13 +32,24 @@ async fn every_change_is_in_the_log_with_before_and_after() {
             "subscription.suspend"
         ]
     );
-    // Chained: each entry names its predecessor's hash.
-    for w in items.windows(2) {
-        assert_eq!(w[1]["prev_hash"], w[0]["hash"]);
+    // Chained: each entry names its predecessor's hash in its lane, at the next position
+    // (one lane on SQLite; on PostgreSQL each connection appends to its own).
+    let mut lanes: std::collections::HashMap<i64, (i64, String)> = Default::default();
+    for e in items {
+        let (lane, seq) = (e["lane"].as_i64().unwrap(), e["seq"].as_i64().unwrap());
+        let (prev_seq, prev_hash) = lanes
+            .get(&lane)
+            .cloned()
+            .unwrap_or((0, riskdesk_domain::audit::GENESIS_HASH.to_owned()));
         assert_eq!(
-            w[1]["seq"].as_i64().unwrap(),
-            w[0]["seq"].as_i64().unwrap() + 1
+            (seq, e["prev_hash"].as_str().unwrap()),
+            (prev_seq + 1, &*prev_hash),
+            "{e}"
         );
+        lanes.insert(lane, (seq, e["hash"].as_str().unwrap().to_owned()));
+    }
+    if !backend_is_postgres() {
+        assert_eq!(lanes.keys().collect::<Vec<_>>(), [&0]);
     }
     let suspend = &items[4];
     assert_eq!(suspend["entity_type"], "subscription");
@@ -88,6 +99,10 @@ async fn verify_passes_on_an_intact_chain_and_names_the_altered_entry() {
 
     // The log refuses updates through SQL...
     let tamper = "UPDATE audit_log SET reason = 'resolved' WHERE action = 'subscription.suspend'";
+    let suspend = app
+        .get(&app.admin, "/v1/audit?action=subscription.suspend")
+        .await;
+    let at = place(&suspend.body["items"][0]);
     let refused = app.db.execute_raw(tamper).await.is_err();
     assert!(refused, "the append-only trigger must refuse the update");
     // ...and an attacker who removes that guard is still caught by the chain.
@@ -102,7 +117,7 @@ async fn verify_passes_on_an_intact_chain_and_names_the_altered_entry() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("tenant default: BROKEN at entry 5"),
+        stdout.contains(&format!("tenant default: BROKEN at entry {at}")),
         "{stdout}"
     );
     assert!(
@@ -111,17 +126,43 @@ async fn verify_passes_on_an_intact_chain_and_names_the_altered_entry() {
     );
 }
 
+/// Where an entry of `GET /v1/audit` is, as `riskdesk audit verify` names it: "5", or "5 of
+/// lane 3" (PostgreSQL splits a tenant's chain into lanes; SQLite has lane 0 only).
+fn place(entry: &serde_json::Value) -> String {
+    let (lane, seq) = (
+        entry["lane"].as_i64().unwrap(),
+        entry["seq"].as_i64().unwrap(),
+    );
+    if lane == 0 {
+        format!("{seq}")
+    } else {
+        format!("{seq} of lane {lane}")
+    }
+}
+
 /// Plays someone with write access to the database: the append-only trigger dropped, the
-/// last entry deleted.
-async fn remove_last_entry(app: &crate::helpers::TestApp) {
+/// default tenant's last entry deleted. Returns that entry's (lane, seq).
+async fn remove_last_entry(app: &crate::helpers::TestApp) -> (i64, i64) {
+    let all = app.get(&app.admin, "/v1/audit?limit=500").await;
+    let items = all.body["items"].as_array().unwrap();
+    assert!(items.len() < 500);
+    let last = items.last().unwrap();
+    let (lane, seq) = (
+        last["lane"].as_i64().unwrap(),
+        last["seq"].as_i64().unwrap(),
+    );
     if backend_is_postgres() {
         app.raw_sql("DROP TRIGGER audit_log_no_change ON audit_log")
             .await;
     } else {
         app.raw_sql("DROP TRIGGER audit_log_no_delete").await;
     }
-    app.raw_sql("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)")
-        .await;
+    app.raw_sql(&format!(
+        "DELETE FROM audit_log WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'default') \
+         AND lane = {lane} AND seq = {seq}"
+    ))
+    .await;
+    (lane, seq)
 }
 
 #[tokio::test]
@@ -131,11 +172,15 @@ async fn verify_finds_removed_entries() {
         app.create_customer(&app.admin, customer_body(&format!("C{i}")))
             .await;
     }
-    remove_last_entry(&app).await;
+    let (lane, seq) = remove_last_entry(&app).await;
     let out = app.cli(&["audit", "verify"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("BROKEN at entry 5"), "{stdout}");
+    let at = place(&serde_json::json!({"lane": lane, "seq": seq}));
+    assert!(
+        stdout.contains(&format!("BROKEN at entry {at}:")),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -215,7 +260,11 @@ async fn signed_checkpoints_show_a_chain_rewritten_consistently_after_them() {
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("checkpoints.jsonl");
-    std::fs::write(&file, sign(&seed)).unwrap();
+    let signed = sign(&seed);
+    // One checkpoint per lane with entries (one on SQLite).
+    let lanes = signed.lines().count();
+    assert!(lanes >= 1, "{signed}");
+    std::fs::write(&file, signed).unwrap();
     let verify = |file: &std::path::Path| {
         let out = app.cli(&[
             "audit",
@@ -232,15 +281,20 @@ async fn signed_checkpoints_show_a_chain_rewritten_consistently_after_them() {
     };
     let (code, text) = verify(&file);
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("1 checkpoints match the chain"), "{text}");
+    assert!(
+        text.contains(&format!("{lanes} checkpoints match the chain")),
+        "{text}"
+    );
 
-    // The consistent rewrite: the last entry removed and the head moved back to the one before.
-    remove_last_entry(&app).await;
-    app.raw_sql(
-        "UPDATE audit_heads SET seq = seq - 1, hash = (SELECT l.hash FROM audit_log l \
-         WHERE l.tenant_id = audit_heads.tenant_id AND l.seq = audit_heads.seq - 1) \
-         WHERE seq > 0",
-    )
+    // The consistent rewrite: the last entry removed and its lane's head moved back to the
+    // one before.
+    let (lane, _) = remove_last_entry(&app).await;
+    app.raw_sql(&format!(
+        "UPDATE audit_heads SET seq = seq - 1, hash = COALESCE((SELECT l.hash FROM audit_log l \
+         WHERE l.tenant_id = audit_heads.tenant_id AND l.lane = audit_heads.lane AND l.seq = audit_heads.seq - 1), \
+         '{}') WHERE lane = {lane} AND tenant_id = (SELECT id FROM tenants WHERE slug = 'default')",
+        riskdesk_domain::audit::GENESIS_HASH
+    ))
     .await;
     let plain = app.cli(&["audit", "verify"]);
     assert_eq!(
@@ -276,4 +330,215 @@ async fn signed_checkpoints_show_a_chain_rewritten_consistently_after_them() {
         text.contains("does not verify with this public key"),
         "{text}"
     );
+}
+
+/// The scheduler's `audit-checkpoint` job signs the lane heads that moved and stores them; the
+/// API and `riskdesk audit checkpoints` export them (each tenant sees its own), and the export
+/// is what `audit verify --checkpoints` reads.
+#[tokio::test]
+async fn the_scheduler_stores_signed_checkpoints_that_an_auditor_exports_and_checks() {
+    let app = spawn_app().await;
+    for i in 0..3 {
+        app.create_customer(&app.admin, customer_body(&format!("C{i}")))
+            .await;
+    }
+    let other = app.token("reseller-b", Role::Admin).await;
+    let keygen = String::from_utf8(app.cli(&["audit", "keygen"]).stdout).unwrap();
+    let value = |name: &str| {
+        keygen
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} = \"")))
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("{keygen}"))
+            .to_owned()
+    };
+    let (seed, public) = (value("audit_signing_key"), value("public_key"));
+    let scheduler = || {
+        let out = app
+            .cli_command(&["worker", "--roles", "scheduler", "--once"])
+            .env("RISKDESK_AUDIT_SIGNING_KEY", &seed)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix("audit-checkpoint: ran ("))
+            .and_then(|l| l.strip_suffix(" lane heads checkpointed)"))
+            .unwrap_or_else(|| panic!("{text}"))
+            .parse::<usize>()
+            .unwrap()
+    };
+    let first = scheduler();
+    let mine = app.get(&app.admin, "/v1/audit/checkpoints").await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    let items = mine.body["items"].as_array().unwrap().clone();
+    let theirs = app.get(&other, "/v1/audit/checkpoints").await;
+    let their_items = theirs.body["items"].as_array().unwrap();
+    assert_eq!(first, items.len() + their_items.len());
+    let tenant = items[0]["tenant_id"].clone();
+    assert!(items.iter().all(|c| c["tenant_id"] == tenant));
+    assert!(their_items.iter().all(|c| c["tenant_id"] != tenant));
+    // Each checkpoint names the head of its lane as the log shows it.
+    let log = app.get(&app.admin, "/v1/audit?limit=500").await;
+    for c in &items {
+        let last = log.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["lane"] == c["lane"])
+            .last()
+            .unwrap();
+        assert_eq!((&last["seq"], &last["hash"]), (&c["seq"], &c["hash"]));
+    }
+    // Nothing moved: nothing new to sign. One more entry: its lane is signed again.
+    assert_eq!(scheduler(), 0);
+    app.create_customer(&app.admin, customer_body("C3")).await;
+    assert_eq!(scheduler(), 1);
+    let paged = app.get(&app.admin, "/v1/audit/checkpoints?limit=1").await;
+    assert_eq!(paged.body["items"].as_array().unwrap().len(), 1);
+    let bad = app
+        .get(&app.admin, "/v1/audit/checkpoints?cursor=bm9wZQ")
+        .await;
+    assert_eq!(
+        bad.problem(422)["errors"][0]["field"],
+        "cursor",
+        "{}",
+        bad.body
+    );
+
+    // The export, checked by the auditor against the public key and the chain.
+    let out = app.cli(&["audit", "checkpoints", "--tenant", "default"]);
+    assert!(out.status.success());
+    let export = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(export.lines().count(), items.len() + 1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(&file, &export).unwrap();
+    let out = app.cli(&[
+        "audit",
+        "verify",
+        "--checkpoints",
+        file.to_str().unwrap(),
+        "--public-key",
+        &public,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("{} checkpoints match the chain", items.len() + 1)),
+        "{text}"
+    );
+    let none = app.cli(&["audit", "checkpoints", "--tenant", "nobody"]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no tenant 'nobody'"));
+}
+
+struct Lane(i64);
+impl riskdesk_storage::query::FromRow for Lane {
+    fn from_row(r: &dyn riskdesk_storage::query::RowLike) -> riskdesk_storage::Result<Self> {
+        Ok(Lane(r.i64("lane")?))
+    }
+}
+
+/// On PostgreSQL a tenant's chain has lanes: a writer appends to its connection's lane, so two
+/// writers of one tenant on different lanes do not wait for each other (the second commits
+/// while the first still holds its lane), while two on the same lane still queue (that lock is
+/// what keeps a lane from forking). SQLite has one writer and one lane per tenant.
+#[tokio::test]
+async fn writers_of_one_tenant_wait_only_for_writers_of_the_same_lane() {
+    use riskdesk_domain::TenantId;
+    use riskdesk_domain::audit::Actor;
+    use riskdesk_storage::audit::{self, AuditDraft};
+    use riskdesk_storage::query::Q;
+    let app = spawn_app().await;
+    let tenants = riskdesk_storage::tenants::list(&app.db).await.unwrap();
+    let tenant = TenantId(tenants.iter().find(|t| t.slug == "default").unwrap().id);
+    let heads: Vec<Lane> = app
+        .db
+        .fetch_all(
+            Q::new("SELECT lane FROM audit_heads WHERE tenant_id = $1 ORDER BY lane")
+                .bind(tenant.0),
+        )
+        .await
+        .unwrap();
+    if !backend_is_postgres() {
+        assert_eq!(heads.iter().map(|l| l.0).collect::<Vec<_>>(), [0]);
+        return;
+    }
+    assert_eq!(
+        heads.iter().map(|l| l.0).collect::<Vec<_>>(),
+        (0..32).collect::<Vec<_>>()
+    );
+    let actor = Actor::cli();
+    let now = jiff::Timestamp::now();
+    let lane_of = async |tx: &mut riskdesk_storage::Tx| {
+        tx.fetch_optional::<Lane>(Q::new("SELECT (pg_backend_pid() % 32)::bigint AS lane"))
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+    };
+    let mut first = app.db.begin().await.unwrap();
+    let first_lane = lane_of(&mut first).await;
+    audit::append(
+        &mut first,
+        tenant,
+        now,
+        AuditDraft::new(&actor, "test.first", "tenant", "t"),
+    )
+    .await
+    .unwrap();
+    // Open transactions until one is on another lane (each connection's lane is fixed:
+    // pid % 32; the ones on the first's lane are held so the pool hands out others).
+    let mut held = Vec::new();
+    let mut other = None;
+    for _ in 0..4 {
+        let mut tx = app.db.begin().await.unwrap();
+        if lane_of(&mut tx).await != first_lane {
+            other = Some(tx);
+            break;
+        }
+        held.push(tx);
+    }
+    let mut other = other.expect("a connection on another lane");
+    other
+        .execute(Q::new("SET LOCAL lock_timeout = '5s'"))
+        .await
+        .unwrap();
+    audit::append(
+        &mut other,
+        tenant,
+        now,
+        AuditDraft::new(&actor, "test.other", "tenant", "t"),
+    )
+    .await
+    .expect("a writer on another lane does not wait for the first");
+    other.commit().await.unwrap();
+    // The first's lane is still locked: a writer there would queue.
+    let mut probe = app.db.begin().await.unwrap();
+    probe
+        .execute(Q::new("SET LOCAL lock_timeout = '200ms'"))
+        .await
+        .unwrap();
+    let blocked = probe
+        .execute(
+            Q::new("UPDATE audit_heads SET seq = seq WHERE tenant_id = $1 AND lane = $2")
+                .bind(tenant.0)
+                .bind(first_lane),
+        )
+        .await;
+    assert!(
+        blocked.is_err(),
+        "the first writer's lane must stay locked until it commits"
+    );
+    drop(probe);
+    drop(held);
+    first.commit().await.unwrap();
+    let out = app.cli(&["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
 }

@@ -266,6 +266,7 @@ async fn openapi_is_valid_and_covers_every_route() {
         ("GET", "/v1/alerts"),
         ("GET", "/v1/alerts/{id}"),
         ("GET", "/v1/audit"),
+        ("GET", "/v1/audit/checkpoints"),
         ("GET", "/v1/blocklist"),
         ("GET", "/v1/cases"),
         ("GET", "/v1/cases/{id}"),
