@@ -7,14 +7,17 @@
 //!   3. POST /v1/subscriptions/{id}/actions — a durable write with its audit entry; each
 //!      connection owns SUBS_PER_CONN subscriptions and suspends then reactivates each in turn,
 //!      so every request is a real state change (no 409s) and histories stay realistic.
-//!   4. POST /v1/signups/assess         — a stored assessment with velocity counted, fraud
+//!   4. POST /v1/invoices               — a recorded invoice (lines, ledger entry, audit entry,
+//!      exposure); each connection bills its own customer.
+//!   5. POST /v1/signups/assess         — a stored assessment with velocity counted, fraud
 //!      links looked up, and (approve) the customer created; every request a new company,
 //!      email and IP, so each is a full approval path.
 //! Reports requests/s, p50/p99 latency and the ratio to the baseline measured in the same run.
 //!
 //! Environment: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 64),
 //! BENCH_DATABASE_URL (default: a fresh SQLite file; e.g. postgres://postgres@127.0.0.1:5432/test
-//! runs against a fresh schema there), BENCH_SQLITE_SYNCHRONOUS (default full).
+//! runs against a fresh schema there), BENCH_SQLITE_SYNCHRONOUS (default full),
+//! BENCH_PG_POOL (PostgreSQL connections of the server, default its configured 16).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -144,6 +147,11 @@ fn main() {
         ])
         .arg(dir.path().join("none.toml"))
         .env("RISKDESK_SQLITE_SYNCHRONOUS", &sync)
+        .envs(
+            std::env::var("BENCH_PG_POOL")
+                .ok()
+                .map(|n| ("RISKDESK_PG_MAX_CONNECTIONS", n)),
+        )
         .env("RISKDESK_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -194,6 +202,23 @@ fn main() {
             subs.push(s["id"].as_str().unwrap().to_owned());
         }
         let subs = Arc::new(subs);
+        // One customer per connection for the invoice phase (a customer's invoices are one
+        // account: its writers queue on it).
+        let mut payers = Vec::new();
+        for i in 0..conns {
+            let p: Value = c
+                .post(format!("{base}/v1/customers"))
+                .bearer_auth(&token)
+                .json(&json!({"name": format!("Payer {i}"), "domain": format!("payer{i}.example"), "country": "FR", "email": format!("a@payer{i}.example"), "cloud_instance": "global"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            payers.push(p["id"].as_str().unwrap().to_owned());
+        }
+        let payers = Arc::new(payers);
         let mut out = Vec::new();
         let b = base.clone();
         out.push(phase("GET /healthz", conns, secs, move |c, _, _| c.get(format!("{b}/healthz"))).await);
@@ -205,6 +230,18 @@ fn main() {
                 let body = if n % 2 == 0 { json!({"action": "suspend", "reason": "investigation"}) } else { json!({"action": "reactivate", "reason": "resolved"}) };
                 let sub = &subs[i * SUBS_PER_CONN + (n / 2) % SUBS_PER_CONN];
                 c.post(format!("{b}/v1/subscriptions/{sub}/actions")).bearer_auth(&t).json(&body)
+            })
+            .await,
+        );
+        let (b, t) = (base.clone(), token.clone());
+        out.push(
+            phase("POST /v1/invoices", conns, secs, move |c, i, n| {
+                let body = json!({
+                    "customer_id": payers[i], "number": format!("INV-{i}-{n}"),
+                    "issue_date": "2026-11-01", "due_date": "2026-12-01", "currency": "EUR",
+                    "lines": [{"description": "Azure plan usage", "amount": "120.50"}], "total": "120.50",
+                });
+                c.post(format!("{b}/v1/invoices")).bearer_auth(&t).json(&body)
             })
             .await,
         );

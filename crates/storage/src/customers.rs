@@ -263,6 +263,33 @@ pub async fn list(
 /// Reads a customer, applies `mutate`, and — if anything changed — stamps `updated_at` and
 /// writes every mutable column in one statement. Returns (before, after); every change to a
 /// customer goes through here, so there is one UPDATE to keep in step with the table.
+/// Sets `purchases_blocked` on many customers at once (the dunning run's blocks and lifts:
+/// one statement per 1,000 customers instead of a read and a write each).
+pub async fn set_purchases_blocked_many(
+    tx: &mut Tx,
+    tenant: TenantId,
+    changes: &[(uuid::Uuid, bool)],
+    now: Timestamp,
+) -> Result<()> {
+    for chunk in changes.chunks(1000) {
+        let values = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 3 + 2 * i, 4 + 2 * i))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut q = Q::new(format!(
+            "UPDATE customers SET purchases_blocked = v.column2, updated_at = $2 FROM (VALUES {values}) AS v \
+             WHERE customers.tenant_id = $1 AND customers.id = v.column1"
+        ))
+        .bind(tenant.0)
+        .bind(to_micros(now));
+        for (id, blocked) in chunk {
+            q = q.bind(*id).bind(i64::from(*blocked));
+        }
+        tx.execute(q).await?;
+    }
+    Ok(())
+}
+
 pub async fn change(
     tx: &mut Tx,
     tenant: TenantId,

@@ -169,6 +169,9 @@ pub async fn run_customers(
         subs.entry(s.customer_id).or_default().push(s);
     }
     let today = day.unwrap_or_else(|| Day::of(now));
+    // The steps' rows, audit entries and notices, written together after the loop (a few
+    // multi-row statements for the whole batch instead of three or four round trips a step).
+    let mut sent = SentSteps::default();
 
     for c in custs {
         summary.customers += 1;
@@ -202,10 +205,9 @@ pub async fn run_customers(
                 for i in &p.fire {
                     let step = &policy.steps[*i];
                     send_step(
-                        tx, tenant, &partner, &endpoints, &c, locale, instance, &policy, *i, inv,
-                        r.currency, day, now,
-                    )
-                    .await?;
+                        &mut sent, tenant, &partner, &endpoints, &c, locale, instance, &policy, *i,
+                        inv, r.currency, day, now,
+                    );
                     r.done.insert(step.name.clone(), day);
                     summary.steps += 1;
                 }
@@ -327,30 +329,11 @@ pub async fn run_customers(
         }
         if c.purchases_blocked != desired.block_new_purchases {
             let block = desired.block_new_purchases;
-            let (before, after) =
-                customers::change(tx, tenant, riskdesk_domain::CustomerId(c.id), now, |x| {
-                    x.purchases_blocked = block
-                })
-                .await?;
-            audit::append(
-                tx,
-                tenant,
-                now,
-                AuditDraft::new(
-                    &actor(),
-                    if block {
-                        "customer.purchases_blocked"
-                    } else {
-                        "customer.purchases_unblocked"
-                    },
-                    "customer",
-                    c.id,
-                )
-                .before(&before)
-                .after(&after)
-                .reason("non_payment"),
-            )
-            .await?;
+            let mut after = c.clone();
+            after.purchases_blocked = block;
+            after.updated_at = to_micros(now);
+            sent.blocks
+                .push((c.id, block, audit::snapshot(&c), audit::snapshot(&after)));
             if block {
                 summary.purchases_blocked += 1;
             } else {
@@ -358,13 +341,79 @@ pub async fn run_customers(
             }
         }
     }
+    sent.write(tx, tenant, now).await?;
     Ok(summary)
 }
 
-/// Records one step for one invoice, audits it and queues its notice.
+/// What the steps sent in one batch write: their rows, their audit entries (entity id, the
+/// `after` snapshot) and their notices (email and webhooks).
+#[derive(Default)]
+struct SentSteps {
+    rows: Vec<StepRow>,
+    audits: Vec<(Uuid, Option<String>)>,
+    outbox: Vec<riskdesk_storage::outbox::OutboxRow>,
+    /// Purchase blocks set or lifted: customer, blocked, before and after snapshots.
+    blocks: Vec<(Uuid, bool, Option<String>, Option<String>)>,
+}
+
+impl SentSteps {
+    /// Writes the steps (rows, audit entries, notices), then the purchase blocks they caused:
+    /// the same entries, in the same order, as writing each as it happened.
+    async fn write(self, tx: &mut Uow, tenant: TenantId, now: Timestamp) -> Result<(), AppError> {
+        let who = actor();
+        if !self.rows.is_empty() {
+            store::insert_steps(tx, tenant, &self.rows).await?;
+            for chunk in self.audits.chunks(1000) {
+                let drafts = chunk
+                    .iter()
+                    .map(|(invoice, after)| {
+                        let mut d = AuditDraft::new(&who, "dunning.step", "invoice", invoice)
+                            .reason("non_payment");
+                        d.after = after.clone();
+                        d
+                    })
+                    .collect();
+                audit::append_many(tx, tenant, now, drafts).await?;
+            }
+            for chunk in self.outbox.chunks(1000) {
+                outbox_store::enqueue_many(tx, chunk).await?;
+            }
+        }
+        if !self.blocks.is_empty() {
+            let changes: Vec<(Uuid, bool)> = self.blocks.iter().map(|b| (b.0, b.1)).collect();
+            customers::set_purchases_blocked_many(tx, tenant, &changes, now).await?;
+            for chunk in self.blocks.chunks(1000) {
+                let drafts = chunk
+                    .iter()
+                    .map(|(id, block, before, after)| {
+                        let mut d = AuditDraft::new(
+                            &who,
+                            if *block {
+                                "customer.purchases_blocked"
+                            } else {
+                                "customer.purchases_unblocked"
+                            },
+                            "customer",
+                            id,
+                        )
+                        .reason("non_payment");
+                        d.before = before.clone();
+                        d.after = after.clone();
+                        d
+                    })
+                    .collect();
+                audit::append_many(tx, tenant, now, drafts).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records one step for one invoice, its audit entry and its notice in `sent` (written at the
+/// end of the batch, in the same unit of work).
 #[allow(clippy::too_many_arguments)]
-async fn send_step(
-    tx: &mut Uow,
+fn send_step(
+    sent: &mut SentSteps,
     tenant: TenantId,
     partner: &str,
     endpoints: &[EndpointRow],
@@ -377,7 +426,7 @@ async fn send_step(
     currency: Currency,
     day: Day,
     now: Timestamp,
-) -> Result<(), AppError> {
+) {
     let step = &policy.steps[index];
     let applied = step.lever.on(instance);
     let due = Day(inv.due_day);
@@ -395,7 +444,7 @@ async fn send_step(
         sent_day: day.0,
         at: to_micros(now),
     };
-    store::insert_step(tx, tenant, &row).await?;
+    sent.rows.push(row);
     #[derive(Serialize)]
     struct StepAudit<'a> {
         invoice_number: &'a str,
@@ -419,15 +468,7 @@ async fn send_step(
         open_amount: open.to_decimal_string(),
         currency: currency.code(),
     };
-    audit::append(
-        tx,
-        tenant,
-        now,
-        AuditDraft::new(&actor(), "dunning.step", "invoice", inv.id)
-            .after(&snapshot)
-            .reason("non_payment"),
-    )
-    .await?;
+    sent.audits.push((inv.id, audit::snapshot(&snapshot)));
     let (subject, body) = notices::render_notice(
         locale,
         &step.notice,
@@ -444,8 +485,7 @@ async fn send_step(
         },
     );
     let key = format!("dunning:{}:{}", inv.id, step.name);
-    crate::kernel::outbox::email(
-        tx,
+    sent.outbox.push(crate::kernel::outbox::email_row(
         tenant,
         Some(c.id),
         &c.email,
@@ -454,10 +494,8 @@ async fn send_step(
         subject,
         body,
         now,
-    )
-    .await?;
-    crate::kernel::outbox::webhooks(
-        tx,
+    ));
+    sent.outbox.extend(crate::kernel::outbox::webhook_rows(
         tenant,
         endpoints,
         Some(c.id),
@@ -475,9 +513,7 @@ async fn send_step(
             "currency": currency.code(),
         }),
         now,
-    )
-    .await?;
-    Ok(())
+    ));
 }
 
 /// One pass of the daily schedule: the ladder for the day of `now` (UTC) in every tenant

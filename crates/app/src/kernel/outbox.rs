@@ -36,28 +36,43 @@ pub async fn email(
     body: String,
     now: Timestamp,
 ) -> Result<bool, AppError> {
+    let row = email_row(
+        tenant, customer, to, event_type, dedupe_key, subject, body, now,
+    );
+    Ok(outbox::enqueue(tx, &row).await?)
+}
+
+/// The outbox row of [`email`], for callers that queue many in one statement
+/// (`outbox::enqueue_many`).
+#[allow(clippy::too_many_arguments)]
+pub fn email_row(
+    tenant: TenantId,
+    customer: Option<Uuid>,
+    to: &str,
+    event_type: &str,
+    dedupe_key: String,
+    subject: String,
+    body: String,
+    now: Timestamp,
+) -> OutboxRow {
     let now = to_micros(now);
-    Ok(outbox::enqueue(
-        tx,
-        &OutboxRow {
-            id: Uuid::now_v7(),
-            tenant_id: tenant.0,
-            channel: "email".into(),
-            dedupe_key,
-            customer_id: customer,
-            destination: to.to_owned(),
-            event_type: event_type.to_owned(),
-            subject: Some(subject),
-            body,
-            status: "pending".into(),
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-            created_at: now,
-            sent_at: None,
-        },
-    )
-    .await?)
+    OutboxRow {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.0,
+        channel: "email".into(),
+        dedupe_key,
+        customer_id: customer,
+        destination: to.to_owned(),
+        event_type: event_type.to_owned(),
+        subject: Some(subject),
+        body,
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        sent_at: None,
+    }
 }
 
 /// Queues one webhook event per active endpoint of the tenant. The body is
@@ -73,8 +88,25 @@ pub async fn webhooks(
     now: Timestamp,
 ) -> Result<u64, AppError> {
     // One statement for every endpoint (a round trip each on PostgreSQL otherwise).
+    let rows = webhook_rows(
+        tenant, endpoints, customer, event_type, dedupe_key, data, now,
+    );
+    Ok(outbox::enqueue_many(tx, &rows).await?)
+}
+
+/// The outbox rows of [`webhooks`] (one per active endpoint), for callers that queue many in
+/// one statement.
+pub fn webhook_rows(
+    tenant: TenantId,
+    endpoints: &[EndpointRow],
+    customer: Option<Uuid>,
+    event_type: &str,
+    dedupe_key: &str,
+    data: serde_json::Value,
+    now: Timestamp,
+) -> Vec<OutboxRow> {
     let at = to_micros(now);
-    let rows: Vec<OutboxRow> = endpoints
+    endpoints
         .iter()
         .filter(|e| e.active)
         .map(|e| {
@@ -103,8 +135,7 @@ pub async fn webhooks(
                 sent_at: None,
             }
         })
-        .collect();
-    Ok(outbox::enqueue_many(tx, &rows).await?)
+        .collect()
 }
 
 /// Messages one pass claims and sends.
