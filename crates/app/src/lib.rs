@@ -218,4 +218,9 @@ impl App {
     pub async fn begin(&self) -> Result<Uow, StorageError> {
         self.ctx.begin().await
     }
+
+    /// Begins a bulk unit of work (a part of an event batch): see `Db::begin_bulk`.
+    pub async fn begin_bulk(&self) -> Result<Uow, StorageError> {
+        self.ctx.begin_bulk().await
+    }
 }

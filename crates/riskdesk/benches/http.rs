@@ -101,6 +101,10 @@ where
     }
 }
 
+/// Connections of the mixed phases (item 5): event batches and assessments.
+const INGEST_CONNS: usize = 4;
+const ASSESS_CONNS: usize = 16;
+
 fn main() {
     let secs: u64 = std::env::var("BENCH_SECONDS")
         .ok()
@@ -245,6 +249,50 @@ fn main() {
             })
             .await,
         );
+        // Item 5 of issue 20: interactive writes under bulk ingest. Usage streams in over
+        // POST /v1/events (1,000 events per request, INGEST_CONNS connections) alone, then
+        // assessments alone (ASSESS_CONNS), then both at once.
+        let events_req = {
+            let (b, t, cid) = (base.clone(), token.clone(), payers[0].clone());
+            move |c: &reqwest::Client, i: usize, n: usize, tag: &str| {
+                let mut body = String::with_capacity(300 * 1000);
+                for k in 0..1000 {
+                    body.push_str(&json!({"type": "usage", "event_id": format!("{tag}-{i}-{n}-{k}"), "customer_id": cid,
+                        "time": "2026-11-03T10:00:00Z", "meter_category": "Virtual Machines", "meter_name": "D4s v5",
+                        "region": "westeurope", "quantity": 1, "unit": "Hours", "cost": "0.123456789012", "currency": "USD"}).to_string());
+                    body.push('\n');
+                }
+                c.post(format!("{b}/v1/events?as_of=2026-11-03T12:00:00Z")).bearer_auth(&t)
+                    .header("content-type", "application/x-ndjson").body(body)
+            }
+        };
+        let assess_req = {
+            let (b, t) = (base.clone(), token.clone());
+            move |c: &reqwest::Client, i: usize, n: usize, tag: &str| {
+                let body = json!({
+                    "company": {"name": format!("Mix {tag} {i}-{n}"), "domain": format!("m{tag}{i}-{n}.example.com"), "country": "GB"},
+                    "contact": {"email": format!("ops@m{tag}{i}-{n}.example.com"), "phone": format!("+44208{:07}", (i * 100_000 + n) % 10_000_000)},
+                    "ip": format!("10.{}.{}.{}", 100 + i, (n / 250) % 250, n % 250),
+                    "device_id": format!("m{tag}{i}-{n}"),
+                    "payment_instrument": {"type": "bank_transfer"},
+                    "cloud_instance": "global",
+                });
+                c.post(format!("{b}/v1/signups/assess")).bearer_auth(&t).json(&body)
+            }
+        };
+        {
+            let e = events_req.clone();
+            out.push(phase("POST /v1/events ×1000, alone", INGEST_CONNS, secs, move |c, i, n| e(c, i, n, "a")).await);
+            let a = assess_req.clone();
+            out.push(phase("POST /v1/signups/assess, alone", ASSESS_CONNS, secs, move |c, i, n| a(c, i, n, "a")).await);
+            let (e, a) = (events_req.clone(), assess_req.clone());
+            let (ev, asv) = tokio::join!(
+                phase("POST /v1/events ×1000, mixed", INGEST_CONNS, secs, move |c, i, n| e(c, i, n, "m")),
+                phase("POST /v1/signups/assess, mixed", ASSESS_CONNS, secs, move |c, i, n| a(c, i, n, "m")),
+            );
+            out.push(ev);
+            out.push(asv);
+        }
         let (b, t) = (base.clone(), token.clone());
         out.push(
             phase("POST /v1/signups/assess", conns, secs, move |c, i, n| {
@@ -272,6 +320,23 @@ fn main() {
         "{:<38} {:>9} {:>7} {:>10} {:>8} {:>8} {:>9}",
         "phase", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs health"
     );
+    let by = |n: &str| results.iter().find(|r| r.name == n);
+    if let (Some(ea), Some(aa), Some(em), Some(am)) = (
+        by("POST /v1/events ×1000, alone"),
+        by("POST /v1/signups/assess, alone"),
+        by("POST /v1/events ×1000, mixed"),
+        by("POST /v1/signups/assess, mixed"),
+    ) {
+        println!(
+            "under ingest: assessment p99 {:.2} ms vs {:.2} ms alone ({:.2}×, target ≤ 3×); ingest {:.0} events/s vs {:.0} alone ({:.0} %, target ≥ 80 %)",
+            am.p99_ms,
+            aa.p99_ms,
+            am.p99_ms / aa.p99_ms,
+            em.rps * 1000.0,
+            ea.rps * 1000.0,
+            100.0 * em.rps / ea.rps
+        );
+    }
     for r in &results {
         println!(
             "{:<38} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.1}%",

@@ -201,7 +201,17 @@ impl Db {
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Db::Sqlite(s) => Tx::Sqlite(s.writer.begin().await?),
+            Db::Sqlite(s) => Tx::Sqlite(s.writer.begin(false).await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Starts a write transaction for bulk work (a part of an event batch): on SQLite it lets
+    /// interactive transactions waiting for the single writer go first; on PostgreSQL it is
+    /// [`begin`](Self::begin).
+    pub async fn begin_bulk(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(s) => Tx::Sqlite(s.writer.begin(true).await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }

@@ -8,12 +8,19 @@
 //! committed — one fsync — when no further unit is waiting or the batch is full. Every unit
 //! waits for that COMMIT before it returns: nothing is acknowledged before it is durable, and a
 //! failed COMMIT fails every unit of the batch.
+//!
+//! Interactive units go first. A *bulk* unit (a part of an event batch: [`Writer::begin`] with
+//! `bulk`) waits for its turn among bulk units, then until no interactive unit is waiting, and
+//! only then queues for the writer; it gives the turn up as soon as it lets go of the writer. So
+//! a sign-up assessment arriving while events stream in waits at most for the bulk unit that
+//! holds the writer (bulk units are kept small: see `monitoring::INGEST_PART`), never for a
+//! queue of them, and bulk units still share COMMITs with each other and with interactive units.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, watch};
+use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard, watch};
 
 use crate::{Result, StorageError};
 
@@ -48,6 +55,22 @@ pub(crate) struct Writer {
     /// Units waiting for the writer: while any wait, a finished unit leaves the batch open.
     waiting: AtomicUsize,
     next_batch: AtomicU64,
+    /// Interactive units waiting for the writer: bulk units wait until there are none.
+    interactive: AtomicUsize,
+    /// Tells bulk units the last waiting interactive unit got the writer.
+    interactive_gone: Notify,
+    /// Bulk units take turns: one at a time waits for (or holds) the writer.
+    bulk_turn: Arc<AsyncMutex<()>>,
+}
+
+/// Counts an interactive unit as waiting until it has the writer (or its future is dropped).
+struct InteractiveWaiting<'a>(&'a Writer);
+impl Drop for InteractiveWaiting<'_> {
+    fn drop(&mut self) {
+        if self.0.interactive.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.interactive_gone.notify_waiters();
+        }
+    }
 }
 
 /// Decrements the waiting count even if the waiting future is dropped.
@@ -77,14 +100,35 @@ impl Writer {
             })),
             waiting: AtomicUsize::new(0),
             next_batch: AtomicU64::new(1),
+            interactive: AtomicUsize::new(0),
+            interactive_gone: Notify::new(),
+            bulk_turn: Arc::new(AsyncMutex::new(())),
         }))
     }
 
-    /// Starts a unit of work: joins the open batch or opens one.
-    pub(crate) async fn begin(self: &Arc<Self>) -> Result<SqliteTx> {
+    /// Starts a unit of work: joins the open batch or opens one. A `bulk` unit lets every
+    /// interactive unit waiting for the writer go first (see the module documentation).
+    pub(crate) async fn begin(self: &Arc<Self>, bulk: bool) -> Result<SqliteTx> {
+        let mut turn = None;
+        if bulk {
+            turn = Some(self.bulk_turn.clone().lock_owned().await);
+            loop {
+                let gone = self.interactive_gone.notified();
+                tokio::pin!(gone);
+                gone.as_mut().enable();
+                if self.interactive.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                gone.await;
+            }
+        }
         let mut g = {
             self.waiting.fetch_add(1, Ordering::SeqCst);
             let _w = Waiting(&self.waiting);
+            let _i = (!bulk).then(|| {
+                self.interactive.fetch_add(1, Ordering::SeqCst);
+                InteractiveWaiting(self)
+            });
             self.state.clone().lock_owned().await
         };
         if g.batch.is_none() {
@@ -102,6 +146,7 @@ impl Writer {
                 guard: Some(g),
                 writer: self.clone(),
                 savepoint: false,
+                bulk_turn: turn,
             });
         }
         if let Err(e) = g.conn.execute_batch("SAVEPOINT uow") {
@@ -112,6 +157,7 @@ impl Writer {
             guard: Some(g),
             writer: self.clone(),
             savepoint: true,
+            bulk_turn: turn,
         })
     }
 
@@ -164,6 +210,8 @@ pub struct SqliteTx {
     writer: Arc<Writer>,
     /// Whether the unit runs in its own SAVEPOINT (it joined a batch others are in).
     savepoint: bool,
+    /// A bulk unit's turn, given up with the writer (declared after `guard`: dropped after it).
+    bulk_turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl SqliteTx {
@@ -195,10 +243,13 @@ impl SqliteTx {
         batch.units += 1;
         let (id, units, mut rx) = (batch.id, batch.units, batch.done.subscribe());
         if self.writer.waiting.load(Ordering::SeqCst) == 0 || units >= MAX_BATCH {
-            return flush(g).await;
+            let r = flush(g).await;
+            drop(self.bulk_turn.take());
+            return r;
         }
         // Others are queued for the writer: let them join this batch; the last one commits.
         drop(g);
+        drop(self.bulk_turn.take());
         loop {
             tokio::select! {
                 changed = rx.changed() => {

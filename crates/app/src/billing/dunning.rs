@@ -172,6 +172,8 @@ pub async fn run_customers(
     // The steps' rows, audit entries and notices, written together after the loop (a few
     // multi-row statements for the whole batch instead of three or four round trips a step).
     let mut sent = SentSteps::default();
+    // When each invoice next needs the ladder, set for the whole batch after the loop.
+    let mut checks: Vec<(Uuid, Option<i32>)> = Vec::new();
 
     for c in custs {
         summary.customers += 1;
@@ -199,7 +201,6 @@ pub async fn run_customers(
         }
 
         if let Some(day) = day {
-            let mut checks = Vec::with_capacity(open.len());
             for (inv, r) in open.iter().zip(receivables.iter_mut()) {
                 let p = dunning::progress(&policy, r, day);
                 for i in &p.fire {
@@ -220,7 +221,6 @@ pub async fn run_customers(
                     checks.push((inv.id, next));
                 }
             }
-            store::set_next_checks(tx, tenant, &checks).await?;
         }
 
         let desired = if ov.enforcement_off || ov.excluded {
@@ -341,6 +341,7 @@ pub async fn run_customers(
             }
         }
     }
+    store::set_next_checks(tx, tenant, &checks).await?;
     sent.write(tx, tenant, now).await?;
     Ok(summary)
 }

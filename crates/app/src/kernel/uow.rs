@@ -51,6 +51,16 @@ impl Ctx {
             on_rollback: Vec::new(),
         })
     }
+
+    /// Begins a bulk unit of work (a part of an event batch): see `Db::begin_bulk`.
+    pub async fn begin_bulk(self: &Arc<Self>) -> Result<Uow, StorageError> {
+        Ok(Uow {
+            tx: Some(self.db.begin_bulk().await?),
+            ctx: self.clone(),
+            after_commit: Vec::new(),
+            on_rollback: Vec::new(),
+        })
+    }
 }
 
 type Hook = Box<dyn FnOnce() + Send>;

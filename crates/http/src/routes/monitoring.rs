@@ -203,10 +203,64 @@ pub async fn post_events(
         )
         .await;
     }
-    let lines = parse_batch(&bytes, ndjson)?;
-    // A batch that loses a conflict with a concurrent unit of work (PostgreSQL's deadlock
-    // detector) runs again, a bounded number of times; SQLite's single writer never loses one,
-    // so the batch is not copied there.
+    let mut lines = parse_batch(&bytes, ndjson)?;
+    // A batch bigger than a part is applied part by part, each its own bulk unit of work (on
+    // SQLite, interactive writes waiting for the single writer go between two parts); the last
+    // part also records the answer under the Idempotency-Key. A retry of a batch cut short
+    // applies what is missing (what was applied counts as duplicates in that answer).
+    let parts = lines.len().div_ceil(monitoring::INGEST_PART).max(1);
+    if parts > 1 && key.0.is_some() {
+        let mut tx = s.app.begin().await?;
+        if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+            return Ok(replay);
+        }
+        // Not answered before: the claim is taken again with the last part.
+        drop(tx);
+    }
+    let mut summary = monitoring::IngestSummary::default();
+    for p in 0..parts {
+        let last = p + 1 == parts;
+        let offset = p * monitoring::INGEST_PART;
+        let part: Vec<_> = if last {
+            std::mem::take(&mut lines)
+        } else {
+            lines.drain(..monitoring::INGEST_PART).collect()
+        };
+        let (tx, applied) = ingest_part(&s, &caller, &fp, part, now, as_of, last).await?;
+        let applied = match applied {
+            Ok(a) => a,
+            Err(replay) => return Ok(replay),
+        };
+        summary.absorb(applied, offset);
+        match tx {
+            Some(tx) => return idem::finish(tx, &caller, &fp, StatusCode::OK, &summary).await,
+            None => continue,
+        }
+    }
+    unreachable!("the last part returns")
+}
+
+/// One part of a batch in its own bulk unit of work, run again (a bounded number of times)
+/// when it loses a conflict with a concurrent unit of work (PostgreSQL's deadlock detector;
+/// SQLite's single writer never loses one, so the part is not copied there). The last part
+/// claims the Idempotency-Key and is returned uncommitted for the answer to be stored with it
+/// (`Err`: the key was answered before: its replay).
+#[allow(clippy::type_complexity)]
+async fn ingest_part(
+    s: &AppState,
+    caller: &Caller,
+    fp: &Fingerprint<'_>,
+    lines: Vec<Result<Event, String>>,
+    now: Timestamp,
+    as_of: Timestamp,
+    last: bool,
+) -> Result<
+    (
+        Option<riskdesk_app::kernel::Uow>,
+        Result<monitoring::IngestSummary, Response>,
+    ),
+    ApiError,
+> {
     let retries = if s.db().backend() == riskdesk_storage::Backend::Postgres {
         INGEST_RETRIES
     } else {
@@ -215,9 +269,9 @@ pub async fn post_events(
     let mut lines = Some(lines);
     let mut attempt = 0;
     loop {
-        let mut tx = s.app.begin().await?;
-        if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
-            return Ok(replay);
+        let mut tx = s.app.begin_bulk().await?;
+        if last && let Some(replay) = idem::begin(&mut tx, caller, fp, now).await? {
+            return Ok((None, Err(replay)));
         }
         let batch = if attempt < retries {
             lines.clone().unwrap_or_default()
@@ -229,7 +283,12 @@ pub async fn post_events(
                 tracing::info!(error = %e, attempt, "ingest lost a conflict; running it again");
                 attempt += 1;
             }
-            r => return idem::finish(tx, &caller, &fp, StatusCode::OK, &r?).await,
+            Err(e) => return Err(e.into()),
+            Ok(summary) if last => return Ok((Some(tx), Ok(summary))),
+            Ok(summary) => {
+                tx.commit().await?;
+                return Ok((None, Ok(summary)));
+            }
         }
     }
 }
