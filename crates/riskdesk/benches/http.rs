@@ -222,6 +222,7 @@ fn main() {
                 .unwrap();
             payers.push(p["id"].as_str().unwrap().to_owned());
         }
+        let first_payer = payers[0].clone();
         let payers = Arc::new(payers);
         let mut out = Vec::new();
         let b = base.clone();
@@ -253,7 +254,7 @@ fn main() {
         // POST /v1/events (1,000 events per request, INGEST_CONNS connections) alone, then
         // assessments alone (ASSESS_CONNS), then both at once.
         let events_req = {
-            let (b, t, cid) = (base.clone(), token.clone(), payers[0].clone());
+            let (b, t, cid) = (base.clone(), token.clone(), first_payer.clone());
             move |c: &reqwest::Client, i: usize, n: usize, tag: &str| {
                 let mut body = String::with_capacity(300 * 1000);
                 for k in 0..1000 {

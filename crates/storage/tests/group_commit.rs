@@ -154,3 +154,42 @@ async fn the_checkpoint_thread_copies_commits_into_the_database_file() {
     assert!(pages() >= 20, "database file {before} → {} pages", pages());
     assert_eq!(tenants::list(&db).await.unwrap().len(), 20);
 }
+
+/// Interactive units go before bulk ones: with a bulk unit holding the writer and another bulk
+/// unit waiting, an interactive unit that arrives later still gets the writer first; and both
+/// bulk units commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_unit_goes_before_a_waiting_bulk_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(fresh_db(&dir).await);
+    let now = jiff::Timestamp::now();
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let holder = db.begin_bulk().await.unwrap();
+    let unit = |name: &'static str, bulk: bool| {
+        let (db, order) = (db.clone(), order.clone());
+        tokio::spawn(async move {
+            let mut tx = if bulk {
+                db.begin_bulk().await.unwrap()
+            } else {
+                db.begin().await.unwrap()
+            };
+            order.lock().unwrap().push(name);
+            tenants::insert(&mut tx, &TenantSlug::parse(name).unwrap(), name, now)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        })
+    };
+    let bulk = unit("bulk-waiting", true);
+    // The waiting bulk unit has its turn and waits for the writer before the interactive one
+    // arrives.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let interactive = unit("interactive", false);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(order.lock().unwrap().is_empty(), "the writer is held");
+    holder.commit().await.unwrap();
+    interactive.await.unwrap();
+    bulk.await.unwrap();
+    assert_eq!(*order.lock().unwrap(), ["interactive", "bulk-waiting"]);
+    assert_eq!(tenants::list(&db).await.unwrap().len(), 2);
+}

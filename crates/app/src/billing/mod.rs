@@ -146,7 +146,15 @@ pub async fn create_invoice(
     n: NewInvoice,
     now: Timestamp,
 ) -> Result<InvoiceRow, AppError> {
-    let cust = customers::get_tx(tx, tenant, n.customer).await?;
+    let cust = match customers::get_tx(tx, tenant, n.customer).await {
+        Err(riskdesk_storage::StorageError::NotFound(_)) => {
+            return Err(AppError::field(
+                "customer_id",
+                format!("no customer {} in this tenant", n.customer.0),
+            ));
+        }
+        r => r?,
+    };
     billing::lock_customer(tx, tenant, cust.id).await?;
     // An invoice names only its own customer's subscriptions (another tenant's, or one that
     // does not exist, is refused naming it: they are linked to the invoice for dunning).
@@ -257,7 +265,8 @@ pub async fn create_invoice(
         )
         .await?;
     }
-    check_credit_limit(tx, tenant, cust.id, now).await?;
+    // Creating an invoice changes nothing on the customer's row: its credit terms as read.
+    check_credit_limit_of(tx, tenant, &cust, now).await?;
     Ok(inv)
 }
 
@@ -844,6 +853,17 @@ pub async fn credit_standing_tx(
     now: Timestamp,
 ) -> Result<Option<CreditStanding>, AppError> {
     let c = customers::get_tx(tx, tenant, CustomerId(customer)).await?;
+    credit_standing_of(tx, tenant, &c, now).await
+}
+
+/// [`credit_standing_tx`] of a customer row already read in this unit of work.
+pub async fn credit_standing_of(
+    tx: &mut Uow,
+    tenant: TenantId,
+    c: &customers::CustomerRow,
+    now: Timestamp,
+) -> Result<Option<CreditStanding>, AppError> {
+    let customer = c.id;
     let (Some(limit), Some(cur)) = (c.credit_limit_minor, c.credit_currency.clone()) else {
         return Ok(None);
     };
@@ -906,7 +926,20 @@ pub async fn check_credit_limit(
     customer: Uuid,
     now: Timestamp,
 ) -> Result<Option<Uuid>, AppError> {
-    let Some(st) = credit_standing_tx(tx, tenant, customer, now).await? else {
+    let c = customers::get_tx(tx, tenant, CustomerId(customer)).await?;
+    check_credit_limit_of(tx, tenant, &c, now).await
+}
+
+/// [`check_credit_limit`] of a customer row already read in this unit of work (its credit
+/// terms as they are now).
+pub async fn check_credit_limit_of(
+    tx: &mut Uow,
+    tenant: TenantId,
+    c: &customers::CustomerRow,
+    now: Timestamp,
+) -> Result<Option<Uuid>, AppError> {
+    let customer = c.id;
+    let Some(st) = credit_standing_of(tx, tenant, c, now).await? else {
         return Ok(None);
     };
     let (limit, cur, unbilled, unpaid, prepaid) = (

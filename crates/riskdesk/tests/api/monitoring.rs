@@ -606,3 +606,66 @@ async fn concurrent_batches_for_overlapping_customers_are_exact_on_both_backends
         .collect();
     assert_eq!(builtins.len(), 13, "{}", rules.body);
 }
+
+/// A batch bigger than a part (250 events) is applied part by part: one answer for the whole
+/// batch, with each bad line named at its index in the batch, every event counted once, the
+/// budget's spend exact; the same request again (same key) replays the answer, and the same
+/// events under a new key are all duplicates.
+#[tokio::test]
+async fn a_big_batch_is_applied_in_parts_with_one_answer() {
+    let app = spawn_app().await;
+    let c = customer(&app, None).await;
+    let r = app
+        .put(
+            &app.admin,
+            &format!("/v1/customers/{c}/budget"),
+            &json!({"monthly_amount": "100000.00", "currency": "USD"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut lines: Vec<String> = (0..1000)
+        .map(|i| {
+            usage(
+                &format!("p-{i}"),
+                &c,
+                "2026-11-02T10:00:00Z",
+                "0.000000000123",
+            )
+            .to_string()
+        })
+        .collect();
+    lines[600] = json!({"type": "usage", "event_id": "broken"}).to_string();
+    lines[999] = lines[0].clone(); // a duplicate within the batch, in the last part
+    let body = lines.join("\n");
+    let send = |key: &'static str| {
+        app.send(
+            app.client
+                .post(format!("{}/v1/events?as_of=2026-11-03T00:00:00Z", app.base))
+                .bearer_auth(&app.admin)
+                .header("Content-Type", "application/x-ndjson")
+                .header("Idempotency-Key", key)
+                .body(body.clone()),
+        )
+    };
+    let r = send("parts-1").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["accepted"], 998, "{}", r.body);
+    assert_eq!(r.body["duplicates"], 1, "{}", r.body);
+    let rejected = r.body["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{}", r.body);
+    assert_eq!(rejected[0]["index"], 600);
+    let again = send("parts-1").await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, r.body);
+    let other = send("parts-2").await;
+    assert_eq!(other.body["accepted"], 0, "{}", other.body);
+    assert_eq!(other.body["duplicates"], 999, "{}", other.body);
+    let b = app
+        .get(
+            &app.admin,
+            &format!("/v1/customers/{c}/budget?as_of=2026-11-03T00:00:00Z"),
+        )
+        .await;
+    // 998 × 0.000000000123
+    assert_eq!(b.body["month_to_date"], "0.000000122754", "{}", b.body);
+}
