@@ -143,6 +143,11 @@ impl Db {
                 sqlx::Connection::close(c).await?;
                 o = o.options([("search_path", schema.as_str())]);
             }
+            // sqlx pings a connection before lending it (`test_before_acquire`, a round trip per
+            // acquire). It stays on: that ping is also what sends the ROLLBACK a transaction
+            // dropped uncommitted left pending on its connection — without it the abandoned
+            // transaction stays open, holding its locks, until the connection is next used
+            // (measured: a lease upsert held for minutes).
             let pool = PgPoolOptions::new()
                 .max_connections(opts.pg_max_connections)
                 .acquire_timeout(Duration::from_secs(10))

@@ -381,8 +381,27 @@ pub async fn set_next_checks(
     tenant: TenantId,
     checks: &[(Uuid, Option<i32>)],
 ) -> Result<()> {
-    // One statement per 1,000 invoices (`VALUES` columns are `column1`, `column2` on both
-    // backends).
+    if tx.backend() == crate::Backend::Postgres {
+        // One statement text for any count (prepared once), and a plan that looks each
+        // invoice up by its key (a `VALUES` list of hundreds is hash-joined against the
+        // tenant's whole table).
+        for chunk in checks.chunks(10_000) {
+            let ids: Vec<Uuid> = chunk.iter().map(|c| c.0).collect();
+            let days: Vec<Option<i64>> = chunk.iter().map(|c| c.1.map(i64::from)).collect();
+            tx.execute(
+                Q::new(
+                    "UPDATE invoices SET next_check_day = v.d FROM unnest($2::uuid[], $3::int8[]) AS v(id, d) \
+                     WHERE invoices.tenant_id = $1 AND invoices.id = v.id",
+                )
+                .bind(tenant.0)
+                .bind(ids)
+                .bind(days),
+            )
+            .await?;
+        }
+        return Ok(());
+    }
+    // One statement per 1,000 invoices (`VALUES` columns are `column1`, `column2`).
     for chunk in checks.chunks(1000) {
         let values = (0..chunk.len())
             .map(|i| format!("(${}, ${})", 2 + 2 * i, 3 + 2 * i))

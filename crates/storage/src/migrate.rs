@@ -90,6 +90,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0017_audit_lanes.sql",
         include_str!("../migrations/sqlite/0017_audit_lanes.sql"),
     ),
+    (
+        18,
+        "0018_open_invoices.sql",
+        include_str!("../migrations/sqlite/0018_open_invoices.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

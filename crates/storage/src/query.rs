@@ -14,6 +14,22 @@ pub enum Val {
     Uuid(Option<Uuid>),
     I64(Option<i64>),
     Text(Option<String>),
+    /// PostgreSQL only (`$n::uuid[]`, for `unnest`: one statement text whatever the count);
+    /// refused on SQLite.
+    UuidArray(Vec<Uuid>),
+    /// PostgreSQL only (`$n::int8[]`); refused on SQLite.
+    I64Array(Vec<Option<i64>>),
+}
+
+impl From<Vec<Uuid>> for Val {
+    fn from(v: Vec<Uuid>) -> Self {
+        Val::UuidArray(v)
+    }
+}
+impl From<Vec<Option<i64>>> for Val {
+    fn from(v: Vec<Option<i64>>) -> Self {
+        Val::I64Array(v)
+    }
 }
 
 impl From<Uuid> for Val {
@@ -76,6 +92,11 @@ impl rusqlite::ToSql for Val {
             Val::I64(Some(i)) => ToSqlOutput::Owned(Value::Integer(*i)),
             Val::Text(Some(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Val::Uuid(None) | Val::I64(None) | Val::Text(None) => ToSqlOutput::Owned(Value::Null),
+            Val::UuidArray(_) | Val::I64Array(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "array parameters are for PostgreSQL only".into(),
+                ));
+            }
         })
     }
 }
@@ -161,6 +182,8 @@ pub(crate) fn pg_query(
             Val::Uuid(v) => query.bind(*v),
             Val::I64(v) => query.bind(*v),
             Val::Text(v) => query.bind(v.clone()),
+            Val::UuidArray(v) => query.bind(v.clone()),
+            Val::I64Array(v) => query.bind(v.clone()),
         };
     }
     query
