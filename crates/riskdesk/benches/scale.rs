@@ -316,7 +316,6 @@ async fn one(pg: &str, nats: &str, workers: Option<usize>, kill: bool) -> Outcom
     let secs = started.elapsed().as_secs_f64();
     drop(procs);
     if let Some(stream) = &run.stream {
-        let _ = stream; // deleted with the schema's run below
         let s = riskdesk_connectors::jetstream::EventStream::connect(
             riskdesk_connectors::jetstream::StreamSettings {
                 url: nats.to_owned(),

@@ -222,22 +222,6 @@ pub async fn steps_of_customer(db: &Db, tenant: TenantId, customer: Uuid) -> Res
     .await
 }
 
-pub async fn insert_step(tx: &mut Tx, tenant: TenantId, s: &StepRow) -> Result<()> {
-    tx.execute(
-        Q::new(
-            "INSERT INTO dunning_steps (tenant_id, invoice_id, step, customer_id, sent_day, at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(tenant.0)
-        .bind(s.invoice_id)
-        .bind(&s.step)
-        .bind(s.customer_id)
-        .bind(i64::from(s.sent_day))
-        .bind(s.at),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Records sent steps, many rows per statement (a round trip per 1,000 steps on PostgreSQL
 /// instead of one per step).
 pub async fn insert_steps(tx: &mut Tx, tenant: TenantId, steps: &[StepRow]) -> Result<()> {

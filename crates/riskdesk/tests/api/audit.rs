@@ -126,6 +126,19 @@ async fn verify_passes_on_an_intact_chain_and_names_the_altered_entry() {
     );
 }
 
+/// A new signing key from `riskdesk audit keygen`: (seed, public key).
+fn keygen(app: &crate::helpers::TestApp) -> (String, String) {
+    let out = String::from_utf8(app.cli(&["audit", "keygen"]).stdout).unwrap();
+    let value = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} = \"")))
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("{out}"))
+            .to_owned()
+    };
+    (value("audit_signing_key"), value("public_key"))
+}
+
 /// Where an entry of `GET /v1/audit` is, as `riskdesk audit verify` names it: "5", or "5 of
 /// lane 3" (PostgreSQL splits a tenant's chain into lanes; SQLite has lane 0 only).
 fn place(entry: &serde_json::Value) -> String {
@@ -235,16 +248,7 @@ async fn signed_checkpoints_show_a_chain_rewritten_consistently_after_them() {
         app.create_customer(&app.admin, customer_body(&format!("C{i}")))
             .await;
     }
-    let keygen = String::from_utf8(app.cli(&["audit", "keygen"]).stdout).unwrap();
-    let value = |name: &str| {
-        keygen
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} = \"")))
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or_else(|| panic!("{keygen}"))
-            .to_owned()
-    };
-    let (seed, public) = (value("audit_signing_key"), value("public_key"));
+    let (seed, public) = keygen(&app);
     let sign = |seed: &str| {
         let out = app
             .cli_command(&["audit", "checkpoint"])
@@ -343,16 +347,7 @@ async fn the_scheduler_stores_signed_checkpoints_that_an_auditor_exports_and_che
             .await;
     }
     let other = app.token("reseller-b", Role::Admin).await;
-    let keygen = String::from_utf8(app.cli(&["audit", "keygen"]).stdout).unwrap();
-    let value = |name: &str| {
-        keygen
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} = \"")))
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or_else(|| panic!("{keygen}"))
-            .to_owned()
-    };
-    let (seed, public) = (value("audit_signing_key"), value("public_key"));
+    let (seed, public) = keygen(&app);
     let scheduler = || {
         let out = app
             .cli_command(&["worker", "--roles", "scheduler", "--once"])
