@@ -95,11 +95,6 @@ impl IngestSummary {
 /// reloaded from storage; once it has committed, the spend series that got new spend are
 /// marked for anomaly scoring (a pass must see the spend it scores). An error from `ingest`
 /// itself registers neither.
-/// Events applied in one unit of work when a batch comes over HTTP without `[scale]`: a batch
-/// of 1,000 is four parts, so on SQLite an interactive write waits for at most one part of
-/// bulk ingest (≈ 5 ms) instead of a whole batch, and parts still share COMMITs.
-pub const INGEST_PART: usize = 250;
-
 pub async fn ingest(
     tx: &mut Uow,
     tenant: TenantId,
@@ -107,6 +102,39 @@ pub async fn ingest(
     lines: Vec<Result<Event, String>>,
     now: Timestamp,
     as_of: Timestamp,
+) -> Result<IngestSummary, AppError> {
+    ingest_marking(tx, tenant, detector, lines, now, as_of, None).await
+}
+
+/// Events applied in one unit of work when a batch comes over HTTP without `[scale]`: a batch
+/// of 1,000 is four parts, so on SQLite an interactive write waits for at most one part of
+/// bulk ingest (≈ 5 ms) instead of a whole batch, and parts still share COMMITs.
+pub const INGEST_PART: usize = 250;
+
+/// [`ingest`] of one part of a batch: the spend series its commit marks are held in `hold`
+/// until every part of the batch has been applied (the hold is dropped), so an anomaly pass
+/// never scores a batch half-written: a spike in a later part would otherwise be spend
+/// arriving late for hours the pass has already moved past.
+pub async fn ingest_part(
+    tx: &mut Uow,
+    tenant: TenantId,
+    detector: &Arc<Detector>,
+    lines: Vec<Result<Event, String>>,
+    now: Timestamp,
+    as_of: Timestamp,
+    hold: &crate::monitoring::spend::MarkHold,
+) -> Result<IngestSummary, AppError> {
+    ingest_marking(tx, tenant, detector, lines, now, as_of, Some(hold)).await
+}
+
+async fn ingest_marking(
+    tx: &mut Uow,
+    tenant: TenantId,
+    detector: &Arc<Detector>,
+    lines: Vec<Result<Event, String>>,
+    now: Timestamp,
+    as_of: Timestamp,
+    hold: Option<&crate::monitoring::spend::MarkHold>,
 ) -> Result<IngestSummary, AppError> {
     let mut summary = IngestSummary::default();
     let mut externals: BTreeSet<String> = BTreeSet::new();
@@ -347,13 +375,17 @@ pub async fn ingest(
         tx.on_rollback(move || d.forget(tenant, &cached));
     }
     if !spend_series.is_empty() {
-        let d = detector.clone();
-        tx.after_commit(move || {
-            d.spend.mark(
-                tenant,
-                spend_series.into_iter().map(|((c, cat), h)| (c, cat, h)),
-            )
-        });
+        let series = spend_series.into_iter().map(|((c, cat), h)| (c, cat, h));
+        match hold {
+            Some(hold) => {
+                let hold = hold.clone();
+                tx.after_commit(move || hold.mark(tenant, series));
+            }
+            None => {
+                let d = detector.clone();
+                tx.after_commit(move || d.spend.mark(tenant, series));
+            }
+        }
     }
     Ok(summary)
 }

@@ -100,6 +100,56 @@ fn value(units: i64, rem: i64) -> f64 {
     join(units, rem) as f64 / 1e12
 }
 
+/// Marks of spend series held back until the parts of one batch have all been applied: they
+/// reach the scorer when the last clone of the hold is dropped (whether the batch was applied
+/// whole or cut short by an error: what committed is marked).
+#[derive(Clone)]
+pub struct MarkHold {
+    inner: Arc<HeldMarks>,
+}
+
+struct HeldMarks {
+    detector: Arc<crate::monitoring::detect::Detector>,
+    marks: Mutex<Vec<(TenantId, Uuid, String, i64)>>,
+}
+
+impl MarkHold {
+    pub fn new(detector: Arc<crate::monitoring::detect::Detector>) -> Self {
+        MarkHold {
+            inner: Arc::new(HeldMarks {
+                detector,
+                marks: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub(crate) fn mark(
+        &self,
+        tenant: TenantId,
+        series: impl IntoIterator<Item = (Uuid, String, i64)>,
+    ) {
+        let mut m = self.inner.marks.lock().unwrap_or_else(|p| p.into_inner());
+        m.extend(series.into_iter().map(|(c, cat, h)| (tenant, c, cat, h)));
+    }
+}
+
+impl Drop for HeldMarks {
+    fn drop(&mut self) {
+        let marks = std::mem::take(self.marks.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let mut d = self
+            .detector
+            .spend
+            .dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (tenant, c, cat, hour) in marks {
+            d.entry((tenant.0, c, cat))
+                .and_modify(|h| *h = (*h).min(hour))
+                .or_insert(hour);
+        }
+    }
+}
+
 impl SpendScorer {
     /// Marks series for the next pass: (customer, meter category, earliest hour (µs) that got
     /// spend).
@@ -500,6 +550,32 @@ pub async fn spend_series(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_marks_reach_the_scorer_when_the_last_part_lets_go() {
+        let detector = Arc::new(crate::monitoring::detect::Detector::default());
+        let tenant = TenantId(Uuid::from_u128(1));
+        let c = Uuid::from_u128(2);
+        let hold = MarkHold::new(detector.clone());
+        let part = hold.clone();
+        part.mark(tenant, [(c, "Virtual Machines".to_owned(), 7 * HOUR)]);
+        hold.mark(tenant, [(c, "Virtual Machines".to_owned(), 3 * HOUR)]);
+        drop(part);
+        assert_eq!(
+            detector.spend.pending(),
+            0,
+            "a pass now would see half a batch"
+        );
+        drop(hold);
+        assert_eq!(detector.spend.pending(), 1);
+        let dirty = detector.spend.dirty.lock().unwrap();
+        let (_, earliest) = dirty.iter().next().unwrap();
+        assert_eq!(
+            *earliest,
+            3 * HOUR,
+            "scored from the earliest hour of every part"
+        );
+    }
 
     #[test]
     fn the_cache_drops_the_series_scored_least_recently() {

@@ -218,6 +218,8 @@ pub async fn post_events(
         drop(tx);
     }
     let mut summary = monitoring::IngestSummary::default();
+    // The parts' spend reaches the anomaly scorer once all are applied (when this drops).
+    let hold = monitoring::spend::MarkHold::new(s.detector.clone());
     for p in 0..parts {
         let last = p + 1 == parts;
         let offset = p * monitoring::INGEST_PART;
@@ -226,7 +228,7 @@ pub async fn post_events(
         } else {
             lines.drain(..monitoring::INGEST_PART).collect()
         };
-        let (tx, applied) = ingest_part(&s, &caller, &fp, part, now, as_of, last).await?;
+        let (tx, applied) = ingest_part(&s, &caller, &fp, part, now, as_of, last, &hold).await?;
         let applied = match applied {
             Ok(a) => a,
             Err(replay) => return Ok(replay),
@@ -254,6 +256,7 @@ async fn ingest_part(
     now: Timestamp,
     as_of: Timestamp,
     last: bool,
+    hold: &monitoring::spend::MarkHold,
 ) -> Result<
     (
         Option<riskdesk_app::kernel::Uow>,
@@ -278,7 +281,17 @@ async fn ingest_part(
         } else {
             lines.take().unwrap_or_default()
         };
-        match monitoring::ingest(&mut tx, caller.tenant(), &s.detector, batch, now, as_of).await {
+        match monitoring::ingest_part(
+            &mut tx,
+            caller.tenant(),
+            &s.detector,
+            batch,
+            now,
+            as_of,
+            hold,
+        )
+        .await
+        {
             Err(AppError::Contention(e)) if attempt < retries => {
                 tracing::info!(error = %e, attempt, "ingest lost a conflict; running it again");
                 attempt += 1;
