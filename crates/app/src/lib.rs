@@ -125,6 +125,12 @@ pub struct AppOptions {
     /// The audit signing key (a seed, hex) and how often the scheduler's `audit-checkpoint`
     /// job signs the chains' heads (None: never).
     pub audit_checkpoints: Option<(String, std::time::Duration)>,
+    /// The keys the Partner Center consents (refresh tokens) are sealed with at rest (None:
+    /// instances cannot be connected for app + user calls).
+    pub provider_token_keys: Option<Arc<kernel::secrets::TokenCipher>>,
+    /// The tenants whose admins may connect and disconnect the installation's Partner Center
+    /// instances through the API (empty: any tenant's admin, for one-partner installations).
+    pub provider_operators: Vec<uuid::Uuid>,
 }
 
 impl Default for AppOptions {
@@ -150,6 +156,8 @@ impl Default for AppOptions {
             lease_ttl: std::time::Duration::from_secs(15),
             scale: None,
             audit_checkpoints: None,
+            provider_token_keys: None,
+            provider_operators: Vec::new(),
         }
     }
 }
@@ -196,6 +204,17 @@ impl App {
             detector: detector.clone(),
         });
         let ctx = Arc::new(Ctx::new(db, opts.response.clone(), wiring.clone(), wiring));
+        // App + user calls redeem the consent stored (sealed) for their instance.
+        if let Some(keys) = &opts.provider_token_keys {
+            for (instance, client) in provider.all() {
+                client.set_consent_vault(Arc::new(provider::consent::StoredConsent {
+                    ctx: ctx.clone(),
+                    clock: clock.clone(),
+                    keys: keys.clone(),
+                    instance,
+                }));
+            }
+        }
         Ok(Self {
             ctx,
             clock,

@@ -53,6 +53,11 @@ pub struct PartnerCenterSettings {
     /// The documented limit is 500/min per tenant for customer and subscription resources.
     #[serde(default = "default_rpm")]
     pub requests_per_minute: u32,
+    /// Where Entra ID sends the partner admin back after consent (the Secure Application
+    /// Model): riskdesk's `/v1/provider/consent/callback`, registered as a redirect URI of the
+    /// app. Empty: the instance cannot be connected for app + user calls.
+    #[serde(default)]
+    pub redirect_uri: String,
 }
 
 fn default_resource() -> String {
@@ -90,6 +95,11 @@ pub enum PcError {
     Auth(String),
     #[error("unexpected answer from Partner Center: {0}")]
     BadResponse(String),
+    /// The call needs an app + user (delegated) token and the instance has no valid consent
+    /// (never connected, or the refresh token expired or was revoked): a partner admin must
+    /// connect it again. The call is kept and retried.
+    #[error("Partner Center needs a partner admin's consent (app + user) for this call: {0}")]
+    ConsentNeeded(String),
 }
 
 impl PcError {
@@ -97,7 +107,10 @@ impl PcError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            PcError::Throttled(_) | PcError::Unavailable(_) | PcError::Auth(_)
+            PcError::Throttled(_)
+                | PcError::Unavailable(_)
+                | PcError::Auth(_)
+                | PcError::ConsentNeeded(_)
         )
     }
     /// The provider's wait, if it named one.
@@ -121,13 +134,80 @@ pub struct StatusChange {
     pub patched: bool,
 }
 
+/// The calls Microsoft documents as **app + user only** (the Secure Application Model): the
+/// customer usage summary, service requests and fraud events. Everything else riskdesk calls
+/// works with an app-only token.
+pub fn needs_app_user(path: &str) -> bool {
+    let p = path
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or(path);
+    let p = p.split('?').next().unwrap_or(p).to_ascii_lowercase();
+    let parts: Vec<&str> = p.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["v1", "fraudevents", ..] | ["v1", "servicerequests", ..] => true,
+        ["v1", "customers", _, "servicerequests", ..] => true,
+        ["v1", "customers", _, "usagesummary"] => true,
+        _ => false,
+    }
+}
+
+/// Tokens from the instance's token endpoint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSet {
+    pub access_token: String,
+    /// The (rotated) refresh token, when the grant returned one.
+    pub refresh_token: Option<String>,
+    /// Seconds the access token lives (`expires_in`: a string in the documented sample).
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a token.
+        f.debug_struct("TokenSet")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "…"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where an instance's delegated consent is kept (riskdesk's storage, encrypted at rest): the
+/// client asks it for the refresh token when it needs an app + user token, hands back every
+/// rotated refresh token before using the access token it came with, and reports a consent
+/// the token endpoint refused (expired, revoked).
+#[async_trait::async_trait]
+pub trait ConsentVault: Send + Sync {
+    /// The current refresh token; `None`: not connected (or the consent was lost).
+    async fn refresh_token(&self) -> Result<Option<String>, String>;
+    /// A redemption returned `refresh_token` (rotation) and an access token valid for
+    /// `expires_in` seconds.
+    async fn rotated(&self, refresh_token: &str, expires_in: u64) -> Result<(), String>;
+    /// The token endpoint refused the refresh token (`invalid_grant`): the consent is gone.
+    async fn lost(&self, reason: &str);
+}
+
 pub struct PartnerCenterClient {
     settings: PartnerCenterSettings,
     rest_base: String,
     authority: String,
     http: reqwest::Client,
     token: tokio::sync::Mutex<Option<(String, Instant)>>,
+    /// The app + user access token, from the vault's refresh token.
+    user_token: tokio::sync::Mutex<Option<(String, Instant)>>,
+    vault: std::sync::RwLock<Option<std::sync::Arc<dyn ConsentVault>>>,
     window: tokio::sync::Mutex<VecDeque<Instant>>,
+}
+
+/// How long an access token is used: five minutes less than it lives (at most half of it).
+fn keep_for(expires: u64) -> Duration {
+    Duration::from_secs(expires.saturating_sub(300.min(expires / 2)))
+}
+
+/// What a token endpoint refusal means: `invalid_grant` is a lost consent (or a bad code).
+enum TokenRefusal {
+    InvalidGrant(String),
+    Other(PcError),
 }
 
 impl PartnerCenterClient {
@@ -174,12 +254,193 @@ impl PartnerCenterClient {
             authority,
             http,
             token: tokio::sync::Mutex::new(None),
+            user_token: tokio::sync::Mutex::new(None),
+            vault: std::sync::RwLock::new(None),
             window: tokio::sync::Mutex::new(VecDeque::new()),
         })
     }
 
     pub fn rest_base(&self) -> &str {
         &self.rest_base
+    }
+
+    /// Whether a partner admin can connect this instance (a redirect URI is configured).
+    pub fn can_consent(&self) -> bool {
+        !self.settings.redirect_uri.trim().is_empty()
+    }
+
+    /// Connects the client to where its instance's consent is kept (app + user calls).
+    pub fn set_consent_vault(&self, vault: std::sync::Arc<dyn ConsentVault>) {
+        *self.vault.write().unwrap_or_else(|p| p.into_inner()) = Some(vault);
+    }
+
+    fn consent_vault(&self) -> Option<std::sync::Arc<dyn ConsentVault>> {
+        self.vault.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The consent page a partner admin opens (authorization code with PKCE, RFC 7636): `GET
+    /// {authority}{tenant}/oauth2/authorize` with the app, the Partner Center resource, the
+    /// redirect URI, `state` and the S256 challenge of the verifier. Entra ID asks for MFA.
+    pub fn consent_url(&self, state: &str, code_challenge: &str) -> Result<String, PcError> {
+        if self.settings.redirect_uri.trim().is_empty() {
+            return Err(PcError::Auth(
+                "no redirect_uri is configured for this instance ([partner_center.<instance>] redirect_uri)".into(),
+            ));
+        }
+        let q = form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("redirect_uri", &self.settings.redirect_uri)
+            .append_pair("resource", &self.settings.resource)
+            .append_pair("state", state)
+            .append_pair("code_challenge", code_challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("prompt", "login")
+            .finish();
+        Ok(format!(
+            "{}{}/oauth2/authorize?{q}",
+            self.authority, self.settings.tenant_id
+        ))
+    }
+
+    /// Redeems the code the consent page returned (with the PKCE verifier) for the first
+    /// tokens; the refresh token is what riskdesk keeps.
+    pub async fn redeem_consent_code(
+        &self,
+        code: &str,
+        code_verifier: &str,
+    ) -> Result<TokenSet, PcError> {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("client_secret", &self.settings.client_secret)
+            .append_pair("code", code)
+            .append_pair("redirect_uri", &self.settings.redirect_uri)
+            .append_pair("code_verifier", code_verifier)
+            .append_pair("resource", &self.settings.resource)
+            .finish();
+        let t = self.token_request(form).await.map_err(|e| match e {
+            TokenRefusal::InvalidGrant(d) => PcError::Auth(format!("the consent code was refused: {d}")),
+            TokenRefusal::Other(e) => e,
+        })?;
+        if t.refresh_token.is_none() {
+            return Err(PcError::Auth(
+                "the token endpoint returned no refresh token (is offline access granted?)".into(),
+            ));
+        }
+        *self.user_token.lock().await = Some((t.access_token.clone(), Instant::now() + keep_for(t.expires_in)));
+        Ok(t)
+    }
+
+    /// Redeems a refresh token as the documentation describes (`grant_type=refresh_token`, the
+    /// Partner Center resource, `scope=openid`, form body).
+    pub async fn redeem_refresh_token(&self, refresh_token: &str) -> Result<TokenSet, PcError> {
+        match self.refresh(refresh_token).await {
+            Ok(t) => Ok(t),
+            Err(TokenRefusal::InvalidGrant(d)) => Err(PcError::ConsentNeeded(d)),
+            Err(TokenRefusal::Other(e)) => Err(e),
+        }
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, TokenRefusal> {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "refresh_token")
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("client_secret", &self.settings.client_secret)
+            .append_pair("refresh_token", refresh_token)
+            .append_pair("resource", &self.settings.resource)
+            .append_pair("scope", "openid")
+            .finish();
+        self.token_request(form).await
+    }
+
+    async fn token_request(&self, form: String) -> Result<TokenSet, TokenRefusal> {
+        let url = format!("{}{}/oauth2/token", self.authority, self.settings.tenant_id);
+        let r = self
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .map_err(|e| TokenRefusal::Other(PcError::Auth(format!("token endpoint {url}: {e}"))))?;
+        let status = r.status();
+        let body: Value = r.json().await.map_err(|e| {
+            TokenRefusal::Other(PcError::Auth(format!("token endpoint answered {status}: {e}")))
+        })?;
+        if !status.is_success() {
+            let why = body
+                .get("error_description")
+                .or_else(|| body.get("error"))
+                .and_then(Value::as_str)
+                .unwrap_or("no description")
+                .to_owned();
+            return Err(if body["error"] == "invalid_grant" {
+                TokenRefusal::InvalidGrant(why)
+            } else if status.is_server_error() {
+                TokenRefusal::Other(PcError::Unavailable(format!("token endpoint answered {status}: {why}")))
+            } else {
+                TokenRefusal::Other(PcError::Auth(format!("token endpoint answered {status}: {why}")))
+            });
+        }
+        let access_token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| TokenRefusal::Other(PcError::Auth("no access_token in the token response".into())))?
+            .to_owned();
+        // `expires_in` is a string ("3600") in the documented sample, a number elsewhere.
+        let expires_in = match &body["expires_in"] {
+            Value::String(s) => s.parse::<u64>().ok(),
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        }
+        .unwrap_or(3600);
+        Ok(TokenSet {
+            access_token,
+            refresh_token: body["refresh_token"].as_str().map(str::to_owned),
+            expires_in,
+        })
+    }
+
+    /// An app + user access token: cached, else redeemed from the vault's refresh token (the
+    /// rotated refresh token is handed to the vault first).
+    async fn user_access_token(&self) -> Result<String, PcError> {
+        let mut cached = self.user_token.lock().await;
+        if let Some((t, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(t.clone());
+        }
+        let vault = self
+            .consent_vault()
+            .ok_or_else(|| PcError::ConsentNeeded("this instance was never connected".into()))?;
+        let rt = vault
+            .refresh_token()
+            .await
+            .map_err(|e| PcError::Unavailable(format!("reading the stored consent: {e}")))?
+            .ok_or_else(|| PcError::ConsentNeeded("this instance is not connected".into()))?;
+        let t = match self.refresh(&rt).await {
+            Ok(t) => t,
+            Err(TokenRefusal::InvalidGrant(d)) => {
+                vault.lost(&d).await;
+                return Err(PcError::ConsentNeeded(d));
+            }
+            Err(TokenRefusal::Other(e)) => return Err(e),
+        };
+        if let Some(new) = &t.refresh_token
+            && new != &rt
+        {
+            vault
+                .rotated(new, t.expires_in)
+                .await
+                .map_err(|e| PcError::Unavailable(format!("storing the rotated consent: {e}")))?;
+        }
+        *cached = Some((t.access_token.clone(), Instant::now() + keep_for(t.expires_in)));
+        Ok(t.access_token)
+    }
+
+    /// Drops the cached app + user token (a disconnect, or a 401).
+    pub async fn forget_user_token(&self) {
+        *self.user_token.lock().await = None;
     }
 
     async fn access_token(&self) -> Result<String, PcError> {
@@ -189,49 +450,18 @@ impl PartnerCenterClient {
         {
             return Ok(t.clone());
         }
-        let url = format!("{}{}/oauth2/token", self.authority, self.settings.tenant_id);
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "client_credentials")
             .append_pair("client_id", &self.settings.client_id)
             .append_pair("client_secret", &self.settings.client_secret)
             .append_pair("resource", &self.settings.resource)
             .finish();
-        let r = self
-            .http
-            .post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| PcError::Auth(format!("token endpoint {url}: {e}")))?;
-        let status = r.status();
-        let body: Value = r
-            .json()
-            .await
-            .map_err(|e| PcError::Auth(format!("token endpoint answered {status}: {e}")))?;
-        if !status.is_success() {
-            return Err(PcError::Auth(format!(
-                "token endpoint answered {status}: {}",
-                body.get("error_description")
-                    .or_else(|| body.get("error"))
-                    .unwrap_or(&body)
-            )));
-        }
-        let token = body["access_token"]
-            .as_str()
-            .ok_or_else(|| PcError::Auth("no access_token in the token response".into()))?
-            .to_owned();
-        // `expires_in` is a string ("3600") in the documented sample, a number elsewhere.
-        let expires = match &body["expires_in"] {
-            Value::String(s) => s.parse::<u64>().ok(),
-            Value::Number(n) => n.as_u64(),
-            _ => None,
-        }
-        .unwrap_or(3600);
-        // Renew five minutes early (at most half the lifetime).
-        let keep = Duration::from_secs(expires.saturating_sub(300.min(expires / 2)));
-        *cached = Some((token.clone(), Instant::now() + keep));
-        Ok(token)
+        let t = self.token_request(form).await.map_err(|e| match e {
+            TokenRefusal::InvalidGrant(d) => PcError::Auth(d),
+            TokenRefusal::Other(e) => e,
+        })?;
+        *cached = Some((t.access_token.clone(), Instant::now() + keep_for(t.expires_in)));
+        Ok(t.access_token)
     }
 
     async fn forget_token(&self) {
@@ -290,9 +520,14 @@ impl PartnerCenterClient {
         };
         let mut attempt: u32 = 0;
         let mut refreshed_token = false;
+        let app_user = needs_app_user(&url);
         loop {
             self.pace().await;
-            let token = self.access_token().await?;
+            let token = if app_user {
+                self.user_access_token().await?
+            } else {
+                self.access_token().await?
+            };
             let correlation = uuid::Uuid::now_v7().to_string();
             let mut req = self
                 .http
@@ -347,7 +582,11 @@ impl PartnerCenterClient {
                     if status == 401 && !refreshed_token {
                         // An expired or revoked token: get a new one once.
                         refreshed_token = true;
-                        self.forget_token().await;
+                        if app_user {
+                            self.forget_user_token().await;
+                        } else {
+                            self.forget_token().await;
+                        }
                         continue;
                     }
                     if status != 429 && !(500..600).contains(&status) {
@@ -801,6 +1040,7 @@ mod tests {
                 backoff_ms: 10,
                 max_wait_seconds: 5,
                 requests_per_minute: 500,
+                redirect_uri: "https://riskdesk.example/v1/provider/consent/callback".into(),
             },
             "https://unused.example",
             "https://unused.example/",
@@ -972,7 +1212,7 @@ mod tests {
                 &format!("{day}T10:00:00Z"),
             );
         }
-        let c = client(&fake);
+        let (c, _vault) = connected(&fake).await;
         let next = day.tomorrow().unwrap();
         let all = c
             .audit_records(&day.to_string(), &next.to_string())
@@ -1017,7 +1257,7 @@ mod tests {
     async fn service_requests_read_and_note() {
         let fake = FakePartnerCenter::start().await;
         fake.add_service_request("SR-1", 1);
-        let c = client(&fake);
+        let (c, _vault) = connected(&fake).await;
         let v = c.get_service_request("SR-1").await.unwrap();
         assert_eq!(v["status"], 1, "service requests send integer statuses");
         c.add_service_request_note("SR-1", "More evidence attached", "n1")
@@ -1025,5 +1265,171 @@ mod tests {
             .unwrap();
         let v = c.get_service_request("SR-1").await.unwrap();
         assert_eq!(v["notes"][0]["text"], "More evidence attached");
+    }
+
+    /// A vault in memory: the refresh token, every rotation, and whether the consent was lost.
+    #[derive(Default)]
+    struct MemoryVault {
+        token: std::sync::Mutex<Option<String>>,
+        rotations: std::sync::Mutex<Vec<String>>,
+        lost: std::sync::Mutex<Option<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl ConsentVault for MemoryVault {
+        async fn refresh_token(&self) -> Result<Option<String>, String> {
+            Ok(self.token.lock().unwrap().clone())
+        }
+        async fn rotated(&self, refresh_token: &str, _expires_in: u64) -> Result<(), String> {
+            *self.token.lock().unwrap() = Some(refresh_token.to_owned());
+            self.rotations.lock().unwrap().push(refresh_token.to_owned());
+            Ok(())
+        }
+        async fn lost(&self, reason: &str) {
+            *self.token.lock().unwrap() = None;
+            *self.lost.lock().unwrap() = Some(reason.to_owned());
+        }
+    }
+
+    /// Follows the consent page as the admin's browser would: the redirect back to riskdesk,
+    /// with the code and the state.
+    async fn consent(c: &PartnerCenterClient, state: &str, challenge: &str) -> (String, String) {
+        let url = c.consent_url(state, challenge).unwrap();
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+        let loc = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(loc.starts_with("https://riskdesk.example/v1/provider/consent/callback?"), "{loc}");
+        let q: std::collections::HashMap<String, String> =
+            form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+                .into_owned()
+                .collect();
+        (q["code"].clone(), q["state"].clone())
+    }
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    async fn connected(fake: &FakePartnerCenter) -> (PartnerCenterClient, std::sync::Arc<MemoryVault>) {
+        let c = client(fake);
+        let (code, _) = consent(&c, "st", CHALLENGE).await;
+        let t = c.redeem_consent_code(&code, VERIFIER).await.unwrap();
+        let vault = std::sync::Arc::new(MemoryVault::default());
+        *vault.token.lock().unwrap() = t.refresh_token;
+        c.set_consent_vault(vault.clone());
+        (c, vault)
+    }
+
+    #[test]
+    fn the_app_user_only_calls_are_the_documented_ones() {
+        for p in [
+            "/v1/fraudEvents?EventStatus=Active",
+            "/v1/fraudEvents/subscription/s/status",
+            "/v1/servicerequests/SR-1",
+            "/v1/customers/c/servicerequests",
+            "/v1/customers/c/usagesummary",
+            "https://api.partnercenter.microsoft.com/v1/fraudevents",
+        ] {
+            assert!(needs_app_user(p), "{p}");
+        }
+        for p in [
+            "/v1/customers/c/subscriptions/s",
+            "/v1/customers/c/usagebudget",
+            "/v1/auditrecords?startDate=2026-01-01",
+            "/v1/invoices/unbilled/lineitems?provider=onetime",
+            "/v1/customers/usagerecords",
+        ] {
+            assert!(!needs_app_user(p), "{p}");
+        }
+    }
+
+    #[tokio::test]
+    async fn consent_with_pkce_gives_a_refresh_token_that_rotates_on_every_redemption() {
+        let fake = FakePartnerCenter::start().await;
+        let c = client(&fake);
+        // The state comes back unchanged; a wrong verifier or a reused code is refused.
+        let (code, state) = consent(&c, "state-123", CHALLENGE).await;
+        assert_eq!(state, "state-123");
+        let e = c
+            .redeem_consent_code(&code, "not-the-verifier-not-the-verifier-0000000")
+            .await
+            .unwrap_err();
+        assert!(matches!(&e, PcError::Auth(m) if m.contains("verifier")), "{e:?}");
+        let e = c.redeem_consent_code(&code, VERIFIER).await.unwrap_err();
+        assert!(matches!(&e, PcError::Auth(m) if m.contains("code")), "a code is used once: {e:?}");
+        let (code, _) = consent(&c, "state-124", CHALLENGE).await;
+        let first = c.redeem_consent_code(&code, VERIFIER).await.unwrap();
+        let rt0 = first.refresh_token.clone().unwrap();
+        assert_eq!(first.expires_in, 3600, "expires_in arrives as a string");
+        assert!(!format!("{first:?}").contains(&rt0), "a token set never prints its tokens");
+
+        let vault = std::sync::Arc::new(MemoryVault::default());
+        *vault.token.lock().unwrap() = Some(rt0.clone());
+        c.set_consent_vault(vault.clone());
+        c.forget_user_token().await;
+        fake.add_fraud_event("cust", "sub-1", "vm-1", "UsageAnomalyDetection");
+        assert_eq!(c.fraud_events("Active").await.unwrap().len(), 1);
+        // The redemption rotated the refresh token: the new one is kept, the old one retired.
+        let rotations = vault.rotations.lock().unwrap().clone();
+        assert_eq!(rotations.len(), 1);
+        assert_ne!(rotations[0], rt0);
+        assert!(!fake.refresh_token_is_live(&rt0));
+        assert!(fake.refresh_token_is_live(&rotations[0]));
+        // A second redemption (the access token forgotten) uses the rotated one.
+        c.forget_user_token().await;
+        assert_eq!(c.fraud_events("Active").await.unwrap().len(), 1);
+        assert_eq!(fake.refreshes(), 2);
+        assert_eq!(vault.rotations.lock().unwrap().len(), 2);
+        assert!(vault.lost.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn delegated_tokens_go_exactly_where_app_only_is_refused() {
+        let fake = FakePartnerCenter::start().await;
+        fake.add_subscription("c", "s", false, false);
+        fake.add_service_request("SR-1", 1);
+        // Not connected: app + user calls wait for a consent; app-only calls work.
+        let c = client(&fake);
+        let e = c.get_service_request("SR-1").await.unwrap_err();
+        assert!(matches!(e, PcError::ConsentNeeded(_)), "{e:?}");
+        assert!(e.is_retryable(), "the call is kept, not failed");
+        c.get_subscription("c", "s").await.unwrap();
+        // Connected: each call carries the kind of token it needs.
+        let (c, _vault) = connected(&fake).await;
+        c.get_service_request("SR-1").await.unwrap();
+        c.get_subscription("c", "s").await.unwrap();
+        c.fraud_events("Active").await.unwrap();
+        let bearers = fake.bearers();
+        for (path, kind) in &bearers {
+            let want = if needs_app_user(path) { "user" } else { "app" };
+            assert_eq!(kind, want, "{path}");
+        }
+        assert_eq!(bearers.iter().filter(|(_, k)| k == "user").count(), 2);
+        assert_eq!(bearers.iter().filter(|(_, k)| k == "app").count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_revoked_consent_is_reported_lost_and_calls_wait_for_a_new_one() {
+        let fake = FakePartnerCenter::start().await;
+        fake.add_service_request("SR-1", 1);
+        let (c, vault) = connected(&fake).await;
+        c.get_service_request("SR-1").await.unwrap();
+        fake.revoke_consent();
+        // The cached user token now gets 401; its renewal gets invalid_grant.
+        let e = c.get_service_request("SR-1").await.unwrap_err();
+        assert!(matches!(e, PcError::ConsentNeeded(_)), "{e:?}");
+        let lost = vault.lost.lock().unwrap().clone().expect("reported lost");
+        assert!(lost.contains("revoked"), "{lost}");
+        // Reconnected: the calls work again.
+        let (code, _) = consent(&c, "again", CHALLENGE).await;
+        let t = c.redeem_consent_code(&code, VERIFIER).await.unwrap();
+        *vault.token.lock().unwrap() = t.refresh_token;
+        assert_eq!(c.get_service_request("SR-1").await.unwrap()["id"], "SR-1");
     }
 }

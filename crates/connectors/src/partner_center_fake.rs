@@ -6,6 +6,15 @@
 //! throttling (429 + `Retry-After` + the documented body), outages (503), an expired token
 //! (401), and a PATCH that is applied but never answered (a lost reply). Every request is
 //! logged for tests to assert on.
+//!
+//! The token endpoint implements both grants riskdesk uses: client credentials (app-only
+//! tokens `fake-token-N`) and the Secure Application Model's delegated tokens — a consent page
+//! (`GET /{tenant}/oauth2/authorize`, standing for the partner admin signing in with MFA) that
+//! redirects back with a code, the code redeemed with its PKCE verifier (S256 checked, the
+//! redirect URI compared), and refresh tokens that **rotate** (each redemption returns a new
+//! one and retires the old) until the consent is revoked (`invalid_grant`). Resources Microsoft
+//! documents as app + user only (fraud events, service requests, the usage summary) refuse an
+//! app-only token with 403, and a revoked user token with 401.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -48,6 +57,16 @@ struct FakeState {
     hang_next_patch: bool,
     tokens: u32,
     effects: u32,
+    /// Consent codes not redeemed yet: code → (S256 challenge, redirect URI).
+    codes: HashMap<String, (String, String)>,
+    /// Live refresh tokens, and the user access tokens issued from them.
+    refresh_tokens: std::collections::HashSet<String>,
+    user_tokens: std::collections::HashSet<String>,
+    user_grants: u32,
+    /// Refresh tokens redeemed (their rotation retired them).
+    refreshes: u32,
+    /// Access token of each logged request (for tests: which kind each call carried).
+    bearer_log: Vec<(String, String)>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -63,6 +82,7 @@ impl FakePartnerCenter {
         let state: Shared = Arc::default();
         let app = Router::new()
             .route("/{tenant}/oauth2/token", post(token))
+            .route("/{tenant}/oauth2/authorize", axum::routing::get(authorize))
             .fallback(any(resource))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -231,36 +251,157 @@ impl FakePartnerCenter {
         self.with(|s| s.tokens)
     }
 
+    /// Revokes every delegated grant (an admin removed the consent, or the refresh token
+    /// expired): refresh tokens get `invalid_grant`, user tokens 401.
+    pub fn revoke_consent(&self) {
+        self.with(|s| {
+            s.refresh_tokens.clear();
+            s.user_tokens.clear();
+        });
+    }
+
+    /// Refresh-token redemptions so far (each rotated the refresh token).
+    pub fn refreshes(&self) -> u32 {
+        self.with(|s| s.refreshes)
+    }
+
+    /// Whether `token` is a live refresh token (the old ones retire on rotation).
+    pub fn refresh_token_is_live(&self, token: &str) -> bool {
+        self.with(|s| s.refresh_tokens.contains(token))
+    }
+
+    /// (path, kind of bearer: `app`, `user` or `other`) of every resource call.
+    pub fn bearers(&self) -> Vec<(String, String)> {
+        self.with(|s| s.bearer_log.clone())
+    }
+
     /// Changes applied (replays and no-op reads excluded).
     pub fn effects(&self) -> u32 {
         self.with(|s| s.effects)
     }
 }
 
+/// The consent page, as if the partner admin signed in (with MFA) and consented: back to the
+/// redirect URI with a code and the caller's `state`.
+async fn authorize(
+    State(state): State<Shared>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let ok = q.get("response_type").map(String::as_str) == Some("code")
+        && q.get("code_challenge_method").map(String::as_str) == Some("S256")
+        && q.get("client_id").is_some_and(|c| !c.is_empty())
+        && q.get("resource").is_some_and(|c| !c.is_empty());
+    let (Some(challenge), Some(redirect), Some(st), true) = (
+        q.get("code_challenge"),
+        q.get("redirect_uri"),
+        q.get("state"),
+        ok,
+    ) else {
+        return (StatusCode::BAD_REQUEST, "AADSTS900144: a required parameter is missing").into_response();
+    };
+    let code = {
+        let mut s = state.lock().expect("fake state");
+        s.user_grants += 1;
+        let code = format!("fake-code-{}", s.user_grants);
+        s.codes.insert(code.clone(), (challenge.clone(), redirect.clone()));
+        code
+    };
+    let sep = if redirect.contains('?') { '&' } else { '?' };
+    let location = format!(
+        "{redirect}{sep}{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("code", &code)
+            .append_pair("state", st)
+            .finish()
+    );
+    (StatusCode::FOUND, [("location", location)]).into_response()
+}
+
+fn token_error(error: &str, description: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
 async fn token(State(state): State<Shared>, body: String) -> Response {
     let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
-    if form.get("grant_type").map(String::as_str) != Some("client_credentials")
-        || form.get("client_secret").is_none_or(|s| s.is_empty())
+    if form.get("client_secret").is_none_or(|s| s.is_empty())
+        || form.get("client_id").is_none_or(|s| s.is_empty())
     {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"error": "invalid_request", "error_description": "client credentials required"})),
-        )
-            .into_response();
+        return token_error("invalid_client", "client credentials required");
     }
-    let n = {
-        let mut s = state.lock().expect("fake state");
-        s.tokens += 1;
-        s.tokens
-    };
-    // `expires_in` as a string, as in the documented sample.
-    axum::Json(json!({
-        "token_type": "Bearer", "expires_in": "3600", "access_token": format!("fake-token-{n}"),
-        "resource": form.get("resource").cloned().unwrap_or_default()
-    }))
-    .into_response()
+    let resource = form.get("resource").cloned().unwrap_or_default();
+    let mut s = state.lock().expect("fake state");
+    s.tokens += 1;
+    let n = s.tokens;
+    match form.get("grant_type").map(String::as_str) {
+        // `expires_in` as a string, as in the documented sample.
+        Some("client_credentials") => axum::Json(json!({
+            "token_type": "Bearer", "expires_in": "3600", "access_token": format!("fake-token-{n}"),
+            "resource": resource
+        }))
+        .into_response(),
+        Some("authorization_code") => {
+            let Some((challenge, redirect)) = form.get("code").and_then(|c| s.codes.remove(c)) else {
+                return token_error("invalid_grant", "AADSTS70008: the code is unknown, used or expired");
+            };
+            if form.get("redirect_uri") != Some(&redirect) {
+                return token_error("invalid_grant", "AADSTS50011: the redirect URI does not match the authorization request");
+            }
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            use base64::Engine as _;
+            use sha2::Digest as _;
+            let sent = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(verifier.as_bytes()));
+            if sent != challenge {
+                return token_error("invalid_grant", "AADSTS501481: the code verifier does not match the code challenge");
+            }
+            let (access, refresh) = (format!("fake-user-token-{n}"), format!("fake-rt-{n}"));
+            s.user_tokens.insert(access.clone());
+            s.refresh_tokens.insert(refresh.clone());
+            axum::Json(json!({
+                "token_type": "Bearer", "expires_in": "3600", "access_token": access,
+                "refresh_token": refresh, "resource": resource, "scope": "user_impersonation"
+            }))
+            .into_response()
+        }
+        Some("refresh_token") => {
+            let old = form.get("refresh_token").cloned().unwrap_or_default();
+            if !s.refresh_tokens.remove(&old) {
+                return token_error(
+                    "invalid_grant",
+                    "AADSTS700082: the refresh token has expired or was revoked",
+                );
+            }
+            s.refreshes += 1;
+            let (access, refresh) = (format!("fake-user-token-{n}"), format!("fake-rt-{n}"));
+            s.user_tokens.insert(access.clone());
+            s.refresh_tokens.insert(refresh.clone());
+            axum::Json(json!({
+                "token_type": "Bearer", "expires_in": "3600", "access_token": access,
+                "refresh_token": refresh, "resource": resource, "scope": "user_impersonation"
+            }))
+            .into_response()
+        }
+        _ => token_error("unsupported_grant_type", "unsupported grant_type"),
+    }
+}
+
+/// The resources Microsoft documents as app + user only.
+fn app_user_only(parts: &[&str]) -> bool {
+    let lower: Vec<String> = parts.iter().map(|p| p.to_ascii_lowercase()).collect();
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    matches!(
+        l.as_slice(),
+        ["v1", "fraudevents", ..]
+            | ["v1", "servicerequests", ..]
+            | ["v1", "customers", _, "servicerequests", ..]
+            | ["v1", "customers", _, "usagesummary"]
+    )
 }
 
 fn error(status: StatusCode, code: i64, description: &str) -> (StatusCode, Value) {
@@ -348,8 +489,31 @@ fn decide(
     headers: &HeaderMap,
     body: &[u8],
 ) -> (StatusCode, Value, bool, Option<u64>) {
-    if !header(headers, "authorization").is_some_and(|a| a.starts_with("Bearer ")) {
+    let Some(bearer) = header(headers, "authorization")
+        .and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned))
+    else {
         return refuse(StatusCode::UNAUTHORIZED, 0, "bearer token required");
+    };
+    let kind = if bearer.starts_with("fake-user-token-") {
+        "user"
+    } else if bearer.starts_with("fake-token-") {
+        "app"
+    } else {
+        "other"
+    };
+    s.bearer_log.push((path.to_owned(), kind.to_owned()));
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if app_user_only(&parts) {
+        if kind != "user" {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                0,
+                "This API requires app + user authentication (the Secure Application Model); app-only tokens are not accepted",
+            );
+        }
+        if !s.user_tokens.contains(&bearer) {
+            return refuse(StatusCode::UNAUTHORIZED, 0, "the token has expired or was revoked");
+        }
     }
     if s.unauthorized {
         s.unauthorized = false;

@@ -108,6 +108,10 @@ pub struct ServerOptions {
     pub scale: Option<Arc<riskdesk_app::monitoring::stream::Scale>>,
     /// The audit signing key (seed, hex) and how often the scheduler checkpoints the chains.
     pub audit_checkpoints: Option<(String, std::time::Duration)>,
+    /// Seals the Partner Center consents at rest (`provider_token_keys`).
+    pub provider_token_keys: Option<Arc<riskdesk_app::kernel::secrets::TokenCipher>>,
+    /// Tenants whose admins may connect Partner Center (empty: any tenant's admin).
+    pub provider_operators: Vec<uuid::Uuid>,
 }
 
 impl Default for ServerOptions {
@@ -138,6 +142,8 @@ impl Default for ServerOptions {
             lease_ttl: std::time::Duration::from_secs(15),
             scale: None,
             audit_checkpoints: None,
+            provider_token_keys: None,
+            provider_operators: Vec::new(),
         }
     }
 }
@@ -185,6 +191,8 @@ impl ServerOptions {
             lease_ttl: self.lease_ttl,
             scale: self.scale.clone(),
             audit_checkpoints: self.audit_checkpoints.clone(),
+            provider_token_keys: self.provider_token_keys.clone(),
+            provider_operators: self.provider_operators.clone(),
         }
     }
 }
@@ -329,6 +337,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::provider::link_customer))
         .routes(routes!(routes::provider::link_subscription))
         .routes(routes!(routes::provider::webhook))
+        .routes(routes!(routes::provider::list_connections))
+        .routes(routes!(routes::provider::start_consent))
+        .routes(routes!(routes::provider::disconnect))
+        .routes(routes!(routes::provider::consent_callback))
         .routes(routes!(
             routes::provider::create_notice,
             routes::provider::list_notices

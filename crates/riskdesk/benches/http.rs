@@ -152,6 +152,11 @@ fn main() {
         .arg(dir.path().join("none.toml"))
         .env("RISKDESK_SQLITE_SYNCHRONOUS", &sync)
         .envs(
+            std::env::var("BENCH_BULK_YIELD_MS")
+                .ok()
+                .map(|n| ("RISKDESK_SQLITE_BULK_YIELD_MS", n)),
+        )
+        .envs(
             std::env::var("BENCH_PG_POOL")
                 .ok()
                 .map(|n| ("RISKDESK_PG_MAX_CONNECTIONS", n)),
@@ -222,7 +227,6 @@ fn main() {
                 .unwrap();
             payers.push(p["id"].as_str().unwrap().to_owned());
         }
-        let first_payer = payers[0].clone();
         let payers = Arc::new(payers);
         let mut out = Vec::new();
         let b = base.clone();
@@ -238,9 +242,10 @@ fn main() {
             })
             .await,
         );
-        let (b, t) = (base.clone(), token.clone());
+        let (b, t, payers_) = (base.clone(), token.clone(), payers.clone());
         out.push(
             phase("POST /v1/invoices", conns, secs, move |c, i, n| {
+                let payers = &payers_;
                 let body = json!({
                     "customer_id": payers[i], "number": format!("INV-{i}-{n}"),
                     "issue_date": "2026-11-01", "due_date": "2026-12-01", "currency": "EUR",
@@ -254,10 +259,13 @@ fn main() {
         // POST /v1/events (1,000 events per request, INGEST_CONNS connections) alone, then
         // assessments alone (ASSESS_CONNS), then both at once.
         let events_req = {
-            let (b, t, cid) = (base.clone(), token.clone(), first_payer.clone());
+            // Usage of many customers, as a partner's feed is (one customer's lock would
+            // serialise every request).
+            let (b, t, cids) = (base.clone(), token.clone(), payers.clone());
             move |c: &reqwest::Client, i: usize, n: usize, tag: &str| {
                 let mut body = String::with_capacity(300 * 1000);
                 for k in 0..1000 {
+                    let cid = &cids[(i * 7919 + n * 1000 + k) % cids.len()];
                     body.push_str(&json!({"type": "usage", "event_id": format!("{tag}-{i}-{n}-{k}"), "customer_id": cid,
                         "time": "2026-11-03T10:00:00Z", "meter_category": "Virtual Machines", "meter_name": "D4s v5",
                         "region": "westeurope", "quantity": 1, "unit": "Hours", "cost": "0.123456789012", "currency": "USD"}).to_string());

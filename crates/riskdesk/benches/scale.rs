@@ -165,6 +165,7 @@ async fn send(
     base: &str,
     token: &str,
     bodies: &[String],
+    first: usize,
     senders: usize,
     respond_async: bool,
 ) -> Vec<f64> {
@@ -186,7 +187,7 @@ async fn send(
                     .post(format!("{base}/v1/events?as_of=2026-11-03T12:00:00Z"))
                     .bearer_auth(&token)
                     .header("content-type", "application/x-ndjson")
-                    .header("Idempotency-Key", format!("b-{i}"))
+                    .header("Idempotency-Key", format!("b-{}", first + i))
                     .body(bodies[i].clone());
                 if respond_async {
                     req = req.header("Prefer", "respond-async");
@@ -283,7 +284,7 @@ async fn one(pg: &str, nats: &str, workers: Option<usize>, kill: bool) -> Outcom
     let mut takeover_s = None;
     let lat = if kill {
         let half = l.bodies.len() / 2;
-        let mut lat = send(&base, &token, &l.bodies[..half], senders, true).await;
+        let mut lat = send(&base, &token, &l.bodies[..half], 0, senders, true).await;
         let (victim, held) = busiest(&run.db).await;
         let idx = procs
             .iter()
@@ -291,7 +292,7 @@ async fn one(pg: &str, nats: &str, workers: Option<usize>, kill: bool) -> Outcom
             .expect("our worker");
         let killed = Instant::now();
         drop(procs.remove(idx));
-        let rest = send(&base, &token, &l.bodies[half..], senders, true);
+        let rest = send(&base, &token, &l.bodies[half..], half, senders, true);
         let watch = async {
             loop {
                 let still = held_by(&run.db, victim, &held).await;
@@ -307,7 +308,7 @@ async fn one(pg: &str, nats: &str, workers: Option<usize>, kill: bool) -> Outcom
         lat.sort_by(f64::total_cmp);
         lat
     } else {
-        send(&base, &token, &l.bodies, senders, workers.is_some()).await
+        send(&base, &token, &l.bodies, 0, senders, workers.is_some()).await
     };
     let expected = l.events as i64;
     while count(&run.db, "SELECT COUNT(*) AS n FROM events").await < expected {

@@ -16,6 +16,10 @@ pub struct Settings {
     /// `full` (default: an acknowledged write survives power loss) or `normal` (survives a
     /// process crash; faster).
     pub sqlite_synchronous: String,
+    /// SQLite: milliseconds a part of an event batch lets interactive writes (assessments,
+    /// actions) waiting for the single writer go first before it takes its turn anyway; -1:
+    /// for as long as any wait (ingest may starve under constant interactive load).
+    pub sqlite_bulk_yield_ms: i64,
     /// Log filter, e.g. `info` or `riskdesk=debug,info`.
     pub log: String,
     /// Seconds an authenticated token is remembered; a token revoked from another process
@@ -28,6 +32,15 @@ pub struct Settings {
     /// checkpoints of the audit chains (`riskdesk audit checkpoint`). Best given in the
     /// environment (`RISKDESK_AUDIT_SIGNING_KEY`), not in a file next to the database.
     pub audit_signing_key: Option<String>,
+    /// The keys that seal the Partner Center consents (refresh tokens) at rest: `id:hex`
+    /// pairs, comma-separated, the first the current one (`riskdesk provider keygen`). Best
+    /// given in the environment (`RISKDESK_PROVIDER_TOKEN_KEYS`). Without it, instances
+    /// cannot be connected for app + user calls.
+    pub provider_token_keys: Option<String>,
+    /// Tenants (ids) whose admins may connect and disconnect the installation's Partner
+    /// Center instances through the API; empty: any tenant's admin (one-partner
+    /// installations). The CLI (`riskdesk provider connect`) always may.
+    pub provider_operators: Vec<uuid::Uuid>,
     /// `[data]`: reference data files replacing the shipped copies, GeoIP databases.
     pub data: riskdesk_app::onboarding::risk::DataSettings,
     /// `[onboarding]`: the sign-up risk policy (points, thresholds, credit bands, velocity…).
@@ -267,10 +280,13 @@ impl Default for Settings {
             bind: "127.0.0.1:8080".into(),
             database_url: "riskdesk.db".into(),
             sqlite_synchronous: "full".into(),
+            sqlite_bulk_yield_ms: riskdesk_storage::DEFAULT_BULK_YIELD.as_millis() as i64,
             log: "info".into(),
             auth_cache_seconds: 1,
             pg_max_connections: 16,
             audit_signing_key: None,
+            provider_token_keys: None,
+            provider_operators: Vec::new(),
             data: Default::default(),
             onboarding: Default::default(),
             verification: None,
@@ -302,10 +318,12 @@ impl Settings {
                 "bind",
                 "database_url",
                 "sqlite_synchronous",
+                "sqlite_bulk_yield_ms",
                 "log",
                 "auth_cache_seconds",
                 "pg_max_connections",
                 "audit_signing_key",
+                "provider_token_keys",
             ]));
         if let Some(b) = bind {
             fig = fig.merge(("bind", b));
@@ -355,6 +373,21 @@ impl Settings {
     pub fn risk_engine(&self) -> anyhow::Result<riskdesk_app::onboarding::risk::RiskEngine> {
         riskdesk_app::onboarding::risk::RiskEngine::load(&self.data, &self.onboarding)
             .map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// The consent keys, checked (a bad key stops the start).
+    pub fn token_cipher(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<riskdesk_app::kernel::secrets::TokenCipher>>> {
+        self.provider_token_keys
+            .as_deref()
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| {
+                riskdesk_app::kernel::secrets::TokenCipher::parse(k)
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| anyhow::anyhow!("provider_token_keys: {e}"))
+            })
+            .transpose()
     }
 
     pub fn server_options(&self) -> anyhow::Result<riskdesk_http::ServerOptions> {
@@ -418,6 +451,8 @@ impl Settings {
                 _ => None,
             },
             scale: None,
+            provider_token_keys: self.token_cipher()?,
+            provider_operators: self.provider_operators.clone(),
             provider_poll_every: match self.provider_worker.poll_every_minutes {
                 Some(0) => None,
                 Some(m) => Some(std::time::Duration::from_secs(m * 60)),
@@ -482,6 +517,8 @@ impl Settings {
         DbOptions {
             sqlite_full_sync: self.sqlite_synchronous == "full",
             pg_max_connections: self.pg_max_connections.max(1),
+            sqlite_bulk_yield: (self.sqlite_bulk_yield_ms >= 0)
+                .then(|| std::time::Duration::from_millis(self.sqlite_bulk_yield_ms as u64)),
             ..DbOptions::default()
         }
     }

@@ -122,6 +122,12 @@ enum Command {
     },
     /// Which process holds each scheduler job's lease, since when and until when.
     Leases,
+    /// The Partner Center connection of each cloud instance (the Secure Application Model:
+    /// a partner admin's consent, kept encrypted, for the app + user calls).
+    Provider {
+        #[command(subcommand)]
+        command: ProviderCommand,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage tenants (one per reseller in an indirect provider's installation).
@@ -330,6 +336,42 @@ enum AuditCommand {
     Keygen,
 }
 
+#[derive(Subcommand)]
+enum ProviderCommand {
+    /// Each configured instance: connection state, token expiry, when the consent was given,
+    /// rotated or lost, the last error.
+    Status,
+    /// Start connecting an instance: prints the consent page for a partner admin to open (sign
+    /// in with MFA, consent). Entra ID then sends the browser to the configured redirect URI
+    /// (riskdesk's `/v1/provider/consent/callback` completes it); without a server, paste the
+    /// address it was sent to into `riskdesk provider complete`.
+    Connect {
+        /// global, us_government, germany or china_21vianet.
+        instance: String,
+        /// The tenant (slug) the connection is audited in.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+    /// Complete a consent with the address Entra ID redirected the browser to (it carries
+    /// `code` and `state`).
+    Complete { redirect_url: String },
+    /// Forget an instance's consent (its refresh token is deleted).
+    Disconnect {
+        instance: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+    /// Seal every stored consent again under the current (first) key of
+    /// `provider_token_keys`, after a new key was put first.
+    Rekey,
+    /// Print a new key for `provider_token_keys`.
+    Keygen {
+        /// The key's id (keep ids unique: k1, k2, …).
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.config, cli.bind.clone(), cli.database_url.clone()) {
@@ -366,6 +408,104 @@ fn init_tracing(filter: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+async fn provider_command(
+    command: ProviderCommand,
+    settings: &Settings,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<ExitCode> {
+    use riskdesk_app::provider::consent;
+    if let ProviderCommand::Keygen { id } = &command {
+        println!(
+            "provider_token_keys = \"{}\"",
+            riskdesk_app::kernel::secrets::TokenCipher::generate(id)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let db = open_db(settings).await?;
+    let app = open_app(settings, &db, clock)?;
+    let keys = app.options.provider_token_keys.clone();
+    let now = clock.now();
+    let print = |c: &consent::Connection| -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string(c)?);
+        Ok(())
+    };
+    match command {
+        ProviderCommand::Keygen { .. } => unreachable!("handled above"),
+        ProviderCommand::Status => {
+            if app.provider.is_empty() {
+                eprintln!("no [partner_center.<instance>] is configured");
+            }
+            for c in consent::connections(&app.ctx, &app.provider, keys.as_ref()).await? {
+                print(&c)?;
+            }
+        }
+        ProviderCommand::Connect { instance, tenant } => {
+            let t = riskdesk_storage::tenants::by_slug(&db, &tenant).await?;
+            let mut tx = app.begin().await?;
+            let start = consent::start(
+                &mut tx,
+                &app.provider,
+                keys.as_ref(),
+                riskdesk_domain::TenantId(t.id),
+                &Actor::cli(),
+                &instance,
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            println!("{}", start.authorize_url);
+            eprintln!(
+                "open this page as a partner admin (sign in with MFA, consent) before {}",
+                start.expires_at
+            );
+        }
+        ProviderCommand::Complete { redirect_url } => {
+            let query = redirect_url
+                .split_once('?')
+                .map(|(_, q)| q)
+                .ok_or_else(|| anyhow!("the address has no query (?code=…&state=…)"))?;
+            let q: std::collections::HashMap<String, String> =
+                form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            let state = q
+                .get("state")
+                .ok_or_else(|| anyhow!("the address carries no state"))?;
+            let c = consent::complete(
+                &app.ctx,
+                &app.provider,
+                keys.as_ref(),
+                consent::Callback {
+                    state,
+                    code: q.get("code").map(String::as_str),
+                    error: q.get("error").map(String::as_str),
+                    error_description: q.get("error_description").map(String::as_str),
+                },
+                now,
+            )
+            .await?;
+            print(&c)?;
+        }
+        ProviderCommand::Disconnect { instance, tenant } => {
+            let t = riskdesk_storage::tenants::by_slug(&db, &tenant).await?;
+            let c = consent::disconnect(
+                &app.ctx,
+                &app.provider,
+                riskdesk_domain::TenantId(t.id),
+                &Actor::cli(),
+                &instance,
+                now,
+            )
+            .await?;
+            print(&c)?;
+        }
+        ProviderCommand::Rekey => {
+            let keys = keys.ok_or_else(|| anyhow!("provider_token_keys is not set"))?;
+            let n = consent::rekey(&app.ctx, &keys, now).await?;
+            eprintln!("{n} consents sealed again under key {}", keys.current_key());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The application over `db`, for commands that run use cases without serving HTTP.
@@ -918,6 +1058,7 @@ async fn run(
                 }
             }
         }
+        Command::Provider { command } => provider_command(command, &settings, &clock).await,
         Command::Audit {
             command: AuditCommand::Keygen,
         } => {

@@ -34,6 +34,9 @@ pub struct DbOptions {
     pub pg_max_connections: u32,
     /// PostgreSQL schema to use (created if missing); tests give each run its own.
     pub pg_schema: Option<String>,
+    /// SQLite: how long a bulk unit (a part of an event batch) lets interactive units waiting
+    /// for the writer go first before it queues anyway (`None`: for as long as any wait).
+    pub sqlite_bulk_yield: Option<std::time::Duration>,
 }
 
 impl Default for DbOptions {
@@ -43,9 +46,13 @@ impl Default for DbOptions {
             sqlite_read_connections: 4,
             pg_max_connections: 16,
             pg_schema: None,
+            sqlite_bulk_yield: Some(DEFAULT_BULK_YIELD),
         }
     }
 }
+
+/// See [`DbOptions::sqlite_bulk_yield`] and BENCHMARKS.md ("interactive writes under ingest").
+pub const DEFAULT_BULK_YIELD: std::time::Duration = std::time::Duration::from_millis(5);
 
 pub struct SqliteStore {
     writer: Arc<Writer>,
@@ -168,6 +175,7 @@ impl Db {
         disable_sqlite_memstatus();
         let full = opts.sqlite_full_sync;
         let n = opts.sqlite_read_connections.max(1);
+        let bulk_yield = opts.sqlite_bulk_yield;
         tokio::task::spawn_blocking(move || {
             let writer = open_sqlite(&path, full, false)?;
             let checkpointer = open_sqlite(&path, full, false)?;
@@ -175,7 +183,7 @@ impl Db {
                 .map(|_| open_sqlite(&path, full, true).map(std::sync::Mutex::new))
                 .collect::<Result<Vec<_>>>()?;
             Ok(Db::Sqlite(Arc::new(SqliteStore {
-                writer: Writer::new(writer, checkpointer)?,
+                writer: Writer::new(writer, checkpointer, bulk_yield)?,
                 readers,
                 path,
                 full_sync: full,

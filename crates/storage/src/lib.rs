@@ -34,7 +34,7 @@ pub mod tenants;
 pub mod time;
 pub mod tokens;
 
-pub use db::{Backend, Db, DbOptions, Tx};
+pub use db::{Backend, DEFAULT_BULK_YIELD, Db, DbOptions, Tx};
 pub use migrate::SQLITE_MIGRATIONS;
 
 /// Storage failures the callers act on; the rest are backend errors.

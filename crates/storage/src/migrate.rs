@@ -95,6 +95,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0018_open_invoices.sql",
         include_str!("../migrations/sqlite/0018_open_invoices.sql"),
     ),
+    (
+        19,
+        "0019_provider_consent.sql",
+        include_str!("../migrations/sqlite/0019_provider_consent.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {

@@ -636,3 +636,167 @@ pub async fn set_cursor(
     .await?;
     Ok(())
 }
+
+/// A cloud instance's delegated consent (the Secure Application Model). `refresh_token` is
+/// ciphertext; it never leaves the application layer decrypted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionRow {
+    pub instance: String,
+    /// `connected`, `lost` or `disconnected`.
+    pub state: String,
+    pub refresh_token: Option<String>,
+    pub access_expires_at: Option<i64>,
+    pub connected_at: Option<i64>,
+    pub connected_by: Option<String>,
+    pub rotated_at: Option<i64>,
+    pub lost_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+impl FromRow for ConnectionRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(ConnectionRow {
+            instance: r.text("instance")?,
+            state: r.text("state")?,
+            refresh_token: r.opt_text("refresh_token")?,
+            access_expires_at: r.opt_i64("access_expires_at")?,
+            connected_at: r.opt_i64("connected_at")?,
+            connected_by: r.opt_text("connected_by")?,
+            rotated_at: r.opt_i64("rotated_at")?,
+            lost_at: r.opt_i64("lost_at")?,
+            last_error: r.opt_text("last_error")?,
+            updated_at: r.i64("updated_at")?,
+        })
+    }
+}
+
+const CONNECTION_COLUMNS: &str = "instance, state, refresh_token, access_expires_at, connected_at, connected_by, \
+     rotated_at, lost_at, last_error, updated_at";
+
+pub async fn connection(db: &Db, instance: &str) -> Result<Option<ConnectionRow>> {
+    db.fetch_optional(
+        Q::new(format!(
+            "SELECT {CONNECTION_COLUMNS} FROM provider_connections WHERE instance = $1"
+        ))
+        .bind(instance),
+    )
+    .await
+}
+
+pub async fn connection_tx(tx: &mut Tx, instance: &str) -> Result<Option<ConnectionRow>> {
+    tx.fetch_optional(
+        Q::new(format!(
+            "SELECT {CONNECTION_COLUMNS} FROM provider_connections WHERE instance = $1"
+        ))
+        .bind(instance),
+    )
+    .await
+}
+
+pub async fn connections(db: &Db) -> Result<Vec<ConnectionRow>> {
+    db.fetch_all(Q::new(format!(
+        "SELECT {CONNECTION_COLUMNS} FROM provider_connections ORDER BY instance"
+    )))
+    .await
+}
+
+/// Writes the whole row (insert or replace).
+pub async fn put_connection(tx: &mut Tx, c: &ConnectionRow) -> Result<()> {
+    tx.execute(
+        Q::new(
+            "INSERT INTO provider_connections (instance, state, refresh_token, access_expires_at, connected_at, \
+             connected_by, rotated_at, lost_at, last_error, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (instance) DO UPDATE SET state = excluded.state, refresh_token = excluded.refresh_token, \
+             access_expires_at = excluded.access_expires_at, connected_at = excluded.connected_at, \
+             connected_by = excluded.connected_by, rotated_at = excluded.rotated_at, lost_at = excluded.lost_at, \
+             last_error = excluded.last_error, updated_at = excluded.updated_at",
+        )
+        .bind(c.instance.as_str())
+        .bind(c.state.as_str())
+        .bind(c.refresh_token.clone())
+        .bind(c.access_expires_at)
+        .bind(c.connected_at)
+        .bind(c.connected_by.clone())
+        .bind(c.rotated_at)
+        .bind(c.lost_at)
+        .bind(c.last_error.clone())
+        .bind(c.updated_at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A consent page opened and not completed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentFlowRow {
+    pub state_hash: String,
+    pub instance: String,
+    /// The PKCE verifier, encrypted.
+    pub verifier: String,
+    pub tenant_id: Uuid,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl FromRow for ConsentFlowRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(ConsentFlowRow {
+            state_hash: r.text("state_hash")?,
+            instance: r.text("instance")?,
+            verifier: r.text("verifier")?,
+            tenant_id: r
+                .text("tenant_id")?
+                .parse()
+                .map_err(|_| StorageError::Corrupt("provider_consent_flows.tenant_id is not a UUID".into()))?,
+            created_by: r.text("created_by")?,
+            created_at: r.i64("created_at")?,
+            expires_at: r.i64("expires_at")?,
+        })
+    }
+}
+
+pub async fn insert_consent_flow(tx: &mut Tx, f: &ConsentFlowRow) -> Result<()> {
+    tx.execute(
+        Q::new(
+            "INSERT INTO provider_consent_flows (state_hash, instance, verifier, tenant_id, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(f.state_hash.as_str())
+        .bind(f.instance.as_str())
+        .bind(f.verifier.as_str())
+        .bind(f.tenant_id.to_string())
+        .bind(f.created_by.as_str())
+        .bind(f.created_at)
+        .bind(f.expires_at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Takes a consent flow out (a state completes once); expired flows are removed on the way.
+pub async fn take_consent_flow(
+    tx: &mut Tx,
+    state_hash: &str,
+    now: i64,
+) -> Result<Option<ConsentFlowRow>> {
+    tx.execute(Q::new("DELETE FROM provider_consent_flows WHERE expires_at < $1").bind(now))
+        .await?;
+    let row: Option<ConsentFlowRow> = tx
+        .fetch_optional(
+            Q::new(
+                "SELECT state_hash, instance, verifier, tenant_id, created_by, created_at, expires_at \
+                 FROM provider_consent_flows WHERE state_hash = $1",
+            )
+            .bind(state_hash),
+        )
+        .await?;
+    if row.is_some() {
+        tx.execute(
+            Q::new("DELETE FROM provider_consent_flows WHERE state_hash = $1").bind(state_hash),
+        )
+        .await?;
+    }
+    Ok(row)
+}

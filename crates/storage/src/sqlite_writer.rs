@@ -10,11 +10,13 @@
 //! failed COMMIT fails every unit of the batch.
 //!
 //! Interactive units go first. A *bulk* unit (a part of an event batch: [`Writer::begin`] with
-//! `bulk`) waits for its turn among bulk units, then until no interactive unit is waiting, and
-//! only then queues for the writer; it gives the turn up as soon as it lets go of the writer. So
-//! a sign-up assessment arriving while events stream in waits at most for the bulk unit that
-//! holds the writer (bulk units are kept small: see `monitoring::INGEST_PART`), never for a
-//! queue of them, and bulk units still share COMMITs with each other and with interactive units.
+//! `bulk`) waits for its turn among bulk units, then until no interactive unit is waiting — for
+//! at most the writer's *bulk yield* (`DbOptions::sqlite_bulk_yield`), so a steady stream of
+//! interactive units cannot starve ingest — and only then queues for the writer; it gives the
+//! turn up as soon as it lets go of the writer. So a sign-up assessment arriving while events
+//! stream in waits for at most the bulk unit that holds the writer and the one queued (bulk
+//! units are kept small: see `monitoring::INGEST_PART`), never for a queue of them, and bulk
+//! units still share COMMITs with each other and with interactive units.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -61,6 +63,8 @@ pub(crate) struct Writer {
     interactive_gone: Notify,
     /// Bulk units take turns: one at a time waits for (or holds) the writer.
     bulk_turn: Arc<AsyncMutex<()>>,
+    /// How long a bulk unit lets waiting interactive units go first (None: while any wait).
+    bulk_yield: Option<Duration>,
 }
 
 /// Counts an interactive unit as waiting until it has the writer (or its future is dropped).
@@ -87,6 +91,7 @@ impl Writer {
     pub(crate) fn new(
         conn: rusqlite::Connection,
         checkpointer: rusqlite::Connection,
+        bulk_yield: Option<Duration>,
     ) -> Result<Arc<Self>> {
         // The writer checkpoints itself only when the WAL outgrows this (a safety net: the
         // checkpointer thread has usually copied all but the last commit by then).
@@ -103,6 +108,7 @@ impl Writer {
             interactive: AtomicUsize::new(0),
             interactive_gone: Notify::new(),
             bulk_turn: Arc::new(AsyncMutex::new(())),
+            bulk_yield,
         }))
     }
 
@@ -112,14 +118,22 @@ impl Writer {
         let mut turn = None;
         if bulk {
             turn = Some(self.bulk_turn.clone().lock_owned().await);
-            loop {
-                let gone = self.interactive_gone.notified();
-                tokio::pin!(gone);
-                gone.as_mut().enable();
-                if self.interactive.load(Ordering::SeqCst) == 0 {
-                    break;
+            let yielded = async {
+                loop {
+                    let gone = self.interactive_gone.notified();
+                    tokio::pin!(gone);
+                    gone.as_mut().enable();
+                    if self.interactive.load(Ordering::SeqCst) == 0 {
+                        break;
+                    }
+                    gone.await;
                 }
-                gone.await;
+            };
+            match self.bulk_yield {
+                None => yielded.await,
+                Some(d) => {
+                    let _ = tokio::time::timeout(d, yielded).await;
+                }
             }
         }
         let mut g = {

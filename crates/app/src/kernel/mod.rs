@@ -10,6 +10,7 @@ pub mod lease;
 pub mod notices;
 pub mod outbox;
 pub mod ports;
+pub mod secrets;
 pub mod settings;
 pub mod time;
 pub mod uow;

@@ -9,6 +9,7 @@
 //! without a second effect — and the subscription already has the wanted status, so the
 //! repeat reads it and sends nothing.
 
+pub mod consent;
 pub mod events;
 pub mod links;
 pub mod poll;

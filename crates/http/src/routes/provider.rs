@@ -690,3 +690,170 @@ pub async fn add_note(
     .await?;
     Ok(Json(r.into()))
 }
+
+// ---- Connecting a cloud instance as a partner (the Secure Application Model) ----
+
+use riskdesk_app::provider::consent::{self, Callback, Connection, ConsentStart};
+
+/// Connecting and disconnecting the installation's Partner Center instances: an admin
+/// (`manage_integrations`) of an operator tenant (`provider_operators`; any tenant when none
+/// is set).
+fn require_operator(s: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    caller.require(Permission::ManageIntegrations)?;
+    let ops = &s.app.options.provider_operators;
+    if !ops.is_empty() && !ops.contains(&caller.tenant().0) {
+        return Err(ApiError::Forbidden(
+            "the Partner Center connection belongs to the installation: only an operator tenant's admin may change it (provider_operators)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionList {
+    pub items: Vec<Connection>,
+}
+
+/// Each configured cloud instance's Partner Center connection: whether app + user calls
+/// (fraud events, service requests) can be made, when the consent was given, rotated or lost.
+/// Never a token.
+#[utoipa::path(get, path = "/v1/provider/connections", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("read_customers"))),
+    responses((status = 200, body = ConnectionList)))]
+pub async fn list_connections(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ConnectionList>, ApiError> {
+    caller.require(Permission::ReadCustomers)?;
+    let items = consent::connections(
+        &s.app.ctx,
+        &s.app.provider,
+        s.app.options.provider_token_keys.as_ref(),
+    )
+    .await?;
+    Ok(Json(ConnectionList { items }))
+}
+
+/// `POST /v1/provider/connections/{instance}/consent`: an empty object.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentIn {}
+
+/// Starts connecting an instance: returns the Entra ID consent page (authorization code with
+/// PKCE) for a partner admin to open, sign in to with MFA and consent on; Entra ID then sends
+/// the browser to `/v1/provider/consent/callback`. The page must come back within ten
+/// minutes.
+#[utoipa::path(post, path = "/v1/provider/connections/{instance}/consent", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage_integrations"))),
+    params(("instance" = String, Path, description = "global, us_government, germany or china_21vianet"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
+    request_body = ConsentIn,
+    responses((status = 201, body = ConsentStart),
+              (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn start_consent(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(instance): Path<String>,
+    key: IdempotencyKey,
+    body: ApiJson<ConsentIn>,
+) -> Result<Response, ApiError> {
+    require_operator(&s, &caller)?;
+    let fp = Fingerprint {
+        key: &key,
+        method_path: format!("POST /v1/provider/connections/{instance}/consent").into(),
+        body_sha256: &body.body_sha256,
+    };
+    let now = s.clock.now();
+    let mut tx = s.app.begin().await?;
+    if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
+        return Ok(replay);
+    }
+    let out = consent::start(
+        &mut tx,
+        &s.app.provider,
+        s.app.options.provider_token_keys.as_ref(),
+        caller.tenant(),
+        &caller.actor(),
+        &instance,
+        now,
+    )
+    .await?;
+    idem::finish(tx, &caller, &fp, StatusCode::CREATED, &out).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConsentCallbackQuery {
+    /// The state riskdesk sent (it completes one flow, once).
+    pub state: Option<String>,
+    /// The authorization code.
+    pub code: Option<String>,
+    /// Sent by Entra ID beside the code; not used.
+    pub session_state: Option<String>,
+    /// Sent instead of a code when the admin declined or sign-in failed.
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    pub error_uri: Option<String>,
+}
+
+/// Where Entra ID sends the partner admin's browser back after consent (register it as the
+/// app's redirect URI and as `redirect_uri` under `[partner_center.<instance>]`). No bearer
+/// token: the one-time `state` is the credential. The code is redeemed with the flow's PKCE
+/// verifier and the refresh token stored encrypted.
+#[utoipa::path(get, path = "/v1/provider/consent/callback", tag = "cases",
+    params(ConsentCallbackQuery),
+    responses((status = 200, body = Connection), (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 502, body = Problem, content_type = "application/problem+json")))]
+pub async fn consent_callback(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ConsentCallbackQuery>,
+) -> Result<Json<Connection>, ApiError> {
+    let state = q
+        .state
+        .as_deref()
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .ok_or_else(|| ApiError::field("state", "the redirect carries no state (or one longer than 256 characters)"))?;
+    if q.code.as_ref().is_some_and(|c| c.len() > 8192) {
+        return Err(ApiError::field("code", "longer than 8192 characters"));
+    }
+    let out = consent::complete(
+        &s.app.ctx,
+        &s.app.provider,
+        s.app.options.provider_token_keys.as_ref(),
+        Callback {
+            state,
+            code: q.code.as_deref(),
+            error: q.error.as_deref(),
+            error_description: q.error_description.as_deref(),
+        },
+        s.clock.now(),
+    )
+    .await?;
+    Ok(Json(out))
+}
+
+/// Forgets an instance's consent (its refresh token is deleted); app + user calls wait until
+/// it is connected again.
+#[utoipa::path(delete, path = "/v1/provider/connections/{instance}", tag = "cases", security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage_integrations"))),
+    params(("instance" = String, Path, description = "global, us_government, germany or china_21vianet")),
+    responses((status = 200, body = Connection)))]
+pub async fn disconnect(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(instance): Path<String>,
+) -> Result<Json<Connection>, ApiError> {
+    require_operator(&s, &caller)?;
+    let out = consent::disconnect(
+        &s.app.ctx,
+        &s.app.provider,
+        caller.tenant(),
+        &caller.actor(),
+        &instance,
+        s.clock.now(),
+    )
+    .await?;
+    Ok(Json(out))
+}

@@ -257,6 +257,7 @@ async fn openapi_is_valid_and_covers_every_route() {
     }
     ops.sort();
     let expected = [
+        ("DELETE", "/v1/provider/connections/{instance}"),
         ("GET", "/healthz"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
@@ -287,6 +288,8 @@ async fn openapi_is_valid_and_covers_every_route() {
         ("GET", "/v1/invoices/{id}"),
         ("GET", "/v1/me"),
         ("GET", "/v1/outbox"),
+        ("GET", "/v1/provider/connections"),
+        ("GET", "/v1/provider/consent/callback"),
         ("GET", "/v1/provider/notices"),
         ("GET", "/v1/provider/notices/{id}"),
         ("GET", "/v1/reports/aging"),
@@ -329,6 +332,7 @@ async fn openapi_is_valid_and_covers_every_route() {
         ("POST", "/v1/outbox/{id}/resend"),
         ("POST", "/v1/payments"),
         ("POST", "/v1/payments/{id}/chargeback"),
+        ("POST", "/v1/provider/connections/{instance}/consent"),
         ("POST", "/v1/provider/notices"),
         ("POST", "/v1/provider/notices/{id}/status"),
         ("POST", "/v1/provider/webhooks"),
@@ -363,6 +367,7 @@ async fn openapi_is_valid_and_covers_every_route() {
             "{}{}",
             app.base,
             path.replace("{id}", &uuid::Uuid::now_v7().to_string())
+                .replace("{instance}", "global")
         );
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let r = app
@@ -385,7 +390,9 @@ async fn openapi_is_valid_and_covers_every_route() {
         for (method, op) in item.as_object().unwrap() {
             // Partner Center's callbacks carry its RSA signature, not a bearer token, and are
             // deduplicated by their body.
-            if path == "/v1/provider/webhooks" {
+            // The consent callback is Entra ID redirecting a browser: its one-time state is the
+            // credential.
+            if path == "/v1/provider/webhooks" || path == "/v1/provider/consent/callback" {
                 assert!(
                     op["security"].is_null(),
                     "{method} {path} takes no bearer token"

@@ -26,7 +26,38 @@ fn pc_settings(fake: &FakePartnerCenter) -> PartnerCenterSettings {
         backoff_ms: 20,
         max_wait_seconds: 2,
         requests_per_minute: 500,
+        // Entra ID sends the admin's browser here; the tests follow it to the test server.
+        redirect_uri: "https://riskdesk.test/v1/provider/consent/callback".into(),
     }
+}
+
+/// Connects `instance` as a partner admin would: the consent page is opened (the fake stands
+/// for the sign-in with MFA) and the redirect back is followed to riskdesk's callback.
+pub(crate) async fn connect(app: &TestApp, instance: &str) -> Value {
+    let start = app
+        .post(&app.admin, &format!("/v1/provider/connections/{instance}/consent"), &json!({}))
+        .await;
+    assert_eq!(start.status, 201, "{}", start.body);
+    let page = start.body["authorize_url"].as_str().unwrap();
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(page)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let query = location
+        .strip_prefix("https://riskdesk.test/v1/provider/consent/callback?")
+        .unwrap_or_else(|| panic!("redirected to {location}"));
+    let back = app
+        .get("", &format!("/v1/provider/consent/callback?{query}&session_state=s1"))
+        .await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert_eq!(back.body["state"], "connected");
+    back.body
 }
 
 fn options(pcs: &[(&str, &FakePartnerCenter)]) -> ServerOptions {
@@ -36,6 +67,12 @@ fn options(pcs: &[(&str, &FakePartnerCenter)]) -> ServerOptions {
     }
     ServerOptions {
         partner_center: map,
+        provider_token_keys: Some(std::sync::Arc::new(
+            riskdesk_app::kernel::secrets::TokenCipher::parse(
+                &riskdesk_app::kernel::secrets::TokenCipher::generate("k1"),
+            )
+            .unwrap(),
+        )),
         provider_interval: Duration::from_millis(100),
         provider_lease: Duration::from_secs(30),
         ..ServerOptions::default()
@@ -962,6 +999,7 @@ async fn a_service_request_is_prepared_filed_and_followed() {
     let pc = FakePartnerCenter::start().await;
     pc.add_service_request("SR-4242", 1);
     let app = spawn_app_with(options(&[("global", &pc)])).await;
+    connect(&app, "global").await;
     let (cid, _) = linked_customer(&app, "global", "pc-c", "pc-s").await;
     fraud_alert(&app, &cid).await;
     let case_id = only_case(&app, &cid).await["id"]
@@ -1512,6 +1550,7 @@ async fn the_poller_turns_fraud_events_and_audit_records_into_alerts_and_events(
     let mut opts = options(&[("global", &pc)]);
     opts.provider_poll_every = Some(Duration::from_millis(200));
     let app = spawn_app_with(opts).await;
+    connect(&app, "global").await;
     let (cid, _) = linked_customer(&app, "global", "pc-cust-9", "pc-sub-9").await;
     let mut alerts = Value::Null;
     let mut events = 0;
@@ -1666,4 +1705,173 @@ async fn a_closed_case_is_not_reopened_beside_the_customers_open_one() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(only_case(&app, &cid).await["id"], first.as_str());
+}
+
+/// The Secure Application Model through the API: a partner admin connects an instance (PKCE,
+/// the state completing once), the refresh token is stored sealed, and app + user calls use it.
+#[tokio::test]
+async fn a_partner_admin_connects_an_instance_and_the_consent_is_kept_sealed() {
+    let pc = FakePartnerCenter::start().await;
+    pc.add_fraud_event("pc-cust-1", "pc-sub-1", "vm-1", "UsageAnomalyDetection");
+    let mut opts = options(&[("global", &pc)]);
+    opts.provider_poll_every = Some(Duration::from_millis(200));
+    let app = spawn_app_with(opts).await;
+    let (cid, _) = linked_customer(&app, "global", "pc-cust-1", "pc-sub-1").await;
+    let list = app.get(&app.admin, "/v1/provider/connections").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(list.body["items"][0]["instance"], "global");
+    assert_eq!(list.body["items"][0]["state"], "not_connected");
+    assert_eq!(list.body["items"][0]["connectable"], true);
+    // Only an admin may connect; an instance must be configured.
+    let analyst = app.token("default", Role::Analyst).await;
+    let r = app
+        .post(&analyst, "/v1/provider/connections/global/consent", &json!({}))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = app
+        .post(&app.admin, "/v1/provider/connections/us_government/consent", &json!({}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("partner_center.us_government"));
+    let r = app
+        .post(&app.admin, "/v1/provider/connections/mars/consent", &json!({}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    // The consent page carries PKCE (S256) and the configured redirect URI.
+    let start = app
+        .post(&app.admin, "/v1/provider/connections/global/consent", &json!({}))
+        .await;
+    assert_eq!(start.status, 201, "{}", start.body);
+    let page = start.body["authorize_url"].as_str().unwrap();
+    assert!(page.starts_with(&format!("{}/partner-tenant/oauth2/authorize?", pc.url)), "{page}");
+    for part in ["code_challenge_method=S256", "code_challenge=", "state=", "response_type=code", "redirect_uri=https%3A%2F%2Friskdesk.test"] {
+        assert!(page.contains(part), "{part} in {page}");
+    }
+    // A state riskdesk never issued, or no state, is refused.
+    let r = app
+        .get("", "/v1/provider/consent/callback?code=x&state=forged")
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("unknown or expired consent state"));
+    let r = app.get("", "/v1/provider/consent/callback?code=x").await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    // The admin declined: the flow ends with the reason.
+    let declined = app
+        .post(&app.admin, "/v1/provider/connections/global/consent", &json!({}))
+        .await;
+    let state = declined.body["authorize_url"].as_str().unwrap().split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let r = app
+        .get("", &format!("/v1/provider/consent/callback?state={state}&error=access_denied&error_description=AADSTS65004%3A+declined"))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("access_denied"), "{}", r.body);
+
+    let c = connect(&app, "global").await;
+    assert!(c["token_expires_at"].as_str().is_some(), "{c}");
+    assert!(c.get("refresh_token").is_none(), "never returned: {c}");
+    // Stored sealed: no token in clear anywhere in the row.
+    let sealed = app
+        .db
+        .fetch_all::<i64>(riskdesk_storage::query::Q::new(
+            "SELECT COUNT(*) AS n FROM provider_connections WHERE instance = 'global' \
+             AND refresh_token LIKE 'v1.k1.%' AND refresh_token NOT LIKE '%fake-rt%'",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(sealed, vec![1]);
+    // The connect is audited.
+    let audit = app.get(&app.admin, "/v1/audit?limit=200").await;
+    assert!(
+        audit.body["items"].as_array().unwrap().iter().any(|e| e["action"] == "provider.connect"),
+        "{}",
+        audit.body
+    );
+    // The poll's fraud-event call, refused before (no consent), now carries the delegated
+    // token and the event becomes the customer's alert.
+    let mut alerts = Value::Null;
+    for _ in 0..100 {
+        alerts = app
+            .get(&app.admin, &format!("/v1/alerts?customer_id={cid}&rule=provider.fraud_event"))
+            .await
+            .body;
+        if alerts["items"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(alerts["items"].as_array().unwrap().len(), 1, "{alerts}");
+    let bearers = pc.bearers();
+    assert!(bearers.iter().any(|(p, k)| p == "/v1/fraudEvents" && k == "user"), "{bearers:?}");
+    assert!(
+        bearers.iter().all(|(p, k)| p != "/v1/fraudEvents" || k == "user"),
+        "never an app-only token on an app + user call: {bearers:?}"
+    );
+    assert!(bearers.iter().any(|(p, k)| p == "/v1/auditrecords" && k == "app"), "{bearers:?}");
+}
+
+async fn lost_alerts(app: &TestApp) -> Vec<Value> {
+    app.get(&app.admin, "/v1/alerts?rule=provider.connection_lost")
+        .await
+        .body["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A consent revoked at Microsoft: one critical alert and one `provider.connection_lost`
+/// webhook per tenant, the connection shown lost, the calls kept; after reconnecting they
+/// go through again.
+#[tokio::test]
+async fn a_revoked_consent_is_one_critical_alert_and_the_calls_resume_after_reconnecting() {
+    let pc = FakePartnerCenter::start().await;
+    let mut opts = options(&[("global", &pc)]);
+    opts.provider_poll_every = Some(Duration::from_millis(150));
+    let app = spawn_app_with(opts).await;
+    let (cid, _) = linked_customer(&app, "global", "pc-cust-2", "pc-sub-2").await;
+    let ep = app
+        .post(&app.admin, "/v1/webhook-endpoints", &json!({"url": "http://127.0.0.1:9/hooks"}))
+        .await;
+    assert_eq!(ep.status, 201, "{}", ep.body);
+    connect(&app, "global").await;
+    pc.revoke_consent();
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = lost_alerts(&app).await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["severity"], "critical");
+    let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
+    assert_eq!(conn["items"][0]["state"], "lost", "{conn}");
+    assert!(conn["items"][0]["last_error"].as_str().unwrap().contains("revoked"), "{conn}");
+    assert!(conn["items"][0]["lost_at"].as_str().is_some());
+    // Later passes keep failing quietly: still one alert, one webhook.
+    pc.add_fraud_event("pc-cust-2", "pc-sub-2", "vm-2", "NetworkConnectionsToCryptoMiningPools");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(lost_alerts(&app).await.len(), 1);
+    let hooks = app.get(&app.admin, "/v1/outbox?channel=webhook&limit=500").await.body;
+    let n = hooks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["event_type"] == "provider.connection_lost")
+        .count();
+    assert_eq!(n, 1, "{hooks}");
+    let fraud = format!("/v1/alerts?customer_id={cid}&rule=provider.fraud_event");
+    assert_eq!(app.get(&app.admin, &fraud).await.body["items"], json!([]));
+    // Reconnected: the fraud event comes through.
+    let c = connect(&app, "global").await;
+    assert_eq!(c["lost_at"], Value::Null);
+    let mut alerts = Value::Null;
+    for _ in 0..100 {
+        alerts = app.get(&app.admin, &fraud).await.body;
+        if alerts["items"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(alerts["items"].as_array().unwrap().len(), 1, "{alerts}");
 }

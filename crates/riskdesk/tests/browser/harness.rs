@@ -134,6 +134,7 @@ pub fn pc_settings(fake: &FakePartnerCenter) -> PartnerCenterSettings {
         backoff_ms: 20,
         max_wait_seconds: 2,
         requests_per_minute: 500,
+        redirect_uri: String::new(),
     }
 }
 
