@@ -58,6 +58,17 @@ pub struct PartnerCenterSettings {
     /// app. Empty: the instance cannot be connected for app + user calls.
     #[serde(default)]
     pub redirect_uri: String,
+    /// The billing currencies whose Azure plan usage line items riskdesk pulls (unbilled,
+    /// current period) on each poll; empty: none are pulled (usage arrives by file or API).
+    #[serde(default)]
+    pub usage_currencies: Vec<String>,
+    /// Line items per page (the service allows up to 2,000).
+    #[serde(default = "default_usage_page")]
+    pub usage_page_size: u32,
+}
+
+fn default_usage_page() -> u32 {
+    2000
 }
 
 fn default_resource() -> String {
@@ -144,12 +155,13 @@ pub fn needs_app_user(path: &str) -> bool {
         .unwrap_or(path);
     let p = p.split('?').next().unwrap_or(p).to_ascii_lowercase();
     let parts: Vec<&str> = p.trim_start_matches('/').split('/').collect();
-    match parts.as_slice() {
-        ["v1", "fraudevents", ..] | ["v1", "servicerequests", ..] => true,
-        ["v1", "customers", _, "servicerequests", ..] => true,
-        ["v1", "customers", _, "usagesummary"] => true,
-        _ => false,
-    }
+    matches!(
+        parts.as_slice(),
+        ["v1", "fraudevents", ..]
+            | ["v1", "servicerequests", ..]
+            | ["v1", "customers", _, "servicerequests", ..]
+            | ["v1", "customers", _, "usagesummary"]
+    )
 }
 
 /// Tokens from the instance's token endpoint.
@@ -264,6 +276,10 @@ impl PartnerCenterClient {
         &self.rest_base
     }
 
+    pub fn settings(&self) -> &PartnerCenterSettings {
+        &self.settings
+    }
+
     /// Whether a partner admin can connect this instance (a redirect URI is configured).
     pub fn can_consent(&self) -> bool {
         !self.settings.redirect_uri.trim().is_empty()
@@ -320,7 +336,9 @@ impl PartnerCenterClient {
             .append_pair("resource", &self.settings.resource)
             .finish();
         let t = self.token_request(form).await.map_err(|e| match e {
-            TokenRefusal::InvalidGrant(d) => PcError::Auth(format!("the consent code was refused: {d}")),
+            TokenRefusal::InvalidGrant(d) => {
+                PcError::Auth(format!("the consent code was refused: {d}"))
+            }
             TokenRefusal::Other(e) => e,
         })?;
         if t.refresh_token.is_none() {
@@ -328,7 +346,10 @@ impl PartnerCenterClient {
                 "the token endpoint returned no refresh token (is offline access granted?)".into(),
             ));
         }
-        *self.user_token.lock().await = Some((t.access_token.clone(), Instant::now() + keep_for(t.expires_in)));
+        *self.user_token.lock().await = Some((
+            t.access_token.clone(),
+            Instant::now() + keep_for(t.expires_in),
+        ));
         Ok(t)
     }
 
@@ -363,10 +384,14 @@ impl PartnerCenterClient {
             .body(form)
             .send()
             .await
-            .map_err(|e| TokenRefusal::Other(PcError::Auth(format!("token endpoint {url}: {e}"))))?;
+            .map_err(|e| {
+                TokenRefusal::Other(PcError::Auth(format!("token endpoint {url}: {e}")))
+            })?;
         let status = r.status();
         let body: Value = r.json().await.map_err(|e| {
-            TokenRefusal::Other(PcError::Auth(format!("token endpoint answered {status}: {e}")))
+            TokenRefusal::Other(PcError::Auth(format!(
+                "token endpoint answered {status}: {e}"
+            )))
         })?;
         if !status.is_success() {
             let why = body
@@ -378,14 +403,22 @@ impl PartnerCenterClient {
             return Err(if body["error"] == "invalid_grant" {
                 TokenRefusal::InvalidGrant(why)
             } else if status.is_server_error() {
-                TokenRefusal::Other(PcError::Unavailable(format!("token endpoint answered {status}: {why}")))
+                TokenRefusal::Other(PcError::Unavailable(format!(
+                    "token endpoint answered {status}: {why}"
+                )))
             } else {
-                TokenRefusal::Other(PcError::Auth(format!("token endpoint answered {status}: {why}")))
+                TokenRefusal::Other(PcError::Auth(format!(
+                    "token endpoint answered {status}: {why}"
+                )))
             });
         }
         let access_token = body["access_token"]
             .as_str()
-            .ok_or_else(|| TokenRefusal::Other(PcError::Auth("no access_token in the token response".into())))?
+            .ok_or_else(|| {
+                TokenRefusal::Other(PcError::Auth(
+                    "no access_token in the token response".into(),
+                ))
+            })?
             .to_owned();
         // `expires_in` is a string ("3600") in the documented sample, a number elsewhere.
         let expires_in = match &body["expires_in"] {
@@ -434,7 +467,10 @@ impl PartnerCenterClient {
                 .await
                 .map_err(|e| PcError::Unavailable(format!("storing the rotated consent: {e}")))?;
         }
-        *cached = Some((t.access_token.clone(), Instant::now() + keep_for(t.expires_in)));
+        *cached = Some((
+            t.access_token.clone(),
+            Instant::now() + keep_for(t.expires_in),
+        ));
         Ok(t.access_token)
     }
 
@@ -460,7 +496,10 @@ impl PartnerCenterClient {
             TokenRefusal::InvalidGrant(d) => PcError::Auth(d),
             TokenRefusal::Other(e) => e,
         })?;
-        *cached = Some((t.access_token.clone(), Instant::now() + keep_for(t.expires_in)));
+        *cached = Some((
+            t.access_token.clone(),
+            Instant::now() + keep_for(t.expires_in),
+        ));
         Ok(t.access_token)
     }
 
@@ -513,6 +552,22 @@ impl PartnerCenterClient {
         body: Option<&str>,
         extra_headers: &[(String, String)],
     ) -> Result<(u16, Option<String>, Value), PcError> {
+        self.call_full(method, path, request_id, if_match, body, extra_headers)
+            .await
+            .map(|(st, etag, v, _)| (st, etag, v))
+    }
+
+    /// [`call_with`](Self::call_with), also returning the body's text (for amounts that must
+    /// keep every digit they were sent with).
+    async fn call_full(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        request_id: &str,
+        if_match: Option<&str>,
+        body: Option<&str>,
+        extra_headers: &[(String, String)],
+    ) -> Result<(u16, Option<String>, Value, String), PcError> {
         let url = if path.starts_with("http") {
             path.to_owned()
         } else {
@@ -577,7 +632,7 @@ impl PartnerCenterClient {
                     };
                     tracing::debug!(%url, %correlation, status, "Partner Center call");
                     if (200..300).contains(&status) {
-                        return Ok((status, etag, parsed));
+                        return Ok((status, etag, parsed, text));
                     }
                     if status == 401 && !refreshed_token {
                         // An expired or revoked token: get a new one once.
@@ -808,7 +863,86 @@ impl PartnerCenterClient {
     }
 }
 
+/// Where the next page of a collection is: `links.next.uri` (made absolute under `/v1`) and
+/// every header of `links.next.headers` (the `MS-ContinuationToken`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextPage {
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// One page of usage line items: each item's raw JSON text (costs keep every digit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineItemPage {
+    pub items: Vec<String>,
+    pub next: Option<NextPage>,
+}
+
+fn next_of(links_next: Option<&Value>) -> Option<NextPage> {
+    let n = links_next?;
+    let uri = n["uri"].as_str().filter(|u| !u.is_empty())?;
+    let uri = if uri.starts_with("/v1/") || uri.starts_with("http") {
+        uri.to_owned()
+    } else {
+        format!("/v1{}{uri}", if uri.starts_with('/') { "" } else { "/" })
+    };
+    let headers = n["headers"]
+        .as_array()
+        .map(|hs| {
+            hs.iter()
+                .filter_map(|h| {
+                    Some((
+                        h["key"].as_str()?.to_owned(),
+                        h["value"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(NextPage { uri, headers })
+}
+
 impl PartnerCenterClient {
+    /// One page of the Azure plan's **unbilled** usage line items (`GET
+    /// /v1/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=usagelineitems&
+    /// currencycode=…&period=current|previous&size=…`), or the page `next` points to. App-only.
+    pub async fn unbilled_usage_page(
+        &self,
+        currency: &str,
+        period: &str,
+        size: u32,
+        next: Option<&NextPage>,
+    ) -> Result<LineItemPage, PcError> {
+        let (path, headers) = match next {
+            Some(n) => (n.uri.clone(), n.headers.clone()),
+            None => (
+                format!(
+                    "/v1/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=usagelineitems&currencycode={}&period={}&size={}",
+                    seg(currency),
+                    seg(period),
+                    size.clamp(1, 2000)
+                ),
+                Vec::new(),
+            ),
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let (_, _, v, text) = self
+            .call_full(reqwest::Method::GET, &path, &id, None, None, &headers)
+            .await?;
+        #[derive(Deserialize)]
+        struct Page<'a> {
+            #[serde(borrow, default)]
+            items: Vec<&'a serde_json::value::RawValue>,
+        }
+        let page: Page = serde_json::from_str(&text).map_err(|e| {
+            PcError::BadResponse(format!("{path}: not a collection of line items: {e}"))
+        })?;
+        Ok(LineItemPage {
+            items: page.items.iter().map(|r| r.get().to_owned()).collect(),
+            next: next_of(v.pointer("/links/next")),
+        })
+    }
+
     /// Every item of a collection, following `links.next` (its relative `uri`, prefixed with
     /// `/v1` when it lacks it, sent with every header in `links.next.headers` — the
     /// `MS-ContinuationToken`). A bare JSON array is one page.
@@ -1041,6 +1175,8 @@ mod tests {
                 max_wait_seconds: 5,
                 requests_per_minute: 500,
                 redirect_uri: "https://riskdesk.example/v1/provider/consent/callback".into(),
+                usage_currencies: vec!["EUR".into()],
+                usage_page_size: 2000,
             },
             "https://unused.example",
             "https://unused.example/",
@@ -1282,7 +1418,10 @@ mod tests {
         }
         async fn rotated(&self, refresh_token: &str, _expires_in: u64) -> Result<(), String> {
             *self.token.lock().unwrap() = Some(refresh_token.to_owned());
-            self.rotations.lock().unwrap().push(refresh_token.to_owned());
+            self.rotations
+                .lock()
+                .unwrap()
+                .push(refresh_token.to_owned());
             Ok(())
         }
         async fn lost(&self, reason: &str) {
@@ -1305,7 +1444,10 @@ mod tests {
             .unwrap();
         assert_eq!(r.status(), 302);
         let loc = r.headers()["location"].to_str().unwrap().to_owned();
-        assert!(loc.starts_with("https://riskdesk.example/v1/provider/consent/callback?"), "{loc}");
+        assert!(
+            loc.starts_with("https://riskdesk.example/v1/provider/consent/callback?"),
+            "{loc}"
+        );
         let q: std::collections::HashMap<String, String> =
             form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
                 .into_owned()
@@ -1316,7 +1458,9 @@ mod tests {
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-    async fn connected(fake: &FakePartnerCenter) -> (PartnerCenterClient, std::sync::Arc<MemoryVault>) {
+    async fn connected(
+        fake: &FakePartnerCenter,
+    ) -> (PartnerCenterClient, std::sync::Arc<MemoryVault>) {
         let c = client(fake);
         let (code, _) = consent(&c, "st", CHALLENGE).await;
         let t = c.redeem_consent_code(&code, VERIFIER).await.unwrap();
@@ -1360,14 +1504,23 @@ mod tests {
             .redeem_consent_code(&code, "not-the-verifier-not-the-verifier-0000000")
             .await
             .unwrap_err();
-        assert!(matches!(&e, PcError::Auth(m) if m.contains("verifier")), "{e:?}");
+        assert!(
+            matches!(&e, PcError::Auth(m) if m.contains("verifier")),
+            "{e:?}"
+        );
         let e = c.redeem_consent_code(&code, VERIFIER).await.unwrap_err();
-        assert!(matches!(&e, PcError::Auth(m) if m.contains("code")), "a code is used once: {e:?}");
+        assert!(
+            matches!(&e, PcError::Auth(m) if m.contains("code")),
+            "a code is used once: {e:?}"
+        );
         let (code, _) = consent(&c, "state-124", CHALLENGE).await;
         let first = c.redeem_consent_code(&code, VERIFIER).await.unwrap();
         let rt0 = first.refresh_token.clone().unwrap();
         assert_eq!(first.expires_in, 3600, "expires_in arrives as a string");
-        assert!(!format!("{first:?}").contains(&rt0), "a token set never prints its tokens");
+        assert!(
+            !format!("{first:?}").contains(&rt0),
+            "a token set never prints its tokens"
+        );
 
         let vault = std::sync::Arc::new(MemoryVault::default());
         *vault.token.lock().unwrap() = Some(rt0.clone());

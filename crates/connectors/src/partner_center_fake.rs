@@ -57,6 +57,8 @@ struct FakeState {
     hang_next_patch: bool,
     tokens: u32,
     effects: u32,
+    /// Unbilled usage line items as raw JSON texts (amounts keep every digit), by currency.
+    line_items: Vec<(String, String)>,
     /// Consent codes not redeemed yet: code → (S256 challenge, redirect URI).
     codes: HashMap<String, (String, String)>,
     /// Live refresh tokens, and the user access tokens issued from them.
@@ -251,6 +253,15 @@ impl FakePartnerCenter {
         self.with(|s| s.tokens)
     }
 
+    /// Seeds an unbilled usage line item (its raw JSON text, as the service would send it) in
+    /// `currency`.
+    pub fn add_unbilled_line_item(&self, currency: &str, raw_json: &str) {
+        self.with(|s| {
+            s.line_items
+                .push((currency.to_owned(), raw_json.to_owned()))
+        });
+    }
+
     /// Revokes every delegated grant (an admin removed the consent, or the refresh token
     /// expired): refresh tokens get `invalid_grant`, user tokens 401.
     pub fn revoke_consent(&self) {
@@ -297,13 +308,18 @@ async fn authorize(
         q.get("state"),
         ok,
     ) else {
-        return (StatusCode::BAD_REQUEST, "AADSTS900144: a required parameter is missing").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "AADSTS900144: a required parameter is missing",
+        )
+            .into_response();
     };
     let code = {
         let mut s = state.lock().expect("fake state");
         s.user_grants += 1;
         let code = format!("fake-code-{}", s.user_grants);
-        s.codes.insert(code.clone(), (challenge.clone(), redirect.clone()));
+        s.codes
+            .insert(code.clone(), (challenge.clone(), redirect.clone()));
         code
     };
     let sep = if redirect.contains('?') { '&' } else { '?' };
@@ -346,11 +362,18 @@ async fn token(State(state): State<Shared>, body: String) -> Response {
         }))
         .into_response(),
         Some("authorization_code") => {
-            let Some((challenge, redirect)) = form.get("code").and_then(|c| s.codes.remove(c)) else {
-                return token_error("invalid_grant", "AADSTS70008: the code is unknown, used or expired");
+            let Some((challenge, redirect)) = form.get("code").and_then(|c| s.codes.remove(c))
+            else {
+                return token_error(
+                    "invalid_grant",
+                    "AADSTS70008: the code is unknown, used or expired",
+                );
             };
             if form.get("redirect_uri") != Some(&redirect) {
-                return token_error("invalid_grant", "AADSTS50011: the redirect URI does not match the authorization request");
+                return token_error(
+                    "invalid_grant",
+                    "AADSTS50011: the redirect URI does not match the authorization request",
+                );
             }
             let verifier = form.get("code_verifier").cloned().unwrap_or_default();
             use base64::Engine as _;
@@ -358,7 +381,10 @@ async fn token(State(state): State<Shared>, body: String) -> Response {
             let sent = base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .encode(sha2::Sha256::digest(verifier.as_bytes()));
             if sent != challenge {
-                return token_error("invalid_grant", "AADSTS501481: the code verifier does not match the code challenge");
+                return token_error(
+                    "invalid_grant",
+                    "AADSTS501481: the code verifier does not match the code challenge",
+                );
             }
             let (access, refresh) = (format!("fake-user-token-{n}"), format!("fake-rt-{n}"));
             s.user_tokens.insert(access.clone());
@@ -389,6 +415,80 @@ async fn token(State(state): State<Shared>, body: String) -> Response {
         }
         _ => token_error("unsupported_grant_type", "unsupported grant_type"),
     }
+}
+
+/// `GET /v1/invoices/unbilled/lineitems`: pages of raw line items (the body is built as text so
+/// amounts keep their digits), `links.next` relative and without `/v1`, the offset in
+/// `MS-ContinuationToken`. Throttling and outages apply as to every resource.
+fn unbilled_line_items(
+    s: &mut FakeState,
+    query: &str,
+    headers: &HeaderMap,
+) -> (StatusCode, String) {
+    if !header(headers, "authorization").is_some_and(|a| a.starts_with("Bearer ")) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            json!({"code": 0, "description": "bearer token required", "source": "PartnerFD"})
+                .to_string(),
+        );
+    }
+    s.bearer_log
+        .push(("/v1/invoices/unbilled/lineitems".into(), "app".into()));
+    if s.throttle > 0 {
+        s.throttle -= 1;
+        return (StatusCode::TOO_MANY_REQUESTS, json!({"statusCode": 429, "message": "Rate limit is exceeded. Try again in 1 seconds."}).to_string());
+    }
+    if s.fail > 0 {
+        s.fail -= 1;
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"code": 0, "description": "service unavailable", "source": "PartnerFD"})
+                .to_string(),
+        );
+    }
+    let q: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let want = |k: &str, v: &str| q.get(k).is_some_and(|x| x.eq_ignore_ascii_case(v));
+    if !want("provider", "onetime") || !want("invoicelineitemtype", "usagelineitems") {
+        return (StatusCode::BAD_REQUEST, json!({"code": 0, "description": "provider=onetime and invoicelineitemtype=usagelineitems are required", "source": "PartnerFD"}).to_string());
+    }
+    let (Some(ccy), Some(period)) = (q.get("currencycode"), q.get("period")) else {
+        return (StatusCode::BAD_REQUEST, json!({"code": 0, "description": "currencycode and period are required", "source": "PartnerFD"}).to_string());
+    };
+    let size: usize = q
+        .get("size")
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(2000)
+        .clamp(1, 2000);
+    let from: usize = header(headers, "ms-continuationtoken")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let matching: Vec<&String> = s
+        .line_items
+        .iter()
+        .filter(|(c, _)| c.eq_ignore_ascii_case(ccy) && period.eq_ignore_ascii_case("current"))
+        .map(|(_, raw)| raw)
+        .collect();
+    let page: Vec<&str> = matching
+        .iter()
+        .skip(from)
+        .take(size)
+        .map(|r| r.as_str())
+        .collect();
+    let mut body = format!(
+        "{{\"totalCount\": {}, \"items\": [{}]",
+        page.len(),
+        page.join(",")
+    );
+    if from + size < matching.len() {
+        body.push_str(&format!(
+            ", \"links\": {{\"next\": {{\"uri\": \"/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=usagelineitems&currencycode={ccy}&period={period}&size={size}&seekOperation=Next\", \"method\": \"GET\", \"headers\": [{{\"key\": \"MS-ContinuationToken\", \"value\": \"{}\"}}]}}}}",
+            from + size
+        ));
+    }
+    body.push_str(", \"attributes\": {\"objectType\": \"Collection\"}}");
+    (StatusCode::OK, body)
 }
 
 /// The resources Microsoft documents as app + user only.
@@ -440,6 +540,13 @@ async fn resource(
         body: String::from_utf8_lossy(&body).into_owned(),
         status: 0,
     };
+    if method == Method::GET && path.eq_ignore_ascii_case("/v1/invoices/unbilled/lineitems") {
+        let mut s = state.lock().expect("fake state");
+        let (status, body) = unbilled_line_items(&mut s, uri.query().unwrap_or(""), &headers);
+        log.status = status.as_u16();
+        s.requests.push(log);
+        return (status, [("content-type", "application/json")], body).into_response();
+    }
     let (status, value, hang, retry_after) = {
         let mut s = state.lock().expect("fake state");
         let out = decide(
@@ -489,8 +596,8 @@ fn decide(
     headers: &HeaderMap,
     body: &[u8],
 ) -> (StatusCode, Value, bool, Option<u64>) {
-    let Some(bearer) = header(headers, "authorization")
-        .and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned))
+    let Some(bearer) =
+        header(headers, "authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned))
     else {
         return refuse(StatusCode::UNAUTHORIZED, 0, "bearer token required");
     };
@@ -512,7 +619,11 @@ fn decide(
             );
         }
         if !s.user_tokens.contains(&bearer) {
-            return refuse(StatusCode::UNAUTHORIZED, 0, "the token has expired or was revoked");
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                0,
+                "the token has expired or was revoked",
+            );
         }
     }
     if s.unauthorized {

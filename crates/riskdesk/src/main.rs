@@ -467,7 +467,9 @@ async fn provider_command(
                 .map(|(_, q)| q)
                 .ok_or_else(|| anyhow!("the address has no query (?code=…&state=…)"))?;
             let q: std::collections::HashMap<String, String> =
-                form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+                form_urlencoded::parse(query.as_bytes())
+                    .into_owned()
+                    .collect();
             let state = q
                 .get("state")
                 .ok_or_else(|| anyhow!("the address carries no state"))?;

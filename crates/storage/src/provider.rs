@@ -746,10 +746,9 @@ impl FromRow for ConsentFlowRow {
             state_hash: r.text("state_hash")?,
             instance: r.text("instance")?,
             verifier: r.text("verifier")?,
-            tenant_id: r
-                .text("tenant_id")?
-                .parse()
-                .map_err(|_| StorageError::Corrupt("provider_consent_flows.tenant_id is not a UUID".into()))?,
+            tenant_id: r.text("tenant_id")?.parse().map_err(|_| {
+                StorageError::Corrupt("provider_consent_flows.tenant_id is not a UUID".into())
+            })?,
             created_by: r.text("created_by")?,
             created_at: r.i64("created_at")?,
             expires_at: r.i64("expires_at")?,
@@ -799,4 +798,24 @@ pub async fn take_consent_flow(
         .await?;
     }
     Ok(row)
+}
+
+/// Every cursor of an instance's feeds: (feed, value, updated_at µs).
+pub async fn cursors(db: &Db, instance: &str) -> Result<Vec<(String, String, i64)>> {
+    #[derive(Debug)]
+    struct C(String, String, i64);
+    impl FromRow for C {
+        fn from_row(r: &dyn RowLike) -> Result<Self> {
+            Ok(C(r.text("feed")?, r.text("value")?, r.i64("updated_at")?))
+        }
+    }
+    Ok(db
+        .fetch_all::<C>(
+            Q::new("SELECT feed, value, updated_at FROM provider_cursors WHERE instance = $1 ORDER BY feed")
+                .bind(instance),
+        )
+        .await?
+        .into_iter()
+        .map(|C(f, v, u)| (f, v, u))
+        .collect())
 }

@@ -37,18 +37,31 @@ impl TokenCipher {
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut keys = HashMap::new();
         let mut current = None;
-        for (i, part) in spec.split(',').map(str::trim).filter(|p| !p.is_empty()).enumerate() {
+        for (i, part) in spec
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .enumerate()
+        {
             let (id, hex_key) = part
                 .split_once(':')
                 .ok_or_else(|| format!("key {}: expected id:hex (64 hex digits)", i + 1))?;
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(format!("key {}: the id must be letters, digits, - or _", i + 1));
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!(
+                    "key {}: the id must be letters, digits, - or _",
+                    i + 1
+                ));
             }
             let bytes = hex::decode(hex_key)
                 .ok()
                 .filter(|b| b.len() == 32)
                 .ok_or_else(|| format!("key {id}: expected 64 hex digits (32 bytes)"))?;
-            let key = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| format!("key {id}: unusable"))?;
+            let key =
+                UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| format!("key {id}: unusable"))?;
             if keys.insert(id.to_owned(), LessSafeKey::new(key)).is_some() {
                 return Err(format!("key id {id} appears twice"));
             }
@@ -65,7 +78,9 @@ impl TokenCipher {
     /// A new random key, as `id:hex` (for `riskdesk provider keygen`).
     pub fn generate(id: &str) -> String {
         let mut k = [0u8; 32];
-        SystemRandom::new().fill(&mut k).expect("the system's random source");
+        SystemRandom::new()
+            .fill(&mut k)
+            .expect("the system's random source");
         format!("{id}:{}", hex::encode(k))
     }
 
@@ -77,7 +92,9 @@ impl TokenCipher {
     pub fn seal(&self, owner: &str, plain: &str) -> String {
         let key = &self.keys[&self.current];
         let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).expect("the system's random source");
+        self.rng
+            .fill(&mut nonce)
+            .expect("the system's random source");
         let mut buf = plain.as_bytes().to_vec();
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
@@ -107,7 +124,9 @@ impl TokenCipher {
             .keys
             .get(id)
             .ok_or_else(|| format!("sealed under key {id}, which is not configured"))?;
-        let raw = B64.decode(body).map_err(|_| "a sealed value is damaged".to_owned())?;
+        let raw = B64
+            .decode(body)
+            .map_err(|_| "a sealed value is damaged".to_owned())?;
         if raw.len() < NONCE_LEN + AES_256_GCM.tag_len() {
             return Err("a sealed value is damaged".into());
         }
@@ -131,16 +150,27 @@ mod tests {
         let old = TokenCipher::parse(&k1).unwrap();
         let sealed = old.seal("global", "rt-secret");
         assert!(!sealed.contains("rt-secret"));
-        assert_ne!(sealed, old.seal("global", "rt-secret"), "a fresh nonce each time");
+        assert_ne!(
+            sealed,
+            old.seal("global", "rt-secret"),
+            "a fresh nonce each time"
+        );
         assert_eq!(old.open("global", &sealed).unwrap(), "rt-secret");
-        assert!(old.open("us_government", &sealed).is_err(), "bound to its owner");
+        assert!(
+            old.open("us_government", &sealed).is_err(),
+            "bound to its owner"
+        );
         // Rotation: a new key first, the old one kept to open what it sealed.
         let both = TokenCipher::parse(&format!("{},{k1}", TokenCipher::generate("k2"))).unwrap();
         assert_eq!(both.current_key(), "k2");
         assert_eq!(both.open("global", &sealed).unwrap(), "rt-secret");
         let resealed = both.seal("global", "rt-secret");
         assert_eq!(TokenCipher::key_of(&resealed), Some("k2"));
-        assert!(old.open("global", &resealed).unwrap_err().contains("not configured"));
+        assert!(
+            old.open("global", &resealed)
+                .unwrap_err()
+                .contains("not configured")
+        );
         // Tampering is detected.
         let mut bad = sealed.clone();
         let last = bad.pop().unwrap();
@@ -152,8 +182,16 @@ mod tests {
     fn bad_key_specs_are_refused_with_the_reason() {
         assert!(TokenCipher::parse("").unwrap_err().contains("no key"));
         assert!(TokenCipher::parse("k1").unwrap_err().contains("id:hex"));
-        assert!(TokenCipher::parse("k1:abcd").unwrap_err().contains("64 hex"));
+        assert!(
+            TokenCipher::parse("k1:abcd")
+                .unwrap_err()
+                .contains("64 hex")
+        );
         let k = TokenCipher::generate("k1");
-        assert!(TokenCipher::parse(&format!("{k},{k}")).unwrap_err().contains("twice"));
+        assert!(
+            TokenCipher::parse(&format!("{k},{k}"))
+                .unwrap_err()
+                .contains("twice")
+        );
     }
 }

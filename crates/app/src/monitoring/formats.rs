@@ -518,6 +518,39 @@ fn customer_from(opts: &FileOptions, found: Option<&str>, what: &str) -> Result<
         })
 }
 
+/// A usage line item pulled from Partner Center (its raw JSON text): a usage event keyed by the
+/// line item's **identity** — customer, Azure subscription (entitlement), usage day, meter,
+/// resource, charge type — not by its amounts, so pulling it again (unbilled, then billed on
+/// the invoice) adds nothing; a line item corrected later keeps the cost first pulled. The
+/// customer is the record's `customerId` as an external id (the caller maps it to its link).
+pub fn pc_line_item(raw: &str) -> Result<Event, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(raw).map_err(|e| format!("a line item is not JSON: {e}"))?;
+    let mut h = Sha256::new();
+    for f in [
+        "customerId",
+        "entitlementId",
+        "subscriptionId",
+        "usageDate",
+        "meterId",
+        "meterName",
+        "resourceUri",
+        "resourceGroup",
+        "chargeType",
+        "unitPrice",
+    ] {
+        h.update(f.as_bytes());
+        h.update([0]);
+        h.update(str_at(&v, &[f]).unwrap_or("").as_bytes());
+        if let Some(n) = number_text(raw, f).filter(|_| str_at(&v, &[f]).is_none()) {
+            h.update(n.as_bytes());
+        }
+        h.update([0]);
+    }
+    let key = hex::encode(&h.finalize()[..16]);
+    pc_rated_usage(&v, raw, &FileOptions::default(), &key)
+}
+
 /// `DailyRatedUsageLineItem` (unbilled or billed consumption): a usage event.
 fn pc_rated_usage(
     v: &serde_json::Value,
@@ -732,6 +765,35 @@ fn utc_time(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod json_tests {
     use super::*;
+
+    #[test]
+    fn a_line_item_is_keyed_by_what_it_is_not_by_what_it_costs() {
+        let item = |cost: &str, meter: &str| {
+            format!(
+                r#"{{"customerId": "c1", "entitlementId": "az-1", "usageDate": "2026-11-02T00:00:00Z", "meterId": "{meter}",
+                "meterCategory": "Storage", "billingPreTaxTotal": {cost}, "billingCurrency": "EUR", "chargeType": "new"}}"#
+            )
+        };
+        let a = pc_line_item(&item("1.25", "m1")).unwrap();
+        let corrected = pc_line_item(&item("1.30", "m1")).unwrap();
+        let other = pc_line_item(&item("1.25", "m2")).unwrap();
+        assert_eq!(
+            a.event_id, corrected.event_id,
+            "a corrected amount is the same line item"
+        );
+        assert_ne!(a.event_id, other.event_id);
+        assert!(a.event_id.starts_with("pc-usage:"));
+        match &a.body {
+            riskdesk_domain::monitoring::EventBody::Usage(u) => {
+                assert_eq!(u.meter_category, "Storage")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(pc_line_item("{").unwrap_err().contains("not JSON"));
+        assert!(pc_line_item(r#"{"customerId": "c1", "usageDate": "2026-11-02T00:00:00Z", "billingCurrency": "EUR"}"#)
+            .unwrap_err()
+            .contains("billingPreTaxTotal"));
+    }
 
     #[test]
     fn json_numbers_become_exact_decimals() {

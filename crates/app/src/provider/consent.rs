@@ -59,6 +59,22 @@ pub struct Connection {
     pub rotated_at: Option<String>,
     pub lost_at: Option<String>,
     pub last_error: Option<String>,
+    /// What the poll last pulled from this instance, per feed.
+    pub pulls: Vec<Pull>,
+}
+
+/// A feed the poll pulls (`audit_day`, `usage:EUR:current`, …): where it is and since when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Pull {
+    pub feed: String,
+    /// The day read last (audit records), `complete` or `in_progress` (usage pages), the
+    /// time a usage pull last reached its last page (`…:complete`).
+    pub position: String,
+    /// When the feed last moved (RFC 3339).
+    pub updated_at: String,
+    /// Seconds since then, as of the status.
+    pub lag_seconds: i64,
 }
 
 /// A consent page to open.
@@ -108,6 +124,7 @@ fn view(instance: &str, row: Option<&ConnectionRow>, connectable: bool) -> Conne
         rotated_at: row.and_then(|r| ts(r.rotated_at)),
         lost_at: row.and_then(|r| ts(r.lost_at)),
         last_error: row.and_then(|r| r.last_error.clone()),
+        pulls: Vec::new(),
     }
 }
 
@@ -118,14 +135,31 @@ pub async fn connections(
     keys: Option<&Arc<TokenCipher>>,
 ) -> Result<Vec<Connection>, AppError> {
     let rows = provider::connections(&ctx.db).await?;
-    Ok(hub
-        .all()
-        .into_iter()
-        .map(|(i, c)| {
-            let row = rows.iter().find(|r| r.instance == i.as_str());
-            view(i.as_str(), row, keys.is_some() && c.can_consent())
-        })
-        .collect())
+    let now = to_micros(Timestamp::now());
+    let mut out = Vec::new();
+    for (i, c) in hub.all() {
+        let row = rows.iter().find(|r| r.instance == i.as_str());
+        let mut v = view(i.as_str(), row, keys.is_some() && c.can_consent());
+        for (feed, value, updated) in provider::cursors(&ctx.db, i.as_str()).await? {
+            let position = if feed.starts_with("usage:") && !feed.ends_with(":complete") {
+                if value.is_empty() {
+                    "complete".into()
+                } else {
+                    "in_progress".into()
+                }
+            } else {
+                value
+            };
+            v.pulls.push(Pull {
+                feed,
+                position,
+                updated_at: from_micros(updated).to_string(),
+                lag_seconds: (now - updated).max(0) / 1_000_000,
+            });
+        }
+        out.push(v);
+    }
+    Ok(out)
 }
 
 /// Opens a consent flow for `instance` in the caller's unit of work.
@@ -211,9 +245,12 @@ pub async fn complete(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| AppError::field("code", "the redirect carries no code"))?;
     let i = instance_of(&flow.instance)?;
-    let client = hub
-        .client(i)
-        .ok_or_else(|| AppError::NotFound(format!("Partner Center is not configured for {}", flow.instance)))?;
+    let client = hub.client(i).ok_or_else(|| {
+        AppError::NotFound(format!(
+            "Partner Center is not configured for {}",
+            flow.instance
+        ))
+    })?;
     let verifier = keys
         .open(&format!("flow:{}", i.as_str()), &flow.verifier)
         .map_err(AppError::Internal)?;
@@ -250,9 +287,14 @@ pub async fn complete(
         &mut tx,
         TenantId(flow.tenant_id),
         now,
-        AuditDraft::new(&actor, "provider.connect", "provider_connection", i.as_str())
-            .before(&before.as_ref().map(|b| b.state.clone()))
-            .after(&serde_json::json!({"state": "connected"})),
+        AuditDraft::new(
+            &actor,
+            "provider.connect",
+            "provider_connection",
+            i.as_str(),
+        )
+        .before(&before.as_ref().map(|b| b.state.clone()))
+        .after(&serde_json::json!({"state": "connected"})),
     )
     .await?;
     // Calls that waited for the consent are due now.
@@ -287,7 +329,9 @@ pub async fn disconnect(
     let i = instance_of(instance)?;
     let mut tx = ctx.begin().await?;
     let Some(mut row) = provider::connection_tx(&mut tx, i.as_str()).await? else {
-        return Err(AppError::NotFound(format!("{instance} was never connected")));
+        return Err(AppError::NotFound(format!(
+            "{instance} was never connected"
+        )));
     };
     let before = row.state.clone();
     row.state = "disconnected".into();
@@ -298,9 +342,14 @@ pub async fn disconnect(
         &mut tx,
         tenant,
         now,
-        AuditDraft::new(actor, "provider.disconnect", "provider_connection", i.as_str())
-            .before(&serde_json::json!({"state": before}))
-            .after(&serde_json::json!({"state": "disconnected"})),
+        AuditDraft::new(
+            actor,
+            "provider.disconnect",
+            "provider_connection",
+            i.as_str(),
+        )
+        .before(&serde_json::json!({"state": before}))
+        .after(&serde_json::json!({"state": "disconnected"})),
     )
     .await?;
     tx.commit().await?;
@@ -322,7 +371,9 @@ pub async fn rekey(ctx: &Arc<Ctx>, keys: &TokenCipher, now: Timestamp) -> Result
         if TokenCipher::key_of(&sealed) == Some(keys.current_key()) {
             continue;
         }
-        let plain = keys.open(&row.instance, &sealed).map_err(AppError::Internal)?;
+        let plain = keys
+            .open(&row.instance, &sealed)
+            .map_err(AppError::Internal)?;
         row.refresh_token = Some(keys.seal(&row.instance, &plain));
         row.updated_at = to_micros(now);
         provider::put_connection(&mut tx, &row).await?;
@@ -414,10 +465,15 @@ pub async fn connection_lost(
             &mut tx,
             tenant,
             now,
-            AuditDraft::new(&actor, "provider.connection_lost", "provider_connection", instance.as_str())
-                .before(&serde_json::json!({"state": "connected"}))
-                .after(&serde_json::json!({"state": "lost"}))
-                .reason(reason),
+            AuditDraft::new(
+                &actor,
+                "provider.connection_lost",
+                "provider_connection",
+                instance.as_str(),
+            )
+            .before(&serde_json::json!({"state": "connected"}))
+            .after(&serde_json::json!({"state": "lost"}))
+            .reason(reason),
         )
         .await?;
         crate::alerts::raise(
@@ -429,7 +485,8 @@ pub async fn connection_lost(
                 rule: "provider.connection_lost",
                 severity: "critical",
                 title: &title,
-                evidence_json: serde_json::json!({"instance": instance.as_str(), "reason": reason}).to_string(),
+                evidence_json: serde_json::json!({"instance": instance.as_str(), "reason": reason})
+                    .to_string(),
                 at: n,
                 cooldown_micros: 0,
                 occurrences: 1,

@@ -28,6 +28,8 @@ use crate::provider::ProviderHub;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PollSummary {
+    /// Usage line items read (unbilled, every page this pass).
+    pub line_items: usize,
     pub fraud_events: usize,
     pub alerts: usize,
     pub audit_records: usize,
@@ -63,9 +65,12 @@ pub async fn pass(
                         fraud_event(ctx, &ev, now, &mut sum).await?;
                     }
                 }
-                Err(e) => sum
-                    .errors
-                    .push(format!("{}: fraud events: {e}", instance.as_str())),
+                Err(e) => {
+                    metrics::counter!("riskdesk_provider_pull_errors_total", "instance" => instance.as_str(), "feed" => "fraud_events")
+                        .increment(1);
+                    sum.errors
+                        .push(format!("{}: fraud events: {e}", instance.as_str()))
+                }
             }
         }
         if profile.has_audit_records {
@@ -98,6 +103,8 @@ pub async fn pass(
                         tx.commit().await?;
                     }
                     Err(e) => {
+                        metrics::counter!("riskdesk_provider_pull_errors_total", "instance" => instance.as_str(), "feed" => "audit_records")
+                            .increment(1);
                         sum.errors
                             .push(format!("{}: audit records {day}: {e}", instance.as_str()));
                         break;
@@ -106,8 +113,102 @@ pub async fn pass(
                 day = next;
             }
         }
+        let currencies = client.settings().usage_currencies.clone();
+        if !currencies.is_empty() {
+            if profile.has_azure_plan {
+                for ccy in currencies {
+                    if let Err(e) =
+                        usage_pull(ctx, &client, detector, instance, &ccy, now, &mut sum).await
+                    {
+                        metrics::counter!("riskdesk_provider_pull_errors_total", "instance" => instance.as_str(), "feed" => "usage")
+                            .increment(1);
+                        sum.errors.push(format!(
+                            "{}: usage line items {ccy}: {e}",
+                            instance.as_str()
+                        ));
+                    }
+                }
+            } else {
+                sum.errors.push(format!(
+                    "{}: usage line items: unsupported on this instance (no Azure plan, no usage API)",
+                    instance.as_str()
+                ));
+            }
+        }
     }
     Ok(sum)
+}
+
+/// Pages read per currency in one pass at most (the rest waits for the next pass, from the
+/// stored cursor).
+const USAGE_PAGES_PER_PASS: usize = 100;
+
+/// The unbilled usage line items of the current period in `ccy`, page by page from the stored
+/// cursor: each page's items are ingested (one event per line item identity: a page read again
+/// after a crash adds nothing), then the cursor moves to the next page; after the last page it
+/// is cleared, so the next pass reads the period again from its first page (new items land
+/// about a day late, anywhere in the list).
+async fn usage_pull(
+    ctx: &Arc<Ctx>,
+    client: &riskdesk_connectors::partner_center::PartnerCenterClient,
+    detector: &Arc<Detector>,
+    instance: CloudInstance,
+    ccy: &str,
+    now: Timestamp,
+    sum: &mut PollSummary,
+) -> Result<(), AppError> {
+    use riskdesk_connectors::partner_center::NextPage;
+    let feed = format!("usage:{}:current", ccy.to_ascii_uppercase());
+    let mut next: Option<NextPage> = provider::cursor(&ctx.db, instance.as_str(), &feed)
+        .await?
+        .filter(|v| !v.is_empty())
+        .and_then(|v| serde_json::from_str(&v).ok());
+    for _ in 0..USAGE_PAGES_PER_PASS {
+        let page = client
+            .unbilled_usage_page(
+                ccy,
+                "current",
+                client.settings().usage_page_size,
+                next.as_ref(),
+            )
+            .await
+            .map_err(|e| AppError::BadGateway(e.to_string()))?;
+        sum.line_items += page.items.len();
+        let mut events = Vec::with_capacity(page.items.len());
+        for raw in &page.items {
+            match crate::monitoring::formats::pc_line_item(raw) {
+                Ok(e) => events.push(e),
+                Err(e) => sum
+                    .errors
+                    .push(format!("{}: a usage line item: {e}", instance.as_str())),
+            }
+        }
+        ingest_linked(ctx, detector, events, now, sum).await?;
+        next = page.next;
+        let mut tx = ctx.begin().await?;
+        let value = match &next {
+            Some(n) => serde_json::to_string(n).unwrap_or_default(),
+            None => String::new(),
+        };
+        provider::set_cursor(&mut tx, instance.as_str(), &feed, &value, to_micros(now)).await?;
+        if next.is_none() {
+            provider::set_cursor(
+                &mut tx,
+                instance.as_str(),
+                &format!("{feed}:complete"),
+                &now.to_string(),
+                to_micros(now),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        metrics::counter!("riskdesk_provider_line_items_total", "instance" => instance.as_str())
+            .increment(page.items.len() as u64);
+        if next.is_none() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 async fn fraud_event(
@@ -169,6 +270,25 @@ async fn audit_records(
     now: Timestamp,
     sum: &mut PollSummary,
 ) -> Result<(), AppError> {
+    let mut events = Vec::with_capacity(records.len());
+    for r in records {
+        match crate::monitoring::formats::pc_audit_record(r) {
+            Ok(e) => events.push(e),
+            Err(_) => sum.unlinked += 1,
+        }
+    }
+    ingest_linked(ctx, detector, events, now, sum).await
+}
+
+/// Ingests events whose customer is a Partner Center customer id (`CustomerRef::External`)
+/// into every tenant that links that customer, as that tenant's customer.
+async fn ingest_linked(
+    ctx: &Arc<Ctx>,
+    detector: &Arc<Detector>,
+    events: Vec<riskdesk_domain::monitoring::Event>,
+    now: Timestamp,
+    sum: &mut PollSummary,
+) -> Result<(), AppError> {
     let db = &ctx.db;
     // Group the converted events by tenant through the customers' provider links.
     let mut by_tenant: std::collections::BTreeMap<
@@ -176,11 +296,7 @@ async fn audit_records(
         Vec<Result<riskdesk_domain::monitoring::Event, String>>,
     > = Default::default();
     let mut links: std::collections::HashMap<String, Vec<(Uuid, Uuid)>> = Default::default();
-    for r in records {
-        let Ok(event) = crate::monitoring::formats::pc_audit_record(r) else {
-            sum.unlinked += 1;
-            continue;
-        };
+    for event in events {
         let CustomerRef::External(pc_customer) = &event.customer else {
             continue;
         };

@@ -761,7 +761,7 @@ pub async fn start_consent(
     require_operator(&s, &caller)?;
     let fp = Fingerprint {
         key: &key,
-        method_path: format!("POST /v1/provider/connections/{instance}/consent").into(),
+        method_path: format!("POST /v1/provider/connections/{instance}/consent"),
         body_sha256: &body.body_sha256,
     };
     let now = s.clock.now();
@@ -814,7 +814,12 @@ pub async fn consent_callback(
         .state
         .as_deref()
         .filter(|v| !v.is_empty() && v.len() <= 256)
-        .ok_or_else(|| ApiError::field("state", "the redirect carries no state (or one longer than 256 characters)"))?;
+        .ok_or_else(|| {
+            ApiError::field(
+                "state",
+                "the redirect carries no state (or one longer than 256 characters)",
+            )
+        })?;
     if q.code.as_ref().is_some_and(|c| c.len() > 8192) {
         return Err(ApiError::field("code", "longer than 8192 characters"));
     }

@@ -28,6 +28,8 @@ fn pc_settings(fake: &FakePartnerCenter) -> PartnerCenterSettings {
         requests_per_minute: 500,
         // Entra ID sends the admin's browser here; the tests follow it to the test server.
         redirect_uri: "https://riskdesk.test/v1/provider/consent/callback".into(),
+        usage_currencies: vec!["EUR".into()],
+        usage_page_size: 2,
     }
 }
 
@@ -35,7 +37,11 @@ fn pc_settings(fake: &FakePartnerCenter) -> PartnerCenterSettings {
 /// for the sign-in with MFA) and the redirect back is followed to riskdesk's callback.
 pub(crate) async fn connect(app: &TestApp, instance: &str) -> Value {
     let start = app
-        .post(&app.admin, &format!("/v1/provider/connections/{instance}/consent"), &json!({}))
+        .post(
+            &app.admin,
+            &format!("/v1/provider/connections/{instance}/consent"),
+            &json!({}),
+        )
         .await;
     assert_eq!(start.status, 201, "{}", start.body);
     let page = start.body["authorize_url"].as_str().unwrap();
@@ -53,7 +59,10 @@ pub(crate) async fn connect(app: &TestApp, instance: &str) -> Value {
         .strip_prefix("https://riskdesk.test/v1/provider/consent/callback?")
         .unwrap_or_else(|| panic!("redirected to {location}"));
     let back = app
-        .get("", &format!("/v1/provider/consent/callback?{query}&session_state=s1"))
+        .get(
+            "",
+            &format!("/v1/provider/consent/callback?{query}&session_state=s1"),
+        )
         .await;
     assert_eq!(back.status, 200, "{}", back.body);
     assert_eq!(back.body["state"], "connected");
@@ -1725,26 +1734,56 @@ async fn a_partner_admin_connects_an_instance_and_the_consent_is_kept_sealed() {
     // Only an admin may connect; an instance must be configured.
     let analyst = app.token("default", Role::Analyst).await;
     let r = app
-        .post(&analyst, "/v1/provider/connections/global/consent", &json!({}))
+        .post(
+            &analyst,
+            "/v1/provider/connections/global/consent",
+            &json!({}),
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
     let r = app
-        .post(&app.admin, "/v1/provider/connections/us_government/consent", &json!({}))
+        .post(
+            &app.admin,
+            "/v1/provider/connections/us_government/consent",
+            &json!({}),
+        )
         .await;
     assert_eq!(r.status, 404, "{}", r.body);
-    assert!(r.body["detail"].as_str().unwrap().contains("partner_center.us_government"));
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("partner_center.us_government")
+    );
     let r = app
-        .post(&app.admin, "/v1/provider/connections/mars/consent", &json!({}))
+        .post(
+            &app.admin,
+            "/v1/provider/connections/mars/consent",
+            &json!({}),
+        )
         .await;
     assert_eq!(r.status, 404, "{}", r.body);
     // The consent page carries PKCE (S256) and the configured redirect URI.
     let start = app
-        .post(&app.admin, "/v1/provider/connections/global/consent", &json!({}))
+        .post(
+            &app.admin,
+            "/v1/provider/connections/global/consent",
+            &json!({}),
+        )
         .await;
     assert_eq!(start.status, 201, "{}", start.body);
     let page = start.body["authorize_url"].as_str().unwrap();
-    assert!(page.starts_with(&format!("{}/partner-tenant/oauth2/authorize?", pc.url)), "{page}");
-    for part in ["code_challenge_method=S256", "code_challenge=", "state=", "response_type=code", "redirect_uri=https%3A%2F%2Friskdesk.test"] {
+    assert!(
+        page.starts_with(&format!("{}/partner-tenant/oauth2/authorize?", pc.url)),
+        "{page}"
+    );
+    for part in [
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "state=",
+        "response_type=code",
+        "redirect_uri=https%3A%2F%2Friskdesk.test",
+    ] {
         assert!(page.contains(part), "{part} in {page}");
     }
     // A state riskdesk never issued, or no state, is refused.
@@ -1752,19 +1791,41 @@ async fn a_partner_admin_connects_an_instance_and_the_consent_is_kept_sealed() {
         .get("", "/v1/provider/consent/callback?code=x&state=forged")
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body["detail"].as_str().unwrap().contains("unknown or expired consent state"));
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown or expired consent state")
+    );
     let r = app.get("", "/v1/provider/consent/callback?code=x").await;
     assert_eq!(r.status, 422, "{}", r.body);
     // The admin declined: the flow ends with the reason.
     let declined = app
-        .post(&app.admin, "/v1/provider/connections/global/consent", &json!({}))
+        .post(
+            &app.admin,
+            "/v1/provider/connections/global/consent",
+            &json!({}),
+        )
         .await;
-    let state = declined.body["authorize_url"].as_str().unwrap().split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let state = declined.body["authorize_url"]
+        .as_str()
+        .unwrap()
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
     let r = app
         .get("", &format!("/v1/provider/consent/callback?state={state}&error=access_denied&error_description=AADSTS65004%3A+declined"))
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body["detail"].as_str().unwrap().contains("access_denied"), "{}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("access_denied"),
+        "{}",
+        r.body
+    );
 
     let c = connect(&app, "global").await;
     assert!(c["token_expires_at"].as_str().is_some(), "{c}");
@@ -1782,7 +1843,11 @@ async fn a_partner_admin_connects_an_instance_and_the_consent_is_kept_sealed() {
     // The connect is audited.
     let audit = app.get(&app.admin, "/v1/audit?limit=200").await;
     assert!(
-        audit.body["items"].as_array().unwrap().iter().any(|e| e["action"] == "provider.connect"),
+        audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "provider.connect"),
         "{}",
         audit.body
     );
@@ -1791,7 +1856,10 @@ async fn a_partner_admin_connects_an_instance_and_the_consent_is_kept_sealed() {
     let mut alerts = Value::Null;
     for _ in 0..100 {
         alerts = app
-            .get(&app.admin, &format!("/v1/alerts?customer_id={cid}&rule=provider.fraud_event"))
+            .get(
+                &app.admin,
+                &format!("/v1/alerts?customer_id={cid}&rule=provider.fraud_event"),
+            )
             .await
             .body;
         if alerts["items"].as_array().is_some_and(|a| !a.is_empty()) {
@@ -1801,12 +1869,24 @@ async fn a_partner_admin_connects_an_instance_and_the_consent_is_kept_sealed() {
     }
     assert_eq!(alerts["items"].as_array().unwrap().len(), 1, "{alerts}");
     let bearers = pc.bearers();
-    assert!(bearers.iter().any(|(p, k)| p == "/v1/fraudEvents" && k == "user"), "{bearers:?}");
     assert!(
-        bearers.iter().all(|(p, k)| p != "/v1/fraudEvents" || k == "user"),
+        bearers
+            .iter()
+            .any(|(p, k)| p == "/v1/fraudEvents" && k == "user"),
+        "{bearers:?}"
+    );
+    assert!(
+        bearers
+            .iter()
+            .all(|(p, k)| p != "/v1/fraudEvents" || k == "user"),
         "never an app-only token on an app + user call: {bearers:?}"
     );
-    assert!(bearers.iter().any(|(p, k)| p == "/v1/auditrecords" && k == "app"), "{bearers:?}");
+    assert!(
+        bearers
+            .iter()
+            .any(|(p, k)| p == "/v1/auditrecords" && k == "app"),
+        "{bearers:?}"
+    );
 }
 
 async fn lost_alerts(app: &TestApp) -> Vec<Value> {
@@ -1829,7 +1909,11 @@ async fn a_revoked_consent_is_one_critical_alert_and_the_calls_resume_after_reco
     let app = spawn_app_with(opts).await;
     let (cid, _) = linked_customer(&app, "global", "pc-cust-2", "pc-sub-2").await;
     let ep = app
-        .post(&app.admin, "/v1/webhook-endpoints", &json!({"url": "http://127.0.0.1:9/hooks"}))
+        .post(
+            &app.admin,
+            "/v1/webhook-endpoints",
+            &json!({"url": "http://127.0.0.1:9/hooks"}),
+        )
         .await;
     assert_eq!(ep.status, 201, "{}", ep.body);
     connect(&app, "global").await;
@@ -1846,13 +1930,27 @@ async fn a_revoked_consent_is_one_critical_alert_and_the_calls_resume_after_reco
     assert_eq!(found[0]["severity"], "critical");
     let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
     assert_eq!(conn["items"][0]["state"], "lost", "{conn}");
-    assert!(conn["items"][0]["last_error"].as_str().unwrap().contains("revoked"), "{conn}");
+    assert!(
+        conn["items"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{conn}"
+    );
     assert!(conn["items"][0]["lost_at"].as_str().is_some());
     // Later passes keep failing quietly: still one alert, one webhook.
-    pc.add_fraud_event("pc-cust-2", "pc-sub-2", "vm-2", "NetworkConnectionsToCryptoMiningPools");
+    pc.add_fraud_event(
+        "pc-cust-2",
+        "pc-sub-2",
+        "vm-2",
+        "NetworkConnectionsToCryptoMiningPools",
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(lost_alerts(&app).await.len(), 1);
-    let hooks = app.get(&app.admin, "/v1/outbox?channel=webhook&limit=500").await.body;
+    let hooks = app
+        .get(&app.admin, "/v1/outbox?channel=webhook&limit=500")
+        .await
+        .body;
     let n = hooks
         .as_array()
         .unwrap()
@@ -1874,4 +1972,136 @@ async fn a_revoked_consent_is_one_critical_alert_and_the_calls_resume_after_reco
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(alerts["items"].as_array().unwrap().len(), 1, "{alerts}");
+}
+
+/// Azure plan usage pulled by riskdesk itself: the unbilled line items, page by page
+/// (`links.next` + `MS-ContinuationToken`), become the linked customer's usage events with
+/// their exact costs; later passes read them again and add nothing.
+#[tokio::test]
+async fn unbilled_usage_line_items_are_pulled_page_by_page_into_ingest_once() {
+    let pc = FakePartnerCenter::start().await;
+    // Five line items (pages of two: three pages), costs beyond f64's digits; one more for a
+    // customer no tenant links.
+    let costs = [
+        "28.82860766744404945074",
+        "0.000000000001",
+        "1.5",
+        "1000",
+        "0.123456789012",
+    ];
+    for (i, cost) in costs.iter().enumerate() {
+        pc.add_unbilled_line_item(
+            "EUR",
+            &format!(
+                r#"{{"customerId": "pc-cust-u", "entitlementId": "az-1", "usageDate": "2026-11-0{}T00:00:00Z",
+                "meterCategory": "Virtual Machines", "meterName": "D4s v5", "meterId": "m-{i}", "resourceLocation": "westeurope",
+                "quantity": 1.0, "unitOfMeasure": "1 Hour", "billingPreTaxTotal": {cost}, "billingCurrency": "EUR",
+                "chargeType": "new", "attributes": {{"objectType": "DailyRatedUsageLineItem"}}}}"#,
+                i + 1
+            ),
+        );
+    }
+    pc.add_unbilled_line_item(
+        "EUR",
+        r#"{"customerId": "nobody", "usageDate": "2026-11-01T00:00:00Z", "meterCategory": "Storage",
+           "billingPreTaxTotal": 2, "billingCurrency": "EUR", "attributes": {"objectType": "DailyRatedUsageLineItem"}}"#,
+    );
+    let mut opts = options(&[("global", &pc)]);
+    opts.provider_poll_every = Some(Duration::from_millis(200));
+    let app = spawn_app_with(opts).await;
+    let (cid, _) = linked_customer(&app, "global", "pc-cust-u", "pc-sub-u").await;
+    let count = || async {
+        app.db
+            .fetch_all::<i64>(riskdesk_storage::query::Q::new(
+                "SELECT COUNT(*) AS n FROM events WHERE event_id LIKE 'pc-usage:%'",
+            ))
+            .await
+            .unwrap()[0]
+    };
+    let mut n = 0;
+    for _ in 0..100 {
+        n = count().await;
+        if n == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        n, 5,
+        "every line item of every page, the unlinked one kept nowhere"
+    );
+    // Exact: 1030.452064456457 (each cost rounded half-to-even to 12 decimals first; the
+    // first has 20 decimals, more than an f64 carries).
+    let sum = app
+        .db
+        .fetch_all::<i64>(riskdesk_storage::query::Q::new(
+            "SELECT CAST(SUM(cost_units) * 1000000000000 + SUM(cost_rem) AS BIGINT) AS n FROM events WHERE event_id LIKE 'pc-usage:%'",
+        ))
+        .await
+        .unwrap()[0];
+    assert_eq!(sum, 1_030_452_064_456_457, "{sum}");
+    let _ = cid;
+    // Pages followed with the continuation token the service gave; passes after the first
+    // read the period again and store nothing new.
+    let pages: Vec<_> = pc
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/invoices/unbilled/lineitems")
+        .collect();
+    assert!(pages.len() >= 3, "{}", pages.len());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        pc.requests()
+            .iter()
+            .filter(|r| r.path == "/v1/invoices/unbilled/lineitems")
+            .count()
+            > pages.len()
+    );
+    assert_eq!(count().await, 5);
+    // The status shows each feed, where it is and how long ago it moved.
+    let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
+    let pulls = conn["items"][0]["pulls"].as_array().unwrap();
+    let feed = |name: &str| pulls.iter().find(|p| p["feed"] == name).cloned();
+    assert!(feed("audit_day").is_some(), "{conn}");
+    let usage = feed("usage:EUR:current").expect("the usage feed");
+    assert!(
+        ["complete", "in_progress"].contains(&usage["position"].as_str().unwrap()),
+        "{usage}"
+    );
+    assert!(usage["lag_seconds"].as_i64().unwrap() < 60, "{usage}");
+    assert!(feed("usage:EUR:current:complete").is_some(), "{conn}");
+}
+
+/// `riskdesk provider keygen` prints a key the settings take; `provider status` without any
+/// `[partner_center]` says so.
+#[tokio::test]
+async fn the_cli_makes_consent_keys_and_reports_no_instance() {
+    let app = spawn_app_with(ServerOptions::default()).await;
+    let out = app.cli(&["provider", "keygen", "--id", "k7"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let key = line
+        .trim()
+        .strip_prefix("provider_token_keys = \"")
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("{line}"));
+    let cipher = riskdesk_app::kernel::secrets::TokenCipher::parse(key).unwrap();
+    assert_eq!(cipher.current_key(), "k7");
+    let out = app.cli(&["provider", "status"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no [partner_center.<instance>] is configured")
+    );
+    let out = app.cli(&["provider", "connect", "global"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("Partner Center is not configured for global"),
+        "{err}"
+    );
 }

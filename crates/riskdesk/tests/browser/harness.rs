@@ -135,6 +135,8 @@ pub fn pc_settings(fake: &FakePartnerCenter) -> PartnerCenterSettings {
         max_wait_seconds: 2,
         requests_per_minute: 500,
         redirect_uri: String::new(),
+        usage_currencies: Vec::new(),
+        usage_page_size: 2000,
     }
 }
 
