@@ -913,17 +913,47 @@ impl PartnerCenterClient {
         size: u32,
         next: Option<&NextPage>,
     ) -> Result<LineItemPage, PcError> {
+        let first = format!(
+            "/v1/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=usagelineitems&currencycode={}&period={}&size={}",
+            seg(currency),
+            seg(period),
+            size.clamp(1, 2000)
+        );
+        self.line_item_page(first, next).await
+    }
+
+    /// One page of an invoice's **billed** usage line items (`GET
+    /// /v1/invoices/{id}/lineitems?provider=onetime&invoicelineitemtype=usagelineitems&
+    /// currencycode=…&size=…`), or the page `next` points to. App-only.
+    pub async fn billed_usage_page(
+        &self,
+        invoice: &str,
+        currency: &str,
+        size: u32,
+        next: Option<&NextPage>,
+    ) -> Result<LineItemPage, PcError> {
+        let first = format!(
+            "/v1/invoices/{}/lineitems?provider=onetime&invoicelineitemtype=usagelineitems&currencycode={}&size={}",
+            seg(invoice),
+            seg(currency),
+            size.clamp(1, 2000)
+        );
+        self.line_item_page(first, next).await
+    }
+
+    /// Microsoft's invoices to the partner (`GET /v1/invoices`, every page).
+    pub async fn invoices(&self) -> Result<Vec<Value>, PcError> {
+        self.get_collection("/v1/invoices", 50).await
+    }
+
+    async fn line_item_page(
+        &self,
+        first: String,
+        next: Option<&NextPage>,
+    ) -> Result<LineItemPage, PcError> {
         let (path, headers) = match next {
             Some(n) => (n.uri.clone(), n.headers.clone()),
-            None => (
-                format!(
-                    "/v1/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=usagelineitems&currencycode={}&period={}&size={}",
-                    seg(currency),
-                    seg(period),
-                    size.clamp(1, 2000)
-                ),
-                Vec::new(),
-            ),
+            None => (first, Vec::new()),
         };
         let id = uuid::Uuid::now_v7().to_string();
         let (_, _, v, text) = self

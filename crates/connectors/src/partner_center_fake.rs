@@ -59,6 +59,9 @@ struct FakeState {
     effects: u32,
     /// Unbilled usage line items as raw JSON texts (amounts keep every digit), by currency.
     line_items: Vec<(String, String)>,
+    /// Microsoft's invoices to the partner, and their billed usage line items (raw texts).
+    invoices: Vec<Value>,
+    billed_items: HashMap<String, Vec<String>>,
     /// Consent codes not redeemed yet: code → (S256 challenge, redirect URI).
     codes: HashMap<String, (String, String)>,
     /// Live refresh tokens, and the user access tokens issued from them.
@@ -262,6 +265,21 @@ impl FakePartnerCenter {
         });
     }
 
+    /// Issues an invoice to the partner in `currency` whose billed usage line items are
+    /// `raw_items` (raw JSON texts).
+    pub fn add_invoice(&self, id: &str, currency: &str, raw_items: &[&str]) {
+        self.with(|s| {
+            s.invoices.push(
+                json!({"id": id, "currencyCode": currency, "invoiceDate": "2026-12-01T00:00:00Z",
+                "attributes": {"objectType": "Invoice"}}),
+            );
+            s.billed_items.insert(
+                id.to_owned(),
+                raw_items.iter().map(|r| (*r).to_owned()).collect(),
+            );
+        });
+    }
+
     /// Revokes every delegated grant (an admin removed the consent, or the refresh token
     /// expired): refresh tokens get `invalid_grant`, user tokens 401.
     pub fn revoke_consent(&self) {
@@ -424,6 +442,7 @@ fn unbilled_line_items(
     s: &mut FakeState,
     query: &str,
     headers: &HeaderMap,
+    invoice: Option<&str>,
 ) -> (StatusCode, String) {
     if !header(headers, "authorization").is_some_and(|a| a.starts_with("Bearer ")) {
         return (
@@ -432,8 +451,10 @@ fn unbilled_line_items(
                 .to_string(),
         );
     }
-    s.bearer_log
-        .push(("/v1/invoices/unbilled/lineitems".into(), "app".into()));
+    s.bearer_log.push((
+        format!("/v1/invoices/{}/lineitems", invoice.unwrap_or("unbilled")),
+        "app".into(),
+    ));
     if s.throttle > 0 {
         s.throttle -= 1;
         return (StatusCode::TOO_MANY_REQUESTS, json!({"statusCode": 429, "message": "Rate limit is exceeded. Try again in 1 seconds."}).to_string());
@@ -453,8 +474,21 @@ fn unbilled_line_items(
     if !want("provider", "onetime") || !want("invoicelineitemtype", "usagelineitems") {
         return (StatusCode::BAD_REQUEST, json!({"code": 0, "description": "provider=onetime and invoicelineitemtype=usagelineitems are required", "source": "PartnerFD"}).to_string());
     }
-    let (Some(ccy), Some(period)) = (q.get("currencycode"), q.get("period")) else {
-        return (StatusCode::BAD_REQUEST, json!({"code": 0, "description": "currencycode and period are required", "source": "PartnerFD"}).to_string());
+    let unbilled = invoice == Some("unbilled");
+    let Some(ccy) = q.get("currencycode") else {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"code": 0, "description": "currencycode is required", "source": "PartnerFD"})
+                .to_string(),
+        );
+    };
+    let period = q.get("period").cloned().unwrap_or_default();
+    if unbilled && period.is_empty() {
+        return (StatusCode::BAD_REQUEST, json!({"code": 0, "description": "period is required for unbilled line items", "source": "PartnerFD"}).to_string());
+    }
+    let base = match invoice {
+        Some("unbilled") | None => "/invoices/unbilled/lineitems".to_owned(),
+        Some(id) => format!("/invoices/{id}/lineitems"),
     };
     let size: usize = q
         .get("size")
@@ -464,12 +498,22 @@ fn unbilled_line_items(
     let from: usize = header(headers, "ms-continuationtoken")
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
-    let matching: Vec<&String> = s
-        .line_items
-        .iter()
-        .filter(|(c, _)| c.eq_ignore_ascii_case(ccy) && period.eq_ignore_ascii_case("current"))
-        .map(|(_, raw)| raw)
-        .collect();
+    let matching: Vec<&String> = match invoice {
+        Some("unbilled") | None => s
+            .line_items
+            .iter()
+            .filter(|(c, _)| c.eq_ignore_ascii_case(ccy) && period.eq_ignore_ascii_case("current"))
+            .map(|(_, raw)| raw)
+            .collect(),
+        Some(id) => {
+            match s.billed_items.get(id) {
+                Some(items) => items.iter().collect(),
+                None => {
+                    return (StatusCode::NOT_FOUND, json!({"code": 0, "description": "Invoice not found", "source": "PartnerFD"}).to_string());
+                }
+            }
+        }
+    };
     let page: Vec<&str> = matching
         .iter()
         .skip(from)
@@ -483,7 +527,7 @@ fn unbilled_line_items(
     );
     if from + size < matching.len() {
         body.push_str(&format!(
-            ", \"links\": {{\"next\": {{\"uri\": \"/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=usagelineitems&currencycode={ccy}&period={period}&size={size}&seekOperation=Next\", \"method\": \"GET\", \"headers\": [{{\"key\": \"MS-ContinuationToken\", \"value\": \"{}\"}}]}}}}",
+            ", \"links\": {{\"next\": {{\"uri\": \"{base}?provider=onetime&invoicelineitemtype=usagelineitems&currencycode={ccy}&period={period}&size={size}&seekOperation=Next\", \"method\": \"GET\", \"headers\": [{{\"key\": \"MS-ContinuationToken\", \"value\": \"{}\"}}]}}}}",
             from + size
         ));
     }
@@ -540,9 +584,19 @@ async fn resource(
         body: String::from_utf8_lossy(&body).into_owned(),
         status: 0,
     };
-    if method == Method::GET && path.eq_ignore_ascii_case("/v1/invoices/unbilled/lineitems") {
+    let billed = path
+        .strip_prefix("/v1/invoices/")
+        .and_then(|r| r.strip_suffix("/lineitems"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+        .map(str::to_owned);
+    if method == Method::GET && billed.is_some() {
         let mut s = state.lock().expect("fake state");
-        let (status, body) = unbilled_line_items(&mut s, uri.query().unwrap_or(""), &headers);
+        let (status, body) = unbilled_line_items(
+            &mut s,
+            uri.query().unwrap_or(""),
+            &headers,
+            billed.as_deref(),
+        );
         log.status = status.as_u16();
         s.requests.push(log);
         return (status, [("content-type", "application/json")], body).into_response();
@@ -859,6 +913,10 @@ fn decide(
             }
             (StatusCode::OK, v)
         }
+        (Method::GET, ["v1", "invoices"]) => (
+            StatusCode::OK,
+            json!({"totalCount": s.invoices.len(), "items": s.invoices.clone(), "attributes": {"objectType": "Collection"}}),
+        ),
         (Method::GET, ["v1", "auditrecords"]) => {
             let q: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
                 .into_owned()

@@ -141,7 +141,9 @@ pub async fn connections(
         let row = rows.iter().find(|r| r.instance == i.as_str());
         let mut v = view(i.as_str(), row, keys.is_some() && c.can_consent());
         for (feed, value, updated) in provider::cursors(&ctx.db, i.as_str()).await? {
-            let position = if feed.starts_with("usage:") && !feed.ends_with(":complete") {
+            let position = if feed.starts_with("billed:") && value != "complete" {
+                "in_progress".into()
+            } else if feed.starts_with("usage:") && !feed.ends_with(":complete") {
                 if value.is_empty() {
                     "complete".into()
                 } else {

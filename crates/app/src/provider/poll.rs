@@ -116,6 +116,14 @@ pub async fn pass(
         let currencies = client.settings().usage_currencies.clone();
         if !currencies.is_empty() {
             if profile.has_azure_plan {
+                if let Err(e) =
+                    billed_pull(ctx, &client, detector, instance, &currencies, now, &mut sum).await
+                {
+                    metrics::counter!("riskdesk_provider_pull_errors_total", "instance" => instance.as_str(), "feed" => "billed")
+                        .increment(1);
+                    sum.errors
+                        .push(format!("{}: billed line items: {e}", instance.as_str()));
+                }
                 for ccy in currencies {
                     if let Err(e) =
                         usage_pull(ctx, &client, detector, instance, &ccy, now, &mut sum).await
@@ -137,6 +145,76 @@ pub async fn pass(
         }
     }
     Ok(sum)
+}
+
+/// The billed usage line items of every invoice (in a configured currency) not read to its
+/// end yet, page by page from its cursor (`billed:<invoice id>`: a page, then `complete`).
+/// A line item billed after it was pulled unbilled has the same identity: it adds nothing.
+async fn billed_pull(
+    ctx: &Arc<Ctx>,
+    client: &riskdesk_connectors::partner_center::PartnerCenterClient,
+    detector: &Arc<Detector>,
+    instance: CloudInstance,
+    currencies: &[String],
+    now: Timestamp,
+    sum: &mut PollSummary,
+) -> Result<(), AppError> {
+    use riskdesk_connectors::partner_center::NextPage;
+    let invoices = client
+        .invoices()
+        .await
+        .map_err(|e| AppError::BadGateway(e.to_string()))?;
+    let mut pages = 0;
+    for inv in invoices {
+        let (Some(id), Some(ccy)) = (inv["id"].as_str(), inv["currencyCode"].as_str()) else {
+            continue;
+        };
+        if !currencies.iter().any(|c| c.eq_ignore_ascii_case(ccy)) {
+            continue;
+        }
+        let feed = format!("billed:{id}");
+        let cursor = provider::cursor(&ctx.db, instance.as_str(), &feed).await?;
+        if cursor.as_deref() == Some("complete") {
+            continue;
+        }
+        let mut next: Option<NextPage> = cursor
+            .filter(|v| !v.is_empty())
+            .and_then(|v| serde_json::from_str(&v).ok());
+        loop {
+            if pages >= USAGE_PAGES_PER_PASS {
+                return Ok(());
+            }
+            pages += 1;
+            let page = client
+                .billed_usage_page(id, ccy, client.settings().usage_page_size, next.as_ref())
+                .await
+                .map_err(|e| AppError::BadGateway(e.to_string()))?;
+            sum.line_items += page.items.len();
+            let mut events = Vec::with_capacity(page.items.len());
+            for raw in &page.items {
+                match crate::monitoring::formats::pc_line_item(raw) {
+                    Ok(e) => events.push(e),
+                    Err(e) => sum.errors.push(format!(
+                        "{}: a billed line item of {id}: {e}",
+                        instance.as_str()
+                    )),
+                }
+            }
+            ingest_linked(ctx, detector, events, now, sum).await?;
+            next = page.next;
+            let value = match &next {
+                Some(n) => serde_json::to_string(n).unwrap_or_default(),
+                None => "complete".to_owned(),
+            };
+            let mut tx = ctx.begin().await?;
+            provider::set_cursor(&mut tx, instance.as_str(), &feed, &value, to_micros(now)).await?;
+            tx.commit().await?;
+            if next.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Pages read per currency in one pass at most (the rest waits for the next pass, from the

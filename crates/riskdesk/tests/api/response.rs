@@ -2070,6 +2070,55 @@ async fn unbilled_usage_line_items_are_pulled_page_by_page_into_ingest_once() {
     );
     assert!(usage["lag_seconds"].as_i64().unwrap() < 60, "{usage}");
     assert!(feed("usage:EUR:current:complete").is_some(), "{conn}");
+
+    // The month is invoiced: its billed line items are read once; one was pulled unbilled
+    // (same identity, a corrected cost: nothing added), one is new.
+    pc.add_invoice(
+        "G000123",
+        "EUR",
+        &[
+            r#"{"customerId": "pc-cust-u", "entitlementId": "az-1", "usageDate": "2026-11-01T00:00:00Z",
+               "meterCategory": "Virtual Machines", "meterName": "D4s v5", "meterId": "m-0", "resourceLocation": "westeurope",
+               "billingPreTaxTotal": 28.9, "billingCurrency": "EUR", "chargeType": "new", "invoiceNumber": "G000123"}"#,
+            r#"{"customerId": "pc-cust-u", "entitlementId": "az-1", "usageDate": "2026-11-30T00:00:00Z",
+               "meterCategory": "Storage", "meterName": "LRS", "meterId": "m-9", "resourceLocation": "westeurope",
+               "billingPreTaxTotal": 0.5, "billingCurrency": "EUR", "chargeType": "new", "invoiceNumber": "G000123"}"#,
+        ],
+    );
+    for _ in 0..100 {
+        n = count().await;
+        if n == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(n, 6);
+    let mut billed = Value::Null;
+    for _ in 0..50 {
+        let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
+        billed = conn["items"][0]["pulls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["feed"] == "billed:G000123")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if billed["position"] == "complete" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(billed["position"], "complete", "{billed}");
+    let reads = |pc: &FakePartnerCenter| {
+        pc.requests()
+            .iter()
+            .filter(|r| r.path == "/v1/invoices/G000123/lineitems")
+            .count()
+    };
+    let before = reads(&pc);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(reads(&pc), before, "a complete invoice is not read again");
+    assert_eq!(count().await, 6);
 }
 
 /// `riskdesk provider keygen` prints a key the settings take; `provider status` without any
