@@ -59,6 +59,8 @@ struct FakeState {
     effects: u32,
     /// Unbilled usage line items as raw JSON texts (amounts keep every digit), by currency.
     line_items: Vec<(String, String)>,
+    /// Line-item requests still to answer before one hangs (never answered: a pull cut short).
+    hang_line_items_after: Option<u32>,
     /// Microsoft's invoices to the partner, and their billed usage line items (raw texts).
     invoices: Vec<Value>,
     billed_items: HashMap<String, Vec<String>>,
@@ -263,6 +265,12 @@ impl FakePartnerCenter {
             s.line_items
                 .push((currency.to_owned(), raw_json.to_owned()))
         });
+    }
+
+    /// The line-item request after the next `answered` ones is never answered (the process
+    /// pulling is then killed by the test); later requests are answered again.
+    pub fn hang_line_items_after(&self, answered: u32) {
+        self.with(|s| s.hang_line_items_after = Some(answered));
     }
 
     /// Issues an invoice to the partner in `currency` whose billed usage line items are
@@ -590,6 +598,24 @@ async fn resource(
         .filter(|id| !id.is_empty() && !id.contains('/'))
         .map(str::to_owned);
     if method == Method::GET && billed.is_some() {
+        let hang = {
+            let mut s = state.lock().expect("fake state");
+            match s.hang_line_items_after {
+                Some(0) => {
+                    s.hang_line_items_after = None;
+                    s.requests.push(log.clone());
+                    true
+                }
+                Some(n) => {
+                    s.hang_line_items_after = Some(n - 1);
+                    false
+                }
+                None => false,
+            }
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
         let mut s = state.lock().expect("fake state");
         let (status, body) = unbilled_line_items(
             &mut s,

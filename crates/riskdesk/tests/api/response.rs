@@ -2154,3 +2154,116 @@ async fn the_cli_makes_consent_keys_and_reports_no_instance() {
         "{err}"
     );
 }
+
+/// A usage pull cut short by a crash (SIGKILL of the real binary while a page is in flight)
+/// resumes at the page it was on: nothing missing, nothing twice.
+// Several threads: the fake Partner Center answers the real binary while this test waits
+// for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usage_pull_killed_mid_way_resumes_without_a_gap_or_a_double() {
+    let pc = FakePartnerCenter::start().await;
+    for i in 0..7 {
+        pc.add_unbilled_line_item(
+            "EUR",
+            &format!(
+                r#"{{"customerId": "pc-cust-k", "entitlementId": "az-k", "usageDate": "2026-11-{:02}T00:00:00Z",
+                "meterCategory": "Virtual Machines", "meterName": "D4s v5", "meterId": "k-{i}", "resourceLocation": "westeurope",
+                "billingPreTaxTotal": 1.000000000001, "billingCurrency": "EUR", "chargeType": "new"}}"#,
+                i + 1
+            ),
+        );
+    }
+    let app = spawn_app_with(options(&[("global", &pc)])).await;
+    linked_customer(&app, "global", "pc-cust-k", "pc-sub-k").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("riskdesk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[scheduler]
+lease_seconds = 3
+
+[partner_center.global]
+tenant_id = "partner-tenant"
+client_id = "riskdesk-app"
+client_secret = "secret"
+rest_base = "{pc}"
+token_authority = "{pc}/"
+retries = 0
+usage_currencies = ["EUR"]
+usage_page_size = 2
+"#,
+            pc = pc.url
+        ),
+    )
+    .unwrap();
+    let count = || async {
+        app.db
+            .fetch_all::<i64>(riskdesk_storage::query::Q::new(
+                "SELECT COUNT(*) AS n FROM events WHERE event_id LIKE 'pc-usage:%'",
+            ))
+            .await
+            .unwrap()[0]
+    };
+    let line_item_reads = |pc: &FakePartnerCenter| {
+        pc.requests()
+            .into_iter()
+            .filter(|r| r.path == "/v1/invoices/unbilled/lineitems")
+            .count()
+    };
+    // Two pages answered, the third never: the process is killed while it waits.
+    pc.hang_line_items_after(2);
+    let mut worker = app
+        .cli_command_with(&["worker", "--roles", "scheduler", "--once"], &config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if line_item_reads(&pc) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(line_item_reads(&pc), 3, "the third page is in flight");
+    worker.kill().unwrap(); // SIGKILL
+    worker.wait().unwrap();
+    assert_eq!(count().await, 4, "the two pages answered are stored");
+    // Run again (once the killed process's lease has run out): it goes on from page three.
+    let mut ran = false;
+    for _ in 0..40 {
+        let out = app
+            .cli_command_with(&["worker", "--roles", "scheduler", "--once"], &config)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if text.contains("provider-poll: ran") {
+            assert!(
+                text.contains("line_items: 3, "),
+                "pages three (2) and four (1): {text}"
+            );
+            assert!(text.contains("events_accepted: 3, "), "{text}");
+            ran = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ran, "the poll ran again");
+    assert_eq!(count().await, 7, "every line item once");
+    // Four pages in all (2, 2, 2, 1): three read by the killed process, the last two by the
+    // next one (it started at the page in flight, not at the first).
+    assert_eq!(line_item_reads(&pc), 5);
+    let sum = app
+        .db
+        .fetch_all::<i64>(riskdesk_storage::query::Q::new(
+            "SELECT CAST(SUM(cost_units) * 1000000000000 + SUM(cost_rem) AS BIGINT) AS n FROM events WHERE event_id LIKE 'pc-usage:%'",
+        ))
+        .await
+        .unwrap()[0];
+    assert_eq!(sum, 7_000_000_000_007);
+}
