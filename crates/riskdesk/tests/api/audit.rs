@@ -339,9 +339,16 @@ async fn signed_checkpoints_show_a_chain_rewritten_consistently_after_them() {
 /// The scheduler's `audit-checkpoint` job signs the lane heads that moved and stores them; the
 /// API and `riskdesk audit checkpoints` export them (each tenant sees its own), and the export
 /// is what `audit verify --checkpoints` reads.
-#[tokio::test]
+// The scheduler under test is a separate `riskdesk worker` process: this server runs the API
+// only (its own scheduler would hold lease rows the worker waits for), on several threads (it
+// must answer while this test waits for the worker).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_stores_signed_checkpoints_that_an_auditor_exports_and_checks() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_app_with(riskdesk_http::ServerOptions {
+        roles: riskdesk_app::workers::Roles::API,
+        ..riskdesk_http::ServerOptions::default()
+    })
+    .await;
     for i in 0..3 {
         app.create_customer(&app.admin, customer_body(&format!("C{i}")))
             .await;
