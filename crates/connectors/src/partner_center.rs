@@ -1001,30 +1001,7 @@ impl PartnerCenterClient {
                     if let Some(Value::Array(a)) = o.get("items") {
                         items.extend(a.iter().cloned());
                     }
-                    if let Some(n) = body.pointer("/links/next") {
-                        let uri = n["uri"].as_str().unwrap_or_default();
-                        if !uri.is_empty() {
-                            let uri = if uri.starts_with("/v1/") || uri.starts_with("http") {
-                                uri.to_owned()
-                            } else {
-                                format!("/v1{}{uri}", if uri.starts_with('/') { "" } else { "/" })
-                            };
-                            let hs = n["headers"]
-                                .as_array()
-                                .map(|hs| {
-                                    hs.iter()
-                                        .filter_map(|h| {
-                                            Some((
-                                                h["key"].as_str()?.to_owned(),
-                                                h["value"].as_str()?.to_owned(),
-                                            ))
-                                        })
-                                        .collect()
-                                })
-                                .unwrap_or_default();
-                            next = Some((uri, hs));
-                        }
-                    }
+                    next = next_of(body.pointer("/links/next")).map(|n| (n.uri, n.headers));
                 }
                 Value::Null => {}
                 other => {

@@ -189,18 +189,8 @@ async fn billed_pull(
                 .billed_usage_page(id, ccy, client.settings().usage_page_size, next.as_ref())
                 .await
                 .map_err(|e| AppError::BadGateway(e.to_string()))?;
-            sum.line_items += page.items.len();
-            let mut events = Vec::with_capacity(page.items.len());
-            for raw in &page.items {
-                match crate::monitoring::formats::pc_line_item(raw) {
-                    Ok(e) => events.push(e),
-                    Err(e) => sum.errors.push(format!(
-                        "{}: a billed line item of {id}: {e}",
-                        instance.as_str()
-                    )),
-                }
-            }
-            ingest_linked(ctx, detector, events, now, sum).await?;
+            let what = format!("{}: a billed line item of {id}", instance.as_str());
+            ingest_line_items(ctx, detector, &page.items, &what, now, sum).await?;
             next = page.next;
             let value = match &next {
                 Some(n) => serde_json::to_string(n).unwrap_or_default(),
@@ -251,17 +241,8 @@ async fn usage_pull(
             )
             .await
             .map_err(|e| AppError::BadGateway(e.to_string()))?;
-        sum.line_items += page.items.len();
-        let mut events = Vec::with_capacity(page.items.len());
-        for raw in &page.items {
-            match crate::monitoring::formats::pc_line_item(raw) {
-                Ok(e) => events.push(e),
-                Err(e) => sum
-                    .errors
-                    .push(format!("{}: a usage line item: {e}", instance.as_str())),
-            }
-        }
-        ingest_linked(ctx, detector, events, now, sum).await?;
+        let what = format!("{}: a usage line item", instance.as_str());
+        ingest_line_items(ctx, detector, &page.items, &what, now, sum).await?;
         next = page.next;
         let mut tx = ctx.begin().await?;
         let value = match &next {
@@ -353,6 +334,27 @@ async fn audit_records(
         match crate::monitoring::formats::pc_audit_record(r) {
             Ok(e) => events.push(e),
             Err(_) => sum.unlinked += 1,
+        }
+    }
+    ingest_linked(ctx, detector, events, now, sum).await
+}
+
+/// A page of line items (raw texts) as usage events of the customers linked to them; a line
+/// item that cannot be read is reported (`what`: which feed) and skipped.
+async fn ingest_line_items(
+    ctx: &Arc<Ctx>,
+    detector: &Arc<Detector>,
+    items: &[String],
+    what: &str,
+    now: Timestamp,
+    sum: &mut PollSummary,
+) -> Result<(), AppError> {
+    sum.line_items += items.len();
+    let mut events = Vec::with_capacity(items.len());
+    for raw in items {
+        match crate::monitoring::formats::pc_line_item(raw) {
+            Ok(e) => events.push(e),
+            Err(e) => sum.errors.push(format!("{what}: {e}")),
         }
     }
     ingest_linked(ctx, detector, events, now, sum).await
