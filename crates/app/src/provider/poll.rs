@@ -64,6 +64,7 @@ pub async fn pass(
                         sum.fraud_events += 1;
                         fraud_event(ctx, &ev, now, &mut sum).await?;
                     }
+                    pulled(instance, "fraud_events", now);
                 }
                 Err(e) => {
                     metrics::counter!("riskdesk_provider_pull_errors_total", "instance" => instance.as_str(), "feed" => "fraud_events")
@@ -101,6 +102,7 @@ pub async fn pass(
                         )
                         .await?;
                         tx.commit().await?;
+                        pulled(instance, "audit_records", now);
                     }
                     Err(e) => {
                         metrics::counter!("riskdesk_provider_pull_errors_total", "instance" => instance.as_str(), "feed" => "audit_records")
@@ -199,12 +201,20 @@ async fn billed_pull(
             let mut tx = ctx.begin().await?;
             provider::set_cursor(&mut tx, instance.as_str(), &feed, &value, to_micros(now)).await?;
             tx.commit().await?;
+            pulled(instance, "billed", now);
             if next.is_none() {
                 break;
             }
         }
     }
     Ok(())
+}
+
+/// When a feed last moved, for Prometheus (`time() - riskdesk_provider_pull_last_success_seconds`
+/// is its lag).
+fn pulled(instance: CloudInstance, feed: &'static str, now: Timestamp) {
+    metrics::gauge!("riskdesk_provider_pull_last_success_seconds", "instance" => instance.as_str(), "feed" => feed)
+        .set(now.as_second() as f64);
 }
 
 /// Pages read per currency in one pass at most (the rest waits for the next pass, from the
@@ -263,6 +273,7 @@ async fn usage_pull(
         tx.commit().await?;
         metrics::counter!("riskdesk_provider_line_items_total", "instance" => instance.as_str())
             .increment(page.items.len() as u64);
+        pulled(instance, "usage", now);
         if next.is_none() {
             break;
         }

@@ -2070,6 +2070,27 @@ async fn unbilled_usage_line_items_are_pulled_page_by_page_into_ingest_once() {
     );
     assert!(usage["lag_seconds"].as_i64().unwrap() < 60, "{usage}");
     assert!(feed("usage:EUR:current:complete").is_some(), "{conn}");
+    // Prometheus: line items read, and when each feed last moved (its lag is now minus that).
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("riskdesk_provider_line_items_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("riskdesk_provider_pull_last_success_seconds")
+                && l.contains("feed=\"usage\"")
+        ),
+        "{metrics}"
+    );
 
     // The month is invoiced: its billed line items are read once; one was pulled unbilled
     // (same identity, a corrected cost: nothing added), one is new.
