@@ -359,6 +359,18 @@ async fn authorize(
     (StatusCode::FOUND, [("location", location)]).into_response()
 }
 
+/// A delegated grant's answer: a new user access token and a new refresh token (rotation).
+fn user_tokens(s: &mut FakeState, n: u32, resource: &str) -> Response {
+    let (access, refresh) = (format!("fake-user-token-{n}"), format!("fake-rt-{n}"));
+    s.user_tokens.insert(access.clone());
+    s.refresh_tokens.insert(refresh.clone());
+    axum::Json(json!({
+        "token_type": "Bearer", "expires_in": "3600", "access_token": access,
+        "refresh_token": refresh, "resource": resource, "scope": "user_impersonation"
+    }))
+    .into_response()
+}
+
 fn token_error(error: &str, description: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -412,14 +424,7 @@ async fn token(State(state): State<Shared>, body: String) -> Response {
                     "AADSTS501481: the code verifier does not match the code challenge",
                 );
             }
-            let (access, refresh) = (format!("fake-user-token-{n}"), format!("fake-rt-{n}"));
-            s.user_tokens.insert(access.clone());
-            s.refresh_tokens.insert(refresh.clone());
-            axum::Json(json!({
-                "token_type": "Bearer", "expires_in": "3600", "access_token": access,
-                "refresh_token": refresh, "resource": resource, "scope": "user_impersonation"
-            }))
-            .into_response()
+            user_tokens(&mut s, n, &resource)
         }
         Some("refresh_token") => {
             let old = form.get("refresh_token").cloned().unwrap_or_default();
@@ -430,34 +435,29 @@ async fn token(State(state): State<Shared>, body: String) -> Response {
                 );
             }
             s.refreshes += 1;
-            let (access, refresh) = (format!("fake-user-token-{n}"), format!("fake-rt-{n}"));
-            s.user_tokens.insert(access.clone());
-            s.refresh_tokens.insert(refresh.clone());
-            axum::Json(json!({
-                "token_type": "Bearer", "expires_in": "3600", "access_token": access,
-                "refresh_token": refresh, "resource": resource, "scope": "user_impersonation"
-            }))
-            .into_response()
+            user_tokens(&mut s, n, &resource)
         }
         _ => token_error("unsupported_grant_type", "unsupported grant_type"),
     }
 }
 
-/// `GET /v1/invoices/unbilled/lineitems`: pages of raw line items (the body is built as text so
+/// `error` as the text of a line-items answer.
+fn text_error(status: StatusCode, description: &str) -> (StatusCode, String) {
+    let (st, v) = error(status, 0, description);
+    (st, v.to_string())
+}
+
+/// `GET /v1/invoices/unbilled/lineitems` and `GET /v1/invoices/{id}/lineitems`: pages of raw line items (the body is built as text so
 /// amounts keep their digits), `links.next` relative and without `/v1`, the offset in
 /// `MS-ContinuationToken`. Throttling and outages apply as to every resource.
-fn unbilled_line_items(
+fn line_items_page(
     s: &mut FakeState,
     query: &str,
     headers: &HeaderMap,
     invoice: Option<&str>,
 ) -> (StatusCode, String) {
     if !header(headers, "authorization").is_some_and(|a| a.starts_with("Bearer ")) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            json!({"code": 0, "description": "bearer token required", "source": "PartnerFD"})
-                .to_string(),
-        );
+        return text_error(StatusCode::UNAUTHORIZED, "bearer token required");
     }
     s.bearer_log.push((
         format!("/v1/invoices/{}/lineitems", invoice.unwrap_or("unbilled")),
@@ -469,30 +469,28 @@ fn unbilled_line_items(
     }
     if s.fail > 0 {
         s.fail -= 1;
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"code": 0, "description": "service unavailable", "source": "PartnerFD"})
-                .to_string(),
-        );
+        return text_error(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
     }
     let q: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
     let want = |k: &str, v: &str| q.get(k).is_some_and(|x| x.eq_ignore_ascii_case(v));
     if !want("provider", "onetime") || !want("invoicelineitemtype", "usagelineitems") {
-        return (StatusCode::BAD_REQUEST, json!({"code": 0, "description": "provider=onetime and invoicelineitemtype=usagelineitems are required", "source": "PartnerFD"}).to_string());
+        return text_error(
+            StatusCode::BAD_REQUEST,
+            "provider=onetime and invoicelineitemtype=usagelineitems are required",
+        );
     }
     let unbilled = invoice == Some("unbilled");
     let Some(ccy) = q.get("currencycode") else {
-        return (
-            StatusCode::BAD_REQUEST,
-            json!({"code": 0, "description": "currencycode is required", "source": "PartnerFD"})
-                .to_string(),
-        );
+        return text_error(StatusCode::BAD_REQUEST, "currencycode is required");
     };
     let period = q.get("period").cloned().unwrap_or_default();
     if unbilled && period.is_empty() {
-        return (StatusCode::BAD_REQUEST, json!({"code": 0, "description": "period is required for unbilled line items", "source": "PartnerFD"}).to_string());
+        return text_error(
+            StatusCode::BAD_REQUEST,
+            "period is required for unbilled line items",
+        );
     }
     let base = match invoice {
         Some("unbilled") | None => "/invoices/unbilled/lineitems".to_owned(),
@@ -513,14 +511,12 @@ fn unbilled_line_items(
             .filter(|(c, _)| c.eq_ignore_ascii_case(ccy) && period.eq_ignore_ascii_case("current"))
             .map(|(_, raw)| raw)
             .collect(),
-        Some(id) => {
-            match s.billed_items.get(id) {
-                Some(items) => items.iter().collect(),
-                None => {
-                    return (StatusCode::NOT_FOUND, json!({"code": 0, "description": "Invoice not found", "source": "PartnerFD"}).to_string());
-                }
+        Some(id) => match s.billed_items.get(id) {
+            Some(items) => items.iter().collect(),
+            None => {
+                return text_error(StatusCode::NOT_FOUND, "Invoice not found");
             }
-        }
+        },
     };
     let page: Vec<&str> = matching
         .iter()
@@ -617,7 +613,7 @@ async fn resource(
             std::future::pending::<()>().await;
         }
         let mut s = state.lock().expect("fake state");
-        let (status, body) = unbilled_line_items(
+        let (status, body) = line_items_page(
             &mut s,
             uri.query().unwrap_or(""),
             &headers,
