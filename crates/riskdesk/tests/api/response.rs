@@ -2009,7 +2009,7 @@ async fn unbilled_usage_line_items_are_pulled_page_by_page_into_ingest_once() {
     let mut opts = options(&[("global", &pc)]);
     opts.provider_poll_every = Some(Duration::from_millis(200));
     let app = spawn_app_with(opts).await;
-    let (cid, _) = linked_customer(&app, "global", "pc-cust-u", "pc-sub-u").await;
+    linked_customer(&app, "global", "pc-cust-u", "pc-sub-u").await;
     let count = || async {
         app.db
             .fetch_all::<i64>(riskdesk_storage::query::Q::new(
@@ -2040,7 +2040,6 @@ async fn unbilled_usage_line_items_are_pulled_page_by_page_into_ingest_once() {
         .await
         .unwrap()[0];
     assert_eq!(sum, 1_030_452_064_456_457, "{sum}");
-    let _ = cid;
     // Pages followed with the continuation token the service gave; passes after the first
     // read the period again and store nothing new.
     let pages: Vec<_> = pc
