@@ -341,7 +341,10 @@ pub fn encode_cursor(key: &str) -> String {
 }
 
 pub fn decode_cursor<T: std::str::FromStr>(cursor: &Option<String>) -> Result<Option<T>, ApiError> {
-    let Some(c) = cursor else { return Ok(None) };
+    // `?cursor=` (empty) is the first page, as no cursor is.
+    let Some(c) = cursor.as_deref().filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(c)
         .ok()

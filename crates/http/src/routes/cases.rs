@@ -203,7 +203,7 @@ pub async fn list_cases(
         check_limit(q.limit).map_err(|_| "must be between 1 and 500"),
     );
     let after = match q.cursor.as_deref() {
-        None => None,
+        None | Some("") => None,
         Some(c) => v.check(
             "cursor",
             decode_case_cursor(c).ok_or("is not a cursor this API returned"),
