@@ -65,6 +65,14 @@ pub struct PartnerCenterSettings {
     /// Line items per page (the service allows up to 2,000).
     #[serde(default = "default_usage_page")]
     pub usage_page_size: u32,
+    /// Pull the Azure Activity Log of every linked Azure subscription on each poll, with a
+    /// customer-tenant token redeemed from the partner's consent (the app registration needs
+    /// the delegated Azure Service Management permission, `user_impersonation`).
+    #[serde(default)]
+    pub activity_log: bool,
+    /// Azure Resource Manager base; empty = the instance's documented endpoint.
+    #[serde(default)]
+    pub arm_base: String,
 }
 
 fn default_usage_page() -> u32 {
@@ -111,6 +119,11 @@ pub enum PcError {
     /// connect it again. The call is kept and retried.
     #[error("Partner Center needs a partner admin's consent (app + user) for this call: {0}")]
     ConsentNeeded(String),
+    /// The partner's delegated access to a customer's Azure subscription is gone (the role
+    /// assignment or the admin relationship was removed, the subscription moved): a state
+    /// to report, not a call to retry.
+    #[error("no delegated access to the customer's Azure subscription: {0}")]
+    NoAccess(String),
 }
 
 impl PcError {
@@ -209,6 +222,12 @@ pub struct PartnerCenterClient {
     user_token: tokio::sync::Mutex<Option<(String, Instant)>>,
     vault: std::sync::RwLock<Option<std::sync::Arc<dyn ConsentVault>>>,
     window: tokio::sync::Mutex<VecDeque<Instant>>,
+    arm_base: String,
+    /// Customer-tenant Azure Resource Manager tokens, by customer tenant.
+    arm_tokens: tokio::sync::Mutex<std::collections::HashMap<String, (String, Instant)>>,
+    /// Held around every refresh-token redemption: each rotates the refresh token, so two at
+    /// once would race on which one the vault keeps.
+    redeem: tokio::sync::Mutex<()>,
 }
 
 /// How long an access token is used: five minutes less than it lives (at most half of it).
@@ -229,6 +248,7 @@ impl PartnerCenterClient {
         settings: PartnerCenterSettings,
         default_rest_base: &str,
         default_authority: &str,
+        default_arm_base: &str,
     ) -> Result<Self, String> {
         let pick = |s: &str, d: &str| {
             if s.is_empty() {
@@ -238,6 +258,9 @@ impl PartnerCenterClient {
             }
         };
         let rest_base = pick(&settings.rest_base, default_rest_base)
+            .trim_end_matches('/')
+            .to_owned();
+        let arm_base = pick(&settings.arm_base, default_arm_base)
             .trim_end_matches('/')
             .to_owned();
         let mut authority = pick(&settings.token_authority, default_authority);
@@ -269,6 +292,9 @@ impl PartnerCenterClient {
             user_token: tokio::sync::Mutex::new(None),
             vault: std::sync::RwLock::new(None),
             window: tokio::sync::Mutex::new(VecDeque::new()),
+            arm_base,
+            arm_tokens: Default::default(),
+            redeem: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -356,6 +382,7 @@ impl PartnerCenterClient {
     /// Redeems a refresh token as the documentation describes (`grant_type=refresh_token`, the
     /// Partner Center resource, `scope=openid`, form body).
     pub async fn redeem_refresh_token(&self, refresh_token: &str) -> Result<TokenSet, PcError> {
+        let _one = self.redeem.lock().await;
         match self.refresh(refresh_token).await {
             Ok(t) => Ok(t),
             Err(TokenRefusal::InvalidGrant(d)) => Err(PcError::ConsentNeeded(d)),
@@ -364,19 +391,75 @@ impl PartnerCenterClient {
     }
 
     async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, TokenRefusal> {
+        self.refresh_at(
+            &self.settings.tenant_id,
+            &self.settings.resource,
+            refresh_token,
+        )
+        .await
+    }
+
+    /// The refresh-token grant at `tenant`'s authority for `resource`: the partner's own tenant
+    /// for Partner Center, a customer's tenant for its Azure subscriptions.
+    async fn refresh_at(
+        &self,
+        tenant: &str,
+        resource: &str,
+        refresh_token: &str,
+    ) -> Result<TokenSet, TokenRefusal> {
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "refresh_token")
             .append_pair("client_id", &self.settings.client_id)
             .append_pair("client_secret", &self.settings.client_secret)
             .append_pair("refresh_token", refresh_token)
-            .append_pair("resource", &self.settings.resource)
+            .append_pair("resource", resource)
             .append_pair("scope", "openid")
             .finish();
-        self.token_request(form).await
+        self.token_request_at(tenant, form).await
+    }
+
+    /// Redeems the vault's refresh token at `tenant` for `resource`, handing a rotated refresh
+    /// token to the vault before the access token is used. `None` inside: not connected.
+    async fn delegated(
+        &self,
+        tenant: &str,
+        resource: &str,
+    ) -> Result<
+        (
+            std::sync::Arc<dyn ConsentVault>,
+            Result<TokenSet, TokenRefusal>,
+        ),
+        PcError,
+    > {
+        let _one = self.redeem.lock().await;
+        let vault = self
+            .consent_vault()
+            .ok_or_else(|| PcError::ConsentNeeded("this instance was never connected".into()))?;
+        let rt = vault
+            .refresh_token()
+            .await
+            .map_err(|e| PcError::Unavailable(format!("reading the stored consent: {e}")))?
+            .ok_or_else(|| PcError::ConsentNeeded("this instance is not connected".into()))?;
+        let t = self.refresh_at(tenant, resource, &rt).await;
+        if let Ok(t) = &t
+            && let Some(new) = &t.refresh_token
+            && new != &rt
+        {
+            vault
+                .rotated(new, t.expires_in)
+                .await
+                .map_err(|e| PcError::Unavailable(format!("storing the rotated consent: {e}")))?;
+        }
+        Ok((vault, t))
     }
 
     async fn token_request(&self, form: String) -> Result<TokenSet, TokenRefusal> {
-        let url = format!("{}{}/oauth2/token", self.authority, self.settings.tenant_id);
+        self.token_request_at(&self.settings.tenant_id, form).await
+    }
+
+    /// `POST {authority}{tenant}/oauth2/token` with a form body.
+    async fn token_request_at(&self, tenant: &str, form: String) -> Result<TokenSet, TokenRefusal> {
+        let url = format!("{}{}/oauth2/token", self.authority, seg(tenant));
         let r = self
             .http
             .post(&url)
@@ -443,15 +526,10 @@ impl PartnerCenterClient {
         {
             return Ok(t.clone());
         }
-        let vault = self
-            .consent_vault()
-            .ok_or_else(|| PcError::ConsentNeeded("this instance was never connected".into()))?;
-        let rt = vault
-            .refresh_token()
-            .await
-            .map_err(|e| PcError::Unavailable(format!("reading the stored consent: {e}")))?
-            .ok_or_else(|| PcError::ConsentNeeded("this instance is not connected".into()))?;
-        let t = match self.refresh(&rt).await {
+        let (vault, t) = self
+            .delegated(&self.settings.tenant_id, &self.settings.resource)
+            .await?;
+        let t = match t {
             Ok(t) => t,
             Err(TokenRefusal::InvalidGrant(d)) => {
                 vault.lost(&d).await;
@@ -459,14 +537,6 @@ impl PartnerCenterClient {
             }
             Err(TokenRefusal::Other(e)) => return Err(e),
         };
-        if let Some(new) = &t.refresh_token
-            && new != &rt
-        {
-            vault
-                .rotated(new, t.expires_in)
-                .await
-                .map_err(|e| PcError::Unavailable(format!("storing the rotated consent: {e}")))?;
-        }
         *cached = Some((
             t.access_token.clone(),
             Instant::now() + keep_for(t.expires_in),
@@ -1114,6 +1184,189 @@ impl PartnerCenterClient {
     }
 }
 
+/// One page of a customer subscription's Azure Activity Log (management events).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivityPage {
+    pub events: Vec<Value>,
+    /// The page after this one: ARM's absolute `nextLink` (always on the ARM base).
+    pub next: Option<String>,
+}
+
+impl PartnerCenterClient {
+    /// The Azure Resource Manager base of this instance (no trailing slash).
+    pub fn arm_base(&self) -> &str {
+        &self.arm_base
+    }
+
+    /// A customer-tenant token for Azure Resource Manager: the partner's refresh token
+    /// redeemed at the **customer's** authority (`{authority}{customer}/oauth2/token`) for the
+    /// ARM resource, cached until shortly before it expires. A refusal there is a lost access
+    /// to that customer — unless the partner's own consent is gone too, which is reported as
+    /// such (the vault hears of it).
+    async fn arm_token(&self, customer_tenant: &str) -> Result<String, PcError> {
+        let mut cache = self.arm_tokens.lock().await;
+        if let Some((t, until)) = cache.get(customer_tenant)
+            && Instant::now() < *until
+        {
+            return Ok(t.clone());
+        }
+        let resource = format!("{}/", self.arm_base);
+        let (_, t) = self.delegated(customer_tenant, &resource).await?;
+        let t = match t {
+            Ok(t) => t,
+            Err(TokenRefusal::InvalidGrant(d)) => {
+                // Is the partner's consent itself gone? A fresh partner-tenant redemption says.
+                self.forget_user_token().await;
+                self.user_access_token().await?;
+                return Err(PcError::NoAccess(format!(
+                    "the customer's tenant {customer_tenant} refused a token: {d}"
+                )));
+            }
+            Err(TokenRefusal::Other(e)) => return Err(e),
+        };
+        cache.insert(
+            customer_tenant.to_owned(),
+            (
+                t.access_token.clone(),
+                Instant::now() + keep_for(t.expires_in),
+            ),
+        );
+        Ok(t.access_token)
+    }
+
+    /// One page of the Azure Activity Log of `subscription` (in the customer tenant
+    /// `customer_tenant`): `GET {arm}/subscriptions/{id}/providers/Microsoft.Insights/
+    /// eventtypes/management/values?api-version=2015-04-01&$filter=eventTimestamp ge '…' and
+    /// eventTimestamp le '…'`, or the page `next` (a `nextLink`) names. 429 and 5xx are
+    /// retried (`Retry-After` honoured up to `max_wait_seconds`); 401 once with a new token;
+    /// 401, 403 and 404 after that are [`PcError::NoAccess`].
+    pub async fn activity_log_page(
+        &self,
+        customer_tenant: &str,
+        subscription: &str,
+        from: &str,
+        to: &str,
+        next: Option<&str>,
+    ) -> Result<ActivityPage, PcError> {
+        let url = match next {
+            Some(n) => {
+                // The token goes only to ARM.
+                if !n.starts_with(&format!("{}/", self.arm_base)) {
+                    return Err(PcError::BadResponse(format!(
+                        "a nextLink off the ARM base {}: {n}",
+                        self.arm_base
+                    )));
+                }
+                n.to_owned()
+            }
+            None => {
+                let q = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("api-version", "2015-04-01")
+                    .append_pair(
+                        "$filter",
+                        &format!("eventTimestamp ge '{from}' and eventTimestamp le '{to}'"),
+                    )
+                    .finish();
+                format!(
+                    "{}/subscriptions/{}/providers/Microsoft.Insights/eventtypes/management/values?{q}",
+                    self.arm_base,
+                    seg(subscription)
+                )
+            }
+        };
+        let mut attempt: u32 = 0;
+        let mut renewed = false;
+        loop {
+            self.pace().await;
+            let token = self.arm_token(customer_tenant).await?;
+            let request_id = uuid::Uuid::now_v7().to_string();
+            let outcome = self
+                .http
+                .get(&url)
+                .bearer_auth(&token)
+                .header("Accept", "application/json")
+                .header("x-ms-client-request-id", &request_id)
+                .send()
+                .await;
+            let wait = match outcome {
+                Err(e) => {
+                    tracing::warn!(%url, %request_id, error = %e, "Azure Resource Manager call failed");
+                    if attempt >= self.settings.retries {
+                        return Err(PcError::Unavailable(format!("GET activity log: {e}")));
+                    }
+                    self.backoff(attempt)
+                }
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let retry_after = r
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let body: Value = r.json().await.unwrap_or(Value::Null);
+                    if (200..300).contains(&status) {
+                        let events = match body.get("value") {
+                            Some(Value::Array(a)) => a.clone(),
+                            _ => {
+                                return Err(PcError::BadResponse(
+                                    "an Activity Log answer without `value`".into(),
+                                ));
+                            }
+                        };
+                        let next = body["nextLink"]
+                            .as_str()
+                            .filter(|n| !n.is_empty())
+                            .map(str::to_owned);
+                        return Ok(ActivityPage { events, next });
+                    }
+                    let code = body
+                        .pointer("/error/code")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let message = body
+                        .pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no message");
+                    if status == 401 && !renewed {
+                        renewed = true;
+                        self.arm_tokens.lock().await.remove(customer_tenant);
+                        continue;
+                    }
+                    if matches!(status, 401 | 403 | 404) {
+                        return Err(PcError::NoAccess(format!(
+                            "subscription {subscription}: HTTP {status} {code}: {message}"
+                        )));
+                    }
+                    let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                    if status == 429 {
+                        if attempt >= self.settings.retries
+                            || wait > Duration::from_secs(self.settings.max_wait_seconds)
+                        {
+                            return Err(PcError::Throttled(wait));
+                        }
+                    } else if (500..600).contains(&status) {
+                        if attempt >= self.settings.retries {
+                            return Err(PcError::Unavailable(format!(
+                                "GET activity log: HTTP {status} {code}: {message}"
+                            )));
+                        }
+                    } else {
+                        return Err(PcError::Rejected {
+                            status,
+                            code: code.to_owned(),
+                            description: message.to_owned(),
+                        });
+                    }
+                    wait
+                }
+            };
+            attempt += 1;
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
 /// One path segment, percent-encoded.
 fn seg(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes())
@@ -1184,9 +1437,12 @@ mod tests {
                 redirect_uri: "https://riskdesk.example/v1/provider/consent/callback".into(),
                 usage_currencies: vec!["EUR".into()],
                 usage_page_size: 2000,
+                activity_log: true,
+                arm_base: fake.url.clone(),
             },
             "https://unused.example",
             "https://unused.example/",
+            "https://unused.example",
         )
         .expect("client")
     }

@@ -74,6 +74,20 @@ struct FakeState {
     refreshes: u32,
     /// Access token of each logged request (for tests: which kind each call carried).
     bearer_log: Vec<(String, String)>,
+    /// `http://127.0.0.1:PORT`: ARM's `nextLink`s are absolute.
+    url: String,
+    /// Azure Resource Manager: each Azure subscription's customer tenant, its Activity Log
+    /// (management events), the subscriptions whose delegated access was removed, the
+    /// customer tenants that refuse the partner a token, and the customer-tenant ARM tokens
+    /// issued (token → tenant).
+    arm_owner: HashMap<String, String>,
+    arm_events: HashMap<String, Vec<Value>>,
+    arm_denied: std::collections::HashSet<String>,
+    arm_refused_tenants: std::collections::HashSet<String>,
+    arm_tokens: HashMap<String, String>,
+    arm_page_size: usize,
+    /// The `$filter` of every Activity Log request, in order.
+    arm_filters: Vec<String>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -90,12 +104,21 @@ impl FakePartnerCenter {
         let app = Router::new()
             .route("/{tenant}/oauth2/token", post(token))
             .route("/{tenant}/oauth2/authorize", axum::routing::get(authorize))
+            .route(
+                "/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management/values",
+                axum::routing::get(activity_log),
+            )
             .fallback(any(resource))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake Partner Center");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        {
+            let mut s = state.lock().expect("fake state");
+            s.url = url.clone();
+            s.arm_page_size = 100;
+        }
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -316,6 +339,56 @@ impl FakePartnerCenter {
     pub fn effects(&self) -> u32 {
         self.with(|s| s.effects)
     }
+
+    /// An Azure subscription in the customer tenant `customer` (the Partner Center customer
+    /// id is the customer's tenant id), with an empty Activity Log the partner may read.
+    pub fn add_azure_subscription(&self, customer: &str, subscription: &str) {
+        self.with(|s| {
+            let sub = subscription.to_ascii_lowercase();
+            s.arm_owner.insert(sub.clone(), customer.to_owned());
+            s.arm_events.entry(sub).or_default();
+        });
+    }
+
+    /// An event in a subscription's Activity Log (the REST shape: `eventDataId`,
+    /// `eventTimestamp`, `operationName.value`, …).
+    pub fn add_activity_event(&self, subscription: &str, event: Value) {
+        self.with(|s| {
+            s.arm_events
+                .entry(subscription.to_ascii_lowercase())
+                .or_default()
+                .push(event)
+        });
+    }
+
+    /// Removes (or gives back) the partner's delegated access to a subscription: ARM answers
+    /// 403 `AuthorizationFailed`.
+    pub fn set_arm_access(&self, subscription: &str, allowed: bool) {
+        self.with(|s| {
+            let sub = subscription.to_ascii_lowercase();
+            if allowed {
+                s.arm_denied.remove(&sub);
+            } else {
+                s.arm_denied.insert(sub);
+            }
+        });
+    }
+
+    /// The customer tenant refuses to issue the partner a token (`invalid_grant`, as when
+    /// the admin relationship ended).
+    pub fn refuse_customer_tenant(&self, customer: &str) {
+        self.with(|s| s.arm_refused_tenants.insert(customer.to_owned()));
+    }
+
+    /// Activity Log events per page (default 100).
+    pub fn set_activity_page_size(&self, n: usize) {
+        self.with(|s| s.arm_page_size = n.max(1));
+    }
+
+    /// The `$filter` of every Activity Log request so far.
+    pub fn activity_filters(&self) -> Vec<String> {
+        self.with(|s| s.arm_filters.clone())
+    }
 }
 
 /// The consent page, as if the partner admin signed in (with MFA) and consented: back to the
@@ -379,7 +452,11 @@ fn token_error(error: &str, description: &str) -> Response {
         .into_response()
 }
 
-async fn token(State(state): State<Shared>, body: String) -> Response {
+async fn token(
+    State(state): State<Shared>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+    body: String,
+) -> Response {
     let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
@@ -435,10 +512,180 @@ async fn token(State(state): State<Shared>, body: String) -> Response {
                 );
             }
             s.refreshes += 1;
+            // A token for Azure Resource Manager in a customer's tenant.
+            if resource.trim_end_matches('/') == s.url {
+                if s.arm_refused_tenants.contains(&tenant) {
+                    return token_error(
+                        "invalid_grant",
+                        "AADSTS50020: the partner has no access to this tenant",
+                    );
+                }
+                let (access, refresh) = (format!("fake-arm-token-{n}"), format!("fake-rt-{n}"));
+                s.arm_tokens.insert(access.clone(), tenant);
+                s.refresh_tokens.insert(refresh.clone());
+                return axum::Json(json!({
+                    "token_type": "Bearer", "expires_in": "3600", "access_token": access,
+                    "refresh_token": refresh, "resource": resource, "scope": "user_impersonation"
+                }))
+                .into_response();
+            }
             user_tokens(&mut s, n, &resource)
         }
         _ => token_error("unsupported_grant_type", "unsupported grant_type"),
     }
+}
+
+fn arm_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+/// `GET /subscriptions/{id}/providers/Microsoft.Insights/eventtypes/management/values`: the
+/// Activity Log as ARM serves it — `api-version` and a `$filter` with `eventTimestamp ge` are
+/// required (`and eventTimestamp le` optional), a customer-tenant token of the subscription's
+/// tenant, pages of `{"value": [...], "nextLink": "<absolute>"}`.
+async fn activity_log(
+    State(state): State<Shared>,
+    axum::extract::Path(sub): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut s = state.lock().expect("fake state");
+    let sub = sub.to_ascii_lowercase();
+    let q: HashMap<String, String> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let path = uri.path().to_owned();
+    s.requests.push(LoggedRequest {
+        method: "GET".into(),
+        path: path.clone(),
+        request_id: header(&headers, "x-ms-client-request-id"),
+        correlation_id: None,
+        if_match: None,
+        body: String::new(),
+        status: 200,
+    });
+    let bearer = header(&headers, "authorization")
+        .and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned))
+        .unwrap_or_default();
+    let kind = if s.arm_tokens.contains_key(&bearer) {
+        "arm"
+    } else {
+        "other"
+    };
+    s.bearer_log.push((path.clone(), kind.into()));
+    if s.throttle > 0 {
+        s.throttle -= 1;
+        let mut r = arm_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "throttled",
+        );
+        r.headers_mut().insert(
+            "retry-after",
+            s.throttle_seconds.to_string().parse().expect("digits"),
+        );
+        return r;
+    }
+    if s.fail > 0 {
+        s.fail -= 1;
+        return arm_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "try again",
+        );
+    }
+    if q.get("api-version").map(String::as_str) != Some("2015-04-01") {
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        );
+    }
+    let Some(tenant) = s.arm_tokens.get(&bearer).cloned() else {
+        return arm_error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "The access token is invalid.",
+        );
+    };
+    let Some(owner) = s.arm_owner.get(&sub).cloned() else {
+        return arm_error(
+            StatusCode::NOT_FOUND,
+            "SubscriptionNotFound",
+            &format!("The subscription '{sub}' could not be found."),
+        );
+    };
+    if owner != tenant {
+        return arm_error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationTokenTenant",
+            "The access token is from the wrong issuer.",
+        );
+    }
+    if s.arm_denied.contains(&sub) {
+        return arm_error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailed",
+            &format!(
+                "The client does not have authorization to perform action 'Microsoft.Insights/eventtypes/values/read' over scope '/subscriptions/{sub}'."
+            ),
+        );
+    }
+    let filter = q.get("$filter").cloned().unwrap_or_default();
+    s.arm_filters.push(filter.clone());
+    let bound = |op: &str| -> Option<jiff::Timestamp> {
+        let key = format!("eventTimestamp {op} '");
+        let start = filter.find(&key)? + key.len();
+        let end = filter[start..].find('\'')? + start;
+        filter[start..end].parse().ok()
+    };
+    let Some(ge) = bound("ge") else {
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "The $filter must name a start time: eventTimestamp ge '<RFC 3339>'.",
+        );
+    };
+    let le = bound("le");
+    let mut events: Vec<&Value> = s.arm_events[&sub]
+        .iter()
+        .filter(|e| {
+            let t: Option<jiff::Timestamp> =
+                e["eventTimestamp"].as_str().and_then(|t| t.parse().ok());
+            t.is_some_and(|t| t >= ge && le.is_none_or(|le| t <= le))
+        })
+        .collect();
+    // Newest first, as ARM answers.
+    events.sort_by(|a, b| {
+        b["eventTimestamp"]
+            .as_str()
+            .cmp(&a["eventTimestamp"].as_str())
+    });
+    let from: usize = q
+        .get("$skiptoken")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let size = s.arm_page_size;
+    let page: Vec<Value> = events
+        .iter()
+        .skip(from)
+        .take(size)
+        .map(|e| (*e).clone())
+        .collect();
+    let mut body = json!({ "value": page });
+    if from + size < events.len() {
+        let next = form_urlencoded::Serializer::new(String::new())
+            .append_pair("api-version", "2015-04-01")
+            .append_pair("$filter", &filter)
+            .append_pair("$skiptoken", &(from + size).to_string())
+            .finish();
+        body["nextLink"] = Value::String(format!("{}{path}?{next}", s.url));
+    }
+    axum::Json(body).into_response()
 }
 
 /// `error` as the text of a line-items answer.

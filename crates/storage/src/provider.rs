@@ -819,3 +819,52 @@ pub async fn cursors(db: &Db, instance: &str) -> Result<Vec<(String, String, i64
         .map(|C(f, v, u)| (f, v, u))
         .collect())
 }
+
+/// A cursor read in a unit of work.
+pub async fn cursor_tx(tx: &mut Tx, instance: &str, feed: &str) -> Result<Option<String>> {
+    #[derive(Debug)]
+    struct V(String);
+    impl FromRow for V {
+        fn from_row(r: &dyn RowLike) -> Result<Self> {
+            Ok(V(r.text("value")?))
+        }
+    }
+    Ok(tx
+        .fetch_optional::<V>(
+            Q::new("SELECT value FROM provider_cursors WHERE instance = $1 AND feed = $2")
+                .bind(instance)
+                .bind(feed),
+        )
+        .await?
+        .map(|V(v)| v))
+}
+
+/// Every Azure subscription (entitlement) linked by any tenant for a customer on `instance`:
+/// (Partner Center customer id, Azure subscription id), each pair once, in order.
+pub async fn azure_subscriptions(db: &Db, instance: &str) -> Result<Vec<(String, String)>> {
+    #[derive(Debug)]
+    struct R(String, String);
+    impl FromRow for R {
+        fn from_row(r: &dyn RowLike) -> Result<Self> {
+            Ok(R(
+                r.text("provider_customer_id")?,
+                r.text("provider_entitlement_id")?,
+            ))
+        }
+    }
+    let rows: Vec<R> = db
+        .fetch_all(
+            Q::new(
+                "SELECT DISTINCT pc.provider_customer_id, ps.provider_entitlement_id \
+                 FROM provider_subscriptions ps \
+                 JOIN subscriptions s ON s.id = ps.subscription_id \
+                 JOIN customers c ON c.id = s.customer_id \
+                 JOIN provider_customers pc ON pc.customer_id = c.id \
+                 WHERE c.cloud_instance = $1 AND ps.provider_entitlement_id IS NOT NULL \
+                 ORDER BY pc.provider_customer_id, ps.provider_entitlement_id",
+            )
+            .bind(instance),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|R(c, s)| (c, s)).collect())
+}

@@ -165,6 +165,15 @@ pub fn router(app: Arc<App>, opts: UiOptions, reports: Arc<Reports>) -> anyhow::
         .route("/reports/aging.csv", get(aging::csv))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{id}", post(admin::change_user))
+        .route("/admin/provider", get(provider::page))
+        .route(
+            "/admin/provider/{instance}/connect",
+            post(provider::connect),
+        )
+        .route(
+            "/admin/provider/{instance}/disconnect",
+            post(provider::disconnect),
+        )
         .route("/assets/{name}", get(assets::serve))
         .route("/csp-report", post(csp_report))
         .fallback(|| async { error::UiError::NotFound })

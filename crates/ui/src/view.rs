@@ -18,6 +18,7 @@ pub struct Caps {
     pub billing: bool,
     pub write_customers: bool,
     pub manage_staff: bool,
+    pub manage_integrations: bool,
     pub read_audit: bool,
 }
 
@@ -30,6 +31,7 @@ impl Caps {
             billing: s.can(Permission::WriteBilling),
             write_customers: s.can(Permission::WriteCustomers),
             manage_staff: s.can(Permission::ManageStaff),
+            manage_integrations: s.can(Permission::ManageIntegrations),
             read_audit: s.can(Permission::ReadAudit),
         }
     }

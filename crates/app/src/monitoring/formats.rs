@@ -646,8 +646,24 @@ fn azure_subscription(resource_id: &str) -> Option<String> {
     (!id.is_empty() && !id.starts_with('<')).then(|| id.to_owned())
 }
 
+/// An Activity Log event pulled from Azure Resource Manager for a customer's subscription: an
+/// activity event of the Partner Center customer `pc_customer` (as an external id: the caller
+/// maps it to its linked customers), keyed by `eventDataId`.
+pub fn arm_activity_event(v: &serde_json::Value, pc_customer: &str) -> Result<Event, String> {
+    activity_rest(
+        v,
+        &FileOptions {
+            customer_external_id: Some(pc_customer.to_owned()),
+            ..FileOptions::default()
+        },
+    )
+}
+
 /// An Activity Log event from the REST API: an activity event. The customer is
 /// `--customer-external-id` or the Azure subscription id (give the customer that external id).
+/// A succeeded write the detectors know gets their operation name (`vm_created`,
+/// `firewall_rule_opened`, … see `riskdesk_domain::monitoring::azure_ops`), its ARM name kept
+/// as `properties.arm_operation`; any other keeps its ARM name.
 fn activity_rest(v: &serde_json::Value, opts: &FileOptions) -> Result<Event, String> {
     let sub = str_at(v, &["subscriptionId"])
         .filter(|s| !s.starts_with('<'))
@@ -668,6 +684,22 @@ fn activity_rest(v: &serde_json::Value, opts: &FileOptions) -> Result<Event, Str
             props.insert(k.into(), serde_json::Value::String(x.to_owned()));
         }
     }
+    let arm_operation = str_at(v, &["operationName", "value"])
+        .or_else(|| str_at(v, &["operationName"]))
+        .ok_or("operationName is missing")?;
+    let c = riskdesk_domain::monitoring::azure_ops::classify(
+        arm_operation,
+        str_at(v, &["status", "value"]),
+        str_at(v, &["properties", "statusCode"]),
+        str_at(v, &["properties", "requestbody"]),
+    );
+    if c.operation.is_some() {
+        props.insert(
+            "arm_operation".into(),
+            serde_json::Value::String(arm_operation.to_owned()),
+        );
+    }
+    props.extend(c.properties);
     RawEvent {
         kind: Some("activity".into()),
         event_id: Some(format!(
@@ -676,12 +708,7 @@ fn activity_rest(v: &serde_json::Value, opts: &FileOptions) -> Result<Event, Str
         )),
         customer_external_id: Some(customer),
         time: Some(utc_time(time)?),
-        operation: Some(
-            str_at(v, &["operationName", "value"])
-                .or_else(|| str_at(v, &["operationName"]))
-                .ok_or("operationName is missing")?
-                .to_owned(),
-        ),
+        operation: Some(c.operation.unwrap_or(arm_operation).to_owned()),
         actor: str_at(v, &["caller"]).map(str::to_owned),
         status: str_at(v, &["status", "value"]).map(str::to_owned),
         properties: Some(serde_json::Value::Object(props)),
@@ -722,6 +749,24 @@ fn activity_export(v: &serde_json::Value, opts: &FileOptions, key: &str) -> Resu
             props.insert(k.into(), serde_json::Value::String(x.to_owned()));
         }
     }
+    let arm_operation = str_at(v, &["operationName"]).ok_or("operationName is missing")?;
+    let c = riskdesk_domain::monitoring::azure_ops::classify(
+        arm_operation,
+        str_at(v, &["resultType"]).map(|r| match r {
+            // Exports write `Success` where the REST API writes `Succeeded`.
+            "Success" => "Succeeded",
+            other => other,
+        }),
+        str_at(v, &["properties", "statusCode"]),
+        str_at(v, &["properties", "requestbody"]),
+    );
+    if c.operation.is_some() {
+        props.insert(
+            "arm_operation".into(),
+            serde_json::Value::String(arm_operation.to_owned()),
+        );
+    }
+    props.extend(c.properties);
     RawEvent {
         kind: Some("activity".into()),
         event_id: Some(format!(
@@ -732,11 +777,7 @@ fn activity_export(v: &serde_json::Value, opts: &FileOptions, key: &str) -> Resu
         )),
         customer_external_id: Some(customer),
         time: Some(utc_time(time)?),
-        operation: Some(
-            str_at(v, &["operationName"])
-                .ok_or("operationName is missing")?
-                .to_owned(),
-        ),
+        operation: Some(c.operation.unwrap_or(arm_operation).to_owned()),
         actor: actor.map(str::to_owned),
         status: str_at(v, &["resultType"]).map(str::to_owned),
         properties: Some(serde_json::Value::Object(props)),

@@ -63,7 +63,8 @@ pub struct Connection {
     pub pulls: Vec<Pull>,
 }
 
-/// A feed the poll pulls (`audit_day`, `usage:EUR:current`, …): where it is and since when.
+/// A feed the poll pulls (`audit_day`, `usage:EUR:current`, `activity_log`, …): where it is
+/// and since when (for `activity_log`, the subscription that moved longest ago).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pull {
@@ -140,7 +141,21 @@ pub async fn connections(
     for (i, c) in hub.all() {
         let row = rows.iter().find(|r| r.instance == i.as_str());
         let mut v = view(i.as_str(), row, keys.is_some() && c.can_consent());
+        // Activity Logs are pulled per Azure subscription, of every tenant's customers: one
+        // line for them all (which subscriptions lost access is each tenant's alert).
+        let (mut subs, mut without, mut oldest) = (0, 0, None::<i64>);
         for (feed, value, updated) in provider::cursors(&ctx.db, i.as_str()).await? {
+            if feed.starts_with("activity:") {
+                subs += 1;
+                oldest = Some(oldest.map_or(updated, |o| o.min(updated)));
+                continue;
+            }
+            if feed.starts_with("activity_access:") {
+                if value.starts_with("lost") {
+                    without += 1;
+                }
+                continue;
+            }
             let position = if feed.starts_with("billed:") && value != "complete" {
                 "in_progress".into()
             } else if feed.starts_with("usage:") && !feed.ends_with(":complete") {
@@ -159,9 +174,29 @@ pub async fn connections(
                 lag_seconds: (now - updated).max(0) / 1_000_000,
             });
         }
+        if let Some(updated) = oldest {
+            v.pulls.push(Pull {
+                feed: "activity_log".into(),
+                position: format!("{subs} subscriptions, {without} without access"),
+                updated_at: from_micros(updated).to_string(),
+                lag_seconds: (now - updated).max(0) / 1_000_000,
+            });
+        }
         out.push(v);
     }
     Ok(out)
+}
+
+/// Whether `tenant`'s admins may connect or disconnect the installation's Partner Center
+/// instances: any tenant when `provider_operators` is empty, else only those it names.
+pub fn may_operate(operators: &[uuid::Uuid], tenant: TenantId) -> Result<(), AppError> {
+    if !operators.is_empty() && !operators.contains(&tenant.0) {
+        return Err(AppError::Forbidden(
+            "the Partner Center connection belongs to the installation: only an operator tenant's admin may change it (provider_operators)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Opens a consent flow for `instance` in the caller's unit of work.

@@ -48,7 +48,7 @@ impl ProviderHub {
                 )
             })?;
             let p = instance.profile();
-            let c = PartnerCenterClient::new(s.clone(), p.rest_base, p.token_authority)
+            let c = PartnerCenterClient::new(s.clone(), p.rest_base, p.token_authority, p.arm_base)
                 .map_err(|e| format!("[partner_center.{name}]: {e}"))?;
             clients.insert(instance, Arc::new(c));
         }

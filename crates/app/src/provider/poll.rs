@@ -7,6 +7,10 @@
 //!   (re-read on each pass) within the 90-day window, become activity events of the linked
 //!   customers, ingested like any other (deduplicated by record id, detectors and rules run).
 //!
+//! - usage line items (unbilled, and billed once an invoice appears) in the configured
+//!   currencies, and, where `activity_log` is on, the Azure Activity Log of every linked Azure
+//!   subscription: events of the linked customers, ingested like any other.
+//!
 //! Network calls happen before each unit of work; a feed that fails is logged and retried on
 //! the next pass.
 
@@ -33,6 +37,8 @@ pub struct PollSummary {
     pub fraud_events: usize,
     pub alerts: usize,
     pub audit_records: usize,
+    /// Azure Activity Log events read (every linked subscription, every page this pass).
+    pub activity_events: usize,
     pub events_accepted: u64,
     /// Records or events about no linked customer (kept nowhere).
     pub unlinked: usize,
@@ -145,8 +151,247 @@ pub async fn pass(
                 ));
             }
         }
+        if client.settings().activity_log {
+            if profile.has_azure_plan {
+                for (pc_customer, sub) in
+                    provider::azure_subscriptions(db, instance.as_str()).await?
+                {
+                    if let Err(e) = activity_pull(
+                        ctx,
+                        &client,
+                        detector,
+                        instance,
+                        &pc_customer,
+                        &sub,
+                        now,
+                        &mut sum,
+                    )
+                    .await
+                    {
+                        metrics::counter!("riskdesk_provider_pull_errors_total", "instance" => instance.as_str(), "feed" => "activity_log")
+                            .increment(1);
+                        sum.errors
+                            .push(format!("{}: activity log of {sub}: {e}", instance.as_str()));
+                    }
+                }
+            } else {
+                sum.errors.push(format!(
+                    "{}: activity logs: unsupported on this instance (no Azure subscriptions)",
+                    instance.as_str()
+                ));
+            }
+        }
     }
     Ok(sum)
+}
+
+/// Where an Activity Log pull is (`activity:<subscription>`): the window `[from, to]` read last
+/// (an hour at most) and, when a pass ran out of pages mid-window, the `nextLink` to go on
+/// from.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ActivityCursor {
+    from: String,
+    to: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// How far back the first pull of a subscription reads (ARM keeps 90 days).
+const ACTIVITY_FIRST_LOOKBACK_HOURS: i64 = 24;
+/// Activity Log pages read per subscription in one pass at most.
+const ACTIVITY_PAGES_PER_PASS: usize = 100;
+/// Each window starts this long before the last one ended: ARM publishes an event minutes
+/// after it happened (`submissionTimestamp` after `eventTimestamp`). Events read twice are
+/// the same events (`eventDataId`): they add nothing.
+const ACTIVITY_OVERLAP_MINUTES: i64 = 15;
+
+/// The Azure Activity Log of one subscription, with a customer-tenant token, an hour's window
+/// at a time (the first pull reads the last day): a window's events are ingested oldest first
+/// (as the linked customers' activity: detectors and rules run), then the cursor moves; after
+/// a crash the window is read again (its events add nothing the second time). A refusal
+/// (the partner's delegated access is gone) raises a high alert for every tenant linking the
+/// customer, once, and is shown until a pull succeeds again.
+#[allow(clippy::too_many_arguments)]
+async fn activity_pull(
+    ctx: &Arc<Ctx>,
+    client: &riskdesk_connectors::partner_center::PartnerCenterClient,
+    detector: &Arc<Detector>,
+    instance: CloudInstance,
+    pc_customer: &str,
+    sub: &str,
+    now: Timestamp,
+    sum: &mut PollSummary,
+) -> Result<(), AppError> {
+    use jiff::SignedDuration;
+    use riskdesk_connectors::partner_center::PcError;
+    let feed = format!("activity:{sub}");
+    let stored: Option<ActivityCursor> = provider::cursor(&ctx.db, instance.as_str(), &feed)
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok());
+    let parse = |s: &str| s.parse::<Timestamp>().ok();
+    // The window to read: the one a crash cut short, else the hour after the last one read
+    // (from a little before its end), else the first day's first hour.
+    let (mut from, mut to, mut next) = match &stored {
+        Some(c) if c.next.is_some() => (
+            parse(&c.from).unwrap_or(now),
+            parse(&c.to).unwrap_or(now),
+            c.next.clone(),
+        ),
+        Some(c) => {
+            let end = parse(&c.to).unwrap_or(now).min(now);
+            (
+                end.checked_sub(SignedDuration::from_mins(ACTIVITY_OVERLAP_MINUTES))
+                    .unwrap_or(end),
+                end,
+                None,
+            )
+        }
+        None => {
+            let start = now
+                .checked_sub(SignedDuration::from_hours(ACTIVITY_FIRST_LOOKBACK_HOURS))
+                .unwrap_or(now);
+            (start, start, None)
+        }
+    };
+    if next.is_none() {
+        to = to
+            .checked_add(SignedDuration::from_hours(1))
+            .unwrap_or(now)
+            .min(now);
+    }
+    let mut pages = 0;
+    loop {
+        // Every page of the window, then its events oldest first: ARM lists newest first, and
+        // a rule over a customer's history ("a quota increase, then ten VMs") must see them in
+        // the order they happened.
+        let mut window = Vec::new();
+        loop {
+            pages += 1;
+            let page = match client
+                .activity_log_page(
+                    pc_customer,
+                    sub,
+                    &from.to_string(),
+                    &to.to_string(),
+                    next.as_deref(),
+                )
+                .await
+            {
+                Ok(p) => p,
+                Err(PcError::NoAccess(why)) => {
+                    return access_lost(ctx, instance, pc_customer, sub, &why, now, sum).await;
+                }
+                Err(e) => return Err(AppError::BadGateway(e.to_string())),
+            };
+            window.extend(page.events);
+            next = page.next;
+            if next.is_none() || pages >= ACTIVITY_PAGES_PER_PASS {
+                break;
+            }
+        }
+        sum.activity_events += window.len();
+        window.sort_by(|a, b| {
+            a["eventTimestamp"]
+                .as_str()
+                .and_then(parse)
+                .cmp(&b["eventTimestamp"].as_str().and_then(parse))
+        });
+        let mut events = Vec::with_capacity(window.len());
+        for v in &window {
+            match crate::monitoring::formats::arm_activity_event(v, pc_customer) {
+                Ok(e) => events.push(e),
+                Err(e) => sum.errors.push(format!(
+                    "{}: an activity log event of {sub}: {e}",
+                    instance.as_str()
+                )),
+            }
+        }
+        ingest_linked(ctx, detector, events, now, sum).await?;
+        let cur = ActivityCursor {
+            from: from.to_string(),
+            to: to.to_string(),
+            next: next.clone(),
+        };
+        let mut tx = ctx.begin().await?;
+        provider::set_cursor(
+            &mut tx,
+            instance.as_str(),
+            &feed,
+            &serde_json::to_string(&cur).unwrap_or_default(),
+            to_micros(now),
+        )
+        .await?;
+        let access = format!("activity_access:{sub}");
+        if provider::cursor_tx(&mut tx, instance.as_str(), &access)
+            .await?
+            .is_some_and(|v| v != "ok")
+        {
+            provider::set_cursor(&mut tx, instance.as_str(), &access, "ok", to_micros(now)).await?;
+        }
+        tx.commit().await?;
+        pulled(instance, "activity_log", now);
+        if next.is_some() || to >= now || pages >= ACTIVITY_PAGES_PER_PASS {
+            // Out of pages for this pass (the cursor says where to go on), or caught up.
+            return Ok(());
+        }
+        from = to
+            .checked_sub(SignedDuration::from_mins(ACTIVITY_OVERLAP_MINUTES))
+            .unwrap_or(to);
+        to = to
+            .checked_add(SignedDuration::from_hours(1))
+            .unwrap_or(now)
+            .min(now);
+    }
+}
+
+/// The partner can no longer read a customer's subscription: recorded once (until access
+/// comes back), with a high `provider.subscription_access_lost` alert for every tenant's
+/// customer linked to it.
+async fn access_lost(
+    ctx: &Arc<Ctx>,
+    instance: CloudInstance,
+    pc_customer: &str,
+    sub: &str,
+    why: &str,
+    now: Timestamp,
+    sum: &mut PollSummary,
+) -> Result<(), AppError> {
+    let access = format!("activity_access:{sub}");
+    let targets = provider::customers_by_provider_id_any_tenant(&ctx.db, pc_customer).await?;
+    let mut tx = ctx.begin().await?;
+    let before = provider::cursor_tx(&mut tx, instance.as_str(), &access).await?;
+    if before.as_deref().is_some_and(|v| v.starts_with("lost")) {
+        return Ok(());
+    }
+    provider::set_cursor(
+        &mut tx,
+        instance.as_str(),
+        &access,
+        &format!("lost: {why}"),
+        to_micros(now),
+    )
+    .await?;
+    for (tenant, customer) in targets {
+        crate::provider::events::raise_provider_alert(
+            &mut tx,
+            TenantId(tenant),
+            &Actor::system("partner-center-poller"),
+            customer,
+            "provider.subscription_access_lost",
+            "high",
+            &format!("Delegated access lost to the customer's Azure subscription {sub}"),
+            &serde_json::json!({"azure_subscription_id": sub, "reason": why}),
+            now,
+        )
+        .await?;
+        sum.alerts += 1;
+    }
+    tx.commit().await?;
+    sum.errors.push(format!(
+        "{}: activity log of {sub}: access lost: {why}",
+        instance.as_str()
+    ));
+    Ok(())
 }
 
 /// The billed usage line items of every invoice (in a configured currency) not read to its

@@ -1,6 +1,7 @@
 //! Monitoring: usage and activity events as they arrive, costs exact to 1e-9 of a currency
 //! unit, monthly budgets and when their thresholds are crossed.
 
+pub mod azure_ops;
 pub mod budget;
 pub mod cost;
 pub mod event;

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use riskdesk_domain::response::NoticeStatus;
 use riskdesk_domain::{CustomerId, Permission, SubscriptionId};
@@ -700,13 +700,7 @@ use riskdesk_app::provider::consent::{self, Callback, Connection, ConsentStart};
 /// is set).
 fn require_operator(s: &AppState, caller: &Caller) -> Result<(), ApiError> {
     caller.require(Permission::ManageIntegrations)?;
-    let ops = &s.app.options.provider_operators;
-    if !ops.is_empty() && !ops.contains(&caller.tenant().0) {
-        return Err(ApiError::Forbidden(
-            "the Partner Center connection belongs to the installation: only an operator tenant's admin may change it (provider_operators)"
-                .into(),
-        ));
-    }
+    consent::may_operate(&s.app.options.provider_operators, caller.tenant())?;
     Ok(())
 }
 
@@ -787,6 +781,7 @@ pub async fn start_consent(
 #[into_params(parameter_in = Query)]
 pub struct ConsentCallbackQuery {
     /// The state riskdesk sent (it completes one flow, once).
+    #[param(required = true, min_length = 1, max_length = 256)]
     pub state: Option<String>,
     /// The authorization code.
     pub code: Option<String>,
@@ -801,15 +796,21 @@ pub struct ConsentCallbackQuery {
 /// Where Entra ID sends the partner admin's browser back after consent (register it as the
 /// app's redirect URI and as `redirect_uri` under `[partner_center.<instance>]`). No bearer
 /// token: the one-time `state` is the credential. The code is redeemed with the flow's PKCE
-/// verifier and the refresh token stored encrypted.
+/// verifier and the refresh token stored encrypted. A browser (`Accept: text/html`) is sent
+/// on to the dashboard's Partner Center page (303); any other client gets the connection.
 #[utoipa::path(get, path = "/v1/provider/consent/callback", tag = "cases",
     params(ConsentCallbackQuery),
-    responses((status = 200, body = Connection), (status = 400, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = Connection),
+              (status = 303, description = "A browser: on to `/ui/admin/provider?connected=<instance>`"),
+              (status = 400, description = "Unknown or expired state, or consent declined", body = Problem, content_type = "application/problem+json"),
+              (status = 404, description = "Partner Center is not configured for the flow's instance", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "No key to encrypt the consent with (`provider_token_keys`)", body = Problem, content_type = "application/problem+json"),
               (status = 502, body = Problem, content_type = "application/problem+json")))]
 pub async fn consent_callback(
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
     ApiQuery(q): ApiQuery<ConsentCallbackQuery>,
-) -> Result<Json<Connection>, ApiError> {
+) -> Result<Response, ApiError> {
     let state = q
         .state
         .as_deref()
@@ -836,7 +837,18 @@ pub async fn consent_callback(
         s.clock.now(),
     )
     .await?;
-    Ok(Json(out))
+    let browser = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if browser {
+        return Ok(axum::response::Redirect::to(&format!(
+            "/ui/admin/provider?connected={}",
+            out.instance
+        ))
+        .into_response());
+    }
+    Ok(Json(out).into_response())
 }
 
 /// Forgets an instance's consent (its refresh token is deleted); app + user calls wait until

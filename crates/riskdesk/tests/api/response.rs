@@ -30,6 +30,9 @@ fn pc_settings(fake: &FakePartnerCenter) -> PartnerCenterSettings {
         redirect_uri: "https://riskdesk.test/v1/provider/consent/callback".into(),
         usage_currencies: vec!["EUR".into()],
         usage_page_size: 2,
+        // The Activity Log pull is switched on by the test of it.
+        activity_log: false,
+        arm_base: fake.url.clone(),
     }
 }
 
@@ -2286,4 +2289,266 @@ usage_page_size = 2
         .await
         .unwrap()[0];
     assert_eq!(sum, 7_000_000_000_007);
+}
+
+/// An Activity Log event as ARM lists it (the published sample's shape, trimmed), `minutes`
+/// before now.
+fn arm_event(
+    sub: &str,
+    id: &str,
+    operation: &str,
+    status: &str,
+    status_code: &str,
+    minutes: i64,
+    request_body: &str,
+) -> Value {
+    let at = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_mins(minutes))
+        .unwrap();
+    json!({
+        "caller": "intruder@fabrikam.example",
+        "correlationId": format!("corr-{id}"),
+        "eventDataId": id,
+        "eventName": {"value": if status == "Started" { "BeginRequest" } else { "EndRequest" }},
+        "category": {"value": "Administrative"},
+        "eventTimestamp": at.to_string(),
+        "level": "Informational",
+        "operationName": {"value": operation, "localizedValue": operation},
+        "resourceId": format!("/subscriptions/{sub}/resourceGroups/rg/providers/{operation}/x-{id}"),
+        "status": {"value": status},
+        "subStatus": {"value": ""},
+        "subscriptionId": sub,
+        "httpRequest": {"clientIpAddress": "203.0.113.9", "method": "PUT"},
+        "properties": {"statusCode": status_code, "requestbody": request_body}
+    })
+}
+
+/// The Azure Activity Log of a linked Azure subscription pulled by riskdesk itself, with a
+/// customer-tenant token redeemed from the partner's consent: a quota increase then ten VMs
+/// (each logged Started and Succeeded) and an outbound port-25 rule fire the shipped
+/// detectors; ARM's pages are followed; a removed delegated access is one alert, and the
+/// pull resumes once access is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_activity_log_is_pulled_per_subscription_and_feeds_the_detectors() {
+    let pc = FakePartnerCenter::start().await;
+    let sub = "5c2f7a80-0000-4000-8000-00000000a11a";
+    pc.add_azure_subscription("pc-cust-a", sub);
+    pc.set_activity_page_size(4);
+    pc.add_activity_event(
+        sub,
+        arm_event(
+            sub,
+            "q-1",
+            "Microsoft.Capacity/resourceProviders/locations/serviceLimits/write",
+            "Succeeded",
+            "OK",
+            50,
+            "",
+        ),
+    );
+    for i in 0..10 {
+        for (status, code) in [("Started", ""), ("Succeeded", "Created")] {
+            pc.add_activity_event(
+                sub,
+                arm_event(
+                    sub,
+                    &format!("vm-{i}-{status}"),
+                    "Microsoft.Compute/virtualMachines/write",
+                    status,
+                    code,
+                    40 - i,
+                    "",
+                ),
+            );
+        }
+    }
+    pc.add_activity_event(
+        sub,
+        arm_event(
+            sub,
+            "nsg-1",
+            "Microsoft.Network/networkSecurityGroups/securityRules/write",
+            "Succeeded",
+            "Created",
+            20,
+            r#"{"properties":{"direction":"Outbound","access":"Allow","protocol":"Tcp","destinationPortRange":"25","priority":100}}"#,
+        ),
+    );
+    let mut settings = pc_settings(&pc);
+    settings.activity_log = true;
+    let mut opts = options(&[]);
+    opts.partner_center.insert("global".into(), settings);
+    opts.provider_poll_every = Some(Duration::from_millis(200));
+    let app = spawn_app_with(opts).await;
+    let (cid, sid) = linked_customer(&app, "global", "pc-cust-a", "azure-plan-a").await;
+    let r = app
+        .put(
+            &app.admin,
+            &format!("/v1/subscriptions/{sid}/provider-link"),
+            &json!({"provider_subscription_id": "azure-plan-a", "azure_entitlement_id": sub}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Nothing is pulled before a partner admin connects the instance (no delegated token),
+    // while the app-only feeds are (two passes of audit records seen).
+    for _ in 0..100 {
+        let passes = pc
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/v1/auditrecords")
+            .count();
+        if passes >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(pc.activity_filters().is_empty());
+    connect(&app, "global").await;
+
+    let ids = {
+        let r = app.get(&app.admin, "/v1/rules").await;
+        let mut m = HashMap::new();
+        for x in r.body.as_array().unwrap() {
+            if let (Some(b), Some(id)) = (x["builtin"].as_str(), x["id"].as_str()) {
+                m.insert(b.to_owned(), id.to_owned());
+            }
+        }
+        m
+    };
+    let fired = || async {
+        app.get(
+            &app.admin,
+            &format!("/v1/alerts?customer_id={cid}&limit=500"),
+        )
+        .await
+        .body["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (mining, spam) = (
+        &ids["crypto_mining_quota_then_vms"],
+        &ids["spam_port_25_opened"],
+    );
+    let mut alerts = Vec::new();
+    for _ in 0..150 {
+        alerts = fired().await;
+        let has = |rule: &str| alerts.iter().any(|a| a["rule"] == rule);
+        if has(mining) && has(spam) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let count = |rule: &str| alerts.iter().filter(|a| a["rule"] == rule).count();
+    assert_eq!(count(mining), 1, "{alerts:#?}");
+    assert_eq!(count(spam), 1, "{alerts:#?}");
+    // Every event once (22 of them, on six pages of four), a VM counted once, not twice.
+    let n = |sql: &'static str| {
+        let db = app.db.clone();
+        async move {
+            db.fetch_all::<i64>(riskdesk_storage::query::Q::new(sql))
+                .await
+                .unwrap()[0]
+        }
+    };
+    assert_eq!(
+        n("SELECT COUNT(*) AS n FROM events WHERE event_id LIKE 'azure:%'").await,
+        22
+    );
+    assert_eq!(
+        n("SELECT COUNT(*) AS n FROM events WHERE event_id LIKE 'azure:%' AND operation = 'vm_created'").await,
+        10
+    );
+    // ARM was asked with a start and an end, pages followed by their nextLink, always with
+    // a customer-tenant token (never the app's).
+    let filters = pc.activity_filters();
+    assert!(
+        filters.iter().all(
+            |f| f.starts_with("eventTimestamp ge '") && f.contains("' and eventTimestamp le '")
+        ),
+        "{filters:?}"
+    );
+    let arm: Vec<_> = pc
+        .bearers()
+        .into_iter()
+        .filter(|(p, _)| p.starts_with("/subscriptions/"))
+        .collect();
+    assert!(arm.len() >= 6, "{arm:?}");
+    assert!(arm.iter().all(|(_, kind)| kind == "arm"), "{arm:?}");
+    let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
+    let activity = conn["items"][0]["pulls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["feed"] == "activity_log")
+        .cloned()
+        .expect("the activity log feed");
+    assert_eq!(
+        activity["position"], "1 subscriptions, 0 without access",
+        "{activity}"
+    );
+
+    // The partner's access to the subscription is removed: one high alert, however many
+    // passes see it, and the status says so.
+    pc.set_arm_access(sub, false);
+    let lost = format!("/v1/alerts?customer_id={cid}&rule=provider.subscription_access_lost");
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = app.get(&app.admin, &lost).await.body["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["severity"], "high");
+    let refused_before = pc.requests().len();
+    for _ in 0..100 {
+        if pc.requests().len() >= refused_before + 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.get(&app.admin, &lost).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
+    let pulls = conn["items"][0]["pulls"].as_array().unwrap();
+    let activity = pulls.iter().find(|p| p["feed"] == "activity_log").unwrap();
+    assert_eq!(activity["position"], "1 subscriptions, 1 without access");
+    // Access comes back: the storage account opened to the public meanwhile is read, and
+    // its detector fires.
+    pc.add_activity_event(
+        sub,
+        arm_event(
+            sub,
+            "st-1",
+            "Microsoft.Storage/storageAccounts/write",
+            "Succeeded",
+            "OK",
+            1,
+            r#"{"properties":{"allowBlobPublicAccess":true}}"#,
+        ),
+    );
+    pc.set_arm_access(sub, true);
+    let public = &ids["malware_public_storage"];
+    for _ in 0..100 {
+        alerts = fired().await;
+        if alerts.iter().any(|a| &a["rule"] == public) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(alerts.iter().any(|a| &a["rule"] == public), "{alerts:#?}");
+    let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
+    let pulls = conn["items"][0]["pulls"].as_array().unwrap();
+    let activity = pulls.iter().find(|p| p["feed"] == "activity_log").unwrap();
+    assert_eq!(activity["position"], "1 subscriptions, 0 without access");
 }

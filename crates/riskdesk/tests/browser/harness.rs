@@ -137,6 +137,8 @@ pub fn pc_settings(fake: &FakePartnerCenter) -> PartnerCenterSettings {
         redirect_uri: String::new(),
         usage_currencies: Vec::new(),
         usage_page_size: 2000,
+        activity_log: false,
+        arm_base: String::new(),
     }
 }
 
@@ -185,18 +187,26 @@ pub async fn env_full(
         .await
         .expect("default tenant")
         .expect("new tenant");
+    // The port is chosen first, so the options can name the server's address.
+    let port = free_port();
     let mut opts = ServerOptions {
         provider_interval: Duration::from_millis(100),
         ..ServerOptions::default()
     };
     if let Some(fake) = &pc {
-        opts.partner_center
-            .insert("global".into(), pc_settings(fake));
+        // Connectable: Entra ID (the fake) sends the admin's browser back to this server.
+        let mut settings = pc_settings(fake);
+        settings.redirect_uri = format!("http://127.0.0.1:{port}/v1/provider/consent/callback");
+        opts.partner_center.insert("global".into(), settings);
+        opts.provider_token_keys = Some(Arc::new(
+            riskdesk_app::kernel::secrets::TokenCipher::parse(
+                &riskdesk_app::kernel::secrets::TokenCipher::generate("k1"),
+            )
+            .expect("a key"),
+        ));
     }
     let reports = Arc::new(riskdesk_ui::Reports::default());
     let r2 = reports.clone();
-    // The port is chosen first, so the dashboard's options can name the server's address.
-    let port = free_port();
     let ui = ui(&format!("http://127.0.0.1:{port}"));
     let app = Application::build_with(
         &format!("127.0.0.1:{port}"),

@@ -313,3 +313,66 @@ async fn an_account_with_a_second_factor_signs_in_with_its_authenticator_code() 
     env.assert_no_reports();
     c.close().await.unwrap();
 }
+
+/// An admin connects Partner Center from the dashboard: the page shows the instance not
+/// connected, Connect leads to Microsoft's consent page (the fake, standing for the sign-in
+/// with MFA), which sends the browser back through riskdesk's callback to the page, now
+/// connected; Disconnect forgets it. An analyst has no such page.
+#[tokio::test]
+async fn an_admin_connects_partner_center_from_the_dashboard() {
+    if !browser_available("provider") {
+        return;
+    }
+    let pc = riskdesk_connectors::partner_center_fake::FakePartnerCenter::start().await;
+    let env = env_with(Some(pc)).await;
+    let pw = env
+        .user("default", "ada@example.com", Role::Admin, Locale::En)
+        .await;
+    let pw_an = env
+        .user("default", "ann@example.com", Role::Analyst, Locale::En)
+        .await;
+    let mut d = Driver::start().await;
+    let c = d.browser(1280, 800).await;
+
+    sign_in(&c, &env, "ann@example.com", &pw_an).await;
+    assert!(!exists(&c, "nav a[href='/ui/admin/provider']").await);
+    c.goto(&env.url("/ui/admin/provider")).await.unwrap();
+    assert_eq!(text(&c, "h1 .status").await, "403");
+    c.goto(&env.url("/ui/")).await.unwrap();
+    click(&c, "#sign-out").await;
+
+    sign_in(&c, &env, "ada@example.com", &pw).await;
+    click(&c, "nav a[href='/ui/admin/provider']").await;
+    wait_path(&c, |p| p == "/ui/admin/provider").await;
+    assert_eq!(text(&c, "#state-global").await, "not connected");
+    click(&c, "#connect-global").await;
+    let link = c
+        .wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(fantoccini::Locator::Css("#consent-link"))
+        .await
+        .unwrap();
+    let href = link.attr("href").await.unwrap().unwrap();
+    assert!(href.contains("code_challenge_method=S256"), "{href}");
+    assert!(href.contains("/partner-tenant/oauth2/authorize?"), "{href}");
+    link.click().await.unwrap();
+    let p = wait_path(&c, |p| p.starts_with("/ui/admin/provider?connected=")).await;
+    assert_eq!(p, "/ui/admin/provider?connected=global");
+    assert!(exists(&c, "#provider-connected").await);
+    assert_eq!(text(&c, "#state-global").await, "connected");
+    shot(&c, "provider-connected").await;
+    // The consent is stored sealed, never in clear.
+    let sealed = riskdesk_storage::provider::connections(&env.db)
+        .await
+        .unwrap();
+    assert_eq!(sealed.len(), 1);
+    let token = sealed[0].refresh_token.clone().unwrap();
+    assert!(token.starts_with("v1.k1."), "{token}");
+
+    // A danger button asks first.
+    click(&c, "#disconnect-global").await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, "#state-global", 10, |t| t == "disconnected").await;
+    env.assert_no_reports();
+    c.close().await.unwrap();
+}

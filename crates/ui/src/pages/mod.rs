@@ -10,6 +10,7 @@ pub mod customers;
 pub mod entra;
 pub mod home;
 pub mod invoices;
+pub mod provider;
 pub mod signups;
 
 use askama::Template;
