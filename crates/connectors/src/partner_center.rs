@@ -1848,4 +1848,103 @@ mod tests {
         *vault.token.lock().unwrap() = t.refresh_token;
         assert_eq!(c.get_service_request("SR-1").await.unwrap()["id"], "SR-1");
     }
+
+    #[tokio::test]
+    async fn the_activity_log_needs_a_customer_tenant_token_and_refusals_are_told_apart() {
+        let fake = FakePartnerCenter::start().await;
+        fake.add_azure_subscription("cust-1", "sub-1");
+        fake.add_activity_event(
+            "sub-1",
+            serde_json::json!({"eventDataId": "e1", "eventTimestamp": "2026-12-01T10:00:00Z",
+                "operationName": {"value": "Microsoft.Compute/virtualMachines/write"}}),
+        );
+        let (c, vault) = connected(&fake).await;
+        let page = c
+            .activity_log_page(
+                "cust-1",
+                "sub-1",
+                "2026-12-01T00:00:00Z",
+                "2026-12-02T00:00:00Z",
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(page.next, None);
+        // Out of the window: nothing.
+        let page = c
+            .activity_log_page(
+                "cust-1",
+                "sub-1",
+                "2026-12-02T00:00:00Z",
+                "2026-12-03T00:00:00Z",
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(page.events.is_empty());
+        // The redemption at the customer's tenant rotated the refresh token: the vault has it.
+        assert!(fake.refresh_token_is_live(vault.token.lock().unwrap().as_deref().unwrap()));
+        // A nextLink elsewhere never gets the token.
+        let before = fake.requests().len();
+        let e = c
+            .activity_log_page(
+                "cust-1",
+                "sub-1",
+                "",
+                "",
+                Some("https://evil.example/steal"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, PcError::BadResponse(_)), "{e:?}");
+        assert_eq!(fake.requests().len(), before);
+        // Access removed: NoAccess, and the partner's consent is not reported lost.
+        fake.set_arm_access("sub-1", false);
+        let e = c
+            .activity_log_page(
+                "cust-1",
+                "sub-1",
+                "2026-12-01T00:00:00Z",
+                "2026-12-02T00:00:00Z",
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, PcError::NoAccess(m) if m.contains("AuthorizationFailed")),
+            "{e:?}"
+        );
+        assert!(vault.lost.lock().unwrap().is_none());
+        // Another customer's tenant refuses the partner: NoAccess too.
+        fake.add_azure_subscription("cust-2", "sub-2");
+        fake.refuse_customer_tenant("cust-2");
+        let e = c
+            .activity_log_page(
+                "cust-2",
+                "sub-2",
+                "2026-12-01T00:00:00Z",
+                "2026-12-02T00:00:00Z",
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, PcError::NoAccess(_)), "{e:?}");
+        assert!(vault.lost.lock().unwrap().is_none());
+        // The consent itself revoked: that is what is reported (and the vault hears of it).
+        fake.revoke_consent();
+        fake.add_azure_subscription("cust-3", "sub-3");
+        let e = c
+            .activity_log_page(
+                "cust-3",
+                "sub-3",
+                "2026-12-01T00:00:00Z",
+                "2026-12-02T00:00:00Z",
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, PcError::ConsentNeeded(_)), "{e:?}");
+        assert!(vault.lost.lock().unwrap().is_some());
+    }
 }

@@ -505,6 +505,14 @@ async fn token(
         }
         Some("refresh_token") => {
             let old = form.get("refresh_token").cloned().unwrap_or_default();
+            let arm = resource.trim_end_matches('/') == s.url;
+            if arm && s.arm_refused_tenants.contains(&tenant) && s.refresh_tokens.contains(&old) {
+                // Refused by the customer's tenant: the refresh token itself stays good.
+                return token_error(
+                    "invalid_grant",
+                    "AADSTS50020: the partner has no access to this tenant",
+                );
+            }
             if !s.refresh_tokens.remove(&old) {
                 return token_error(
                     "invalid_grant",
@@ -513,13 +521,7 @@ async fn token(
             }
             s.refreshes += 1;
             // A token for Azure Resource Manager in a customer's tenant.
-            if resource.trim_end_matches('/') == s.url {
-                if s.arm_refused_tenants.contains(&tenant) {
-                    return token_error(
-                        "invalid_grant",
-                        "AADSTS50020: the partner has no access to this tenant",
-                    );
-                }
+            if arm {
                 let (access, refresh) = (format!("fake-arm-token-{n}"), format!("fake-rt-{n}"));
                 s.arm_tokens.insert(access.clone(), tenant);
                 s.refresh_tokens.insert(refresh.clone());
