@@ -303,7 +303,43 @@ pub async fn append_many(
         rows.push((content, std::mem::replace(&mut prev, hash.clone()), hash));
     }
     let pg = tx.backend() == crate::Backend::Postgres;
-    // $1 tenant, $2 at, $3 lane, then 13 parameters per entry (and `pos` = seq on SQLite).
+    if pg {
+        // One statement text whatever the count (prepared once per connection, not parsed
+        // and planned for each batch size), one array per column, and the head moved in the
+        // same round trip.
+        let col =
+            |f: &dyn Fn(&(AuditContent, String, String)) -> Option<String>| -> Vec<Option<String>> {
+                rows.iter().map(f).collect()
+            };
+        let q = Q::new(format!(
+            "WITH entry AS (INSERT INTO audit_log ({INSERT_COLUMNS}) \
+             SELECT $1, $3, v.seq, $2, v.ak, v.an, v.ar, v.ac, v.et, v.ei, v.bf, v.af, v.rs, v.nt, v.ph, v.h \
+             FROM unnest($4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+             $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[]) \
+             AS v(seq, ak, an, ar, ac, et, ei, bf, af, rs, nt, ph, h)) \
+             UPDATE audit_heads SET hash = $17 WHERE tenant_id = $1 AND lane = $3"
+        ))
+        .bind(tenant.0)
+        .bind(to_micros(at))
+        .bind(i64::from(head.lane))
+        .bind(rows.iter().map(|r| Some(r.0.seq)).collect::<Vec<_>>())
+        .bind(col(&|r| Some(r.0.actor.kind.clone())))
+        .bind(col(&|r| Some(r.0.actor.name.clone())))
+        .bind(col(&|r| Some(r.0.actor.role.clone())))
+        .bind(col(&|r| Some(r.0.action.clone())))
+        .bind(col(&|r| Some(r.0.entity_type.clone())))
+        .bind(col(&|r| Some(r.0.entity_id.clone())))
+        .bind(col(&|r| r.0.before.clone()))
+        .bind(col(&|r| r.0.after.clone()))
+        .bind(col(&|r| r.0.reason.clone()))
+        .bind(col(&|r| r.0.note.clone()))
+        .bind(col(&|r| Some(r.1.clone())))
+        .bind(col(&|r| Some(r.2.clone())))
+        .bind(&prev);
+        tx.execute(q).await?;
+        return Ok(first);
+    }
+    // SQLite: $1 tenant, $2 at, $3 lane, then 13 parameters per entry (and `pos` = seq).
     let values: Vec<String> = (0..rows.len())
         .map(|i| {
             let b = 4 + 13 * i;

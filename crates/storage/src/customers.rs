@@ -271,6 +271,27 @@ pub async fn set_purchases_blocked_many(
     changes: &[(uuid::Uuid, bool)],
     now: Timestamp,
 ) -> Result<()> {
+    if tx.backend() == crate::Backend::Postgres && !changes.is_empty() {
+        // Joined by id through `unnest` (a VALUES list was hash-joined against the table).
+        tx.execute(
+            Q::new(
+                "UPDATE customers SET purchases_blocked = v.b, updated_at = $2 \
+                 FROM unnest($3::uuid[], $4::int8[]) AS v(id, b) \
+                 WHERE customers.tenant_id = $1 AND customers.id = v.id",
+            )
+            .bind(tenant.0)
+            .bind(to_micros(now))
+            .bind(changes.iter().map(|c| c.0).collect::<Vec<uuid::Uuid>>())
+            .bind(
+                changes
+                    .iter()
+                    .map(|c| Some(i64::from(c.1)))
+                    .collect::<Vec<Option<i64>>>(),
+            ),
+        )
+        .await?;
+        return Ok(());
+    }
     for chunk in changes.chunks(1000) {
         let values = (0..chunk.len())
             .map(|i| format!("(${}, ${})", 3 + 2 * i, 4 + 2 * i))

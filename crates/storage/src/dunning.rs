@@ -225,6 +225,23 @@ pub async fn steps_of_customer(db: &Db, tenant: TenantId, customer: Uuid) -> Res
 /// Records sent steps, many rows per statement (a round trip per 1,000 steps on PostgreSQL
 /// instead of one per step).
 pub async fn insert_steps(tx: &mut Tx, tenant: TenantId, steps: &[StepRow]) -> Result<()> {
+    if tx.backend() == crate::Backend::Postgres && !steps.is_empty() {
+        tx.execute(
+            Q::new(
+                "INSERT INTO dunning_steps (tenant_id, invoice_id, step, customer_id, sent_day, at) \
+                 SELECT $1, v.i, v.s, v.c, v.d, v.a FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::int8[], $6::int8[]) \
+                 AS v(i, s, c, d, a)",
+            )
+            .bind(tenant.0)
+            .bind(steps.iter().map(|s| s.invoice_id).collect::<Vec<Uuid>>())
+            .bind(steps.iter().map(|s| Some(s.step.clone())).collect::<Vec<Option<String>>>())
+            .bind(steps.iter().map(|s| s.customer_id).collect::<Vec<Uuid>>())
+            .bind(steps.iter().map(|s| Some(i64::from(s.sent_day))).collect::<Vec<Option<i64>>>())
+            .bind(steps.iter().map(|s| Some(s.at)).collect::<Vec<Option<i64>>>()),
+        )
+        .await?;
+        return Ok(());
+    }
     for chunk in steps.chunks(1000) {
         let values = (0..chunk.len())
             .map(|i| format!("($1, {})", crate::query::placeholders(2 + 5 * i, 5)))

@@ -93,6 +93,41 @@ pub async fn enqueue_many(tx: &mut Tx, rows: &[OutboxRow]) -> Result<u64> {
     if rows.is_empty() {
         return Ok(0);
     }
+    if tx.backend() == crate::Backend::Postgres {
+        // One statement text whatever the count, one array per column.
+        let text = |f: &dyn Fn(&OutboxRow) -> Option<String>| -> Vec<Option<String>> {
+            rows.iter().map(f).collect()
+        };
+        let int = |f: &dyn Fn(&OutboxRow) -> Option<i64>| -> Vec<Option<i64>> {
+            rows.iter().map(f).collect()
+        };
+        let q = Q::new(format!(
+            "INSERT INTO outbox ({COLS}) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], \
+             $4::text[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+             $11::int8[], $12::int8[], $13::text[], $14::int8[], $15::int8[]) \
+             ON CONFLICT (tenant_id, dedupe_key) DO NOTHING"
+        ))
+        .bind(rows.iter().map(|m| m.id).collect::<Vec<Uuid>>())
+        .bind(rows.iter().map(|m| m.tenant_id).collect::<Vec<Uuid>>())
+        .bind(text(&|m| Some(m.channel.clone())))
+        .bind(text(&|m| Some(m.dedupe_key.clone())))
+        .bind(
+            rows.iter()
+                .map(|m| m.customer_id)
+                .collect::<Vec<Option<Uuid>>>(),
+        )
+        .bind(text(&|m| Some(m.destination.clone())))
+        .bind(text(&|m| Some(m.event_type.clone())))
+        .bind(text(&|m| m.subject.clone()))
+        .bind(text(&|m| Some(m.body.clone())))
+        .bind(text(&|m| Some(m.status.clone())))
+        .bind(int(&|m| Some(m.attempts)))
+        .bind(int(&|m| Some(m.next_attempt_at)))
+        .bind(text(&|m| m.last_error.clone()))
+        .bind(int(&|m| Some(m.created_at)))
+        .bind(int(&|m| m.sent_at));
+        return tx.execute(q).await;
+    }
     let values: Vec<String> = (0..rows.len())
         .map(|i| format!("({})", crate::query::placeholders(i * 15 + 1, 15)))
         .collect();

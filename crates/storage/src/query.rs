@@ -19,6 +19,21 @@ pub enum Val {
     UuidArray(Vec<Uuid>),
     /// PostgreSQL only (`$n::int8[]`); refused on SQLite.
     I64Array(Vec<Option<i64>>),
+    /// PostgreSQL only (`$n::text[]`); refused on SQLite.
+    TextArray(Vec<Option<String>>),
+    /// PostgreSQL only (`$n::uuid[]` with NULLs); refused on SQLite.
+    OptUuidArray(Vec<Option<Uuid>>),
+}
+
+impl From<Vec<Option<String>>> for Val {
+    fn from(v: Vec<Option<String>>) -> Self {
+        Val::TextArray(v)
+    }
+}
+impl From<Vec<Option<Uuid>>> for Val {
+    fn from(v: Vec<Option<Uuid>>) -> Self {
+        Val::OptUuidArray(v)
+    }
 }
 
 impl From<Vec<Uuid>> for Val {
@@ -92,7 +107,7 @@ impl rusqlite::ToSql for Val {
             Val::I64(Some(i)) => ToSqlOutput::Owned(Value::Integer(*i)),
             Val::Text(Some(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Val::Uuid(None) | Val::I64(None) | Val::Text(None) => ToSqlOutput::Owned(Value::Null),
-            Val::UuidArray(_) | Val::I64Array(_) => {
+            Val::UuidArray(_) | Val::I64Array(_) | Val::TextArray(_) | Val::OptUuidArray(_) => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
                     "array parameters are for PostgreSQL only".into(),
                 ));
@@ -184,6 +199,8 @@ pub(crate) fn pg_query(
             Val::Text(v) => query.bind(v.clone()),
             Val::UuidArray(v) => query.bind(v.clone()),
             Val::I64Array(v) => query.bind(v.clone()),
+            Val::TextArray(v) => query.bind(v.clone()),
+            Val::OptUuidArray(v) => query.bind(v.clone()),
         };
     }
     query
