@@ -100,6 +100,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0019_provider_consent.sql",
         include_str!("../migrations/sqlite/0019_provider_consent.sql"),
     ),
+    (
+        20,
+        "0020_no_tenant_fks.sql",
+        include_str!("../migrations/sqlite/0020_no_tenant_fks.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite(c: &rusqlite::Connection) -> Result<()> {
