@@ -205,6 +205,32 @@ pub async fn append(
     at: Timestamp,
     d: AuditDraft<'_>,
 ) -> Result<i64> {
+    append_inner(tx, tenant, at, d, false)
+        .await
+        .map(|(seq, _)| seq)
+}
+
+/// [`append`], returning every entry of the entry's entity in order, the new one last (what
+/// an answer showing the entity's history needs). On PostgreSQL the history is read in the
+/// statement that inserts the entry: no round trip more than `append`.
+pub async fn append_with_history(
+    tx: &mut Tx,
+    tenant: TenantId,
+    at: Timestamp,
+    d: AuditDraft<'_>,
+) -> Result<Vec<AuditRow>> {
+    append_inner(tx, tenant, at, d, true)
+        .await
+        .map(|(_, h)| h.unwrap_or_default())
+}
+
+async fn append_inner(
+    tx: &mut Tx,
+    tenant: TenantId,
+    at: Timestamp,
+    d: AuditDraft<'_>,
+    history: bool,
+) -> Result<(i64, Option<Vec<AuditRow>>)> {
     let head = reserve(tx, tenant, 1).await?;
     let content = AuditContent {
         tenant_id: tenant.0,
@@ -226,32 +252,48 @@ pub async fn append(
     // process, two statements cost nothing, and `pos` is the seq of its single lane.
     let pg = tx.backend() == crate::Backend::Postgres;
     let values = "$1, $16, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15";
-    tx.execute(
-        Q::new(if pg {
-            format!(
-                "WITH entry AS (INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ({values})) \
+    let bind = |q: Q| {
+        q.bind(tenant.0)
+            .bind(content.seq)
+            .bind(content.at_micros)
+            .bind(&content.actor.kind)
+            .bind(&content.actor.name)
+            .bind(&content.actor.role)
+            .bind(&content.action)
+            .bind(&content.entity_type)
+            .bind(&content.entity_id)
+            .bind(&content.before)
+            .bind(&content.after)
+            .bind(&content.reason)
+            .bind(&content.note)
+            .bind(&head.hash)
+            .bind(&hash)
+            .bind(i64::from(head.lane))
+    };
+    if pg && history {
+        // The entity's earlier entries (this statement's snapshot does not see the new one)
+        // and the new one as inserted.
+        let cols = SELECT
+            .trim_start_matches("SELECT ")
+            .trim_end_matches(" FROM audit_log");
+        let rows: Vec<AuditRow> = tx
+            .fetch_all(bind(Q::new(format!(
+                "WITH entry AS (INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ({values}) RETURNING {cols}), \
+                 head AS (UPDATE audit_heads SET hash = $15 WHERE tenant_id = $1 AND lane = $16) \
+                 SELECT * FROM ({SELECT} WHERE tenant_id = $1 AND entity_id = $9 UNION ALL SELECT {cols} FROM entry) h \
+                 ORDER BY pos"
+            ))))
+            .await?;
+        return Ok((content.seq, Some(rows)));
+    }
+    tx.execute(bind(Q::new(if pg {
+        format!(
+            "WITH entry AS (INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ({values})) \
                  UPDATE audit_heads SET hash = $15 WHERE tenant_id = $1 AND lane = $16"
-            )
-        } else {
-            format!("INSERT INTO audit_log ({INSERT_COLUMNS}, pos) VALUES ({values}, $2)")
-        })
-        .bind(tenant.0)
-        .bind(content.seq)
-        .bind(content.at_micros)
-        .bind(&content.actor.kind)
-        .bind(&content.actor.name)
-        .bind(&content.actor.role)
-        .bind(&content.action)
-        .bind(&content.entity_type)
-        .bind(&content.entity_id)
-        .bind(&content.before)
-        .bind(&content.after)
-        .bind(&content.reason)
-        .bind(&content.note)
-        .bind(&head.hash)
-        .bind(&hash)
-        .bind(i64::from(head.lane)),
-    )
+        )
+    } else {
+        format!("INSERT INTO audit_log ({INSERT_COLUMNS}, pos) VALUES ({values}, $2)")
+    })))
     .await?;
     if !pg {
         tx.execute(
@@ -261,7 +303,12 @@ pub async fn append(
         )
         .await?;
     }
-    Ok(content.seq)
+    let rows = if history {
+        Some(for_entity_tx(tx, tenant, &content.entity_id).await?)
+    } else {
+        None
+    };
+    Ok((content.seq, rows))
 }
 
 /// Appends several entries to the tenant's chain with one head bump, one multi-row insert and

@@ -101,6 +101,39 @@ pub async fn act_on_subscription(
     note: Option<&str>,
     now: Timestamp,
 ) -> Result<SubscriptionRow, AppError> {
+    act(tx, tenant, actor, id, action, reason, note, now, false)
+        .await
+        .map(|(row, _)| row)
+}
+
+/// [`act_on_subscription`], also returning the subscription's audit history, the action's
+/// entry last (read with the entry's insert: no round trip more).
+#[allow(clippy::too_many_arguments)]
+pub async fn act_on_subscription_with_history(
+    tx: &mut Uow,
+    tenant: TenantId,
+    actor: &Actor,
+    id: SubscriptionId,
+    action: LifecycleAction,
+    reason: Reason,
+    note: Option<&str>,
+    now: Timestamp,
+) -> Result<(SubscriptionRow, Vec<riskdesk_storage::audit::AuditRow>), AppError> {
+    act(tx, tenant, actor, id, action, reason, note, now, true).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn act(
+    tx: &mut Uow,
+    tenant: TenantId,
+    actor: &Actor,
+    id: SubscriptionId,
+    action: LifecycleAction,
+    reason: Reason,
+    note: Option<&str>,
+    now: Timestamp,
+    history: bool,
+) -> Result<(SubscriptionRow, Vec<riskdesk_storage::audit::AuditRow>), AppError> {
     let current = subscriptions::get_with_instance_tx(tx, tenant, id).await?;
     let instance = CloudInstance::parse(&current.cloud_instance).ok_or_else(|| {
         AppError::Internal(format!(
@@ -110,28 +143,28 @@ pub async fn act_on_subscription(
     })?;
     let target = transition(instance, current.sub.status()?, action, reason)?;
     let after = subscriptions::set_status(tx, &current.sub, target, now).await?;
-    audit::append(
-        tx,
-        tenant,
-        now,
-        AuditDraft::new(
-            actor,
-            match action {
-                LifecycleAction::Suspend => "subscription.suspend",
-                LifecycleAction::DisableAccess => "subscription.disable_access",
-                LifecycleAction::Reactivate => "subscription.reactivate",
-                LifecycleAction::Cancel => "subscription.cancel",
-            },
-            "subscription",
-            id,
-        )
-        .before(&current.sub)
-        .after(&after)
-        .reason(reason.as_str())
-        .note(note),
+    let draft = AuditDraft::new(
+        actor,
+        match action {
+            LifecycleAction::Suspend => "subscription.suspend",
+            LifecycleAction::DisableAccess => "subscription.disable_access",
+            LifecycleAction::Reactivate => "subscription.reactivate",
+            LifecycleAction::Cancel => "subscription.cancel",
+        },
+        "subscription",
+        id,
     )
-    .await?;
-    Ok(after)
+    .before(&current.sub)
+    .after(&after)
+    .reason(reason.as_str())
+    .note(note);
+    let entries = if history {
+        audit::append_with_history(tx, tenant, now, draft).await?
+    } else {
+        audit::append(tx, tenant, now, draft).await?;
+        Vec::new()
+    };
+    Ok((after, entries))
 }
 
 pub async fn create_tenant(

@@ -256,7 +256,7 @@ pub async fn act(
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }
-    let row = accounts::act_on_subscription(
+    let (row, entries) = accounts::act_on_subscription_with_history(
         &mut tx,
         caller.tenant(),
         &caller.actor(),
@@ -267,7 +267,6 @@ pub async fn act(
         now,
     )
     .await?;
-    let entries = audit::for_entity_tx(&mut tx, caller.tenant(), &id.to_string()).await?;
     idem::finish(
         tx,
         &caller,

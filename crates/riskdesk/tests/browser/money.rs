@@ -221,14 +221,21 @@ async fn dates_and_money_are_written_in_the_persons_language() {
         .await
         .unwrap();
     click(&pt, "#set-locale").await;
-    wait_path(&pt, |p| p == "/ui/me").await;
-    let lang = pt
-        .find(Locator::Css("html"))
-        .await
-        .unwrap()
-        .attr("lang")
-        .await
-        .unwrap();
+    // The form posts back to /ui/me: the path says nothing, so wait for the new page's
+    // language (the old page's element goes stale as the new one loads).
+    let mut lang = None;
+    for _ in 0..100 {
+        if let Ok(e) = pt.find(Locator::Css("html")).await
+            && let Ok(l) = e.attr("lang").await
+        {
+            lang = l;
+            if lang.as_deref() == Some("fr-FR") {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(path(&pt).await, "/ui/me");
     assert_eq!(lang.as_deref(), Some("fr-FR"));
     env.assert_no_reports();
     zh.close().await.unwrap();
