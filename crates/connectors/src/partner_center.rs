@@ -683,12 +683,7 @@ impl PartnerCenterClient {
                 }
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let retry_after = r
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                    let retry_after = retry_after_of(r.headers());
                     let etag = r
                         .headers()
                         .get("etag")
@@ -1298,12 +1293,7 @@ impl PartnerCenterClient {
                 }
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let retry_after = r
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                    let retry_after = retry_after_of(r.headers());
                     let body: Value = r.json().await.unwrap_or(Value::Null);
                     if (200..300).contains(&status) {
                         let events = match body.get("value") {
@@ -1365,6 +1355,14 @@ impl PartnerCenterClient {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// The wait a `Retry-After: <seconds>` header names.
+fn retry_after_of(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    h.get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// One path segment, percent-encoded.
