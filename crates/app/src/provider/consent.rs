@@ -143,16 +143,20 @@ pub async fn connections(
         let mut v = view(i.as_str(), row, keys.is_some() && c.can_consent());
         // Activity Logs are pulled per Azure subscription, of every tenant's customers: one
         // line for them all (which subscriptions lost access is each tenant's alert).
-        let (mut subs, mut without, mut oldest) = (0, 0, None::<i64>);
+        // (A subscription refused on its very first pull has only its access line.)
+        let mut subs = std::collections::BTreeSet::new();
+        let (mut without, mut oldest) = (0, None::<i64>);
         for (feed, value, updated) in provider::cursors(&ctx.db, i.as_str()).await? {
-            if feed.starts_with("activity:") {
-                subs += 1;
+            if let Some(sub) = feed.strip_prefix("activity:") {
+                subs.insert(sub.to_owned());
                 oldest = Some(oldest.map_or(updated, |o| o.min(updated)));
                 continue;
             }
-            if feed.starts_with("activity_access:") {
+            if let Some(sub) = feed.strip_prefix("activity_access:") {
+                subs.insert(sub.to_owned());
                 if value.starts_with("lost") {
                     without += 1;
+                    oldest = Some(oldest.map_or(updated, |o| o.min(updated)));
                 }
                 continue;
             }
@@ -177,7 +181,7 @@ pub async fn connections(
         if let Some(updated) = oldest {
             v.pulls.push(Pull {
                 feed: "activity_log".into(),
-                position: format!("{subs} subscriptions, {without} without access"),
+                position: format!("{} subscriptions, {without} without access", subs.len()),
                 updated_at: from_micros(updated).to_string(),
                 lag_seconds: (now - updated).max(0) / 1_000_000,
             });

@@ -2389,6 +2389,19 @@ async fn the_activity_log_is_pulled_per_subscription_and_feeds_the_detectors() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    // Another customer's subscription the partner cannot read from the start.
+    let sub_b = "5c2f7a80-0000-4000-8000-00000000b22b";
+    pc.add_azure_subscription("pc-cust-b", sub_b);
+    pc.set_arm_access(sub_b, false);
+    let (cid_b, sid_b) = linked_customer(&app, "global", "pc-cust-b", "azure-plan-b").await;
+    let r = app
+        .put(
+            &app.admin,
+            &format!("/v1/subscriptions/{sid_b}/provider-link"),
+            &json!({"provider_subscription_id": "azure-plan-b", "azure_entitlement_id": sub_b}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     // Nothing is pulled before a partner admin connects the instance (no delegated token),
     // while the app-only feeds are (two passes of audit records seen).
     for _ in 0..100 {
@@ -2475,6 +2488,21 @@ async fn the_activity_log_is_pulled_per_subscription_and_feeds_the_detectors() {
         .collect();
     assert!(arm.len() >= 6, "{arm:?}");
     assert!(arm.iter().all(|(_, kind)| kind == "arm"), "{arm:?}");
+    // The subscription refused from its first pull is one alert for its customer, and counts
+    // in the status though nothing was ever read from it.
+    let lost_b = format!("/v1/alerts?customer_id={cid_b}&rule=provider.subscription_access_lost");
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = app.get(&app.admin, &lost_b).await.body["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
     let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
     let activity = conn["items"][0]["pulls"]
         .as_array()
@@ -2484,7 +2512,7 @@ async fn the_activity_log_is_pulled_per_subscription_and_feeds_the_detectors() {
         .cloned()
         .expect("the activity log feed");
     assert_eq!(
-        activity["position"], "1 subscriptions, 0 without access",
+        activity["position"], "2 subscriptions, 1 without access",
         "{activity}"
     );
 
@@ -2492,7 +2520,6 @@ async fn the_activity_log_is_pulled_per_subscription_and_feeds_the_detectors() {
     // passes see it, and the status says so.
     pc.set_arm_access(sub, false);
     let lost = format!("/v1/alerts?customer_id={cid}&rule=provider.subscription_access_lost");
-    let mut found = Vec::new();
     for _ in 0..100 {
         found = app.get(&app.admin, &lost).await.body["items"]
             .as_array()
@@ -2522,7 +2549,7 @@ async fn the_activity_log_is_pulled_per_subscription_and_feeds_the_detectors() {
     let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
     let pulls = conn["items"][0]["pulls"].as_array().unwrap();
     let activity = pulls.iter().find(|p| p["feed"] == "activity_log").unwrap();
-    assert_eq!(activity["position"], "1 subscriptions, 1 without access");
+    assert_eq!(activity["position"], "2 subscriptions, 2 without access");
     // Access comes back: the storage account opened to the public meanwhile is read, and
     // its detector fires.
     pc.add_activity_event(
@@ -2550,5 +2577,5 @@ async fn the_activity_log_is_pulled_per_subscription_and_feeds_the_detectors() {
     let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
     let pulls = conn["items"][0]["pulls"].as_array().unwrap();
     let activity = pulls.iter().find(|p| p["feed"] == "activity_log").unwrap();
-    assert_eq!(activity["position"], "1 subscriptions, 0 without access");
+    assert_eq!(activity["position"], "2 subscriptions, 1 without access");
 }
