@@ -2291,6 +2291,34 @@ usage_page_size = 2
     assert_eq!(sum, 7_000_000_000_007);
 }
 
+/// The alerts `path` lists, once there is at least one (the poll raises them in the
+/// background).
+async fn alerts_once_raised(app: &TestApp, path: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = app.get(&app.admin, path).await.body["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    found
+}
+
+/// The status line of the Activity Log pulls (`N subscriptions, M without access`).
+async fn activity_position(app: &TestApp) -> String {
+    let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
+    conn["items"][0]["pulls"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["feed"] == "activity_log"))
+        .and_then(|p| p["position"].as_str())
+        .unwrap_or_else(|| panic!("no activity_log feed: {conn}"))
+        .to_owned()
+}
+
 /// An Activity Log event as ARM lists it (the published sample's shape, trimmed), `minutes`
 /// before now.
 fn arm_event(
@@ -2491,45 +2519,18 @@ async fn the_activity_log_is_pulled_per_subscription_and_feeds_the_detectors() {
     // The subscription refused from its first pull is one alert for its customer, and counts
     // in the status though nothing was ever read from it.
     let lost_b = format!("/v1/alerts?customer_id={cid_b}&rule=provider.subscription_access_lost");
-    let mut found = Vec::new();
-    for _ in 0..100 {
-        found = app.get(&app.admin, &lost_b).await.body["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if !found.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let found = alerts_once_raised(&app, &lost_b).await;
     assert_eq!(found.len(), 1, "{found:?}");
-    let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
-    let activity = conn["items"][0]["pulls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["feed"] == "activity_log")
-        .cloned()
-        .expect("the activity log feed");
     assert_eq!(
-        activity["position"], "2 subscriptions, 1 without access",
-        "{activity}"
+        activity_position(&app).await,
+        "2 subscriptions, 1 without access"
     );
 
     // The partner's access to the subscription is removed: one high alert, however many
     // passes see it, and the status says so.
     pc.set_arm_access(sub, false);
     let lost = format!("/v1/alerts?customer_id={cid}&rule=provider.subscription_access_lost");
-    for _ in 0..100 {
-        found = app.get(&app.admin, &lost).await.body["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if !found.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let found = alerts_once_raised(&app, &lost).await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["severity"], "high");
     let refused_before = pc.requests().len();
@@ -2546,10 +2547,10 @@ async fn the_activity_log_is_pulled_per_subscription_and_feeds_the_detectors() {
             .len(),
         1
     );
-    let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
-    let pulls = conn["items"][0]["pulls"].as_array().unwrap();
-    let activity = pulls.iter().find(|p| p["feed"] == "activity_log").unwrap();
-    assert_eq!(activity["position"], "2 subscriptions, 2 without access");
+    assert_eq!(
+        activity_position(&app).await,
+        "2 subscriptions, 2 without access"
+    );
     // Access comes back: the storage account opened to the public meanwhile is read, and
     // its detector fires.
     pc.add_activity_event(
@@ -2574,8 +2575,8 @@ async fn the_activity_log_is_pulled_per_subscription_and_feeds_the_detectors() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(alerts.iter().any(|a| &a["rule"] == public), "{alerts:#?}");
-    let conn = app.get(&app.admin, "/v1/provider/connections").await.body;
-    let pulls = conn["items"][0]["pulls"].as_array().unwrap();
-    let activity = pulls.iter().find(|p| p["feed"] == "activity_log").unwrap();
-    assert_eq!(activity["position"], "2 subscriptions, 1 without access");
+    assert_eq!(
+        activity_position(&app).await,
+        "2 subscriptions, 1 without access"
+    );
 }
