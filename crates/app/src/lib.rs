@@ -238,6 +238,15 @@ impl App {
         self.ctx.begin().await
     }
 
+    /// Begins a unit of work holding a customer's billing lock: see `Ctx::begin_billing`.
+    pub async fn begin_billing(
+        &self,
+        tenant: riskdesk_domain::TenantId,
+        customer: uuid::Uuid,
+    ) -> Result<Uow, StorageError> {
+        self.ctx.begin_billing(tenant, customer).await
+    }
+
     /// Begins a bulk unit of work (a part of an event batch): see `Db::begin_bulk`.
     pub async fn begin_bulk(&self) -> Result<Uow, StorageError> {
         self.ctx.begin_bulk().await

@@ -170,6 +170,130 @@ pub fn lanes(backend: crate::Backend) -> i32 {
     }
 }
 
+/// The lanes this process's PostgreSQL transactions append to, and the last head of each
+/// (tenant, lane) this process committed: a **hint**, never trusted. A transaction takes a
+/// lane no other transaction of this process is appending to ([`LaneLease`]); when it knows
+/// the lane's head it appends with one statement that moves the head only if it is still
+/// that head (`WHERE seq = … AND hash = …`, under the head row's lock), so a head another
+/// process moved meanwhile makes the statement insert nothing and the append falls back to
+/// reserving the head as it is. The chain is the same either way: an entry's hash depends only
+/// on its content and the previous hash, and the head row's lock still orders appenders.
+struct Lanes {
+    free: Vec<i32>,
+    heads: std::collections::HashMap<(Uuid, i32), (i64, String)>,
+}
+
+/// Heads remembered at most (then forgotten all at once: they are only hints).
+const MAX_REMEMBERED_HEADS: usize = 100_000;
+
+static LANES: std::sync::LazyLock<std::sync::Mutex<Lanes>> = std::sync::LazyLock::new(|| {
+    use rand::seq::SliceRandom;
+    // A random order per process, so processes sharing a database mostly start on different
+    // lanes (a shared lane costs only the fallback round trip).
+    let mut free: Vec<i32> = (0..PG_LANES).collect();
+    free.shuffle(&mut rand::rng());
+    std::sync::Mutex::new(Lanes {
+        free,
+        heads: std::collections::HashMap::new(),
+    })
+});
+
+fn lane_state() -> std::sync::MutexGuard<'static, Lanes> {
+    LANES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One transaction's lane (returned to the free ones when the transaction ends) and the heads
+/// it moved (remembered for the next transactions once it commits).
+pub(crate) struct LaneLease {
+    lane: i32,
+    moved: std::collections::HashMap<Uuid, (i64, String)>,
+}
+
+impl LaneLease {
+    /// A free lane, if there is one (with more appenders at once than lanes, the others use
+    /// the connection's lane as before: correct, without hints).
+    fn take() -> Option<LaneLease> {
+        lane_state().free.pop().map(|lane| LaneLease {
+            lane,
+            moved: std::collections::HashMap::new(),
+        })
+    }
+
+    /// The head of `tenant`'s chain in this lane as far as this process knows.
+    fn known_head(&self, tenant: Uuid) -> Option<(i64, String)> {
+        if let Some(h) = self.moved.get(&tenant) {
+            return Some(h.clone());
+        }
+        lane_state().heads.get(&(tenant, self.lane)).cloned()
+    }
+
+    /// Called once the transaction committed: its heads become the process's hints.
+    pub(crate) fn committed(mut self) {
+        let moved = std::mem::take(&mut self.moved);
+        let mut l = lane_state();
+        if l.heads.len() + moved.len() > MAX_REMEMBERED_HEADS {
+            l.heads.clear();
+        }
+        for (tenant, head) in moved {
+            l.heads.insert((tenant, self.lane), head);
+        }
+    }
+}
+
+impl Drop for LaneLease {
+    fn drop(&mut self) {
+        lane_state().free.push(self.lane);
+    }
+}
+
+/// The transaction's lane on PostgreSQL (taken at its first append), None on SQLite or when
+/// every lane is in use.
+fn lease(tx: &mut Tx) -> Option<&mut LaneLease> {
+    match tx {
+        Tx::Postgres(t) => {
+            if t.lane.is_none() {
+                t.lane = LaneLease::take();
+            }
+            t.lane.as_mut()
+        }
+        Tx::Sqlite(_) => None,
+    }
+}
+
+/// Records that this transaction moved `tenant`'s head in `lane` to (`seq`, `hash`).
+fn note_moved(tx: &mut Tx, tenant: TenantId, lane: i32, seq: i64, hash: &str) {
+    if let Some(l) = lease(tx)
+        && l.lane == lane
+    {
+        l.moved.insert(tenant.0, (seq, hash.to_owned()));
+    }
+}
+
+/// `$n` placeholders of `sql` renumbered from `$(n + by)` (our own statement texts only: they
+/// hold no `$` in literals).
+fn shift_params(sql: &str, by: usize) -> String {
+    if by == 0 {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '$' {
+            let mut n = String::new();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                n.push(*d);
+                chars.next();
+            }
+            match n.parse::<usize>() {
+                Ok(k) => out.push_str(&(k + by).to_string()),
+                Err(_) => out.push_str(&n),
+            }
+        }
+    }
+    out
+}
+
 /// Reserves `n` positions in one lane of the tenant's chain and returns the lane, the last
 /// reserved seq and the hash before the first. Bumping the head row takes its row lock until
 /// commit, so appenders to the same lane queue instead of forking it. On PostgreSQL the lane
@@ -178,18 +302,40 @@ pub fn lanes(backend: crate::Backend) -> i32 {
 /// transactions on different connections — in this process or another — mostly take
 /// different lanes and do not wait for each other. SQLite's writer lock already serialises.
 async fn reserve(tx: &mut Tx, tenant: TenantId, n: i64) -> Result<Head> {
-    let lane = match tx.backend() {
-        crate::Backend::Postgres => format!("pg_backend_pid() % {PG_LANES}"),
-        crate::Backend::Sqlite => "0".to_owned(),
+    reserve_after(tx, tenant, n, None).await
+}
+
+/// [`reserve`], after the write `write` (the change the entry records). On PostgreSQL the
+/// write runs in the same statement, as a data-modifying `WITH` (executed once and to
+/// completion whether or not the head bump reads it): one round trip for both. SQLite runs
+/// the two statements in process.
+async fn reserve_after(tx: &mut Tx, tenant: TenantId, n: i64, write: Option<Q>) -> Result<Head> {
+    let pg = tx.backend() == crate::Backend::Postgres;
+    let leased = lease(tx).map(|l| l.lane);
+    let lane = match (pg, leased) {
+        (true, Some(l)) => l.to_string(),
+        (true, None) => format!("pg_backend_pid() % {PG_LANES}"),
+        (false, _) => "0".to_owned(),
     };
-    tx.fetch_optional(
-        Q::new(format!(
-            "UPDATE audit_heads SET seq = seq + $2 WHERE tenant_id = $1 AND lane = {lane} \
+    let (prefix, mut args) = match write {
+        Some(w) if pg => (format!("WITH written AS ({}) ", w.sql), w.args),
+        Some(w) => {
+            tx.execute(w).await?;
+            (String::new(), Vec::new())
+        }
+        None => (String::new(), Vec::new()),
+    };
+    let (t, k) = (args.len() + 1, args.len() + 2);
+    args.push(tenant.0.into());
+    args.push(n.into());
+    tx.fetch_optional(Q {
+        sql: format!(
+            "{prefix}UPDATE audit_heads SET seq = seq + ${k} WHERE tenant_id = ${t} AND lane = {lane} \
              RETURNING lane, seq, hash"
-        ))
-        .bind(tenant.0)
-        .bind(n),
-    )
+        )
+        .into(),
+        args,
+    })
     .await?
     .ok_or(StorageError::NotFound("tenant audit head"))
 }
@@ -224,6 +370,74 @@ pub async fn append_with_history(
         .map(|(_, h)| h.unwrap_or_default())
 }
 
+/// [`append`] of the entry recording `write`, which runs first: on PostgreSQL in the same
+/// round trip as the head bump (see [`reserve_after`]). An error of the write (a uniqueness
+/// conflict, say) is returned as the write alone would return it.
+pub async fn append_after(
+    tx: &mut Tx,
+    tenant: TenantId,
+    at: Timestamp,
+    write: Q,
+    d: AuditDraft<'_>,
+) -> Result<i64> {
+    append_inner_after(tx, tenant, at, d, false, Some(write))
+        .await
+        .map(|(seq, _)| seq)
+}
+
+/// [`append_with_history`] of the entry recording `write`, which runs first (on PostgreSQL in
+/// the same statement: see [`append_after`]).
+pub async fn append_after_with_history(
+    tx: &mut Tx,
+    tenant: TenantId,
+    at: Timestamp,
+    write: Q,
+    d: AuditDraft<'_>,
+) -> Result<Vec<AuditRow>> {
+    append_inner_after(tx, tenant, at, d, true, Some(write))
+        .await
+        .map(|(_, h)| h.unwrap_or_default())
+}
+
+/// [`append_after`], then `read` — on PostgreSQL all in one statement when the lane's head is
+/// known. `read` names what the write needs to exist (the customer an invoice is for) and
+/// must not read what the write or the entry change (on PostgreSQL it sees the database as it
+/// was before the statement). When it finds nothing the write had nothing to write for: the
+/// answer is `NotFound(what)` and the transaction can no longer commit (the entry it may have
+/// appended must not stay).
+pub async fn append_after_reading<T: FromRow>(
+    tx: &mut Tx,
+    tenant: TenantId,
+    at: Timestamp,
+    write: Q,
+    read: Q,
+    d: AuditDraft<'_>,
+    what: &'static str,
+) -> Result<Vec<T>> {
+    let rows = if tx.backend() == crate::Backend::Postgres {
+        append_inner_full(tx, tenant, at, d, false, Some(write), Some(read))
+            .await?
+            .2
+    } else {
+        tx.execute(write).await?;
+        let rows: Vec<T> = tx.fetch_all(read).await?;
+        if !rows.is_empty() {
+            append_inner(tx, tenant, at, d, false).await?;
+        }
+        return if rows.is_empty() {
+            Err(StorageError::NotFound(what))
+        } else {
+            Ok(rows)
+        };
+    };
+    let rows: Vec<T> = rows;
+    if rows.is_empty() {
+        tx.poison();
+        return Err(StorageError::NotFound(what));
+    }
+    Ok(rows)
+}
+
 async fn append_inner(
     tx: &mut Tx,
     tenant: TenantId,
@@ -231,11 +445,48 @@ async fn append_inner(
     d: AuditDraft<'_>,
     history: bool,
 ) -> Result<(i64, Option<Vec<AuditRow>>)> {
-    let head = reserve(tx, tenant, 1).await?;
-    let content = AuditContent {
+    append_inner_after(tx, tenant, at, d, history, None).await
+}
+
+async fn append_inner_after(
+    tx: &mut Tx,
+    tenant: TenantId,
+    at: Timestamp,
+    d: AuditDraft<'_>,
+    history: bool,
+    write: Option<Q>,
+) -> Result<(i64, Option<Vec<AuditRow>>)> {
+    append_inner_full::<AuditRow>(tx, tenant, at, d, history, write, None)
+        .await
+        .map(|(seq, h, _)| (seq, h))
+}
+
+/// A row of a caller's read and the seq of the entry appended in its statement (NULL when the
+/// head had moved and nothing was appended).
+struct WithSeq<T>(T, Option<i64>);
+
+impl<T: FromRow> FromRow for WithSeq<T> {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        Ok(WithSeq(T::from_row(r)?, r.opt_i64("appended_seq_")?))
+    }
+}
+
+/// The append itself: the entry (after `write`, if any), the entity's history if asked for,
+/// and the rows of `read` if any (PostgreSQL only: see [`append_after_reading`]).
+async fn append_inner_full<T: FromRow>(
+    tx: &mut Tx,
+    tenant: TenantId,
+    at: Timestamp,
+    d: AuditDraft<'_>,
+    history: bool,
+    mut write: Option<Q>,
+    mut read: Option<Q>,
+) -> Result<(i64, Option<Vec<AuditRow>>, Vec<T>)> {
+    let mut read_rows: Vec<T> = Vec::new();
+    let mut content = AuditContent {
         tenant_id: tenant.0,
-        lane: head.lane,
-        seq: head.seq,
+        lane: 0,
+        seq: 0,
         at_micros: to_micros(at),
         actor: d.actor.clone(),
         action: d.action.to_owned(),
@@ -246,56 +497,171 @@ async fn append_inner(
         reason: d.reason.map(str::to_owned),
         note: d.note.map(str::to_owned),
     };
+    let values = "$1, $16, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15";
+    // $1 tenant, $2 seq, $3–$13 the content, $14 the previous hash, $15 the entry's hash,
+    // $16 the lane (then, on the hinted path, $17 the seq the head must still be at).
+    let bind = |q: Q, c: &AuditContent, prev: &str, hash: &str| {
+        q.bind(tenant.0)
+            .bind(c.seq)
+            .bind(c.at_micros)
+            .bind(&c.actor.kind)
+            .bind(&c.actor.name)
+            .bind(&c.actor.role)
+            .bind(&c.action)
+            .bind(&c.entity_type)
+            .bind(&c.entity_id)
+            .bind(&c.before)
+            .bind(&c.after)
+            .bind(&c.reason)
+            .bind(&c.note)
+            .bind(prev.to_owned())
+            .bind(hash.to_owned())
+            .bind(i64::from(c.lane))
+    };
+    let cols = SELECT
+        .trim_start_matches("SELECT ")
+        .trim_end_matches(" FROM audit_log");
+
+    // PostgreSQL, with the lane's head known to this process: the write (if any), the head
+    // moved and the entry inserted in one statement — if the head is still the one known.
+    let hint = lease(tx).and_then(|l| l.known_head(tenant.0).map(|h| (l.lane, h)));
+    if let Some((lane, (seq, prev))) = hint {
+        content.lane = lane;
+        content.seq = seq + 1;
+        let hash = entry_hash(&content, &prev);
+        let (prefix, mut args) = match write.take() {
+            Some(w) => (format!("WITH written AS ({}), ", w.sql), w.args),
+            None => ("WITH ".to_owned(), Vec::new()),
+        };
+        let head = "h AS (UPDATE audit_heads SET seq = $2, hash = $15 \
+                    WHERE tenant_id = $1 AND lane = $16 AND seq = $17 AND hash = $14 RETURNING seq)";
+        let insert = format!("INSERT INTO audit_log ({INSERT_COLUMNS}) SELECT {values} FROM h");
+        let template = if history {
+            format!(
+                "{head}, entry AS ({insert} RETURNING {cols}) \
+                 SELECT * FROM ({SELECT} WHERE tenant_id = $1 AND entity_id = $9 \
+                 UNION ALL SELECT {cols} FROM entry) x ORDER BY pos"
+            )
+        } else if read.is_some() {
+            format!("{head}, entry AS ({insert} RETURNING seq) ")
+        } else {
+            format!("{head} {insert} RETURNING seq AS n")
+        };
+        let ours = bind(Q::new(String::new()), &content, &prev, &hash).bind(seq);
+        let mut sql = format!("{prefix}{}", shift_params(&template, args.len()));
+        args.extend(ours.args);
+        if let Some(r) = read.take() {
+            // The caller's read, its placeholders after ours, each row with the entry's seq.
+            sql.push_str(&format!(
+                "SELECT r.*, (SELECT seq FROM entry) AS appended_seq_ FROM ({}) r",
+                shift_params(&r.sql, args.len())
+            ));
+            args.extend(r.args);
+            let rows: Vec<WithSeq<T>> = tx
+                .fetch_all(Q {
+                    sql: sql.into(),
+                    args,
+                })
+                .await?;
+            let appended = rows.first().is_some_and(|r| r.1.is_some());
+            let rows: Vec<T> = rows.into_iter().map(|r| r.0).collect();
+            if appended {
+                note_moved(tx, tenant, lane, content.seq, &hash);
+                return Ok((content.seq, None, rows));
+            }
+            if rows.is_empty() {
+                // Nothing to write for (the caller fails the unit of work): whether or not the
+                // entry went in, it goes with the rollback.
+                return Ok((0, None, rows));
+            }
+            // The head had moved: the write is done and the rows read; the entry as below.
+            read_rows = rows;
+        } else {
+            let q = Q {
+                sql: sql.into(),
+                args,
+            };
+            if history {
+                let rows: Vec<AuditRow> = tx.fetch_all(q).await?;
+                if rows.last().is_some_and(|r| r.hash == hash) {
+                    note_moved(tx, tenant, lane, content.seq, &hash);
+                    return Ok((content.seq, Some(rows), Vec::new()));
+                }
+            } else if tx.fetch_optional::<i64>(q).await?.is_some() {
+                note_moved(tx, tenant, lane, content.seq, &hash);
+                return Ok((content.seq, None, Vec::new()));
+            }
+        }
+        // Another process moved the head: the write is done, the entry goes in as below.
+    }
+    if let Some(r) = read.take() {
+        // No head known: the write and the read in one statement, then the entry.
+        let q = match write.take() {
+            Some(w) => {
+                let mut args = w.args;
+                let sql = format!(
+                    "WITH written AS ({}) SELECT * FROM ({}) r",
+                    w.sql,
+                    shift_params(&r.sql, args.len())
+                );
+                args.extend(r.args);
+                Q {
+                    sql: sql.into(),
+                    args,
+                }
+            }
+            None => r,
+        };
+        read_rows = tx.fetch_all(q).await?;
+        if read_rows.is_empty() {
+            return Ok((0, None, read_rows));
+        }
+    }
+
+    let head = reserve_after(tx, tenant, 1, write).await?;
+    content.lane = head.lane;
+    content.seq = head.seq;
     let hash = entry_hash(&content, &head.hash);
     // On PostgreSQL the entry and the head's new hash go in one statement (one round trip
     // fewer on every audited write) and `pos` comes from its sequence; SQLite runs them in
     // process, two statements cost nothing, and `pos` is the seq of its single lane.
     let pg = tx.backend() == crate::Backend::Postgres;
-    let values = "$1, $16, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15";
-    let bind = |q: Q| {
-        q.bind(tenant.0)
-            .bind(content.seq)
-            .bind(content.at_micros)
-            .bind(&content.actor.kind)
-            .bind(&content.actor.name)
-            .bind(&content.actor.role)
-            .bind(&content.action)
-            .bind(&content.entity_type)
-            .bind(&content.entity_id)
-            .bind(&content.before)
-            .bind(&content.after)
-            .bind(&content.reason)
-            .bind(&content.note)
-            .bind(&head.hash)
-            .bind(&hash)
-            .bind(i64::from(head.lane))
-    };
     if pg && history {
         // The entity's earlier entries (this statement's snapshot does not see the new one)
         // and the new one as inserted.
-        let cols = SELECT
-            .trim_start_matches("SELECT ")
-            .trim_end_matches(" FROM audit_log");
         let rows: Vec<AuditRow> = tx
-            .fetch_all(bind(Q::new(format!(
-                "WITH entry AS (INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ({values}) RETURNING {cols}), \
-                 head AS (UPDATE audit_heads SET hash = $15 WHERE tenant_id = $1 AND lane = $16) \
-                 SELECT * FROM ({SELECT} WHERE tenant_id = $1 AND entity_id = $9 UNION ALL SELECT {cols} FROM entry) h \
-                 ORDER BY pos"
-            ))))
+            .fetch_all(bind(
+                Q::new(format!(
+                    "WITH entry AS (INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ({values}) RETURNING {cols}), \
+                     head AS (UPDATE audit_heads SET hash = $15 WHERE tenant_id = $1 AND lane = $16) \
+                     SELECT * FROM ({SELECT} WHERE tenant_id = $1 AND entity_id = $9 UNION ALL SELECT {cols} FROM entry) h \
+                     ORDER BY pos"
+                )),
+                &content,
+                &head.hash,
+                &hash,
+            ))
             .await?;
-        return Ok((content.seq, Some(rows)));
+        note_moved(tx, tenant, head.lane, content.seq, &hash);
+        return Ok((content.seq, Some(rows), read_rows));
     }
-    tx.execute(bind(Q::new(if pg {
-        format!(
-            "WITH entry AS (INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ({values})) \
+    tx.execute(bind(
+        Q::new(if pg {
+            format!(
+                "WITH entry AS (INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ({values})) \
                  UPDATE audit_heads SET hash = $15 WHERE tenant_id = $1 AND lane = $16"
-        )
-    } else {
-        format!("INSERT INTO audit_log ({INSERT_COLUMNS}, pos) VALUES ({values}, $2)")
-    })))
+            )
+        } else {
+            format!("INSERT INTO audit_log ({INSERT_COLUMNS}, pos) VALUES ({values}, $2)")
+        }),
+        &content,
+        &head.hash,
+        &hash,
+    ))
     .await?;
-    if !pg {
+    if pg {
+        note_moved(tx, tenant, head.lane, content.seq, &hash);
+    } else {
         tx.execute(
             Q::new("UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1 AND lane = 0")
                 .bind(tenant.0)
@@ -308,7 +674,7 @@ async fn append_inner(
     } else {
         None
     };
-    Ok((content.seq, rows))
+    Ok((content.seq, rows, read_rows))
 }
 
 /// Appends several entries to the tenant's chain with one head bump, one multi-row insert and
@@ -384,6 +750,7 @@ pub async fn append_many(
         .bind(col(&|r| Some(r.2.clone())))
         .bind(&prev);
         tx.execute(q).await?;
+        note_moved(tx, tenant, head.lane, head.seq, &prev);
         return Ok(first);
     }
     // SQLite: $1 tenant, $2 at, $3 lane, then 13 parameters per entry (and `pos` = seq).
@@ -746,3 +1113,29 @@ pub async fn checkpoints(
     )
     .await
 }
+
+/// For tests of the hinted append: what another process moving a lane's head looks like to
+/// this one.
+#[doc(hidden)]
+pub mod testing {
+    use uuid::Uuid;
+
+    /// Makes every head of `tenant` this process remembers (and every lane it does not) a head
+    /// the chain is no longer at, as if another process had appended since: the next appends
+    /// must find out and fall back.
+    pub fn make_hints_stale(tenant: Uuid) {
+        let mut l = super::lane_state();
+        for lane in 0..super::PG_LANES {
+            l.heads
+                .insert((tenant, lane), (-1, super::GENESIS_HASH_STALE.to_owned()));
+        }
+    }
+
+    /// The head of `tenant`'s `lane` this process remembers.
+    pub fn hint(tenant: Uuid, lane: i32) -> Option<(i64, String)> {
+        super::lane_state().heads.get(&(tenant, lane)).cloned()
+    }
+}
+
+/// A hash no entry has (not 64 hex digits).
+const GENESIS_HASH_STALE: &str = "stale";

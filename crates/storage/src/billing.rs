@@ -2,6 +2,7 @@
 //! instruments. Every change to an invoice's open amount is an entry; `invoices.open_minor`
 //! is kept in step with them in the same unit of work.
 
+use jiff::Timestamp;
 use riskdesk_domain::TenantId;
 use uuid::Uuid;
 
@@ -61,36 +62,77 @@ fn select_invoices() -> String {
     format!("SELECT {INVOICE_COLS} FROM invoices")
 }
 
+/// The insert of invoice `i`; `if_customer`: only if the tenant has its customer.
+fn insert_invoice_q(tenant: TenantId, i: &InvoiceRow, if_customer: bool) -> Q {
+    let values = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17";
+    Q::new(if if_customer {
+        format!(
+            "INSERT INTO invoices (tenant_id, {INVOICE_COLS}) SELECT {values} \
+             WHERE EXISTS (SELECT 1 FROM customers WHERE tenant_id = $1 AND id = $3)"
+        )
+    } else {
+        format!("INSERT INTO invoices (tenant_id, {INVOICE_COLS}) VALUES ({values})")
+    })
+    .bind(tenant.0)
+    .bind(i.id)
+    .bind(i.customer_id)
+    .bind(&i.number)
+    .bind(i64::from(i.issue_day))
+    .bind(i64::from(i.due_day))
+    .bind(&i.currency)
+    .bind(i.total_minor)
+    .bind(&i.lines_json)
+    .bind(&i.subscription_ids_json)
+    .bind(i.open_minor)
+    .bind(i.settled_at)
+    .bind(i64::from(i.disputed))
+    .bind(&i.dispute_reason)
+    .bind(i.next_check_day.map(i64::from))
+    .bind(i.created_at)
+    .bind(i.updated_at)
+}
+
+fn number_taken(i: &InvoiceRow) -> impl FnOnce() -> String + '_ {
+    move || {
+        format!(
+            "invoice number '{}' is already used in this tenant",
+            i.number
+        )
+    }
+}
+
 pub async fn insert_invoice(tx: &mut Tx, tenant: TenantId, i: &InvoiceRow) -> Result<()> {
-    tx.execute(
-        Q::new(format!(
-            "INSERT INTO invoices (tenant_id, {INVOICE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-        ))
-        .bind(tenant.0)
-        .bind(i.id)
-        .bind(i.customer_id)
-        .bind(&i.number)
-        .bind(i64::from(i.issue_day))
-        .bind(i64::from(i.due_day))
-        .bind(&i.currency)
-        .bind(i.total_minor)
-        .bind(&i.lines_json)
-        .bind(&i.subscription_ids_json)
-        .bind(i.open_minor)
-        .bind(i.settled_at)
-        .bind(i64::from(i.disputed))
-        .bind(&i.dispute_reason)
-        .bind(i.next_check_day.map(i64::from))
-        .bind(i.created_at)
-        .bind(i.updated_at),
+    tx.execute(insert_invoice_q(tenant, i, false))
+        .await
+        .map_err(|e| conflict_on_unique(e, number_taken(i)))?;
+    Ok(())
+}
+
+/// Records invoice `i` with its audit entry `d` if the tenant has its customer, and returns
+/// the customer and its prepaid balances (read before the insert). On PostgreSQL, with the
+/// audit lane's head known, that is one statement (see
+/// [`audit::append_after_reading`](crate::audit::append_after_reading)); no such customer is
+/// `NotFound("customer")` and the unit of work can only roll back.
+pub async fn insert_invoice_for_customer(
+    tx: &mut Tx,
+    tenant: TenantId,
+    i: &InvoiceRow,
+    at: Timestamp,
+    d: crate::audit::AuditDraft<'_>,
+) -> Result<(crate::customers::CustomerRow, Vec<(String, i64)>)> {
+    let conditional = insert_invoice_q(tenant, i, true);
+    let rows = crate::audit::append_after_reading(
+        tx,
+        tenant,
+        at,
+        conditional,
+        crate::customers::with_wallet_q(tenant, riskdesk_domain::CustomerId(i.customer_id)),
+        d,
+        "customer",
     )
     .await
-    .map_err(|e| {
-        conflict_on_unique(e, || {
-            format!("invoice number '{}' is already used in this tenant", i.number)
-        })
-    })?;
-    Ok(())
+    .map_err(|e| conflict_on_unique(e, number_taken(i)))?;
+    crate::customers::fold_wallet(rows)
 }
 
 /// Writes an invoice's mutable columns (open amount, settlement, dispute, ladder check).
@@ -666,8 +708,14 @@ pub async fn instruments(db: &Db, tenant: TenantId, customer: Uuid) -> Result<Ve
 /// Serialises concurrent money movements of one customer (PostgreSQL advisory lock; SQLite's
 /// single writer already serialises).
 pub async fn lock_customer(tx: &mut Tx, tenant: TenantId, customer: Uuid) -> Result<()> {
-    tx.advisory_xact_lock(format!("billing|{}|{customer}", tenant.0))
+    tx.advisory_xact_lock(customer_lock_key(tenant, customer))
         .await
+}
+
+/// The key of [`lock_customer`], for [`Db::begin_holding`](crate::Db::begin_holding): a unit
+/// of work that begins holding it does not take it again.
+pub fn customer_lock_key(tenant: TenantId, customer: Uuid) -> String {
+    format!("billing|{}|{customer}", tenant.0)
 }
 
 /// Wallet entries a given source (payment, invoice) made.

@@ -214,6 +214,42 @@ pub async fn get_tx(tx: &mut Tx, tenant: TenantId, id: CustomerId) -> Result<Cus
         .ok_or(StorageError::NotFound("customer"))
 }
 
+/// A row of [`with_wallet_q`]: the customer and one currency of its prepaid balance.
+pub struct CustomerWalletRow(CustomerRow, Option<(String, i64)>);
+
+impl FromRow for CustomerWalletRow {
+    fn from_row(r: &dyn RowLike) -> Result<Self> {
+        let wallet = match (r.opt_text("wallet_currency")?, r.opt_i64("wallet_minor")?) {
+            (Some(c), Some(m)) => Some((c, m)),
+            _ => None,
+        };
+        Ok(CustomerWalletRow(CustomerRow::from_row(r)?, wallet))
+    }
+}
+
+/// A customer and its prepaid balance per currency (every wallet entry, whatever its time) in
+/// one statement: no row when the tenant has no such customer.
+pub fn with_wallet_q(tenant: TenantId, id: CustomerId) -> Q {
+    Q::new(format!(
+        "SELECT c.*, w.currency AS wallet_currency, w.minor AS wallet_minor \
+         FROM ({SELECT} WHERE tenant_id = $1 AND id = $2) c LEFT JOIN \
+         (SELECT currency, CAST(SUM(amount_minor) AS BIGINT) AS minor FROM wallet_entries \
+          WHERE tenant_id = $1 AND customer_id = $2 GROUP BY currency) w ON 1 = 1 \
+         ORDER BY w.currency"
+    ))
+    .bind(tenant.0)
+    .bind(id.0)
+}
+
+/// The customer and its balances out of [`with_wallet_q`]'s rows.
+pub fn fold_wallet(rows: Vec<CustomerWalletRow>) -> Result<(CustomerRow, Vec<(String, i64)>)> {
+    let mut rows = rows.into_iter();
+    let CustomerWalletRow(customer, first) =
+        rows.next().ok_or(StorageError::NotFound("customer"))?;
+    let wallet = first.into_iter().chain(rows.filter_map(|r| r.1)).collect();
+    Ok((customer, wallet))
+}
+
 /// Filters for listing; `None` means "any".
 #[derive(Clone, Debug, Default)]
 pub struct CustomerFilter {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::sqlite_writer::{SqliteTx, Writer};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::query::{FromRow, Q, pg_query, sqlite_execute, sqlite_fetch};
+use crate::query::{FromRow, Q, Val, pg_query, sqlite_execute, sqlite_fetch};
 use crate::{Result, StorageError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +86,28 @@ impl std::fmt::Debug for Db {
 /// A unit of work: everything done through it commits or rolls back together.
 pub enum Tx {
     Sqlite(SqliteTx),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Postgres(PgTx),
+}
+
+/// A PostgreSQL transaction and the advisory locks it holds (taking one again costs nothing).
+pub struct PgTx {
+    t: sqlx::Transaction<'static, sqlx::Postgres>,
+    held: Vec<String>,
+    /// The audit lane this transaction appends to, once it has appended (see `audit`).
+    pub(crate) lane: Option<crate::audit::LaneLease>,
+    /// Set when what it wrote must not be committed (see `audit::append_after_reading`).
+    poisoned: bool,
+}
+
+impl PgTx {
+    fn new(t: sqlx::Transaction<'static, sqlx::Postgres>, held: Vec<String>) -> Self {
+        PgTx {
+            t,
+            held,
+            lane: None,
+            poisoned: false,
+        }
+    }
 }
 
 fn open_sqlite(path: &str, full_sync: bool, read_only: bool) -> Result<rusqlite::Connection> {
@@ -215,8 +236,58 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
             Db::Sqlite(s) => Tx::Sqlite(s.writer.begin(false).await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(PgTx::new(p.begin().await?, Vec::new())),
         })
+    }
+
+    /// [`begin`](Self::begin), holding the transaction-scoped advisory locks `keys` (as
+    /// [`Tx::advisory_xact_lock`] takes them, in the keys' byte order). On PostgreSQL they are
+    /// taken in the `BEGIN`'s own round trip (one simple query: `BEGIN; SELECT
+    /// pg_advisory_xact_lock(…)`), so a unit of work that knows its locks up front saves a
+    /// round trip; SQLite's single writer already serialises.
+    pub async fn begin_holding(&self, keys: &[String]) -> Result<Tx> {
+        match self {
+            Db::Sqlite(_) => self.begin().await,
+            Db::Postgres(p) => {
+                let mut held: Vec<String> = keys.to_vec();
+                held.sort();
+                held.dedup();
+                if held.is_empty() {
+                    return self.begin().await;
+                }
+                let mut sql = String::from("BEGIN; SELECT ");
+                for (i, k) in held.iter().enumerate() {
+                    if k.contains('\0') {
+                        return Err(StorageError::Config(format!(
+                            "an advisory lock key holds a NUL byte: {k:?}"
+                        )));
+                    }
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    // A standard string literal (standard_conforming_strings is on in every
+                    // supported PostgreSQL): quotes doubled, nothing else is special.
+                    sql.push_str("pg_advisory_xact_lock(hashtextextended('");
+                    sql.push_str(&k.replace('\'', "''"));
+                    sql.push_str("', 0))");
+                }
+                let t = p.begin_with(sqlx::AssertSqlSafe(sql)).await?;
+                Ok(Tx::Postgres(PgTx::new(t, held)))
+            }
+        }
+    }
+
+    /// How many units of work of one job (a dunning run's batches, say) should run at once:
+    /// one on SQLite (its single writer runs them in turn anyway); on PostgreSQL `want`, but
+    /// never more than a quarter of the pool, so the job leaves connections to the API.
+    pub fn parallel_units(&self, want: usize) -> usize {
+        match self {
+            Db::Sqlite(_) => 1,
+            Db::Postgres(p) => {
+                let pool = p.options().get_max_connections() as usize;
+                want.min(pool / 4).max(1)
+            }
+        }
     }
 
     /// Starts a write transaction for bulk work (a part of an event batch): on SQLite it lets
@@ -225,7 +296,7 @@ impl Db {
     pub async fn begin_bulk(&self) -> Result<Tx> {
         Ok(match self {
             Db::Sqlite(s) => Tx::Sqlite(s.writer.begin(true).await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(PgTx::new(p.begin().await?, Vec::new())),
         })
     }
 
@@ -286,11 +357,58 @@ impl Tx {
     /// rollback; units of work that take the same key wait for each other). SQLite has a
     /// single writer, which already serialises them: nothing to do.
     pub(crate) async fn advisory_xact_lock(&mut self, key: String) -> Result<()> {
-        if let Tx::Postgres(_) = self {
-            self.execute(Q::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key))
-                .await?;
+        if let Tx::Postgres(t) = self {
+            if t.held.contains(&key) {
+                return Ok(());
+            }
+            self.execute(
+                Q::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key.clone()),
+            )
+            .await?;
+            if let Tx::Postgres(t) = self {
+                t.held.push(key);
+            }
         }
         Ok(())
+    }
+
+    /// [`advisory_xact_lock`](Self::advisory_xact_lock) on each of `keys` in one round trip,
+    /// in the keys' byte order (callers that lock several keys of one kind agree on it, so
+    /// they wait for each other instead of deadlocking).
+    pub(crate) async fn advisory_xact_locks(&mut self, keys: &[String]) -> Result<()> {
+        if let Tx::Postgres(t) = self {
+            let mut todo: Vec<String> = keys
+                .iter()
+                .filter(|k| !t.held.contains(k))
+                .cloned()
+                .collect();
+            todo.sort();
+            todo.dedup();
+            match todo.len() {
+                0 => return Ok(()),
+                1 => return self.advisory_xact_lock(todo.remove(0)).await,
+                _ => {}
+            }
+            self.execute(
+                Q::new(
+                    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) \
+                     FROM unnest($1::text[]) WITH ORDINALITY AS u(k, i)",
+                )
+                .bind(Val::TextArray(todo.iter().cloned().map(Some).collect())),
+            )
+            .await?;
+            if let Tx::Postgres(t) = self {
+                t.held.extend(todo);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes [`commit`](Self::commit) refuse: what this transaction wrote must roll back.
+    pub(crate) fn poison(&mut self) {
+        if let Tx::Postgres(t) = self {
+            t.poisoned = true;
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -303,7 +421,7 @@ impl Tx {
     pub async fn execute(&mut self, q: Q) -> Result<u64> {
         match self {
             Tx::Sqlite(t) => sqlite_execute(t.conn(), &q),
-            Tx::Postgres(t) => Ok(pg_query(&q).execute(&mut **t).await?.rows_affected()),
+            Tx::Postgres(t) => Ok(pg_query(&q).execute(&mut *t.t).await?.rows_affected()),
         }
     }
 
@@ -311,7 +429,7 @@ impl Tx {
         match self {
             Tx::Sqlite(t) => sqlite_fetch(t.conn(), &q),
             Tx::Postgres(t) => {
-                let rows = pg_query(&q).fetch_all(&mut **t).await?;
+                let rows = pg_query(&q).fetch_all(&mut *t.t).await?;
                 rows.iter().map(|r| T::from_row(r)).collect()
             }
         }
@@ -325,7 +443,16 @@ impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self {
             Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => Ok(t.commit().await?),
+            Tx::Postgres(PgTx { poisoned: true, .. }) => Err(StorageError::Config(
+                "this unit of work failed a write it depended on and can only roll back".into(),
+            )),
+            Tx::Postgres(PgTx { t, lane, .. }) => {
+                t.commit().await?;
+                if let Some(l) = lane {
+                    l.committed();
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -756,7 +756,7 @@ pub async fn series_hours_tx(
 /// read-then-write steps (budget marks, alert folding) see each other's commits. SQLite has a
 /// single writer: nothing to do.
 pub async fn lock_for_ingest(tx: &mut Tx, tenant: TenantId, keys: &[String]) -> Result<()> {
-    if !matches!(tx, Tx::Postgres(_)) || keys.is_empty() {
+    if !matches!(tx, Tx::Postgres(..)) || keys.is_empty() {
         return Ok(());
     }
     let mut names: Vec<String> = keys

@@ -146,18 +146,11 @@ pub async fn lock_velocity_keys(
     tenant: TenantId,
     keys: &[(String, String)],
 ) -> Result<()> {
-    if let Tx::Postgres(_) = tx {
-        let mut names: Vec<String> = keys
-            .iter()
-            .map(|(k, v)| format!("{}|{k}|{v}", tenant.0))
-            .collect();
-        names.sort();
-        names.dedup();
-        for n in names {
-            tx.advisory_xact_lock(n).await?;
-        }
-    }
-    Ok(())
+    let names: Vec<String> = keys
+        .iter()
+        .map(|(k, v)| format!("{}|{k}|{v}", tenant.0))
+        .collect();
+    tx.advisory_xact_locks(&names).await
 }
 
 /// Records this sign-up under each velocity value and returns, per value, how many sign-ups

@@ -183,18 +183,29 @@ pub async fn set_status(
     status: SubscriptionStatus,
     now: Timestamp,
 ) -> Result<SubscriptionRow> {
+    let (q, after) = set_status_q(before, status, now);
+    tx.execute(q).await?;
+    Ok(after)
+}
+
+/// The statement of [`set_status`] and the row it leaves, for a caller that runs it with its
+/// audit entry (`audit::append_after`).
+pub fn set_status_q(
+    before: &SubscriptionRow,
+    status: SubscriptionStatus,
+    now: Timestamp,
+) -> (Q, SubscriptionRow) {
     let mut after = before.clone();
     after.status = status.as_str().to_owned();
     after.updated_at = to_micros(now);
-    tx.execute(
-        Q::new("UPDATE subscriptions SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
-            .bind(before.tenant_id)
-            .bind(before.id)
-            .bind(&after.status)
-            .bind(after.updated_at),
+    let q = Q::new(
+        "UPDATE subscriptions SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
     )
-    .await?;
-    Ok(after)
+    .bind(before.tenant_id)
+    .bind(before.id)
+    .bind(&after.status)
+    .bind(after.updated_at);
+    (q, after)
 }
 
 /// The ids of a customer's subscriptions in a status, inside a unit of work (for enforcement).

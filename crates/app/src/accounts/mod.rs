@@ -142,7 +142,8 @@ async fn act(
         ))
     })?;
     let target = transition(instance, current.sub.status()?, action, reason)?;
-    let after = subscriptions::set_status(tx, &current.sub, target, now).await?;
+    // The status change runs in its audit entry's statement on PostgreSQL.
+    let (write, after) = subscriptions::set_status_q(&current.sub, target, now);
     let draft = AuditDraft::new(
         actor,
         match action {
@@ -159,9 +160,9 @@ async fn act(
     .reason(reason.as_str())
     .note(note);
     let entries = if history {
-        audit::append_with_history(tx, tenant, now, draft).await?
+        audit::append_after_with_history(tx, tenant, now, write, draft).await?
     } else {
-        audit::append(tx, tenant, now, draft).await?;
+        audit::append_after(tx, tenant, now, write, draft).await?;
         Vec::new()
     };
     Ok((after, entries))

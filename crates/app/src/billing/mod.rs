@@ -146,16 +146,23 @@ pub async fn create_invoice(
     n: NewInvoice,
     now: Timestamp,
 ) -> Result<InvoiceRow, AppError> {
-    let cust = match customers::get_tx(tx, tenant, n.customer).await {
-        Err(riskdesk_storage::StorageError::NotFound(_)) => {
-            return Err(AppError::field(
-                "customer_id",
-                format!("no customer {} in this tenant", n.customer.0),
-            ));
-        }
-        r => r?,
+    // The customer's lock first (nothing to do when the unit of work began holding it: see
+    // `Ctx::begin_billing`); the customer is read with the insert, below.
+    billing::lock_customer(tx, tenant, n.customer.0).await?;
+    let customer = n.customer.0;
+    let no_customer = || {
+        AppError::field(
+            "customer_id",
+            format!("no customer {customer} in this tenant"),
+        )
     };
-    billing::lock_customer(tx, tenant, cust.id).await?;
+    if !n.subscriptions.is_empty() {
+        // An unknown customer is named before its subscriptions.
+        match customers::get_tx(tx, tenant, n.customer).await {
+            Err(riskdesk_storage::StorageError::NotFound(_)) => return Err(no_customer()),
+            r => r?,
+        };
+    }
     // An invoice names only its own customer's subscriptions (another tenant's, or one that
     // does not exist, is refused naming it: they are linked to the invoice for dunning).
     for (i, id) in n.subscriptions.iter().enumerate() {
@@ -166,14 +173,14 @@ pub async fn create_invoice(
         )
         .await
         {
-            Ok(s) => s.sub.customer_id == cust.id,
+            Ok(s) => s.sub.customer_id == customer,
             Err(riskdesk_storage::StorageError::NotFound(_)) => false,
             Err(e) => return Err(e.into()),
         };
         if !known {
             return Err(AppError::field(
                 &format!("subscription_ids[{i}]"),
-                format!("{id} is not a subscription of customer {}", cust.id),
+                format!("{id} is not a subscription of customer {customer}"),
             ));
         }
     }
@@ -193,7 +200,7 @@ pub async fn create_invoice(
     let at = to_micros(now);
     let mut inv = InvoiceRow {
         id: Uuid::now_v7(),
-        customer_id: cust.id,
+        customer_id: customer,
         number: n.number,
         issue_day: n.issue.0,
         due_day: n.due.0,
@@ -210,15 +217,22 @@ pub async fn create_invoice(
         created_at: at,
         updated_at: at,
     };
-    billing::insert_invoice(tx, tenant, &inv).await?;
-    audit::append(
+    let (cust, prepaid) = match billing::insert_invoice_for_customer(
         tx,
         tenant,
+        &inv,
         now,
         AuditDraft::new(actor, "invoice.create", "invoice", inv.id).after(&inv),
     )
-    .await?;
-    let available = balance_in(tx, tenant, cust.id, n.currency).await?;
+    .await
+    {
+        Err(riskdesk_storage::StorageError::NotFound("customer")) => return Err(no_customer()),
+        r => r?,
+    };
+    let available = prepaid
+        .iter()
+        .find(|(c, _)| c == n.currency.code())
+        .map_or(0, |(_, m)| *m);
     let draw = available.min(inv.open_minor);
     if draw > 0 {
         let issued = Day(inv.issue_day).start();

@@ -52,6 +52,22 @@ impl Ctx {
         })
     }
 
+    /// Begins a unit of work holding `customer`'s billing lock (the one every change to its
+    /// invoices, payments and wallet takes; on PostgreSQL taken in the `BEGIN`'s round trip).
+    pub async fn begin_billing(
+        self: &Arc<Self>,
+        tenant: riskdesk_domain::TenantId,
+        customer: uuid::Uuid,
+    ) -> Result<Uow, StorageError> {
+        let key = riskdesk_storage::billing::customer_lock_key(tenant, customer);
+        Ok(Uow {
+            tx: Some(self.db.begin_holding(&[key]).await?),
+            ctx: self.clone(),
+            after_commit: Vec::new(),
+            on_rollback: Vec::new(),
+        })
+    }
+
     /// Begins a bulk unit of work (a part of an event batch): see `Db::begin_bulk`.
     pub async fn begin_bulk(self: &Arc<Self>) -> Result<Uow, StorageError> {
         Ok(Uow {

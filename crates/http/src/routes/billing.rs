@@ -258,7 +258,7 @@ pub async fn create_invoice(
     };
     let new = validate_invoice(body.value)?;
     let now = s.clock.now();
-    let mut tx = s.app.begin().await?;
+    let mut tx = s.app.begin_billing(caller.tenant(), new.customer.0).await?;
     if let Some(replay) = idem::begin(&mut tx, &caller, &fp, now).await? {
         return Ok(replay);
     }

@@ -446,7 +446,7 @@ impl riskdesk_storage::query::FromRow for Lane {
     }
 }
 
-/// On PostgreSQL a tenant's chain has lanes: a writer appends to its connection's lane, so two
+/// On PostgreSQL a tenant's chain has lanes: a writer appends to its transaction's lane, so two
 /// writers of one tenant on different lanes do not wait for each other (the second commits
 /// while the first still holds its lane), while two on the same lane still queue (that lock is
 /// what keeps a lane from forking). SQLite has one writer and one lane per tenant.
@@ -477,15 +477,20 @@ async fn writers_of_one_tenant_wait_only_for_writers_of_the_same_lane() {
     );
     let actor = Actor::cli();
     let now = jiff::Timestamp::now();
-    let lane_of = async |tx: &mut riskdesk_storage::Tx| {
-        tx.fetch_optional::<Lane>(Q::new("SELECT (pg_backend_pid() % 32)::bigint AS lane"))
-            .await
-            .unwrap()
-            .unwrap()
-            .0
+    // The lane a transaction's entry went to (each transaction of a process takes a lane no
+    // other transaction of the process is appending to).
+    let lane_of = async |tx: &mut riskdesk_storage::Tx, action: &'static str| {
+        tx.fetch_optional::<Lane>(
+            Q::new("SELECT CAST(lane AS BIGINT) AS lane FROM audit_log WHERE tenant_id = $1 AND action = $2")
+                .bind(tenant.0)
+                .bind(action),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .0
     };
     let mut first = app.db.begin().await.unwrap();
-    let first_lane = lane_of(&mut first).await;
     audit::append(
         &mut first,
         tenant,
@@ -494,19 +499,8 @@ async fn writers_of_one_tenant_wait_only_for_writers_of_the_same_lane() {
     )
     .await
     .unwrap();
-    // Open transactions until one is on another lane (each connection's lane is fixed:
-    // pid % 32; the ones on the first's lane are held so the pool hands out others).
-    let mut held = Vec::new();
-    let mut other = None;
-    for _ in 0..4 {
-        let mut tx = app.db.begin().await.unwrap();
-        if lane_of(&mut tx).await != first_lane {
-            other = Some(tx);
-            break;
-        }
-        held.push(tx);
-    }
-    let mut other = other.expect("a connection on another lane");
+    let first_lane = lane_of(&mut first, "test.first").await;
+    let mut other = app.db.begin().await.unwrap();
     other
         .execute(Q::new("SET LOCAL lock_timeout = '5s'"))
         .await
@@ -519,6 +513,7 @@ async fn writers_of_one_tenant_wait_only_for_writers_of_the_same_lane() {
     )
     .await
     .expect("a writer on another lane does not wait for the first");
+    assert_ne!(lane_of(&mut other, "test.other").await, first_lane);
     other.commit().await.unwrap();
     // The first's lane is still locked: a writer there would queue.
     let mut probe = app.db.begin().await.unwrap();
@@ -538,9 +533,141 @@ async fn writers_of_one_tenant_wait_only_for_writers_of_the_same_lane() {
         "the first writer's lane must stay locked until it commits"
     );
     drop(probe);
-    drop(held);
     first.commit().await.unwrap();
     let out = app.cli(&["audit", "verify"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+/// On PostgreSQL a process appends with one statement when it knows its lane's head, and only
+/// if the head is still there. Every remembered head made stale (as if other processes had
+/// appended meanwhile), each action falls back to reading the head: the answers are right, the
+/// chain verifies, and the heads are remembered again for the next appends.
+#[tokio::test]
+async fn appends_whose_lane_moved_elsewhere_fall_back_and_keep_the_chain() {
+    let app = spawn_app().await;
+    let c = app
+        .create_customer(&app.admin, customer_body("Contoso"))
+        .await;
+    let sub_id = app
+        .create_subscription(&app.admin, c["id"].as_str().unwrap())
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tenant = riskdesk_storage::tenants::list(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.slug == "default")
+        .unwrap()
+        .id;
+    let mut expected = vec!["subscription.create".to_owned()];
+    for round in 0..8 {
+        if round % 2 == 0 {
+            riskdesk_storage::audit::testing::make_hints_stale(tenant);
+        }
+        let (action, reason, done) = if round % 2 == 0 {
+            ("suspend", "investigation", "subscription.suspend")
+        } else {
+            ("reactivate", "resolved", "subscription.reactivate")
+        };
+        let r = app.act(&app.admin, &sub_id, action, reason).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        expected.push(done.to_owned());
+        let history: Vec<String> = r.body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(history, expected, "round {round}");
+        let got = app
+            .get(&app.admin, &format!("/v1/subscriptions/{sub_id}"))
+            .await;
+        assert_eq!(got.body, r.body, "round {round}: GET shows the same");
+    }
+    if backend_is_postgres() {
+        // After the last (fallen back) append, its lane's real head is remembered again.
+        let last = &got_last_entry(&app, &sub_id).await;
+        let lane = last["lane"].as_i64().unwrap() as i32;
+        let head = riskdesk_storage::audit::heads(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|h| h.tenant_id == tenant && h.lane == lane)
+            .unwrap();
+        assert_eq!(
+            riskdesk_storage::audit::testing::hint(tenant, lane),
+            Some((head.seq, head.hash.clone()))
+        );
+        assert_eq!(last["hash"], head.hash.as_str());
+    }
+    // An invoice is inserted, audited and its customer read in one statement when the head
+    // is known: with the head stale, with it known again, and for a customer the tenant does
+    // not have (refused, nothing kept).
+    let cid = c["id"].as_str().unwrap();
+    for (i, stale, customer) in [
+        (0, true, cid.to_owned()),
+        (1, false, cid.to_owned()),
+        (2, true, uuid::Uuid::now_v7().to_string()),
+        (3, false, uuid::Uuid::now_v7().to_string()),
+    ] {
+        if stale {
+            riskdesk_storage::audit::testing::make_hints_stale(tenant);
+        }
+        let r = app
+            .post(
+                &app.admin,
+                "/v1/invoices",
+                &json!({"customer_id": customer, "number": format!("INV-{i}"),
+                        "issue_date": "2026-11-01", "due_date": "2026-12-01", "currency": "EUR",
+                        "lines": [{"description": "usage", "amount": "10.00"}], "total": "10.00"}),
+            )
+            .await;
+        if customer == cid {
+            assert_eq!(r.status, 201, "{}", r.body);
+            let got = app
+                .get(
+                    &app.admin,
+                    &format!("/v1/invoices/{}", r.body["id"].as_str().unwrap()),
+                )
+                .await;
+            assert_eq!(got.body["number"], format!("INV-{i}"));
+        } else {
+            assert_eq!(r.status, 422, "{}", r.body);
+            assert!(
+                r.body["detail"].as_str().unwrap().contains("customer_id"),
+                "{}",
+                r.body
+            );
+        }
+    }
+    let invoices = app.get(&app.admin, "/v1/invoices").await;
+    assert_eq!(
+        invoices.body["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        invoices.body
+    );
+    let out = app.cli(&["audit", "verify"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // tenant, token, customer, subscription, the eight actions and the two invoices.
+    assert!(stdout.contains("14 audit entries verified"), "{stdout}");
+}
+
+/// The last entry `GET /v1/audit` lists for `entity`.
+async fn got_last_entry(app: &crate::helpers::TestApp, entity: &str) -> serde_json::Value {
+    let r = app
+        .get(
+            &app.admin,
+            &format!("/v1/audit?entity_id={entity}&limit=500"),
+        )
+        .await;
+    r.body["items"].as_array().unwrap().last().unwrap().clone()
 }
