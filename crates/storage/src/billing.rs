@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use riskdesk_domain::TenantId;
 use uuid::Uuid;
 
-use crate::query::{FromRow, Q, RowLike, placeholders};
+use crate::query::{FromRow, Q, RowLike};
 use crate::{Db, Result, StorageError, Tx, conflict_on_unique};
 
 /// A stored invoice. Serialises as its audit snapshot.
@@ -207,15 +207,13 @@ pub async fn open_invoices_of_tx(
     if customers.is_empty() {
         return Ok(vec![]);
     }
+    let (cond, args) = crate::query::any_uuid(tx.backend(), "customer_id", 2, customers);
     let mut q = Q::new(format!(
-        "{} WHERE tenant_id = $1 AND open_minor > 0 AND customer_id IN ({}) ORDER BY customer_id, due_day, issue_day, number",
+        "{} WHERE tenant_id = $1 AND open_minor > 0 AND {cond} ORDER BY customer_id, due_day, issue_day, number",
         select_invoices(),
-        placeholders(2, customers.len())
     ))
     .bind(tenant.0);
-    for c in customers {
-        q = q.bind(*c);
-    }
+    q.args.extend(args);
     tx.fetch_all(q).await
 }
 

@@ -502,14 +502,12 @@ pub async fn get_many_tx(tx: &mut Tx, tenant: TenantId, ids: &[Uuid]) -> Result<
     if ids.is_empty() {
         return Ok(vec![]);
     }
+    let (cond, args) = crate::query::any_uuid(tx.backend(), "id", 2, ids);
     let mut q = Q::new(format!(
-        "{SELECT} WHERE tenant_id = $1 AND id IN ({}) ORDER BY id",
-        crate::query::placeholders(2, ids.len())
+        "{SELECT} WHERE tenant_id = $1 AND {cond} ORDER BY id",
     ))
     .bind(tenant.0);
-    for c in ids {
-        q = q.bind(*c);
-    }
+    q.args.extend(args);
     tx.fetch_all(q).await
 }
 
@@ -518,14 +516,12 @@ pub async fn get_many(db: &Db, tenant: TenantId, ids: &[Uuid]) -> Result<Vec<Cus
     if ids.is_empty() {
         return Ok(vec![]);
     }
+    let (cond, args) = crate::query::any_uuid(db.backend(), "id", 2, ids);
     let mut q = Q::new(format!(
-        "{SELECT} WHERE tenant_id = $1 AND id IN ({}) ORDER BY id",
-        crate::query::placeholders(2, ids.len())
+        "{SELECT} WHERE tenant_id = $1 AND {cond} ORDER BY id",
     ))
     .bind(tenant.0);
-    for c in ids {
-        q = q.bind(*c);
-    }
+    q.args.extend(args);
     db.fetch_all(q).await
 }
 

@@ -4,7 +4,7 @@
 use riskdesk_domain::TenantId;
 use uuid::Uuid;
 
-use crate::query::{FromRow, Q, RowLike, placeholders};
+use crate::query::{FromRow, Q, RowLike};
 use crate::{Db, Result, Tx};
 
 struct PolicyJson(String);
@@ -123,14 +123,12 @@ pub async fn overrides_of_tx(
     if customers.is_empty() {
         return Ok(vec![]);
     }
+    let (cond, args) = crate::query::any_uuid(tx.backend(), "customer_id", 2, customers);
     let mut q = Q::new(format!(
-        "SELECT {OVERRIDE_COLS} FROM dunning_overrides WHERE tenant_id = $1 AND customer_id IN ({})",
-        placeholders(2, customers.len())
+        "SELECT {OVERRIDE_COLS} FROM dunning_overrides WHERE tenant_id = $1 AND {cond}",
     ))
     .bind(tenant.0);
-    for c in customers {
-        q = q.bind(*c);
-    }
+    q.args.extend(args);
     tx.fetch_all(q).await
 }
 
@@ -199,14 +197,12 @@ pub async fn steps_of_customers_tx(
     if customers.is_empty() {
         return Ok(vec![]);
     }
+    let (cond, args) = crate::query::any_uuid(tx.backend(), "customer_id", 2, customers);
     let mut q = Q::new(format!(
-        "SELECT invoice_id, step, customer_id, sent_day, at FROM dunning_steps WHERE tenant_id = $1 AND customer_id IN ({})",
-        placeholders(2, customers.len())
+        "SELECT invoice_id, step, customer_id, sent_day, at FROM dunning_steps WHERE tenant_id = $1 AND {cond}",
     ))
     .bind(tenant.0);
-    for c in customers {
-        q = q.bind(*c);
-    }
+    q.args.extend(args);
     tx.fetch_all(q).await
 }
 
@@ -294,14 +290,12 @@ pub async fn levers_of_customers_tx(
     if customers.is_empty() {
         return Ok(vec![]);
     }
+    let (cond, args) = crate::query::any_uuid(tx.backend(), "customer_id", 2, customers);
     let mut q = Q::new(format!(
-        "SELECT subscription_id, customer_id, lever, status_set, applied_at FROM dunning_levers WHERE tenant_id = $1 AND customer_id IN ({})",
-        placeholders(2, customers.len())
+        "SELECT subscription_id, customer_id, lever, status_set, applied_at FROM dunning_levers WHERE tenant_id = $1 AND {cond}",
     ))
     .bind(tenant.0);
-    for c in customers {
-        q = q.bind(*c);
-    }
+    q.args.extend(args);
     tx.fetch_all(q).await
 }
 

@@ -145,6 +145,28 @@ pub fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `col IN (…ids)` from placeholder `$first`, and its arguments. On PostgreSQL one array
+/// parameter (`col = ANY($first::uuid[])`): a generic plan of a list of hundreds of
+/// parameters does not use the index on `col` (a dunning batch's 500 customers read 114,000
+/// steps' rows for 1,000: 527 ms, against 2.6 ms with the array). SQLite: one per id.
+pub fn any_uuid(
+    backend: crate::Backend,
+    col: &str,
+    first: usize,
+    ids: &[Uuid],
+) -> (String, Vec<Val>) {
+    match backend {
+        crate::Backend::Postgres => (
+            format!("{col} = ANY(${first}::uuid[])"),
+            vec![Val::UuidArray(ids.to_vec())],
+        ),
+        crate::Backend::Sqlite => (
+            format!("{col} IN ({})", placeholders(first, ids.len())),
+            ids.iter().map(|id| Val::from(*id)).collect(),
+        ),
+    }
+}
+
 /// Typed access to a result row by column name, whatever the backend.
 pub trait RowLike {
     fn uuid(&self, col: &str) -> Result<Uuid>;

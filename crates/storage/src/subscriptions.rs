@@ -237,14 +237,12 @@ pub async fn of_customers_tx(
     if customers.is_empty() {
         return Ok(vec![]);
     }
+    let (cond, args) = crate::query::any_uuid(tx.backend(), "customer_id", 2, customers);
     let mut q = Q::new(format!(
-        "{SELECT} WHERE tenant_id = $1 AND customer_id IN ({}) ORDER BY customer_id, id",
-        crate::query::placeholders(2, customers.len())
+        "{SELECT} WHERE tenant_id = $1 AND {cond} ORDER BY customer_id, id",
     ))
     .bind(tenant.0);
-    for c in customers {
-        q = q.bind(*c);
-    }
+    q.args.extend(args);
     tx.fetch_all(q).await
 }
 

@@ -299,10 +299,19 @@ async fn an_account_with_a_second_factor_signs_in_with_its_authenticator_code() 
         msg.contains("code is not right") || msg.contains("not right"),
         "{msg}"
     );
-    fill(&c, "#password", &pw).await;
-    // A wrong code counts as a failed sign-in: the password is asked again, then the code.
+    // A wrong code counts as a failed sign-in: the password is asked again, then the code
+    // (on the next page: wait for it before filling it, or the old page's field goes stale).
+    assert!(
+        !exists(&c, "#code").await,
+        "after a wrong code the page asks for the password alone"
+    );
     fill(&c, "#password", &pw).await;
     click(&c, "#sign-in").await;
+    assert!(
+        text(&c, "label[for=code]")
+            .await
+            .contains("Authenticator code")
+    );
     let code = totp
         .generate(jiff::Timestamp::now().as_second() as u64)
         .to_string();
