@@ -351,9 +351,9 @@ pub async fn append(
     at: Timestamp,
     d: AuditDraft<'_>,
 ) -> Result<i64> {
-    append_inner(tx, tenant, at, d, false)
+    append_core::<AuditRow>(tx, tenant, at, d, false, None, None)
         .await
-        .map(|(seq, _)| seq)
+        .map(|(seq, _, _)| seq)
 }
 
 /// [`append`], returning every entry of the entry's entity in order, the new one last (what
@@ -365,9 +365,9 @@ pub async fn append_with_history(
     at: Timestamp,
     d: AuditDraft<'_>,
 ) -> Result<Vec<AuditRow>> {
-    append_inner(tx, tenant, at, d, true)
+    append_core::<AuditRow>(tx, tenant, at, d, true, None, None)
         .await
-        .map(|(_, h)| h.unwrap_or_default())
+        .map(|(_, h, _)| h.unwrap_or_default())
 }
 
 /// [`append`] of the entry recording `write`, which runs first: on PostgreSQL in the same
@@ -380,9 +380,9 @@ pub async fn append_after(
     write: Q,
     d: AuditDraft<'_>,
 ) -> Result<i64> {
-    append_inner_after(tx, tenant, at, d, false, Some(write))
+    append_core::<AuditRow>(tx, tenant, at, d, false, Some(write), None)
         .await
-        .map(|(seq, _)| seq)
+        .map(|(seq, _, _)| seq)
 }
 
 /// [`append_with_history`] of the entry recording `write`, which runs first (on PostgreSQL in
@@ -394,9 +394,9 @@ pub async fn append_after_with_history(
     write: Q,
     d: AuditDraft<'_>,
 ) -> Result<Vec<AuditRow>> {
-    append_inner_after(tx, tenant, at, d, true, Some(write))
+    append_core::<AuditRow>(tx, tenant, at, d, true, Some(write), None)
         .await
-        .map(|(_, h)| h.unwrap_or_default())
+        .map(|(_, h, _)| h.unwrap_or_default())
 }
 
 /// [`append_after`], then `read` — on PostgreSQL all in one statement when the lane's head is
@@ -414,51 +414,22 @@ pub async fn append_after_reading<T: FromRow>(
     d: AuditDraft<'_>,
     what: &'static str,
 ) -> Result<Vec<T>> {
-    let rows = if tx.backend() == crate::Backend::Postgres {
-        append_inner_full(tx, tenant, at, d, false, Some(write), Some(read))
-            .await?
-            .2
-    } else {
+    if tx.backend() == crate::Backend::Sqlite {
+        // No data-modifying WITH on SQLite: the three in turn, in process.
         tx.execute(write).await?;
         let rows: Vec<T> = tx.fetch_all(read).await?;
-        if !rows.is_empty() {
-            append_inner(tx, tenant, at, d, false).await?;
+        if rows.is_empty() {
+            return Err(StorageError::NotFound(what));
         }
-        return if rows.is_empty() {
-            Err(StorageError::NotFound(what))
-        } else {
-            Ok(rows)
-        };
-    };
-    let rows: Vec<T> = rows;
+        append_core::<AuditRow>(tx, tenant, at, d, false, None, None).await?;
+        return Ok(rows);
+    }
+    let (_, _, rows) = append_core(tx, tenant, at, d, false, Some(write), Some(read)).await?;
     if rows.is_empty() {
         tx.poison();
         return Err(StorageError::NotFound(what));
     }
     Ok(rows)
-}
-
-async fn append_inner(
-    tx: &mut Tx,
-    tenant: TenantId,
-    at: Timestamp,
-    d: AuditDraft<'_>,
-    history: bool,
-) -> Result<(i64, Option<Vec<AuditRow>>)> {
-    append_inner_after(tx, tenant, at, d, history, None).await
-}
-
-async fn append_inner_after(
-    tx: &mut Tx,
-    tenant: TenantId,
-    at: Timestamp,
-    d: AuditDraft<'_>,
-    history: bool,
-    write: Option<Q>,
-) -> Result<(i64, Option<Vec<AuditRow>>)> {
-    append_inner_full::<AuditRow>(tx, tenant, at, d, history, write, None)
-        .await
-        .map(|(seq, h, _)| (seq, h))
 }
 
 /// A row of a caller's read and the seq of the entry appended in its statement (NULL when the
@@ -473,7 +444,7 @@ impl<T: FromRow> FromRow for WithSeq<T> {
 
 /// The append itself: the entry (after `write`, if any), the entity's history if asked for,
 /// and the rows of `read` if any (PostgreSQL only: see [`append_after_reading`]).
-async fn append_inner_full<T: FromRow>(
+async fn append_core<T: FromRow>(
     tx: &mut Tx,
     tenant: TenantId,
     at: Timestamp,
@@ -1127,7 +1098,7 @@ pub mod testing {
         let mut l = super::lane_state();
         for lane in 0..super::PG_LANES {
             l.heads
-                .insert((tenant, lane), (-1, super::GENESIS_HASH_STALE.to_owned()));
+                .insert((tenant, lane), (-1, super::STALE_HASH.to_owned()));
         }
     }
 
@@ -1138,4 +1109,4 @@ pub mod testing {
 }
 
 /// A hash no entry has (not 64 hex digits).
-const GENESIS_HASH_STALE: &str = "stale";
+const STALE_HASH: &str = "stale";

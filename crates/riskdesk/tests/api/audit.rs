@@ -87,13 +87,7 @@ async fn verify_passes_on_an_intact_chain_and_names_the_altered_entry() {
         .await;
     app.token("reseller-b", Role::Admin).await;
 
-    let out = app.cli(&["audit", "verify"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = verified(&app);
     // default: tenant, token, customer, subscription, suspend; reseller-b: tenant, token.
     assert!(stdout.contains("7 audit entries verified"), "{stdout}");
 
@@ -232,9 +226,7 @@ async fn concurrent_writers_never_fork_the_chain() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 201);
     }
-    let out = app.cli(&["audit", "verify"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let stdout = verified(&app);
     assert!(stdout.contains("27 audit entries verified"), "{stdout}");
 }
 
@@ -534,9 +526,7 @@ async fn writers_of_one_tenant_wait_only_for_writers_of_the_same_lane() {
     );
     drop(probe);
     first.commit().await.unwrap();
-    let out = app.cli(&["audit", "verify"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    verified(&app);
 }
 
 /// On PostgreSQL a process appends with one statement when it knows its lane's head, and only
@@ -650,13 +640,7 @@ async fn appends_whose_lane_moved_elsewhere_fall_back_and_keep_the_chain() {
         "{}",
         invoices.body
     );
-    let out = app.cli(&["audit", "verify"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = verified(&app);
     // tenant, token, customer, subscription, the eight actions and the two invoices.
     assert!(stdout.contains("14 audit entries verified"), "{stdout}");
 }
@@ -670,4 +654,16 @@ async fn got_last_entry(app: &crate::helpers::TestApp, entity: &str) -> serde_js
         )
         .await;
     r.body["items"].as_array().unwrap().last().unwrap().clone()
+}
+
+/// `riskdesk audit verify` over the test's database, which must pass; what it printed.
+fn verified(app: &crate::helpers::TestApp) -> String {
+    let out = app.cli(&["audit", "verify"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
