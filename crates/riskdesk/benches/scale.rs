@@ -9,6 +9,11 @@
 //!   (202 after the PubAck) and the clock stops when the last event is committed;
 //! - **in-process**: one `serve` without `[scale]` (events ingested in the request, 200 after
 //!   the commit), the same bodies: the baseline for the NATS hop;
+//! - **stream, 1 worker, with sign-ups** (item 5): the W = 1 run while sign-ups arrive at the
+//!   API at BENCH_ASSESS_RATE a second (default 200; 0 skips the run) in an open loop
+//!   (`support/paced.rs`); their p99 is compared with the same rate alone on the same
+//!   processes (BENCH_ASSESS_SECONDS, default 5, before the events), the events/s with the
+//!   W = 1 run of the round;
 //! - **takeover**: 2 workers; when half the bodies are in, the worker holding the most
 //!   partitions is killed (-9); the time until the other holds every partition it held, and
 //!   until the stream is drained.
@@ -23,6 +28,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "support/paced.rs"]
+mod paced;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use riskdesk_storage::query::Q;
 use riskdesk_storage::{Db, DbOptions};
@@ -240,10 +250,47 @@ struct Outcome {
     http_p50: f64,
     http_p99: f64,
     takeover_s: Option<f64>,
+    /// Sign-ups at a fixed rate: alone, then beside the events.
+    signups: Option<(paced::Paced, paced::Paced)>,
 }
 
-/// One run: `workers` ingest workers (None: in-process), optionally killing one mid-run.
-async fn one(pg: &str, nats: &str, workers: Option<usize>, kill: bool) -> Outcome {
+/// A new company signing up, `n`-th of run `tag`.
+fn signup(
+    c: &reqwest::Client,
+    base: &str,
+    token: &str,
+    tag: u8,
+    n: usize,
+) -> reqwest::RequestBuilder {
+    let body = json!({
+        "company": {"name": format!("Signup {tag}-{n}"), "domain": format!("su{tag}-{n}.example.com"), "country": "GB"},
+        "contact": {"email": format!("ops@su{tag}-{n}.example.com"), "phone": format!("+44209{tag}{:06}", n % 1_000_000)},
+        "ip": format!("10.{}.{}.{}", 200 + tag, (n / 250) % 250, n % 250),
+        "device_id": format!("su{tag}-{n}"),
+        "payment_instrument": {"type": "bank_transfer"},
+        "cloud_instance": "global",
+    });
+    c.post(format!("{base}/v1/signups/assess"))
+        .bearer_auth(token)
+        .json(&body)
+}
+
+/// Waits until `expected` events are committed.
+async fn drained(db: &Db, expected: i64) {
+    while count(db, "SELECT COUNT(*) AS n FROM events").await < expected {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One run: `workers` ingest workers (None: in-process), optionally killing one mid-run,
+/// optionally with sign-ups at `signups` a second.
+async fn one(
+    pg: &str,
+    nats: &str,
+    workers: Option<usize>,
+    kill: bool,
+    signups: Option<f64>,
+) -> Outcome {
     let (events, per_body, n_customers, senders, partitions) = (
         env("BENCH_EVENTS", 200_000),
         env("BENCH_PER_BODY", 1_000),
@@ -280,8 +327,16 @@ async fn one(pg: &str, nats: &str, workers: Option<usize>, kill: bool) -> Outcom
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let mut paced_alone = None;
+    if let Some(rate) = signups {
+        let (b, t) = (base.clone(), token.clone());
+        let secs = env("BENCH_ASSESS_SECONDS", 5) as f64;
+        paced_alone = Some(paced::paced(rate, secs, move |c, n| signup(c, &b, &t, 0, n)).await);
+    }
+    let expected = l.events as i64;
     let started = Instant::now();
     let mut takeover_s = None;
+    let mut paced_mixed = None;
     let lat = if kill {
         let half = l.bodies.len() / 2;
         let mut lat = send(&base, &token, &l.bodies[..half], 0, senders, true).await;
@@ -308,12 +363,27 @@ async fn one(pg: &str, nats: &str, workers: Option<usize>, kill: bool) -> Outcom
         lat.sort_by(f64::total_cmp);
         lat
     } else {
-        send(&base, &token, &l.bodies, 0, senders, workers.is_some()).await
+        let stop = Arc::new(AtomicBool::new(false));
+        let ingest = async {
+            let lat = send(&base, &token, &l.bodies, 0, senders, workers.is_some()).await;
+            drained(&run.db, expected).await;
+            stop.store(true, Ordering::Relaxed);
+            lat
+        };
+        match signups {
+            Some(rate) => {
+                let (b, t) = (base.clone(), token.clone());
+                let (lat, p) = tokio::join!(
+                    ingest,
+                    paced::paced_until(rate, stop.clone(), move |c, n| signup(c, &b, &t, 1, n))
+                );
+                paced_mixed = Some(p);
+                lat
+            }
+            None => ingest.await,
+        }
     };
-    let expected = l.events as i64;
-    while count(&run.db, "SELECT COUNT(*) AS n FROM events").await < expected {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    drained(&run.db, expected).await;
     let secs = started.elapsed().as_secs_f64();
     drop(procs);
     if let Some(stream) = &run.stream {
@@ -338,6 +408,7 @@ async fn one(pg: &str, nats: &str, workers: Option<usize>, kill: bool) -> Outcom
         http_p50: pct(&lat, 0.5),
         http_p99: pct(&lat, 0.99),
         takeover_s,
+        signups: paced_alone.zip(paced_mixed),
     }
 }
 
@@ -406,8 +477,14 @@ fn main() {
         println!("{:<8} {:<22} {:>10} {:>10} {:>10} {:>8}", "round", "run", "events/s", "p50 ms", "p99 ms", "vs W=1");
         for r in 1..=rounds {
             let mut w1 = 0.0;
-            for (name, w) in [("stream, 1 worker", Some(1)), ("stream, 2 workers", Some(2)), ("stream, 3 workers", Some(3)), ("in-process (no NATS)", None)] {
-                let o = one(&pg, &nats, w, false).await;
+            let rate = env("BENCH_ASSESS_RATE", 200) as f64;
+            let mut runs = vec![("stream, 1 worker", Some(1), None)];
+            if rate > 0.0 {
+                runs.push(("1 worker + sign-ups", Some(1), Some(rate)));
+            }
+            runs.extend([("stream, 2 workers", Some(2), None), ("stream, 3 workers", Some(3), None), ("in-process (no NATS)", None, None)]);
+            for (name, w, signups) in runs {
+                let o = one(&pg, &nats, w, false, signups).await;
                 if w == Some(1) {
                     w1 = o.events_per_s;
                 }
@@ -415,9 +492,16 @@ fn main() {
                     "{r:<8} {name:<22} {:>10.0} {:>10.1} {:>10.1} {:>8.2}",
                     o.events_per_s, o.http_p50, o.http_p99, o.events_per_s / w1
                 );
+                if let Some((alone, mixed)) = &o.signups {
+                    println!(
+                        "{r:<8}   sign-ups at {rate}/s: alone p50 {:.2} p99 {:.2} ms ({} errors), beside the events p50 {:.2} p99 {:.2} max {:.2} ms ({} errors, {:.0}/s): p99 {:.2}× (target ≤ 3×); events/s {:.0} % of W=1 (target ≥ 80 %)",
+                        alone.p50_ms, alone.p99_ms, alone.errors, mixed.p50_ms, mixed.p99_ms, mixed.max_ms, mixed.errors, mixed.rps,
+                        mixed.p99_ms / alone.p99_ms, 100.0 * o.events_per_s / w1
+                    );
+                }
             }
         }
-        let o = one(&pg, &nats, Some(2), true).await;
+        let o = one(&pg, &nats, Some(2), true, None).await;
         println!(
             "takeover: 2 workers, the busiest killed (-9) half-way: its partitions held by the other after {:.2} s; {:.0} events/s over the run (p50 {:.1} ms, p99 {:.1} ms)",
             o.takeover_s.unwrap(),
