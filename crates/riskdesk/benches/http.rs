@@ -360,7 +360,9 @@ fn main() {
                 let body = json!({
                     "company": {"name": format!("Mix {tag} {i}-{n}"), "domain": format!("m{tag}{i}-{n}.example.com"), "country": "GB"},
                     "contact": {"email": format!("ops@m{tag}{i}-{n}.example.com"), "phone": format!("+44208{:07}", (i * 100_000 + n) % 10_000_000)},
-                    "ip": format!("10.{}.{}.{}", 100 + i, (n / 250) % 250, n % 250),
+                    // Consecutive sign-ups from different /24s, as independent
+                    // companies' are (one subnet's are counted, so locked, in turn).
+                    "ip": format!("10.{}.{}.{}", 100 + i, n % 250, (n / 250) % 250),
                     "device_id": format!("m{tag}{i}-{n}"),
                     "payment_instrument": {"type": "bank_transfer"},
                     "cloud_instance": "global",

@@ -103,6 +103,10 @@ pub struct ScaleSettings {
     pub lease_seconds: u64,
     /// Seconds a delivered message may go unacknowledged before it is delivered again.
     pub ack_wait_seconds: u64,
+    /// Messages one ingest worker applies at once across its partitions (each partition's in
+    /// order, one at a time). About the cores PostgreSQL has: more only queue there, ahead of
+    /// the API's statements.
+    pub worker_concurrency: usize,
 }
 
 impl Default for ScaleSettings {
@@ -117,6 +121,7 @@ impl Default for ScaleSettings {
             sync_wait_ms: 10_000,
             lease_seconds: 10,
             ack_wait_seconds: 60,
+            worker_concurrency: 4,
         }
     }
 }
@@ -509,6 +514,7 @@ impl Settings {
                 stream,
                 sync_wait: std::time::Duration::from_millis(c.sync_wait_ms),
                 lease: std::time::Duration::from_secs(c.lease_seconds),
+                worker_concurrency: c.worker_concurrency.max(1),
             },
         )))
     }

@@ -47,6 +47,10 @@ pub struct Scale {
     /// How long a partition's lease lasts from its last renewal: the takeover time after a
     /// worker dies.
     pub lease: Duration,
+    /// Messages an ingest worker applies at once, across its partitions (each partition's
+    /// still one at a time, in order). Units beyond what the database's cores can run only
+    /// lengthen its run queue, and every other process's statements wait in it.
+    pub worker_concurrency: usize,
 }
 
 impl Scale {
@@ -340,6 +344,8 @@ pub struct IngestWorker {
     owned: Mutex<BTreeMap<u32, Owned>>,
     commits: std::sync::atomic::AtomicU64,
     crash_after: Option<u64>,
+    /// Units of work in progress at most (`Scale::worker_concurrency`).
+    units: tokio::sync::Semaphore,
 }
 
 fn wall_micros() -> i64 {
@@ -349,7 +355,9 @@ fn wall_micros() -> i64 {
 impl IngestWorker {
     pub fn new(ctx: Arc<Ctx>, detector: Arc<Detector>, scale: Arc<Scale>) -> Arc<Self> {
         let id = Uuid::now_v7().simple().to_string();
+        let units = tokio::sync::Semaphore::new(scale.worker_concurrency.max(1));
         Arc::new(IngestWorker {
+            units,
             ctx,
             detector,
             scale,
@@ -585,6 +593,9 @@ impl IngestWorker {
             };
             for d in &batch {
                 // The message in hand is finished even when asked to stop.
+                let Ok(_unit) = self.units.acquire().await else {
+                    return;
+                };
                 match self.handle(p, epoch, d).await {
                     Ok(Applied::Lost) => {
                         tracing::warn!(partition = p, "another worker holds the partition now");

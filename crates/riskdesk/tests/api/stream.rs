@@ -55,6 +55,7 @@ async fn setup(max_bytes: i64, sync_wait: Duration) -> Option<Setup> {
         stream: stream.clone(),
         sync_wait,
         lease: Duration::from_secs(3),
+        worker_concurrency: 4,
     });
     let app = spawn_app_with(ServerOptions {
         roles: Roles::API,
