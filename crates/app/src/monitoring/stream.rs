@@ -593,8 +593,13 @@ impl IngestWorker {
             };
             for d in &batch {
                 // The message in hand is finished even when asked to stop.
-                let Ok(_unit) = self.units.acquire().await else {
-                    return;
+                let _unit = tokio::select! {
+                    u = self.units.acquire() => match u {
+                        Ok(u) => u,
+                        Err(_) => return,
+                    },
+                    // Not started: delivered again to whoever owns the partition next.
+                    _ = stop.changed() => return,
                 };
                 match self.handle(p, epoch, d).await {
                     Ok(Applied::Lost) => {
