@@ -112,13 +112,21 @@ where
     }
 }
 
-/// One more `serve --roles api` process on `db_url`; its base URL.
-fn api_node(db_url: &str, config: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_riskdesk"))
+/// Starts `riskdesk serve` (with `--roles ROLES` when given) on `db_url`; the process, its
+/// base URL and the admin token it prints on a fresh database.
+fn start_server(
+    db_url: &str,
+    config: &std::path::Path,
+    roles: Option<&str>,
+) -> (std::process::Child, String, Option<String>) {
+    let sync = std::env::var("BENCH_SQLITE_SYNCHRONOUS").unwrap_or_else(|_| "full".into());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_riskdesk"));
+    cmd.arg("serve");
+    if let Some(r) = roles {
+        cmd.args(["--roles", r]);
+    }
+    let mut child = cmd
         .args([
-            "serve",
-            "--roles",
-            "api",
             "--bind",
             "127.0.0.1:0",
             "--database-url",
@@ -126,6 +134,12 @@ fn api_node(db_url: &str, config: &std::path::Path) -> (std::process::Child, Str
             "--config",
         ])
         .arg(config)
+        .env("RISKDESK_SQLITE_SYNCHRONOUS", &sync)
+        .envs(
+            std::env::var("BENCH_BULK_YIELD_MS")
+                .ok()
+                .map(|n| ("RISKDESK_SQLITE_BULK_YIELD_MS", n)),
+        )
         .envs(
             std::env::var("BENCH_PG_POOL")
                 .ok()
@@ -137,13 +151,17 @@ fn api_node(db_url: &str, config: &std::path::Path) -> (std::process::Child, Str
         .spawn()
         .expect("start riskdesk");
     let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut token = None;
     loop {
         let mut l = String::new();
-        assert!(reader.read_line(&mut l).unwrap() > 0, "API process exited");
+        assert!(reader.read_line(&mut l).unwrap() > 0, "server exited");
+        if l.starts_with("rdk_") {
+            token = Some(l.trim().to_owned());
+        }
         if let Some(rest) = l.strip_prefix("riskdesk listening on ") {
             let base = rest.split_whitespace().next().unwrap().to_owned();
             std::thread::spawn(move || for _ in reader.lines() {});
-            return (child, base);
+            return (child, base, token);
         }
     }
 }
@@ -206,44 +224,8 @@ fn main() {
         "BENCH_API_PROCESSES > 1 needs BENCH_DATABASE_URL=postgres://…"
     );
     let sync = std::env::var("BENCH_SQLITE_SYNCHRONOUS").unwrap_or_else(|_| "full".into());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_riskdesk"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--database-url",
-            &db_url,
-            "--config",
-        ])
-        .arg(dir.path().join("none.toml"))
-        .env("RISKDESK_SQLITE_SYNCHRONOUS", &sync)
-        .envs(
-            std::env::var("BENCH_BULK_YIELD_MS")
-                .ok()
-                .map(|n| ("RISKDESK_SQLITE_BULK_YIELD_MS", n)),
-        )
-        .envs(
-            std::env::var("BENCH_PG_POOL")
-                .ok()
-                .map(|n| ("RISKDESK_PG_MAX_CONNECTIONS", n)),
-        )
-        .env("RISKDESK_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start riskdesk");
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let (mut token, mut base) = (String::new(), String::new());
-    while base.is_empty() {
-        let mut l = String::new();
-        assert!(reader.read_line(&mut l).unwrap() > 0, "server exited");
-        if l.starts_with("rdk_") {
-            token = l.trim().to_owned();
-        }
-        if let Some(rest) = l.strip_prefix("riskdesk listening on ") {
-            base = rest.split_whitespace().next().unwrap().to_owned();
-        }
-    }
+    let (child, base, token) = start_server(&db_url, &dir.path().join("none.toml"), None);
+    let token = token.expect("a fresh database prints its admin token");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -301,7 +283,7 @@ fn main() {
         // same database; connection i talks to process i mod their number.
         let mut bases = vec![base.clone()];
         for _ in 1..api_processes {
-            let (p, b) = api_node(&db_url, &dir.path().join("none.toml"));
+            let (p, b, _) = start_server(&db_url, &dir.path().join("none.toml"), Some("api"));
             extra.push(p);
             bases.push(b);
         }
