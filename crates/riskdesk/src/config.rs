@@ -478,6 +478,11 @@ impl Settings {
         let Some(c) = &self.scale else {
             return Ok(None);
         };
+        if c.worker_concurrency == 0 {
+            anyhow::bail!(
+                "[scale] worker_concurrency must be at least 1 (messages an ingest worker applies at once)"
+            );
+        }
         if db.backend() != riskdesk_storage::Backend::Postgres {
             anyhow::bail!(
                 "[scale] needs PostgreSQL: one process owns a SQLite file (remove [scale], or set database_url to postgres://…)"
@@ -514,7 +519,7 @@ impl Settings {
                 stream,
                 sync_wait: std::time::Duration::from_millis(c.sync_wait_ms),
                 lease: std::time::Duration::from_secs(c.lease_seconds),
-                worker_concurrency: c.worker_concurrency.max(1),
+                worker_concurrency: c.worker_concurrency,
             },
         )))
     }

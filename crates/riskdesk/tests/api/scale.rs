@@ -310,3 +310,21 @@ async fn a_rule_over_history_sees_the_events_another_process_ingested() {
         assert_eq!(hits, vec![0, 0, 1], "{name}");
     }
 }
+
+#[tokio::test]
+async fn a_scale_section_with_no_worker_concurrency_is_refused_naming_the_setting() {
+    let app = api_only().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("riskdesk.toml");
+    std::fs::write(&config, "[scale]\nworker_concurrency = 0\n").unwrap();
+    let out = app
+        .cli_command_with(&["worker", "--roles", "ingest", "--once"], &config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("[scale] worker_concurrency must be at least 1"),
+        "{err}"
+    );
+}
