@@ -166,27 +166,23 @@ fn start_server(
     }
 }
 
+/// The environment variable `name` parsed, or `default` when unset or unreadable.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Connections of the mixed phases (item 5): event batches and assessments.
 const INGEST_CONNS: usize = 4;
 const ASSESS_CONNS: usize = 16;
 
 fn main() {
-    let secs: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let conns: usize = std::env::var("BENCH_CONNECTIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64);
-    let api_processes: usize = std::env::var("BENCH_API_PROCESSES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let assess_rate: f64 = std::env::var("BENCH_ASSESS_RATE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200.0);
+    let secs: u64 = env_or("BENCH_SECONDS", 10);
+    let conns: usize = env_or("BENCH_CONNECTIONS", 64);
+    let api_processes: usize = env_or("BENCH_API_PROCESSES", 1);
+    let assess_rate: f64 = env_or("BENCH_ASSESS_RATE", 200.0);
     // BENCH_ONLY=invoices,item5 runs those groups (and the baseline) only: reads, actions,
     // invoices, item5, assess.
     let only = std::env::var("BENCH_ONLY").ok();
