@@ -110,16 +110,46 @@ async fn payments_go_to_the_oldest_due_invoice_first_and_the_rest_to_the_balance
     );
     let third = invoice(&app, &c, "INV-3", "2026-12-05", "2026-12-20", "25.00").await;
     assert_eq!(third["open_amount"], "15.00");
+    // The draw is dated when the invoice is issued, or when it is recorded if that is later
+    // (a balance is never drawn before the invoice existed).
     let bal = app
-        .get(
-            &app.admin,
-            &format!("/v1/customers/{c}/balance?as_of=2026-12-06"),
-        )
+        .get(&app.admin, &format!("/v1/customers/{c}/balance"))
         .await;
     assert_eq!(
         bal.body["balances"],
         json!([{"currency": "EUR", "amount": "0.00"}])
     );
+    let draw = bal.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "invoice_draw")
+        .expect("the invoice drew the balance")
+        .clone();
+    assert_eq!(
+        (draw["amount"].as_str(), draw["source_id"].as_str()),
+        (Some("-10.00"), third["id"].as_str())
+    );
+    let drawn_at: jiff::Timestamp = draw["at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        drawn_at >= "2026-12-05T00:00:00Z".parse().unwrap(),
+        "drawn at {drawn_at}, before the invoice's issue day"
+    );
+    // `as_of` is exclusive: the balance as of an instant counts what happened before it.
+    let just_after = drawn_at + jiff::SignedDuration::from_micros(1);
+    for (as_of, left) in [(drawn_at, "10.00"), (just_after, "0.00")] {
+        let bal = app
+            .get(
+                &app.admin,
+                &format!("/v1/customers/{c}/balance?as_of={as_of}"),
+            )
+            .await;
+        assert_eq!(
+            bal.body["balances"],
+            json!([{"currency": "EUR", "amount": left}]),
+            "as of {as_of}"
+        );
+    }
     // The first payment is on the customer (it lifts the admin-access condition).
     let cust = app.get(&app.admin, &format!("/v1/customers/{c}")).await;
     assert_eq!(cust.body["first_payment_at"], "2026-12-02T09:00:00Z");
