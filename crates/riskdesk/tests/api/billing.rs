@@ -33,6 +33,15 @@ pub async fn invoice(
     r.body
 }
 
+/// `GET /v1/customers/{c}/balance{query}` (200), its body.
+async fn balance(app: &TestApp, c: &str, query: &str) -> Value {
+    let r = app
+        .get(&app.admin, &format!("/v1/customers/{c}/balance{query}"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
 pub async fn pay(app: &TestApp, c: &str, amount: &str, at: &str, invoice: Option<&str>) -> Value {
     let mut b = json!({"customer_id": c, "amount": amount, "currency": "EUR", "received_at": at});
     if let Some(i) = invoice {
@@ -98,28 +107,20 @@ async fn payments_go_to_the_oldest_due_invoice_first_and_the_rest_to_the_balance
     )
     .await;
     assert_eq!(p["to_balance"], "10.00");
-    let bal = app
-        .get(
-            &app.admin,
-            &format!("/v1/customers/{c}/balance?as_of=2026-12-04"),
-        )
-        .await;
     assert_eq!(
-        bal.body["balances"],
+        balance(&app, &c, "?as_of=2026-12-04").await["balances"],
         json!([{"currency": "EUR", "amount": "10.00"}])
     );
     let third = invoice(&app, &c, "INV-3", "2026-12-05", "2026-12-20", "25.00").await;
     assert_eq!(third["open_amount"], "15.00");
     // The draw is dated when the invoice is issued, or when it is recorded if that is later
     // (a balance is never drawn before the invoice existed).
-    let bal = app
-        .get(&app.admin, &format!("/v1/customers/{c}/balance"))
-        .await;
+    let bal = balance(&app, &c, "").await;
     assert_eq!(
-        bal.body["balances"],
+        bal["balances"],
         json!([{"currency": "EUR", "amount": "0.00"}])
     );
-    let draw = bal.body["entries"]
+    let draw = bal["entries"]
         .as_array()
         .unwrap()
         .iter()
@@ -138,14 +139,8 @@ async fn payments_go_to_the_oldest_due_invoice_first_and_the_rest_to_the_balance
     // `as_of` is exclusive: the balance as of an instant counts what happened before it.
     let just_after = drawn_at + jiff::SignedDuration::from_micros(1);
     for (as_of, left) in [(drawn_at, "10.00"), (just_after, "0.00")] {
-        let bal = app
-            .get(
-                &app.admin,
-                &format!("/v1/customers/{c}/balance?as_of={as_of}"),
-            )
-            .await;
         assert_eq!(
-            bal.body["balances"],
+            balance(&app, &c, &format!("?as_of={as_of}")).await["balances"],
             json!([{"currency": "EUR", "amount": left}]),
             "as of {as_of}"
         );
