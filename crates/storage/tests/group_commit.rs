@@ -160,11 +160,29 @@ async fn the_checkpoint_thread_copies_commits_into_the_database_file() {
 /// bulk units commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interactive_unit_goes_before_a_waiting_bulk_unit() {
+    interactive_goes_first(true).await;
+}
+
+/// The same when the writer is held by an interactive unit: no interactive unit waits when the
+/// bulk unit arrives, so it queues for the writer, and still lets the later interactive unit go
+/// first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_unit_already_queued_lets_a_later_interactive_unit_go_first() {
+    interactive_goes_first(false).await;
+}
+
+/// A unit holds the writer (`bulk_holder`: a bulk one); a bulk unit arrives, then an
+/// interactive one; the interactive unit must get the writer first.
+async fn interactive_goes_first(bulk_holder: bool) {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(fresh_db(&dir).await);
     let now = jiff::Timestamp::now();
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let holder = db.begin_bulk().await.unwrap();
+    let holder = if bulk_holder {
+        db.begin_bulk().await.unwrap()
+    } else {
+        db.begin().await.unwrap()
+    };
     let unit = |name: &'static str, bulk: bool| {
         let (db, order) = (db.clone(), order.clone());
         tokio::spawn(async move {
@@ -181,8 +199,7 @@ async fn an_interactive_unit_goes_before_a_waiting_bulk_unit() {
         })
     };
     let bulk = unit("bulk-waiting", true);
-    // The waiting bulk unit has its turn and waits for the writer before the interactive one
-    // arrives.
+    // The bulk unit waits (for its turn, or for the writer) before the interactive one arrives.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let interactive = unit("interactive", false);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -192,4 +209,58 @@ async fn an_interactive_unit_goes_before_a_waiting_bulk_unit() {
     bulk.await.unwrap();
     assert_eq!(*order.lock().unwrap(), ["interactive", "bulk-waiting"]);
     assert_eq!(tenants::list(&db).await.unwrap().len(), 2);
+}
+
+/// An interactive unit's COMMIT does not wait for a bulk unit queued behind it: no bulk unit
+/// joins a batch an interactive unit is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_commit_does_not_wait_for_the_bulk_unit_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(fresh_db(&dir).await);
+    let now = jiff::Timestamp::now();
+    let slug = |s: &str| TenantSlug::parse(s).unwrap();
+    // A bulk unit holds the writer; an interactive unit waits for it.
+    let mut holder = db.begin_bulk().await.unwrap();
+    tenants::insert(&mut holder, &slug("bulk-first"), "x", now)
+        .await
+        .unwrap();
+    let (db2, db3) = (db.clone(), db.clone());
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (joined_tx, joined_rx) = tokio::sync::oneshot::channel::<()>();
+    let interactive = tokio::spawn(async move {
+        let mut tx = db2.begin().await.unwrap();
+        // The next bulk unit queues behind this one before it commits.
+        let _ = go_rx.await;
+        tenants::insert(&mut tx, &slug("interactive"), "x", now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let first = tokio::spawn(holder.commit());
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // A second bulk unit: once it has the writer it holds it until told to commit.
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let bulk = tokio::spawn(async move {
+        let mut tx = db3.begin_bulk().await.unwrap();
+        let _ = joined_tx.send(());
+        tenants::insert(&mut tx, &slug("bulk-second"), "x", now)
+            .await
+            .unwrap();
+        let _ = release_rx.await;
+        tx.commit().await.unwrap();
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let _ = go_tx.send(());
+    // The interactive unit commits (with the first bulk unit's batch) while the second bulk
+    // unit has not committed.
+    tokio::time::timeout(std::time::Duration::from_secs(5), interactive)
+        .await
+        .expect("the interactive commit waited for the bulk unit behind it")
+        .unwrap();
+    first.await.unwrap().unwrap();
+    joined_rx.await.unwrap();
+    let _ = release_tx.send(());
+    bulk.await.unwrap();
+    assert_eq!(tenants::list(&db).await.unwrap().len(), 3);
 }
