@@ -22,7 +22,7 @@
 //! units. A batch holding an interactive unit is left open for interactive units only, and no
 //! bulk unit joins it: otherwise the interactive unit's COMMIT would wait for the bulk unit's
 //! work too. Measured beside full-speed ingest, the two rules took the sign-up p50 from
-//! 28–31 ms to 12 ms and its p99 from 52–56 ms to 39 ms (BENCHMARKS.md, 2026-12-07).
+//! 25–29 ms to 12 ms and its p99 from 53–56 ms to 39 ms (BENCHMARKS.md, 2026-12-07).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
